@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/forge-mlops/forge/api"
+	"github.com/forge-mlops/forge/internal/config"
+)
+
+// clientFlags are the flags of every command that talks to a server.
+type clientFlags struct {
+	server, token, output string
+}
+
+func addClientFlags(fs *flag.FlagSet, c *cli) *clientFlags {
+	def := config.LoadClient(c.env)
+	f := &clientFlags{}
+	fs.StringVar(&f.server, "server", def.Server, "Forge server URL (env FORGE_SERVER)")
+	fs.StringVar(&f.token, "token", def.Token, "access token (env FORGE_TOKEN)")
+	fs.StringVar(&f.output, "o", "table", "output format: table or json")
+	return f
+}
+
+func (f *clientFlags) client() *api.Client { return api.NewClient(f.server, f.token) }
+
+func (f *clientFlags) json() bool { return f.output == "json" }
+
+func (f *clientFlags) check() error {
+	if f.output != "table" && f.output != "json" {
+		return usageError{fmt.Sprintf("-o %q: want table or json", f.output)}
+	}
+	return nil
+}
+
+// newFlags makes a FlagSet whose errors come back to run() instead of exiting.
+func newFlags(c *cli, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("forge "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	return fs
+}
+
+// parse parses flags, allowing flags after positional arguments
+// ("forge runs show ID -o json") as people type them.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table prints rows aligned under a header.
+func table(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}

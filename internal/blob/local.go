@@ -1,0 +1,233 @@
+// Package blob is the local-folder implementation of forge.BlobStore:
+// content-addressed files under root/sha256/ab/cdef..., written to a temp
+// file, fsynced and renamed into place, and verified against their digest
+// on every read.
+package blob
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/forge-mlops/forge"
+)
+
+var _ forge.BlobStore = (*Local)(nil)
+
+// Local stores blobs in a folder.
+type Local struct {
+	root string
+}
+
+// NewLocal opens (creating if needed) a blob folder.
+func NewLocal(root string) (*Local, error) {
+	for _, d := range []string{filepath.Join(root, "sha256"), filepath.Join(root, "tmp")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("create blob folder: %w", err)
+		}
+	}
+	return &Local{root: root}, nil
+}
+
+// ValidDigest reports whether s is a lowercase hex sha256.
+func ValidDigest(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *Local) path(d forge.Digest) (string, error) {
+	if !ValidDigest(string(d)) {
+		return "", forge.Errorf(forge.Invalid, "invalid blob digest %q", d)
+	}
+	return filepath.Join(l.root, "sha256", string(d[:2]), string(d[2:])), nil
+}
+
+// Put implements forge.BlobStore.
+func (l *Local) Put(ctx context.Context, r io.Reader) (forge.BlobInfo, error) {
+	tmp, err := os.CreateTemp(filepath.Join(l.root, "tmp"), "put-*")
+	if err != nil {
+		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, r})
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
+	}
+	d := forge.Digest(hex.EncodeToString(h.Sum(nil)))
+	dst, _ := l.path(d)
+	if st, err := os.Stat(dst); err == nil && st.Size() == n {
+		return forge.BlobInfo{Digest: d, Size: n, ModTime: st.ModTime()}, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
+	}
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
+	}
+	st, err := os.Stat(dst)
+	if err != nil {
+		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
+	}
+	return forge.BlobInfo{Digest: d, Size: n, ModTime: st.ModTime()}, nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// ctxReader stops a long copy when the context ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Open implements forge.BlobStore.
+func (l *Local) Open(ctx context.Context, d forge.Digest) (io.ReadCloser, error) {
+	p, err := l.path(d)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, forge.Errorf(forge.NotFound, "blob %s not found", d)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open blob %s: %w", d, err)
+	}
+	return &verifier{f: f, h: sha256.New(), want: d}, nil
+}
+
+// verifier hashes what it reads and fails at EOF when the content is not
+// what its digest says: a corrupted blob is an error, never data.
+type verifier struct {
+	f    *os.File
+	h    hash.Hash
+	want forge.Digest
+	err  error
+}
+
+// ErrCorrupt is wrapped by the error a corrupted blob gives on read.
+var ErrCorrupt = errors.New("blob is corrupted")
+
+func (v *verifier) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	n, err := v.f.Read(p)
+	v.h.Write(p[:n])
+	if err == io.EOF {
+		if got := hex.EncodeToString(v.h.Sum(nil)); got != string(v.want) {
+			v.err = &forge.Error{Kind: forge.Internal, Msg: fmt.Sprintf("blob %s is corrupted (content hashes to %s)", v.want, got), Err: ErrCorrupt}
+			return n, v.err
+		}
+	}
+	return n, err
+}
+
+func (v *verifier) Close() error { return v.f.Close() }
+
+// Stat implements forge.BlobStore.
+func (l *Local) Stat(ctx context.Context, d forge.Digest) (forge.BlobInfo, error) {
+	p, err := l.path(d)
+	if err != nil {
+		return forge.BlobInfo{}, err
+	}
+	st, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return forge.BlobInfo{}, forge.Errorf(forge.NotFound, "blob %s not found", d)
+	}
+	if err != nil {
+		return forge.BlobInfo{}, fmt.Errorf("stat blob %s: %w", d, err)
+	}
+	return forge.BlobInfo{Digest: d, Size: st.Size(), ModTime: st.ModTime()}, nil
+}
+
+// Delete implements forge.BlobStore.
+func (l *Local) Delete(ctx context.Context, d forge.Digest) error {
+	p, err := l.path(d)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete blob %s: %w", d, err)
+	}
+	return nil
+}
+
+// List implements forge.BlobStore.
+func (l *Local) List(ctx context.Context, prefix string) ([]forge.BlobInfo, error) {
+	var out []forge.BlobInfo
+	base := filepath.Join(l.root, "sha256")
+	fans, err := os.ReadDir(base)
+	if err != nil {
+		return nil, fmt.Errorf("list blobs: %w", err)
+	}
+	for _, fan := range fans {
+		name := fan.Name()
+		if !fan.IsDir() || !(strings.HasPrefix(name, prefix) || strings.HasPrefix(prefix, name)) {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(base, name))
+		if err != nil {
+			return nil, fmt.Errorf("list blobs: %w", err)
+		}
+		for _, f := range files {
+			d := name + f.Name()
+			if !ValidDigest(d) || !strings.HasPrefix(d, prefix) {
+				continue
+			}
+			info, err := f.Info()
+			if err != nil {
+				continue // removed while listing
+			}
+			out = append(out, forge.BlobInfo{Digest: forge.Digest(d), Size: info.Size(), ModTime: info.ModTime()})
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Digest < out[j].Digest })
+	return out, nil
+}
+
+// Path returns the file holding a blob, for readers that need a real file
+// (DuckDB reads Parquet by path). Callers must not modify it.
+func (l *Local) Path(d forge.Digest) (string, error) { return l.path(d) }

@@ -1,0 +1,252 @@
+// Package config is Forge's configuration: one struct, filled from defaults,
+// then an optional YAML file, then FORGE_* environment variables, then flags.
+// It is the only package that reads the environment.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Server is the configuration of `forge server`.
+type Server struct {
+	Addr     string `yaml:"addr"`
+	DataDir  string `yaml:"data_dir"`
+	DB       string `yaml:"db"` // empty: SQLite in DataDir; or postgres://...
+	Auth     bool   `yaml:"auth"`
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is json or text.
+	LogFormat string `yaml:"log_format"`
+	HTTP      HTTP   `yaml:"http"`
+	// ONNXRuntimeLib is the path of libonnxruntime.so (scripts/fetch-onnxruntime.sh).
+	ONNXRuntimeLib string `yaml:"onnxruntime_lib"`
+	DuckDB         DuckDB `yaml:"duckdb"`
+}
+
+// HTTP holds the limits of the HTTP server.
+type HTTP struct {
+	MaxBodyBytes    int64         `yaml:"max_body_bytes"`
+	ReadTimeout     time.Duration `yaml:"read_timeout"`
+	WriteTimeout    time.Duration `yaml:"write_timeout"`
+	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// DuckDB bounds the query engine.
+type DuckDB struct {
+	MemoryLimit  string        `yaml:"memory_limit"`
+	Threads      int           `yaml:"threads"`
+	QueryTimeout time.Duration `yaml:"query_timeout"`
+}
+
+// Default returns the embedded defaults: everything on this machine.
+func Default() Server {
+	return Server{
+		Addr:      "127.0.0.1:7700",
+		DataDir:   "./forge-data",
+		LogLevel:  "info",
+		LogFormat: "text",
+		HTTP: HTTP{
+			MaxBodyBytes:    64 << 20,
+			ReadTimeout:     60 * time.Second,
+			WriteTimeout:    10 * time.Minute,
+			IdleTimeout:     120 * time.Second,
+			ShutdownTimeout: 15 * time.Second,
+		},
+		DuckDB: DuckDB{MemoryLimit: "4GB", Threads: 2, QueryTimeout: 5 * time.Minute},
+	}
+}
+
+// FieldError names the configuration field that is wrong.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("config: %s: %s", e.Field, e.Msg) }
+
+// Validate reports the first bad field.
+func (c *Server) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return &FieldError{"addr", fmt.Sprintf("%q is not host:port", c.Addr)}
+	}
+	if c.DataDir == "" {
+		return &FieldError{"data_dir", "must not be empty"}
+	}
+	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") && !strings.HasPrefix(c.DB, "sqlite:") {
+		return &FieldError{"db", fmt.Sprintf("%q: want postgres://... or sqlite:PATH (empty for SQLite in the data dir)", redact(c.DB))}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return &FieldError{"log_level", fmt.Sprintf("%q: want debug, info, warn or error", c.LogLevel)}
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		return &FieldError{"log_format", fmt.Sprintf("%q: want json or text", c.LogFormat)}
+	}
+	if c.HTTP.MaxBodyBytes <= 0 {
+		return &FieldError{"http.max_body_bytes", "must be positive"}
+	}
+	for name, d := range map[string]time.Duration{
+		"http.read_timeout": c.HTTP.ReadTimeout, "http.write_timeout": c.HTTP.WriteTimeout,
+		"http.idle_timeout": c.HTTP.IdleTimeout, "http.shutdown_timeout": c.HTTP.ShutdownTimeout,
+		"duckdb.query_timeout": c.DuckDB.QueryTimeout,
+	} {
+		if d <= 0 {
+			return &FieldError{name, "must be a positive duration"}
+		}
+	}
+	if c.DuckDB.Threads <= 0 {
+		return &FieldError{"duckdb.threads", "must be positive"}
+	}
+	return nil
+}
+
+// redact hides a password in a database URL.
+func redact(s string) string {
+	if at := strings.Index(s, "@"); at > 0 {
+		if colon := strings.LastIndex(s[:at], ":"); colon > strings.Index(s, "://")+2 {
+			return s[:colon+1] + "xxx" + s[at:]
+		}
+	}
+	return s
+}
+
+// LoadFile merges a YAML file into c. Unknown fields are errors.
+func (c *Server) LoadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: read %s: %w", path, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	// An empty file is fine: the decoder reports it as io.EOF.
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	return nil
+}
+
+// Env is how the environment is looked up; os.LookupEnv in production.
+type Env func(string) (string, bool)
+
+// LoadEnv applies FORGE_* variables.
+func (c *Server) LoadEnv(env Env) error {
+	str := func(name string, dst *string) {
+		if v, ok := env(name); ok {
+			*dst = v
+		}
+	}
+	str("FORGE_ADDR", &c.Addr)
+	str("FORGE_DATA_DIR", &c.DataDir)
+	str("FORGE_DB", &c.DB)
+	str("FORGE_LOG_LEVEL", &c.LogLevel)
+	str("FORGE_LOG_FORMAT", &c.LogFormat)
+	str("FORGE_ONNXRUNTIME_LIB", &c.ONNXRuntimeLib)
+	str("FORGE_DUCKDB_MEMORY_LIMIT", &c.DuckDB.MemoryLimit)
+	if v, ok := env("FORGE_AUTH"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return &FieldError{"FORGE_AUTH", fmt.Sprintf("%q is not a boolean", v)}
+		}
+		c.Auth = b
+	}
+	if v, ok := env("FORGE_MAX_BODY_BYTES"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return &FieldError{"FORGE_MAX_BODY_BYTES", fmt.Sprintf("%q is not an integer", v)}
+		}
+		c.HTTP.MaxBodyBytes = n
+	}
+	if v, ok := env("FORGE_DUCKDB_THREADS"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return &FieldError{"FORGE_DUCKDB_THREADS", fmt.Sprintf("%q is not an integer", v)}
+		}
+		c.DuckDB.Threads = n
+	}
+	return nil
+}
+
+// RegisterFlags binds flags to c's fields; their defaults are c's current
+// values, so parsing after LoadFile and LoadEnv gives flags the last word.
+func (c *Server) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (host:port)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for the SQLite database and blobs")
+	fs.StringVar(&c.DB, "db", c.DB, "metadata database: empty for SQLite in the data dir, or postgres://...")
+	fs.BoolVar(&c.Auth, "auth", c.Auth, "require bearer tokens (see forge token create)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
+	fs.Int64Var(&c.HTTP.MaxBodyBytes, "max-body-bytes", c.HTTP.MaxBodyBytes, "largest request body accepted")
+	fs.DurationVar(&c.HTTP.ShutdownTimeout, "shutdown-timeout", c.HTTP.ShutdownTimeout, "how long to drain requests on shutdown")
+	fs.StringVar(&c.ONNXRuntimeLib, "onnxruntime-lib", c.ONNXRuntimeLib, "path of libonnxruntime.so")
+}
+
+// Load builds the server configuration from defaults, the YAML file named by
+// --config (if any), the environment and the flags, in that order.
+func Load(fs *flag.FlagSet, args []string, env Env) (Server, error) {
+	c := Default()
+	if path := configFlag(args); path != "" {
+		if err := c.LoadFile(path); err != nil {
+			return c, err
+		}
+	}
+	if err := c.LoadEnv(env); err != nil {
+		return c, err
+	}
+	fs.String("config", "", "YAML configuration file")
+	c.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// configFlag finds --config's value before the flags are parsed, because the
+// file must be applied before the flags that override it.
+func configFlag(args []string) string {
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		for _, p := range []string{"--config=", "-config="} {
+			if strings.HasPrefix(a, p) {
+				return strings.TrimPrefix(a, p)
+			}
+		}
+		if (a == "--config" || a == "-config") && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// Client is what client commands need to reach a server.
+type Client struct {
+	Server string
+	Token  string
+}
+
+// LoadClient reads FORGE_SERVER and FORGE_TOKEN over the defaults.
+func LoadClient(env Env) Client {
+	c := Client{Server: "http://127.0.0.1:7700"}
+	if v, ok := env("FORGE_SERVER"); ok && v != "" {
+		c.Server = v
+	}
+	if v, ok := env("FORGE_TOKEN"); ok {
+		c.Token = v
+	}
+	return c
+}

@@ -1,0 +1,188 @@
+// Package server assembles the control plane: it opens the stores, mounts
+// every API on one mux behind the shared middleware, and runs the HTTP server
+// until its context ends, then drains and closes everything.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/auth"
+	"github.com/forge-mlops/forge/internal/blob"
+	"github.com/forge-mlops/forge/internal/config"
+	"github.com/forge-mlops/forge/internal/httpapi"
+	"github.com/forge-mlops/forge/internal/sqlstore"
+	"github.com/forge-mlops/forge/internal/version"
+)
+
+// Server is a running control plane's parts.
+type Server struct {
+	cfg     config.Server
+	log     *slog.Logger
+	db      *sqlstore.DB
+	blobs   *blob.Local
+	reg     *prometheus.Registry
+	mux     *http.ServeMux
+	handler http.Handler
+	ready   atomic.Bool
+	closers []io.Closer
+}
+
+// New opens the stores named by cfg and builds the routes. Nothing is
+// created on disk before the configuration and the database check out.
+func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.DB == "" {
+		if err := sqlstore.EnsureDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	db, err := sqlstore.Open(ctx, sqlstore.Options{URL: cfg.DB, DataDir: cfg.DataDir, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.DB != "" {
+		if err := sqlstore.EnsureDir(cfg.DataDir); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	blobs, err := blob.NewLocal(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, db: db, blobs: blobs, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	s.closers = append(s.closers, db)
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := s.routes(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) routes() error {
+	s.mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "OK")
+	})
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if !s.ready.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		if err := s.db.Ping(ctx); err != nil {
+			s.log.Warn("readiness: database ping failed", "err", err)
+			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready")
+	})
+	// MLflow's server answers /version with its bare version string.
+	s.mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, version.Version)
+	})
+	s.mux.Handle("GET /api/forge/v1/version", httpapi.JSON(s.log, func(r *http.Request) (any, error) {
+		return map[string]string{"version": version.Version, "commit": version.Commit(), "mlflow_api": version.MLflowCompat, "database": s.db.Dialect().String()}, nil
+	}))
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	// Unknown API paths get a JSON 404 in MLflow's shape, not the mux's text.
+	s.mux.Handle("/api/", httpapi.JSON(s.log, func(r *http.Request) (any, error) {
+		return nil, notFound(r)
+	}))
+
+	metrics := httpapi.NewMetrics(s.reg)
+	mws := []httpapi.Middleware{
+		httpapi.WithRequestID,
+		httpapi.AccessLog(s.log.With("sys", "http")),
+		httpapi.Recover(s.log),
+	}
+	if s.cfg.Auth {
+		mws = append(mws, auth.New(s.db).Middleware(s.log, "/health", "/readyz", "/version"))
+	}
+	mws = append(mws, httpapi.LimitBody(s.cfg.HTTP.MaxBodyBytes, s.log), metrics.Wrap)
+	s.handler = httpapi.Chain(s.mux, mws...)
+	return nil
+}
+
+// Handler is the whole HTTP API, for tests that serve it themselves.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// SetReady marks the server ready (Run does it once listening).
+func (s *Server) SetReady() { s.ready.Store(true) }
+
+// Run serves on cfg.Addr until ctx ends, then stops accepting, drains the
+// requests in flight for at most the shutdown timeout, and closes the stores.
+// ready, if not nil, receives the bound address once the server accepts.
+func (s *Server) Run(ctx context.Context, ready chan<- string) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		s.Close()
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       s.cfg.HTTP.ReadTimeout,
+		WriteTimeout:      s.cfg.HTTP.WriteTimeout,
+		IdleTimeout:       s.cfg.HTTP.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.SetReady()
+	s.log.Info("forge server ready", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "db", s.db.Dialect().String(), "auth", s.cfg.Auth, "version", version.Version)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	select {
+	case err := <-errc:
+		s.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.ready.Store(false)
+	s.log.Info("shutting down: draining requests", "timeout", s.cfg.HTTP.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("shutdown timeout: closing remaining connections")
+		srv.Close()
+		err = nil
+	}
+	return errors.Join(err, s.Close())
+}
+
+// Close releases the stores.
+func (s *Server) Close() error {
+	var err error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		err = errors.Join(err, s.closers[i].Close())
+	}
+	s.closers = nil
+	return err
+}
+
+func notFound(r *http.Request) error {
+	return forge.Errorf(forge.NotFound, "no API endpoint %s %s", r.Method, r.URL.Path)
+}

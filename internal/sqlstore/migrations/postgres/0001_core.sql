@@ -1,0 +1,8 @@
+-- Access tokens: only the sha256 of a token is stored.
+CREATE TABLE tokens (
+    id          BIGSERIAL PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    hash        TEXT NOT NULL UNIQUE,
+    created_at  BIGINT NOT NULL,
+    revoked_at  BIGINT
+);
