@@ -27,14 +27,18 @@ type command struct {
 	run     func(ctx context.Context, c *cli, args []string) error
 }
 
-var commands map[string]command
+// commands is filled by register calls in each command group's file.
+var commands = map[string]command{}
+
+// register adds a top-level command; each command group's file calls it from init.
+func register(name, summary string, run func(ctx context.Context, c *cli, args []string) error) {
+	commands[name] = command{summary, run}
+}
 
 func init() {
-	commands = map[string]command{
-		"version": {"print the version of forge (and of the server, if reachable)", cmdVersion},
-		"server":  {"run the control plane (API, tracking, registry, jobs, serving)", cmdServer},
-		"token":   {"create, list or revoke access tokens (create|ls|revoke)", cmdToken},
-	}
+	register("version", "print the version of forge (and of the server, if reachable)", cmdVersion)
+	register("server", "run the control plane (API, tracking, registry, jobs, serving)", cmdServer)
+	register("token", "create, list or revoke access tokens (create|ls|revoke)", cmdToken)
 }
 
 // usageError makes main exit with 2 and print the usage hint.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/forge-mlops/forge"
@@ -194,4 +195,20 @@ func (m *Metrics) Wrap(next http.Handler) http.Handler {
 		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
 		m.duration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
 	})
+}
+
+// RejectUnclean answers 400 to a path with ".." segments or empty segments,
+// before the mux would redirect it to a cleaned path: for an artifact path
+// that is an attempt to escape, not a typo to fix.
+func RejectUnclean(log *slog.Logger) Middleware {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p := r.URL.Path
+			if strings.Contains(p, "//") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/..") || strings.Contains(p, "/./") {
+				WriteError(w, r, log, forge.Errorf(forge.Invalid, "invalid path %q: it may not contain '..', '.' or empty segments", p))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }

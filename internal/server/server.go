@@ -19,12 +19,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/auth"
 	"github.com/forge-mlops/forge/internal/blob"
 	"github.com/forge-mlops/forge/internal/config"
 	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/sqlstore"
+	"github.com/forge-mlops/forge/internal/tracking"
 	"github.com/forge-mlops/forge/internal/version"
 )
 
@@ -105,10 +105,13 @@ func (s *Server) routes() error {
 		return map[string]string{"version": version.Version, "commit": version.Commit(), "mlflow_api": version.MLflowCompat, "database": s.db.Dialect().String()}, nil
 	}))
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	tracks := tracking.New(s.db)
+	tracking.NewAPI(tracks, tracking.NewArtifacts(s.db, s.blobs), s.log.With("sys", "tracking")).Register(s.mux)
 	// Unknown API paths get a JSON 404 in MLflow's shape, not the mux's text.
-	s.mux.Handle("/api/", httpapi.JSON(s.log, func(r *http.Request) (any, error) {
-		return nil, notFound(r)
-	}))
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		httpapi.WriteJSON(w, http.StatusNotFound, httpapi.ErrorBody{ErrorCode: "ENDPOINT_NOT_FOUND",
+			Message: fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path)})
+	})
 
 	metrics := httpapi.NewMetrics(s.reg)
 	mws := []httpapi.Middleware{
@@ -119,7 +122,7 @@ func (s *Server) routes() error {
 	if s.cfg.Auth {
 		mws = append(mws, auth.New(s.db).Middleware(s.log, "/health", "/readyz", "/version"))
 	}
-	mws = append(mws, httpapi.LimitBody(s.cfg.HTTP.MaxBodyBytes, s.log), metrics.Wrap)
+	mws = append(mws, httpapi.RejectUnclean(s.log), httpapi.LimitBody(s.cfg.HTTP.MaxBodyBytes, s.log), metrics.Wrap)
 	s.handler = httpapi.Chain(s.mux, mws...)
 	return nil
 }
@@ -181,8 +184,4 @@ func (s *Server) Close() error {
 	}
 	s.closers = nil
 	return err
-}
-
-func notFound(r *http.Request) error {
-	return forge.Errorf(forge.NotFound, "no API endpoint %s %s", r.Method, r.URL.Path)
 }

@@ -88,7 +88,8 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	// synchronous=NORMAL in WAL mode: a commit survives the process being
 	// killed (the WAL is in the OS page cache); only a power cut can lose the
 	// last commits. That keeps a write at tens of microseconds, not an fsync.
-	common := "_busy_timeout=10000&_foreign_keys=on&_synchronous=NORMAL"
+	// LIKE is case-sensitive, as in PostgreSQL and MLflow; ILIKE is LOWER() LIKE LOWER().
+	common := "_busy_timeout=10000&_foreign_keys=on&_synchronous=NORMAL&_cslike=true"
 	w, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_txlock=immediate&"+common)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)

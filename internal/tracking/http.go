@@ -1,0 +1,572 @@
+package tracking
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"errors"
+	"strconv"
+
+	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/api"
+	"github.com/forge-mlops/forge/internal/httpapi"
+	"github.com/forge-mlops/forge/internal/sqlstore"
+)
+
+// API serves MLflow's tracking REST API 2.0 and its artifact proxy.
+type API struct {
+	store     *Store
+	artifacts *Artifacts
+	log       *slog.Logger
+}
+
+// NewAPI returns the tracking API over a store and an artifact root.
+func NewAPI(store *Store, artifacts *Artifacts, log *slog.Logger) *API {
+	return &API{store: store, artifacts: artifacts, log: log}
+}
+
+// Register mounts the routes on mux.
+func (a *API) Register(mux *http.ServeMux) {
+	h := func(pattern string, fn httpapi.HandlerFunc) {
+		mux.Handle(pattern, httpapi.JSON(a.log, fn))
+	}
+	const p = "/api/2.0/mlflow/"
+	h("POST "+p+"experiments/create", a.createExperiment)
+	h("GET "+p+"experiments/get", a.getExperiment)
+	h("GET "+p+"experiments/get-by-name", a.getExperimentByName)
+	h("POST "+p+"experiments/search", a.searchExperiments)
+	h("GET "+p+"experiments/search", a.searchExperiments)
+	h("POST "+p+"experiments/delete", a.deleteExperiment)
+	h("POST "+p+"experiments/restore", a.restoreExperiment)
+	h("POST "+p+"experiments/update", a.updateExperiment)
+	h("POST "+p+"experiments/set-experiment-tag", a.setExperimentTag)
+
+	h("POST "+p+"runs/create", a.createRun)
+	h("GET "+p+"runs/get", a.getRun)
+	h("POST "+p+"runs/update", a.updateRun)
+	h("POST "+p+"runs/delete", a.deleteRun)
+	h("POST "+p+"runs/restore", a.restoreRun)
+	h("POST "+p+"runs/log-metric", a.logMetric)
+	h("POST "+p+"runs/log-parameter", a.logParam)
+	h("POST "+p+"runs/log-batch", a.logBatch)
+	h("POST "+p+"runs/log-model", a.logModel)
+	h("POST "+p+"runs/log-inputs", a.logInputs)
+	h("POST "+p+"runs/set-tag", a.setTag)
+	h("POST "+p+"runs/delete-tag", a.deleteTag)
+	h("POST "+p+"runs/search", a.searchRuns)
+	h("GET "+p+"metrics/get-history", a.metricHistory)
+	h("GET "+p+"metrics/get-history-bulk-interval", a.metricHistoryBulk)
+	h("GET "+p+"artifacts/list", a.listRunArtifacts)
+
+	const ap = "/api/2.0/mlflow-artifacts/artifacts"
+	mux.HandleFunc("PUT "+ap+"/{path...}", a.uploadArtifact)
+	mux.HandleFunc("GET "+ap+"/{path...}", a.downloadArtifact)
+	h("DELETE "+ap+"/{path...}", a.deleteArtifact)
+	h("GET "+ap, a.listArtifacts)
+}
+
+func runID(id, uuid string) (string, error) {
+	if id == "" {
+		id = uuid
+	}
+	return id, httpapi.Required("run_id", id)
+}
+
+func (a *API) createExperiment(r *http.Request) (any, error) {
+	var req api.CreateExperimentRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("name", req.Name); err != nil {
+		return nil, err
+	}
+	id, err := a.store.CreateExperiment(r.Context(), req.Name, req.ArtifactLocation, kvsIn(req.Tags))
+	if err != nil {
+		return nil, err
+	}
+	return api.CreateExperimentResponse{ExperimentID: id}, nil
+}
+
+func (a *API) getExperiment(r *http.Request) (any, error) {
+	var req api.ExperimentIDRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("experiment_id", req.ExperimentID); err != nil {
+		return nil, err
+	}
+	e, err := a.store.GetExperiment(r.Context(), req.ExperimentID)
+	if err != nil {
+		return nil, err
+	}
+	return api.ExperimentResponse{Experiment: experimentOut(e)}, nil
+}
+
+func (a *API) getExperimentByName(r *http.Request) (any, error) {
+	var req api.GetExperimentByNameRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("experiment_name", req.ExperimentName); err != nil {
+		return nil, err
+	}
+	e, err := a.store.GetExperimentByName(r.Context(), req.ExperimentName)
+	if err != nil {
+		return nil, err
+	}
+	return api.ExperimentResponse{Experiment: experimentOut(e)}, nil
+}
+
+func (a *API) searchExperiments(r *http.Request) (any, error) {
+	var req api.SearchExperimentsRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	view, err := ParseViewType(req.ViewType)
+	if err != nil {
+		return nil, err
+	}
+	exps, next, err := a.store.SearchExperiments(r.Context(), Query{Filter: req.Filter, OrderBy: req.OrderBy,
+		MaxResults: int(req.MaxResults), PageToken: req.PageToken, View: view})
+	if err != nil {
+		return nil, err
+	}
+	out := api.SearchExperimentsResponse{Experiments: []api.Experiment{}, NextPageToken: next}
+	for _, e := range exps {
+		out.Experiments = append(out.Experiments, experimentOut(e))
+	}
+	return out, nil
+}
+
+func (a *API) experimentID(r *http.Request) (string, error) {
+	var req api.ExperimentIDRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return "", err
+	}
+	return req.ExperimentID, httpapi.Required("experiment_id", req.ExperimentID)
+}
+
+func (a *API) deleteExperiment(r *http.Request) (any, error) {
+	id, err := a.experimentID(r)
+	if err != nil {
+		return nil, err
+	}
+	return nil, a.store.DeleteExperiment(r.Context(), id)
+}
+
+func (a *API) restoreExperiment(r *http.Request) (any, error) {
+	id, err := a.experimentID(r)
+	if err != nil {
+		return nil, err
+	}
+	return nil, a.store.RestoreExperiment(r.Context(), id)
+}
+
+func (a *API) updateExperiment(r *http.Request) (any, error) {
+	var req api.UpdateExperimentRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("experiment_id", req.ExperimentID); err != nil {
+		return nil, err
+	}
+	if req.NewName == "" {
+		return nil, nil // MLflow: nothing to update
+	}
+	return nil, a.store.RenameExperiment(r.Context(), req.ExperimentID, req.NewName)
+}
+
+func (a *API) setExperimentTag(r *http.Request) (any, error) {
+	var req api.SetExperimentTagRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("experiment_id", req.ExperimentID); err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("key", req.Key); err != nil {
+		return nil, err
+	}
+	return nil, a.store.SetExperimentTag(r.Context(), req.ExperimentID, KV{req.Key, req.Value})
+}
+
+func (a *API) createRun(r *http.Request) (any, error) {
+	var req api.CreateRunRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	run, err := a.store.CreateRun(r.Context(), CreateRunOptions{ExperimentID: req.ExperimentID, UserID: req.UserID,
+		Name: req.RunName, StartTime: int64(req.StartTime), Tags: kvsIn(req.Tags)})
+	if err != nil {
+		return nil, err
+	}
+	return api.RunResponse{Run: runOut(run)}, nil
+}
+
+func (a *API) getRun(r *http.Request) (any, error) {
+	var req api.RunIDRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	id, err := runID(req.RunID, req.RunUUID)
+	if err != nil {
+		return nil, err
+	}
+	run, err := a.store.GetRun(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	return api.RunResponse{Run: runOut(run)}, nil
+}
+
+func (a *API) updateRun(r *http.Request) (any, error) {
+	var req api.UpdateRunRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	id, err := runID(req.RunID, req.RunUUID)
+	if err != nil {
+		return nil, err
+	}
+	run, err := a.store.UpdateRun(r.Context(), id, req.Status, int64(req.EndTime), req.RunName)
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateRunResponse{RunInfo: runOut(run).Info}, nil
+}
+
+func (a *API) runIDOnly(r *http.Request) (string, error) {
+	var req api.RunIDRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return "", err
+	}
+	return runID(req.RunID, req.RunUUID)
+}
+
+func (a *API) deleteRun(r *http.Request) (any, error) {
+	id, err := a.runIDOnly(r)
+	if err != nil {
+		return nil, err
+	}
+	return nil, a.store.DeleteRun(r.Context(), id)
+}
+
+func (a *API) restoreRun(r *http.Request) (any, error) {
+	id, err := a.runIDOnly(r)
+	if err != nil {
+		return nil, err
+	}
+	return nil, a.store.RestoreRun(r.Context(), id)
+}
+
+func (a *API) logMetric(r *http.Request) (any, error) {
+	var req api.LogMetricRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	id, err := runID(req.RunID, req.RunUUID)
+	if err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("key", req.Key); err != nil {
+		return nil, err
+	}
+	if req.Value == nil {
+		return nil, forge.Errorf(forge.Invalid, "missing value for required parameter 'value'")
+	}
+	m := Metric{Key: req.Key, Value: float64(*req.Value), Timestamp: int64(req.Timestamp), Step: int64(req.Step)}
+	if m.Timestamp == 0 {
+		m.Timestamp = nowMillis()
+	}
+	return nil, a.store.LogBatch(r.Context(), id, []Metric{m}, nil, nil)
+}
+
+func (a *API) logParam(r *http.Request) (any, error) {
+	var req api.LogParamRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	id, err := runID(req.RunID, req.RunUUID)
+	if err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("key", req.Key); err != nil {
+		return nil, err
+	}
+	if req.Value == nil {
+		return nil, forge.Errorf(forge.Invalid, "missing value for required parameter 'value'")
+	}
+	return nil, a.store.LogBatch(r.Context(), id, nil, []KV{{req.Key, *req.Value}}, nil)
+}
+
+func (a *API) setTag(r *http.Request) (any, error) {
+	var req api.SetTagRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	id, err := runID(req.RunID, req.RunUUID)
+	if err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("key", req.Key); err != nil {
+		return nil, err
+	}
+	if req.Value == nil {
+		return nil, forge.Errorf(forge.Invalid, "missing value for required parameter 'value'")
+	}
+	return nil, a.store.LogBatch(r.Context(), id, nil, nil, []KV{{req.Key, *req.Value}})
+}
+
+func (a *API) deleteTag(r *http.Request) (any, error) {
+	var req api.DeleteTagRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("run_id", req.RunID); err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("key", req.Key); err != nil {
+		return nil, err
+	}
+	return nil, a.store.DeleteTag(r.Context(), req.RunID, req.Key)
+}
+
+func (a *API) logBatch(r *http.Request) (any, error) {
+	var req api.LogBatchRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("run_id", req.RunID); err != nil {
+		return nil, err
+	}
+	now := nowMillis()
+	metrics := make([]Metric, len(req.Metrics))
+	for i, m := range req.Metrics {
+		metrics[i] = Metric{Key: m.Key, Value: float64(m.Value), Timestamp: int64(m.Timestamp), Step: int64(m.Step)}
+		if metrics[i].Timestamp == 0 {
+			metrics[i].Timestamp = now
+		}
+	}
+	return nil, a.store.LogBatch(r.Context(), req.RunID, metrics, kvsIn(req.Params), kvsIn(req.Tags))
+}
+
+func (a *API) logModel(r *http.Request) (any, error) {
+	var req api.LogModelRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("run_id", req.RunID); err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("model_json", req.ModelJSON); err != nil {
+		return nil, err
+	}
+	return nil, a.store.LogModel(r.Context(), req.RunID, req.ModelJSON)
+}
+
+func (a *API) logInputs(r *http.Request) (any, error) {
+	var req api.LogInputsRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("run_id", req.RunID); err != nil {
+		return nil, err
+	}
+	inputs := make([]DatasetInput, len(req.Datasets))
+	for i, d := range req.Datasets {
+		inputs[i] = DatasetInput{Name: d.Dataset.Name, Digest: d.Dataset.Digest, SourceType: d.Dataset.SourceType,
+			Source: d.Dataset.Source, Schema: d.Dataset.Schema, Profile: d.Dataset.Profile, Tags: kvsIn(d.Tags)}
+	}
+	return nil, a.store.LogInputs(r.Context(), req.RunID, inputs)
+}
+
+func (a *API) searchRuns(r *http.Request) (any, error) {
+	var req api.SearchRunsRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	view, err := ParseViewType(req.RunViewType)
+	if err != nil {
+		return nil, err
+	}
+	runs, next, err := a.store.SearchRuns(r.Context(), Query{ExperimentIDs: req.ExperimentIDs, Filter: req.Filter,
+		OrderBy: req.OrderBy, MaxResults: int(req.MaxResults), PageToken: req.PageToken, View: view})
+	if err != nil {
+		return nil, err
+	}
+	out := api.SearchRunsResponse{NextPageToken: next}
+	for _, run := range runs {
+		out.Runs = append(out.Runs, runOut(run))
+	}
+	return out, nil
+}
+
+func (a *API) metricHistory(r *http.Request) (any, error) {
+	var req api.GetMetricHistoryRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	id, err := runID(req.RunID, req.RunUUID)
+	if err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("metric_key", req.MetricKey); err != nil {
+		return nil, err
+	}
+	ms, next, err := a.store.MetricHistory(r.Context(), id, req.MetricKey, int(req.MaxResults), req.PageToken)
+	if err != nil {
+		return nil, err
+	}
+	return api.MetricsResponse{Metrics: metricsOut(ms), NextPageToken: next}, nil
+}
+
+func (a *API) metricHistoryBulk(r *http.Request) (any, error) {
+	var req api.GetMetricHistoryBulkIntervalRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	if err := httpapi.Required("metric_key", req.MetricKey); err != nil {
+		return nil, err
+	}
+	ms, err := a.store.MetricHistoryBulkInterval(r.Context(), req.RunIDs, req.MetricKey, int64(req.StartStep), int64(req.EndStep), int(req.MaxResults))
+	if err != nil {
+		return nil, err
+	}
+	return api.MetricsResponse{Metrics: metricsOut(ms)}, nil
+}
+
+func (a *API) listRunArtifacts(r *http.Request) (any, error) {
+	var req api.ListArtifactsRequest
+	if err := httpapi.Bind(r, &req); err != nil {
+		return nil, err
+	}
+	id, err := runID(req.RunID, req.RunUUID)
+	if err != nil {
+		return nil, err
+	}
+	run, err := a.store.GetRun(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	root, err := RunArtifactRoot(run.ArtifactURI)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := CleanPath(req.Path)
+	if err != nil {
+		return nil, err
+	}
+	dir := root
+	if rel != "" {
+		dir = root + "/" + rel
+	}
+	files, err := a.artifacts.List(r.Context(), dir)
+	if err != nil {
+		return nil, err
+	}
+	out := api.ListArtifactsResponse{RootURI: run.ArtifactURI}
+	for _, f := range files {
+		p := f.Path
+		if rel != "" {
+			p = rel + "/" + f.Path
+		}
+		out.Files = append(out.Files, api.FileInfo{Path: p, IsDir: f.IsDir, FileSize: f.Size})
+	}
+	return out, nil
+}
+
+func (a *API) uploadArtifact(w http.ResponseWriter, r *http.Request) {
+	_, err := a.artifacts.Put(r.Context(), r.PathValue("path"), r.Body)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		err = httpapi.DecodeError(err) // a body over the limit is the client's fault
+	}
+	if err != nil {
+		httpapi.WriteError(w, r, a.log, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, struct{}{})
+}
+
+func (a *API) downloadArtifact(w http.ResponseWriter, r *http.Request) {
+	rc, fi, err := a.artifacts.Open(r.Context(), r.PathValue("path"))
+	if err != nil {
+		httpapi.WriteError(w, r, a.log, err)
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(fi.Size, 10))
+	w.Header().Set("X-Content-Sha256", string(fi.Digest))
+	if _, err := io.Copy(w, rc); err != nil {
+		// Headers are gone; the short body tells the client. Log the cause.
+		a.log.Error("artifact download failed", "path", fi.Path, "err", err)
+	}
+}
+
+func (a *API) deleteArtifact(r *http.Request) (any, error) {
+	return nil, a.artifacts.Delete(r.Context(), r.PathValue("path"))
+}
+
+func (a *API) listArtifacts(r *http.Request) (any, error) {
+	p := r.URL.Query().Get("path")
+	files, err := a.artifacts.List(r.Context(), p)
+	if err != nil {
+		return nil, err
+	}
+	out := api.ListArtifactsResponse{}
+	for _, f := range files {
+		out.Files = append(out.Files, api.FileInfo{Path: f.Path, IsDir: f.IsDir, FileSize: f.Size})
+	}
+	return out, nil
+}
+
+func kvsIn(in []api.KV) []KV {
+	out := make([]KV, len(in))
+	for i, kv := range in {
+		out[i] = KV{kv.Key, kv.Value}
+	}
+	return out
+}
+
+func kvsOut(in []KV) []api.KV {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]api.KV, len(in))
+	for i, kv := range in {
+		out[i] = api.KV{Key: kv.Key, Value: kv.Value}
+	}
+	return out
+}
+
+func experimentOut(e Experiment) api.Experiment {
+	return api.Experiment{ExperimentID: e.ID, Name: e.Name, ArtifactLocation: e.ArtifactLocation,
+		LifecycleStage: e.LifecycleStage, LastUpdateTime: e.LastUpdateTime, CreationTime: e.CreationTime, Tags: kvsOut(e.Tags)}
+}
+
+func metricsOut(ms []Metric) []api.Metric {
+	out := make([]api.Metric, len(ms))
+	for i, m := range ms {
+		out[i] = api.Metric{Key: m.Key, Value: api.Float(m.Value), Timestamp: api.Int64(m.Timestamp), Step: api.Int64(m.Step), RunID: m.RunID}
+	}
+	return out
+}
+
+func runOut(r Run) api.Run {
+	out := api.Run{
+		Info: api.RunInfo{RunID: r.ID, RunUUID: r.ID, RunName: r.Name, ExperimentID: r.ExperimentID, UserID: r.UserID,
+			Status: r.Status, StartTime: r.StartTime, EndTime: r.EndTime, ArtifactURI: r.ArtifactURI, LifecycleStage: r.LifecycleStage},
+		Data: api.RunData{Params: kvsOut(r.Params), Tags: kvsOut(r.Tags)},
+	}
+	if len(r.Metrics) > 0 {
+		out.Data.Metrics = metricsOut(r.Metrics)
+	}
+	for _, in := range r.Inputs {
+		out.Inputs.DatasetInputs = append(out.Inputs.DatasetInputs, api.DatasetInput{Tags: kvsOut(in.Tags),
+			Dataset: api.Dataset{Name: in.Name, Digest: in.Digest, SourceType: in.SourceType, Source: in.Source, Schema: in.Schema, Profile: in.Profile}})
+	}
+	return out
+}
+
+func nowMillis() int64 { return sqlstore.Now() }

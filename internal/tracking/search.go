@@ -1,0 +1,212 @@
+package tracking
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/filter"
+	"github.com/forge-mlops/forge/internal/sqlstore"
+)
+
+// runAttrCols maps the filter package's canonical run attributes to columns.
+var runAttrCols = map[string]string{
+	"run_id": "r.run_uuid", "run_name": "r.name", "status": "r.status", "user_id": "r.user_id",
+	"artifact_uri": "r.artifact_uri", "lifecycle_stage": "r.lifecycle_stage",
+	"start_time": "r.start_time", "end_time": "r.end_time",
+}
+
+// SearchRuns finds runs in the given experiments with MLflow's filter and
+// order_by, as one SQL query; only the page's runs are then loaded.
+func (s *Store) SearchRuns(ctx context.Context, q Query) ([]Run, string, error) {
+	clauses, err := filter.Parse(q.Filter, filter.Runs)
+	if err != nil {
+		return nil, "", err
+	}
+	orders, err := filter.ParseOrderBy(q.OrderBy, filter.Runs)
+	if err != nil {
+		return nil, "", err
+	}
+	limit, offset, err := q.page()
+	if err != nil {
+		return nil, "", err
+	}
+	if len(q.ExperimentIDs) == 0 {
+		return nil, "", forge.Errorf(forge.Invalid, "experiment_ids must name at least one experiment")
+	}
+	var sb sqlBuilder
+	ids := make([]any, len(q.ExperimentIDs))
+	for i, id := range q.ExperimentIDs {
+		n, err := parseExperimentID(id)
+		if err != nil {
+			return nil, "", err
+		}
+		ids[i] = n
+	}
+	sb.where("r.experiment_id IN ("+sqlstore.Placeholders(len(ids))+")", ids...)
+	w, args := q.View.where("r.lifecycle_stage")
+	sb.where(w, args...)
+	for _, c := range clauses {
+		switch c.Entity {
+		case filter.Metric:
+			cond, a := compare("m.value", c)
+			sb.where("r.run_uuid IN (SELECT m.run_uuid FROM latest_metrics m WHERE m.key = ? AND m.is_nan = FALSE AND "+cond+")", append([]any{c.Key}, a...)...)
+		case filter.Param:
+			cond, a := compare("p.value", c)
+			sb.where("r.run_uuid IN (SELECT p.run_uuid FROM params p WHERE p.key = ? AND "+cond+")", append([]any{c.Key}, a...)...)
+		case filter.Tag:
+			cond, a := compare("t.value", c)
+			sb.where("r.run_uuid IN (SELECT t.run_uuid FROM tags t WHERE t.key = ? AND "+cond+")", append([]any{c.Key}, a...)...)
+		case filter.Dataset:
+			col := map[string]string{"name": "d.dataset_name", "digest": "d.dataset_digest", "context": "d.context"}[c.Key]
+			cond, a := compare(col, c)
+			sb.where("r.run_uuid IN (SELECT d.run_uuid FROM run_inputs d WHERE "+cond+")", a...)
+		default:
+			col, ok := runAttrCols[c.Key]
+			if !ok {
+				return nil, "", forge.Errorf(forge.Invalid, "invalid attribute key '%s'", c.Key)
+			}
+			cond, a := compare(col, c)
+			sb.where(cond, a...)
+		}
+	}
+
+	// Each order_by on a metric, param or tag joins that one key; rows that
+	// lack it sort last, as MLflow does.
+	var joins []string
+	var joinArgs []any
+	var order []string
+	for i, o := range orders {
+		alias := fmt.Sprintf("o%d", i)
+		var col string
+		switch o.Entity {
+		case filter.Metric:
+			joins = append(joins, fmt.Sprintf("LEFT JOIN latest_metrics %s ON %s.run_uuid = r.run_uuid AND %s.key = ?", alias, alias, alias))
+			col = alias + ".value"
+		case filter.Param:
+			joins = append(joins, fmt.Sprintf("LEFT JOIN params %s ON %s.run_uuid = r.run_uuid AND %s.key = ?", alias, alias, alias))
+			col = alias + ".value"
+		case filter.Tag:
+			joins = append(joins, fmt.Sprintf("LEFT JOIN tags %s ON %s.run_uuid = r.run_uuid AND %s.key = ?", alias, alias, alias))
+			col = alias + ".value"
+		default:
+			c, ok := runAttrCols[o.Key]
+			if !ok {
+				return nil, "", forge.Errorf(forge.Invalid, "invalid order_by attribute '%s'", o.Key)
+			}
+			col = c
+		}
+		if o.Entity != filter.Attribute {
+			joinArgs = append(joinArgs, o.Key)
+		}
+		order = append(order, "CASE WHEN "+col+" IS NULL THEN 1 ELSE 0 END", col+dir(o.Desc))
+	}
+	order = append(order, "r.start_time DESC", "r.run_uuid ASC")
+	query := "SELECT " + prefixCols("r.", runCols) + " FROM runs r " + strings.Join(joins, " ") +
+		" WHERE " + sb.cond() + " ORDER BY " + strings.Join(order, ", ") + " LIMIT ? OFFSET ?"
+	all := append(append(joinArgs, sb.args...), limit+1, offset)
+	rows, err := s.db.Query(ctx, query, all...)
+	if err != nil {
+		return nil, "", fmt.Errorf("search runs: %w", err)
+	}
+	var out []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			rows.Close()
+			return nil, "", err
+		}
+		out = append(out, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > limit {
+		out, next = out[:limit], pageToken(offset+limit)
+	}
+	return out, next, s.loadRunData(ctx, out)
+}
+
+// loadRunData fills params, tags, latest metrics and inputs of runs, with
+// one query per table per chunk of runs.
+func (s *Store) loadRunData(ctx context.Context, runs []Run) error {
+	const chunk = 500
+	for start := 0; start < len(runs); start += chunk {
+		part := runs[start:min(start+chunk, len(runs))]
+		idx := make(map[string]*Run, len(part))
+		args := make([]any, len(part))
+		for i := range part {
+			idx[part[i].ID] = &part[i]
+			args[i] = part[i].ID
+		}
+		in := "(" + sqlstore.Placeholders(len(args)) + ")"
+		if err := s.eachRow(ctx, "SELECT run_uuid, key, value FROM params WHERE run_uuid IN "+in+" ORDER BY key", args, func(sc scanner) error {
+			var id string
+			var kv KV
+			if err := sc.Scan(&id, &kv.Key, &kv.Value); err != nil {
+				return err
+			}
+			idx[id].Params = append(idx[id].Params, kv)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := s.eachRow(ctx, "SELECT run_uuid, key, value FROM tags WHERE run_uuid IN "+in+" ORDER BY key", args, func(sc scanner) error {
+			var id string
+			var kv KV
+			if err := sc.Scan(&id, &kv.Key, &kv.Value); err != nil {
+				return err
+			}
+			idx[id].Tags = append(idx[id].Tags, kv)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := s.eachRow(ctx, "SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics WHERE run_uuid IN "+in+" ORDER BY key", args, func(sc scanner) error {
+			var id string
+			var m Metric
+			var isNaN bool
+			if err := sc.Scan(&id, &m.Key, &m.Value, &isNaN, &m.Timestamp, &m.Step); err != nil {
+				return err
+			}
+			m.Value = loadedValue(m.Value, isNaN)
+			idx[id].Metrics = append(idx[id].Metrics, m)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := s.eachRow(ctx, "SELECT run_uuid, dataset_name, dataset_digest, source_type, source, schema, profile, tags_json FROM run_inputs WHERE run_uuid IN "+in+" ORDER BY dataset_name", args, func(sc scanner) error {
+			var id, tags string
+			var d DatasetInput
+			if err := sc.Scan(&id, &d.Name, &d.Digest, &d.SourceType, &d.Source, &d.Schema, &d.Profile, &tags); err != nil {
+				return err
+			}
+			json.Unmarshal([]byte(tags), &d.Tags)
+			idx[id].Inputs = append(idx[id].Inputs, d)
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type scanner interface{ Scan(...any) error }
+
+func (s *Store) eachRow(ctx context.Context, q string, args []any, fn func(scanner) error) error {
+	rows, err := s.db.Query(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("load run data: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
