@@ -1,10 +1,10 @@
 package tracking
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
-	"errors"
 	"strconv"
 
 	"github.com/forge-mlops/forge"

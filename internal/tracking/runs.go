@@ -208,7 +208,9 @@ func (s *Store) setRunStage(ctx context.Context, id, from, to string) error {
 }
 
 // DeleteRun marks a run deleted.
-func (s *Store) DeleteRun(ctx context.Context, id string) error { return s.setRunStage(ctx, id, Active, Deleted) }
+func (s *Store) DeleteRun(ctx context.Context, id string) error {
+	return s.setRunStage(ctx, id, Active, Deleted)
+}
 
 // RestoreRun brings a deleted run back.
 func (s *Store) RestoreRun(ctx context.Context, id string) error {
