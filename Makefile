@@ -1,0 +1,42 @@
+# Forge: the two commands of the README, and the pieces they are made of.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+FORGE_CACHE ?= $(HOME)/.cache/forge
+export FORGE_ONNXRUNTIME_LIB ?= $(FORGE_CACHE)/onnxruntime/1.30.0/libonnxruntime.so.1
+ADDR ?= 127.0.0.1:7700
+DATA ?= ./forge-data
+
+.PHONY: quickstart setup setup-test build test test-go test-python lint bench-tracking stop
+
+## quickstart: set up, build, and start forge server on embedded defaults.
+quickstart: setup build
+	@scripts/quickstart.sh
+
+setup:
+	@scripts/setup.sh run
+
+setup-test:
+	@scripts/setup.sh test
+
+build:
+	go build -o bin/forge ./cmd/forge
+
+## test: install what the tests need and run them all.
+test: setup-test test-go test-python
+
+test-go:
+	go test -count=1 ./...
+
+test-python: build
+	@scripts/test-python.sh
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	go vet ./...
+	go mod tidy -diff
+
+bench-tracking: build
+	go run ./bench/tracking -start -forge bin/forge
+
+stop:
+	@if [ -f $(DATA)/server.pid ]; then kill $$(cat $(DATA)/server.pid) 2>/dev/null || true; rm -f $(DATA)/server.pid; echo "forge server stopped"; fi

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what Forge needs on a fresh Debian 12 machine, idempotently:
+#   scripts/setup.sh            what building and running Forge needs
+#   scripts/setup.sh test       plus what the test suite needs
+# Debian packages come from apt, Go modules from the module proxy, and the
+# ONNX Runtime library from the npm registry (scripts/fetch-onnxruntime.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=(gcc make ca-certificates curl)
+case "${1:-run}" in
+run) want+=(python3-xgboost python3-sklearn python3-pandas python3-numpy) ;;
+test) want+=(postgresql python3-pytest python3-numpy python3-pandas python3-sklearn python3-xgboost python3-torch python3-onnx) ;;
+*) echo "usage: scripts/setup.sh [run|test]" >&2; exit 2 ;;
+esac
+
+# npm often comes with a nodejs package from elsewhere; only install it when absent.
+command -v npm >/dev/null || want+=(npm)
+
+missing=()
+for p in "${want[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	echo "setup: installing Debian packages: ${missing[*]}" >&2
+	sudo=""
+	[[ $(id -u) == 0 ]] || sudo=sudo
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
+go mod download
+scripts/fetch-onnxruntime.sh >/dev/null
