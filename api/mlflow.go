@@ -126,8 +126,8 @@ type RunData struct {
 	Tags    []KV     `json:"tags,omitempty"`
 }
 
-// Dataset is MLflow's Dataset.
-type Dataset struct {
+// InputDataset is MLflow's Dataset: what a run logged as an input.
+type InputDataset struct {
 	Name       string `json:"name"`
 	Digest     string `json:"digest"`
 	SourceType string `json:"source_type"`
@@ -139,7 +139,7 @@ type Dataset struct {
 // DatasetInput is a dataset with the tags of its use (mlflow.data.context).
 type DatasetInput struct {
 	Tags    []KV    `json:"tags,omitempty"`
-	Dataset Dataset `json:"dataset"`
+	Dataset InputDataset `json:"dataset"`
 }
 
 // RunInputs holds a run's dataset inputs.

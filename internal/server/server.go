@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,10 +21,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	pyclient "github.com/forge-mlops/forge/clients/python"
 	"github.com/forge-mlops/forge/internal/auth"
 	"github.com/forge-mlops/forge/internal/blob"
 	"github.com/forge-mlops/forge/internal/config"
+	"github.com/forge-mlops/forge/internal/executor/local"
 	"github.com/forge-mlops/forge/internal/httpapi"
+	"github.com/forge-mlops/forge/internal/jobs"
+	"github.com/forge-mlops/forge/internal/registry"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 	"github.com/forge-mlops/forge/internal/tracking"
 	"github.com/forge-mlops/forge/internal/version"
@@ -30,15 +36,21 @@ import (
 
 // Server is a running control plane's parts.
 type Server struct {
-	cfg     config.Server
-	log     *slog.Logger
-	db      *sqlstore.DB
-	blobs   *blob.Local
-	reg     *prometheus.Registry
-	mux     *http.ServeMux
-	handler http.Handler
-	ready   atomic.Bool
-	closers []io.Closer
+	cfg   config.Server
+	log   *slog.Logger
+	db    *sqlstore.DB
+	blobs *blob.Local
+	reg   *prometheus.Registry
+	// registry is kept for serving, which follows its aliases.
+	registry *registry.Registry
+	mux      *http.ServeMux
+	handler  http.Handler
+	ready    atomic.Bool
+	closers  []io.Closer
+	ln       net.Listener
+	// runners are the long-lived parts (the job scheduler ...), run beside
+	// the HTTP server until shutdown.
+	runners []func(context.Context) error
 }
 
 // New opens the stores named by cfg and builds the routes. Nothing is
@@ -67,17 +79,35 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 		db.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, db: db, blobs: blobs, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	// Bind now: a taken port fails fast, and jobs learn the server's real
+	// URL (for MLFLOW_TRACKING_URI) even when the port was 0.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	s := &Server{cfg: cfg, log: log, db: db, blobs: blobs, ln: ln, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
 	s.closers = append(s.closers, db)
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := s.routes(); err != nil {
+	if err := s.routes(ctx); err != nil {
+		ln.Close()
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Server) routes() error {
+// URL is where the server answers, e.g. http://127.0.0.1:7700.
+func (s *Server) URL() string {
+	addr := s.ln.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
+}
+
+func (s *Server) routes(ctx context.Context) error {
 	s.mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "OK")
@@ -106,7 +136,36 @@ func (s *Server) routes() error {
 	}))
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	tracks := tracking.New(s.db)
-	tracking.NewAPI(tracks, tracking.NewArtifacts(s.db, s.blobs), s.log.With("sys", "tracking")).Register(s.mux)
+	artifacts := tracking.NewArtifacts(s.db, s.blobs)
+	tracking.NewAPI(tracks, artifacts, s.log.With("sys", "tracking")).Register(s.mux)
+
+	runFiles := registry.RunArtifactsFunc(func(ctx context.Context, runID, path string) ([]registry.File, error) {
+		files, err := artifacts.RunFiles(ctx, tracks, runID, path)
+		out := make([]registry.File, len(files))
+		for i, f := range files {
+			out[i] = registry.File{Path: f.Path, Digest: f.Digest, Size: f.Size}
+		}
+		return out, err
+	})
+	s.registry = registry.New(s.db, s.blobs, runFiles, s.log.With("sys", "registry"))
+	s.registry.TempDir = filepath.Join(s.cfg.DataDir, "tmp")
+	s.registry.Register(s.mux)
+
+	ex, err := local.New(ctx, local.Config{Root: filepath.Join(s.cfg.DataDir, "executor"), Logger: s.log.With("sys", "executor")})
+	if err != nil {
+		return fmt.Errorf("start the local executor: %w", err)
+	}
+	pypath, err := pyclient.Install(filepath.Join(s.cfg.DataDir, "python"))
+	if err != nil {
+		return err
+	}
+	js, err := jobs.New(s.db, ex, s.blobs, jobRuns{tracks}, nil,
+		jobs.Config{WorkDir: filepath.Join(s.cfg.DataDir, "jobs"), TrackingURI: s.URL(), PythonPath: pypath}, s.log.With("sys", "jobs"))
+	if err != nil {
+		return fmt.Errorf("start jobs: %w", err)
+	}
+	js.Register(s.mux, s.log)
+	s.runners = append(s.runners, js.Run)
 	// Unknown API paths get a JSON 404 in MLflow's shape, not the mux's text.
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteJSON(w, http.StatusNotFound, httpapi.ErrorBody{ErrorCode: "ENDPOINT_NOT_FOUND",
@@ -137,11 +196,7 @@ func (s *Server) SetReady() { s.ready.Store(true) }
 // requests in flight for at most the shutdown timeout, and closes the stores.
 // ready, if not nil, receives the bound address once the server accepts.
 func (s *Server) Run(ctx context.Context, ready chan<- string) error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		s.Close()
-		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
-	}
+	ln := s.ln
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -152,6 +207,17 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, run := range s.runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(bg); err != nil && bg.Err() == nil {
+				s.log.Error("background part stopped", "err", err)
+			}
+		}()
+	}
 	s.SetReady()
 	s.log.Info("forge server ready", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "db", s.db.Dialect().String(), "auth", s.cfg.Auth, "version", version.Version)
 	if ready != nil {
@@ -159,6 +225,8 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 	}
 	select {
 	case err := <-errc:
+		stopBG()
+		wg.Wait()
 		s.Close()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
@@ -167,17 +235,22 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 	s.log.Info("shutting down: draining requests", "timeout", s.cfg.HTTP.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(sctx)
+	err := srv.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		s.log.Warn("shutdown timeout: closing remaining connections")
 		srv.Close()
 		err = nil
 	}
+	stopBG()
+	wg.Wait()
 	return errors.Join(err, s.Close())
 }
 
-// Close releases the stores.
+// Close releases the listener (if Run never took it) and the stores.
 func (s *Server) Close() error {
+	if s.ln != nil {
+		s.ln.Close()
+	}
 	var err error
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		err = errors.Join(err, s.closers[i].Close())

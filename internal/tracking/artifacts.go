@@ -197,3 +197,40 @@ func RunArtifactRoot(artifactURI string) (string, error) {
 	}
 	return CleanPath(path.Clean("/" + rest))
 }
+
+// RunFiles returns every artifact file of a run at or under rel (a file or a
+// folder; "" for all), with paths relative to the run's artifact root. The
+// registry copies a model version's files from here.
+func (a *Artifacts) RunFiles(ctx context.Context, s *Store, runID, rel string) ([]FileInfo, error) {
+	var uri string
+	err := s.db.QueryRow(ctx, "SELECT artifact_uri FROM runs WHERE run_uuid = ?", runID).Scan(&uri)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, forge.Errorf(forge.NotFound, "run with id=%s not found", runID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	root, err := RunArtifactRoot(uri)
+	if err != nil {
+		return nil, err
+	}
+	rel, err = CleanPath(rel)
+	if err != nil {
+		return nil, err
+	}
+	full := root
+	if rel != "" {
+		full = root + "/" + rel
+	}
+	files, err := a.Walk(ctx, full)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := a.Stat(ctx, full); err == nil {
+		files = append([]FileInfo{fi}, files...)
+	}
+	for i := range files {
+		files[i].Path = strings.TrimPrefix(files[i].Path, root+"/")
+	}
+	return files, nil
+}

@@ -322,3 +322,28 @@ func prefixCols(prefix, cols string) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// EnsureExperiment returns the id of the experiment named name, creating it
+// if needed; "" is the Default experiment.
+func (s *Store) EnsureExperiment(ctx context.Context, name string) (string, error) {
+	if name == "" {
+		return DefaultExperimentID, nil
+	}
+	for {
+		e, err := s.GetExperimentByName(ctx, name)
+		if err == nil {
+			if e.LifecycleStage != Active {
+				return "", forge.Errorf(forge.Invalid, "experiment '%s' is deleted", name)
+			}
+			return e.ID, nil
+		}
+		if !forge.IsKind(err, forge.NotFound) {
+			return "", err
+		}
+		id, err := s.CreateExperiment(ctx, name, "", nil)
+		if forge.IsKind(err, forge.AlreadyExists) {
+			continue // created meanwhile by someone else
+		}
+		return id, err
+	}
+}

@@ -564,7 +564,7 @@ func runOut(r Run) api.Run {
 	}
 	for _, in := range r.Inputs {
 		out.Inputs.DatasetInputs = append(out.Inputs.DatasetInputs, api.DatasetInput{Tags: kvsOut(in.Tags),
-			Dataset: api.Dataset{Name: in.Name, Digest: in.Digest, SourceType: in.SourceType, Source: in.Source, Schema: in.Schema, Profile: in.Profile}})
+			Dataset: api.InputDataset{Name: in.Name, Digest: in.Digest, SourceType: in.SourceType, Source: in.Source, Schema: in.Schema, Profile: in.Profile}})
 	}
 	return out
 }

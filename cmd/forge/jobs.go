@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func init() {
+	register("jobs", "list, inspect, follow or cancel training jobs (ls|show|logs|cancel)", cmdJobs)
+}
+
+func cmdJobs(ctx context.Context, c *cli, args []string) error {
+	return subcommand(ctx, c, "jobs", args, map[string]func(context.Context, *cli, []string) error{
+		"ls":     jobsList,
+		"show":   jobsShow,
+		"logs":   jobsLogs,
+		"cancel": jobsCancel,
+	})
+}
+
+func jobsList(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "jobs ls")
+	cf := addClientFlags(fs, c)
+	state := fs.String("state", "", "only jobs in this state: queued, running, succeeded, failed, cancelled")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := cf.check(); err != nil {
+		return err
+	}
+	list, err := cf.client().Jobs(ctx, *state)
+	if err != nil {
+		return err
+	}
+	if cf.json() {
+		return printJSON(c.stdout, list)
+	}
+	var rows [][]string
+	for _, j := range list {
+		exit := ""
+		if j.ExitCode != nil {
+			exit = strconv.Itoa(*j.ExitCode)
+		}
+		rows = append(rows, []string{j.ID, j.Name, j.State, exit, j.Reason, strconv.Itoa(j.Attempt), ago(j.SubmittedAt)})
+	}
+	return table(c.stdout, []string{"ID", "NAME", "STATE", "EXIT", "REASON", "ATTEMPTS", "SUBMITTED"}, rows)
+}
+
+func oneID(fs interface{ Name() string }, pos []string) (string, error) {
+	if len(pos) != 1 {
+		return "", usageError{fmt.Sprintf("usage: %s JOB_ID", fs.Name())}
+	}
+	return pos[0], nil
+}
+
+func jobsShow(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "jobs show")
+	cf := addClientFlags(fs, c)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := oneID(fs, pos)
+	if err != nil {
+		return err
+	}
+	j, err := cf.client().Job(ctx, id)
+	if err != nil {
+		return err
+	}
+	if cf.json() {
+		return printJSON(c.stdout, j)
+	}
+	w := c.stdout
+	fmt.Fprintf(w, "id:          %s\nname:        %s\nstate:       %s\n", j.ID, j.Name, j.State)
+	if j.ExitCode != nil {
+		fmt.Fprintf(w, "exit:        %d (%s) %s\n", *j.ExitCode, j.Reason, j.Message)
+	}
+	fmt.Fprintf(w, "command:     %s\n", strings.Join(j.Spec.Command, " "))
+	fmt.Fprintf(w, "resources:   nodes=%d procs_per_node=%d cpus=%g memory=%s gpus=%d\n",
+		j.Spec.Nodes, j.Spec.ProcsPerNode, j.Spec.CPUs, j.Spec.Memory, j.Spec.GPUs)
+	if j.RunID != "" {
+		fmt.Fprintf(w, "run:         %s (experiment %s)\n", j.RunID, j.ExperimentID)
+	}
+	fmt.Fprintf(w, "submitted:   %s\n", time.UnixMilli(j.SubmittedAt).Format(time.RFC3339))
+	var rows [][]string
+	for _, a := range j.Attempts {
+		exit, took := "", ""
+		if a.ExitCode != nil {
+			exit = strconv.Itoa(*a.ExitCode)
+		}
+		if a.FinishedAt != 0 {
+			took = (time.Duration(a.FinishedAt-a.StartedAt) * time.Millisecond).String()
+		}
+		rows = append(rows, []string{strconv.Itoa(a.Attempt), time.UnixMilli(a.StartedAt).Format(time.RFC3339), took, exit, a.Reason, a.Message})
+	}
+	if len(rows) > 0 {
+		fmt.Fprintln(w)
+		return table(w, []string{"ATTEMPT", "STARTED", "TOOK", "EXIT", "REASON", "MESSAGE"}, rows)
+	}
+	return nil
+}
+
+func jobsLogs(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "jobs logs")
+	cf := addClientFlags(fs, c)
+	follow := fs.Bool("f", false, "follow the log until the job ends")
+	attempt := fs.Int("attempt", 0, "attempt number (default: the latest)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := oneID(fs, pos)
+	if err != nil {
+		return err
+	}
+	rc, err := cf.client().JobLogs(ctx, id, *attempt, *follow)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if _, err := io.Copy(c.stdout, rc); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+func jobsCancel(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "jobs cancel")
+	cf := addClientFlags(fs, c)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := oneID(fs, pos)
+	if err != nil {
+		return err
+	}
+	j, err := cf.client().CancelJob(ctx, id)
+	if err != nil {
+		return err
+	}
+	if cf.json() {
+		return printJSON(c.stdout, j)
+	}
+	fmt.Fprintf(c.stdout, "job %s: %s\n", j.ID, map[bool]string{true: "cancelled", false: "stopping"}[j.State == "cancelled"])
+	return nil
+}
+
+func ago(ms int64) string {
+	d := time.Since(time.UnixMilli(ms)).Round(time.Second)
+	return d.String() + " ago"
+}

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/forge-mlops/forge/api"
+	"github.com/forge-mlops/forge/internal/config"
+)
+
+func init() {
+	register("model", "register, list, show, alias and download models (register|ls|show|alias|download)", cmdModel)
+}
+
+func cmdModel(ctx context.Context, c *cli, args []string) error {
+	return subcommand(ctx, c, "model", args, map[string]func(context.Context, *cli, []string) error{
+		"register": modelRegister,
+		"ls":       modelList,
+		"show":     modelShow,
+		"alias":    modelAlias,
+		"download": modelDownload,
+	})
+}
+
+// modelFileFlags collects a repeated flag.
+type modelFileFlags []string
+
+func (s *modelFileFlags) String() string     { return strings.Join(*s, ",") }
+func (s *modelFileFlags) Set(v string) error { *s = append(*s, v); return nil }
+
+// splitModelRef reads NAME[@REF]; no ref means the latest version.
+func splitModelRef(s string) (name, ref string) {
+	if i := strings.LastIndexByte(s, '@'); i > 0 {
+		return s[:i], s[i+1:]
+	}
+	return s, "latest"
+}
+
+func modelRegister(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "model register")
+	cf := addClientFlags(fs, c)
+	var files modelFileFlags
+	fs.Var(&files, "file", "a model file or folder to upload (repeatable)")
+	run := fs.String("run", "", "register the artifacts of this run (with --path)")
+	artPath := fs.String("path", "", "artifact path in the run, e.g. model")
+	format := fs.String("format", "", "onnx, xgboost or other (default: detected from the files)")
+	desc := fs.String("description", "", "description of the version")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cf.check(); err != nil {
+		return err
+	}
+	const usage = "usage: forge model register NAME (--file PATH | --run RUN_ID --path ARTIFACT_PATH) [--format onnx|xgboost] [--description D]"
+	if len(pos) != 1 || (len(files) == 0) == (*run == "") {
+		return usageError{usage}
+	}
+	var d api.ModelVersionDetail
+	if *run != "" {
+		d, err = cf.client().RegisterModelFromRun(ctx, pos[0], api.RegisterFromRunRequest{RunID: *run, Path: *artPath, Format: *format, Description: *desc})
+	} else {
+		d, err = cf.client().UploadModelVersion(ctx, pos[0], files, api.UploadOptions{Format: *format, Description: *desc})
+	}
+	if err != nil {
+		return err
+	}
+	if cf.json() {
+		return printJSON(c.stdout, d)
+	}
+	fmt.Fprintf(c.stdout, "registered %s version %s (format %s)\n", d.ModelVersion.Name, d.ModelVersion.Version, d.Format)
+	printSignature(c.stdout, d.Signature)
+	return nil
+}
+
+func modelList(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "model ls")
+	cf := addClientFlags(fs, c)
+	filter := fs.String("filter", "", "MLflow search filter, e.g. \"name LIKE 'iris%'\"")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := cf.check(); err != nil {
+		return err
+	}
+	models := []api.RegisteredModel{}
+	for tok := ""; ; {
+		page, err := cf.client().SearchRegisteredModels(ctx, *filter, 1000, tok)
+		if err != nil {
+			return err
+		}
+		models = append(models, page.RegisteredModels...)
+		if tok = page.NextPageToken; tok == "" {
+			break
+		}
+	}
+	if cf.json() {
+		return printJSON(c.stdout, models)
+	}
+	var rows [][]string
+	for _, m := range models {
+		latest := "-"
+		for _, v := range m.LatestVersions {
+			if latest == "-" || len(v.Version) > len(latest) || len(v.Version) == len(latest) && v.Version > latest {
+				latest = v.Version
+			}
+		}
+		var aliases []string
+		for _, a := range m.Aliases {
+			aliases = append(aliases, a.Alias+"="+a.Version)
+		}
+		rows = append(rows, []string{m.Name, latest, dashIfEmpty(strings.Join(aliases, ",")), modelTime(m.LastUpdatedTimestamp), m.Description})
+	}
+	return table(c.stdout, []string{"NAME", "LATEST", "ALIASES", "UPDATED", "DESCRIPTION"}, rows)
+}
+
+func modelShow(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "model show")
+	cf := addClientFlags(fs, c)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cf.check(); err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"usage: forge model show NAME[@VERSION|@ALIAS]"}
+	}
+	name, ref := splitModelRef(pos[0])
+	d, err := cf.client().GetModelVersionDetail(ctx, name, ref)
+	if err != nil {
+		return err
+	}
+	if cf.json() {
+		return printJSON(c.stdout, d)
+	}
+	w := c.stdout
+	mv := d.ModelVersion
+	fmt.Fprintf(w, "model:       %s\n", mv.Name)
+	fmt.Fprintf(w, "version:     %s (stage %s, status %s)\n", mv.Version, mv.CurrentStage, mv.Status)
+	fmt.Fprintf(w, "aliases:     %s\n", dashIfEmpty(strings.Join(mv.Aliases, ", ")))
+	if d.ModelFile != "" {
+		fmt.Fprintf(w, "format:      %s (%s)\n", d.Format, d.ModelFile)
+	} else {
+		fmt.Fprintf(w, "format:      %s\n", d.Format)
+	}
+	fmt.Fprintf(w, "created:     %s\n", modelTime(mv.CreationTimestamp))
+	if mv.Description != "" {
+		fmt.Fprintf(w, "description: %s\n", mv.Description)
+	}
+	for _, t := range mv.Tags {
+		fmt.Fprintf(w, "tag:         %s=%s\n", t.Key, t.Value)
+	}
+	fmt.Fprintln(w, "lineage:")
+	fmt.Fprintf(w, "  run:       %s\n", dashIfEmpty(d.Lineage.RunID))
+	fmt.Fprintf(w, "  source:    %s\n", d.Lineage.Source)
+	printSignature(w, d.Signature)
+	fmt.Fprintln(w, "files:")
+	var rows [][]string
+	for _, f := range d.Files {
+		rows = append(rows, []string{"  " + f.Path, fmt.Sprint(f.Size), "sha256:" + f.Digest[:min(12, len(f.Digest))]})
+	}
+	return table(w, []string{"  PATH", "SIZE", "DIGEST"}, rows)
+}
+
+func printSignature(w io.Writer, s *api.ModelSignature) {
+	if s == nil {
+		return
+	}
+	fmt.Fprintln(w, "signature:")
+	var rows [][]string
+	for _, t := range s.Inputs {
+		rows = append(rows, []string{"  input", t.Name, t.Datatype, fmt.Sprint(t.Shape)})
+	}
+	for _, t := range s.Outputs {
+		rows = append(rows, []string{"  output", t.Name, t.Datatype, fmt.Sprint(t.Shape)})
+	}
+	table(w, []string{"  KIND", "NAME", "DATATYPE", "SHAPE"}, rows)
+	if o := s.ONNX; o != nil {
+		fmt.Fprintf(w, "  onnx: ir_version %d, opset %d, producer %s\n", o.IRVersion, o.Opset, dashIfEmpty(o.Producer))
+	}
+	if x := s.XGBoost; x != nil {
+		fmt.Fprintf(w, "  xgboost: objective %s, %d features, %d classes, %d trees (saved by %s)\n", x.Objective, x.NumFeatures, x.NumClasses, x.NumTrees, dashIfEmpty(x.Version))
+	}
+}
+
+func modelAlias(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "model alias")
+	cf := addClientFlags(fs, c)
+	del := fs.Bool("d", false, "delete the alias instead")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cf.check(); err != nil {
+		return err
+	}
+	if *del && len(pos) == 2 {
+		if err := cf.client().DeleteModelAlias(ctx, pos[0], pos[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "deleted alias %s of %s\n", pos[1], pos[0])
+		return nil
+	}
+	if len(pos) != 3 || *del {
+		return usageError{"usage: forge model alias NAME ALIAS VERSION, or forge model alias -d NAME ALIAS"}
+	}
+	if err := cf.client().SetModelAlias(ctx, pos[0], pos[1], pos[2]); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "%s@%s -> version %s\n", pos[0], pos[1], pos[2])
+	return nil
+}
+
+// modelDownload takes -o as the folder to write, so it has no -o json.
+func modelDownload(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "model download")
+	def := config.LoadClient(c.env)
+	server := fs.String("server", def.Server, "Forge server URL (env FORGE_SERVER)")
+	token := fs.String("token", def.Token, "access token (env FORGE_TOKEN)")
+	dir := fs.String("o", "", "folder to write the files to")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *dir == "" {
+		return usageError{"usage: forge model download NAME[@VERSION|@ALIAS] -o DIR"}
+	}
+	name, ref := splitModelRef(pos[0])
+	d, err := api.NewClient(*server, *token).DownloadModel(ctx, name, ref, *dir)
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, f := range d.Files {
+		total += f.Size
+	}
+	fmt.Fprintf(c.stdout, "downloaded %s version %s: %d files, %d bytes, to %s\n", name, d.ModelVersion.Version, len(d.Files), total, *dir)
+	return nil
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func modelTime(ms int64) string {
+	if ms == 0 {
+		return "-"
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
+}
+
+var _ flag.Value = (*modelFileFlags)(nil)

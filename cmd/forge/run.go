@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bytes"
+	"context"
+
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/forge-mlops/forge/api"
+	"github.com/forge-mlops/forge/internal/bundle"
+	"github.com/forge-mlops/forge/internal/executor/local"
+)
+
+func init() {
+	register("run", "run a training job: forge run [flags] -- CMD ARGS...", cmdRun)
+	register(local.ShimCommand, "(internal) supervise one job process for the local executor", cmdShim)
+}
+
+func cmdShim(ctx context.Context, c *cli, args []string) error {
+	if code := local.Shim(args); code != 0 {
+		return exitError{code}
+	}
+	return nil
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func cmdRun(ctx context.Context, c *cli, args []string) error {
+	// Everything after the first "--" is the command, flags and all.
+	var command []string
+	for i, a := range args {
+		if a == "--" {
+			args, command = args[:i], args[i+1:]
+			break
+		}
+	}
+	fs := newFlags(c, "run")
+	cf := addClientFlags(fs, c)
+	var spec api.JobSpec
+	var inputs, envs listFlag
+	file := fs.String("f", "", "job spec file (YAML); flags override its fields")
+	fs.StringVar(&spec.Name, "name", "", "job name (default: the command)")
+	fs.Float64Var(&spec.CPUs, "cpus", 0, "CPUs per node (default 1)")
+	fs.StringVar(&spec.Memory, "memory", "", "memory per node, e.g. 4GiB")
+	fs.IntVar(&spec.GPUs, "gpus", 0, "GPUs per node")
+	fs.IntVar(&spec.Nodes, "nodes", 0, "nodes (default 1)")
+	fs.IntVar(&spec.ProcsPerNode, "procs-per-node", 0, "processes per node (default 1)")
+	fs.Var(&inputs, "i", "input NAME=DATASET[@VERSION] (repeatable): sets FORGE_INPUT_NAME")
+	fs.Var(&envs, "e", "environment K=V (repeatable)")
+	fs.StringVar(&spec.Timeout, "timeout", "", "stop the job after this long, e.g. 2h")
+	fs.IntVar(&spec.MaxRetries, "retries", 0, "retries after a failure")
+	fs.StringVar(&spec.Experiment, "experiment", "", "tracking experiment of the job's run")
+	fs.IntVar(&spec.Priority, "priority", 0, "higher runs first")
+	dir := fs.String("C", ".", "the code folder to bundle")
+	noCode := fs.Bool("no-code", false, "do not upload the code folder")
+	wait := fs.Bool("wait", false, "stream the logs and exit with the job's exit code")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cf.check(); err != nil {
+		return err
+	}
+	command = append(pos, command...)
+	if *file != "" {
+		var fromFile api.JobSpec
+		b, err := os.ReadFile(*file)
+		if err != nil {
+			return err
+		}
+		if err := yaml.Unmarshal(b, &fromFile); err != nil {
+			return fmt.Errorf("job spec %s: %w", *file, err)
+		}
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		spec = merge(fromFile, spec, set)
+	}
+	if len(command) > 0 {
+		spec.Command = command
+	}
+	if len(spec.Command) == 0 {
+		return usageError{"usage: forge run [flags] -- CMD ARGS... (or -f spec.yaml with a command)"}
+	}
+	for _, kv := range envs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return usageError{fmt.Sprintf("-e %q: want K=V", kv)}
+		}
+		if spec.Env == nil {
+			spec.Env = map[string]string{}
+		}
+		spec.Env[k] = v
+	}
+	for _, kv := range inputs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return usageError{fmt.Sprintf("-i %q: want NAME=DATASET[@VERSION]", kv)}
+		}
+		if spec.Inputs == nil {
+			spec.Inputs = map[string]string{}
+		}
+		spec.Inputs[k] = v
+	}
+	client := cf.client()
+	if !*noCode && spec.Code == "" {
+		var buf bytes.Buffer
+		digest, size, err := bundle.Create(*dir, &buf, bundle.DefaultMaxBytes)
+		if err != nil {
+			return err
+		}
+		has, err := client.HasBundle(ctx, digest)
+		if err != nil {
+			return err
+		}
+		if !has {
+			if err := client.PutBundle(ctx, digest, buf.Bytes()); err != nil {
+				return fmt.Errorf("upload code: %w", err)
+			}
+			fmt.Fprintf(c.stderr, "uploaded code %s (%d KiB)\n", digest[:12], size>>10)
+		}
+		spec.Code = digest
+	}
+	j, err := client.SubmitJob(ctx, spec)
+	if err != nil {
+		return err
+	}
+	if cf.json() && !*wait {
+		return printJSON(c.stdout, j)
+	}
+	if !*wait {
+		fmt.Fprintln(c.stdout, j.ID)
+		return nil
+	}
+	fmt.Fprintf(c.stderr, "job %s submitted\n", j.ID)
+	return followToEnd(ctx, client, j.ID, c)
+}
+
+// followToEnd streams the logs and returns the job's exit as the error.
+func followToEnd(ctx context.Context, client *api.Client, id string, c *cli) error {
+	rc, err := client.JobLogs(ctx, id, 0, true)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(c.stdout, rc)
+	rc.Close()
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("stream logs: %w", err)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	for {
+		j, err := client.Job(ctx, id)
+		if err != nil {
+			return err
+		}
+		if j.Final() {
+			if j.State == "succeeded" {
+				return nil
+			}
+			code := 1
+			if j.ExitCode != nil && *j.ExitCode > 0 {
+				code = *j.ExitCode
+			}
+			fmt.Fprintf(c.stderr, "forge: job %s %s (%s, exit %d) %s\n", id, j.State, j.Reason, code, j.Message)
+			return exitError{code}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// merge lays the flags that were set over the file's spec.
+func merge(file, flags api.JobSpec, set map[string]bool) api.JobSpec {
+	out := file
+	pick := map[string]func(){
+		"name": func() { out.Name = flags.Name }, "cpus": func() { out.CPUs = flags.CPUs },
+		"memory": func() { out.Memory = flags.Memory }, "gpus": func() { out.GPUs = flags.GPUs },
+		"nodes": func() { out.Nodes = flags.Nodes }, "procs-per-node": func() { out.ProcsPerNode = flags.ProcsPerNode },
+		"timeout": func() { out.Timeout = flags.Timeout }, "retries": func() { out.MaxRetries = flags.MaxRetries },
+		"experiment": func() { out.Experiment = flags.Experiment }, "priority": func() { out.Priority = flags.Priority },
+	}
+	for name, f := range pick {
+		if set[name] {
+			f()
+		}
+	}
+	return out
+}

@@ -1,0 +1,229 @@
+// Package bundle makes code bundles: a tar.gz of a working directory, minus
+// what .gitignore and .forgeignore exclude, built so that the same files
+// give the same bytes (sorted entries, no timestamps or owners) and so the
+// same sha256: unchanged code is stored and uploaded once.
+package bundle
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// DefaultMaxBytes caps a bundle's compressed size: code, not data (datasets
+// go through `forge data`).
+const DefaultMaxBytes = 50 << 20
+
+// TooLargeError says a bundle is over the cap, and what is biggest in it.
+type TooLargeError struct {
+	Max     int64
+	Largest []string // "path (size)"
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("code bundle is larger than %d MiB: exclude data and build outputs with .forgeignore (largest files: %s)",
+		e.Max>>20, strings.Join(e.Largest, ", "))
+}
+
+// Create writes the bundle of dir to w and returns its sha256 and size.
+// It fails with *TooLargeError once the compressed bundle passes max bytes.
+func Create(dir string, w io.Writer, max int64) (digest string, size int64, err error) {
+	if max <= 0 {
+		max = DefaultMaxBytes
+	}
+	files, err := walk(dir)
+	if err != nil {
+		return "", 0, err
+	}
+	h := sha256.New()
+	cw := &capWriter{w: io.MultiWriter(w, h), max: max}
+	gz, _ := gzip.NewWriterLevel(cw, gzip.DefaultCompression)
+	tw := tar.NewWriter(gz)
+	for _, f := range files {
+		if err := addFile(tw, dir, f); err != nil {
+			if errors.Is(err, errTooLarge) {
+				return "", 0, tooLarge(dir, files, max)
+			}
+			return "", 0, err
+		}
+	}
+	if err := tw.Close(); err == nil {
+		err = gz.Close()
+	}
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			return "", 0, tooLarge(dir, files, max)
+		}
+		return "", 0, fmt.Errorf("write bundle: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), cw.n, nil
+}
+
+var errTooLarge = errors.New("bundle too large")
+
+type capWriter struct {
+	w   io.Writer
+	n   int64
+	max int64
+}
+
+func (c *capWriter) Write(p []byte) (int, error) {
+	if c.n+int64(len(p)) > c.max {
+		return 0, errTooLarge
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func tooLarge(dir string, files []string, max int64) error {
+	type fz struct {
+		p string
+		n int64
+	}
+	var all []fz
+	for _, f := range files {
+		if fi, err := os.Lstat(filepath.Join(dir, f)); err == nil {
+			all = append(all, fz{f, fi.Size()})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].n > all[j].n })
+	e := &TooLargeError{Max: max}
+	for i := 0; i < len(all) && i < 3; i++ {
+		e.Largest = append(e.Largest, fmt.Sprintf("%s (%d MiB)", all[i].p, all[i].n>>20))
+	}
+	return e
+}
+
+func addFile(tw *tar.Writer, dir, rel string) error {
+	full := filepath.Join(dir, filepath.FromSlash(rel))
+	fi, err := os.Lstat(full)
+	if err != nil {
+		return err
+	}
+	hdr := &tar.Header{Name: rel, Format: tar.FormatPAX}
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := os.Readlink(full)
+		if err != nil {
+			return err
+		}
+		hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, target, 0o777
+		return tw.WriteHeader(hdr)
+	case fi.Mode().IsRegular():
+		hdr.Typeflag, hdr.Size, hdr.Mode = tar.TypeReg, fi.Size(), 0o644
+		if fi.Mode()&0o111 != 0 {
+			hdr.Mode = 0o755
+		}
+	default:
+		return nil // sockets, devices, fifos are no code
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	f, err := os.Open(full)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.CopyN(tw, f, fi.Size())
+	return err
+}
+
+// walk lists dir's files to bundle (slash-separated, sorted), honouring the
+// ignore files of each folder.
+func walk(dir string) ([]string, error) {
+	var files []string
+	var visit func(rel string, rules []rule) error
+	visit = func(rel string, rules []rule) error {
+		abs := filepath.Join(dir, filepath.FromSlash(rel))
+		for _, name := range []string{".gitignore", ".forgeignore"} {
+			b, err := os.ReadFile(filepath.Join(abs, name))
+			if err == nil {
+				rules = append(rules[:len(rules):len(rules)], parseRules(string(b), rel)...)
+			}
+		}
+		ents, err := os.ReadDir(abs)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", abs, err)
+		}
+		for _, e := range ents { // ReadDir sorts by name
+			p := path.Join(rel, e.Name())
+			isDir := e.IsDir()
+			if isDir && e.Name() == ".git" || ignored(rules, p, isDir) {
+				continue
+			}
+			if isDir {
+				if err := visit(p, rules); err != nil {
+					return err
+				}
+				continue
+			}
+			files = append(files, p)
+		}
+		return nil
+	}
+	if err := visit("", nil); err != nil {
+		return nil, err
+	}
+	return files, nil
+}
+
+// Extract unpacks a bundle into dst, refusing entries that would land
+// outside it.
+func Extract(r io.Reader, dst string) error {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("read bundle: %w", err)
+	}
+	tr := tar.NewReader(gz)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read bundle: %w", err)
+		}
+		name := path.Clean(hdr.Name)
+		if path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
+			return fmt.Errorf("bundle entry %q is outside the bundle", hdr.Name)
+		}
+		target := filepath.Join(dst, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		switch hdr.Typeflag {
+		case tar.TypeReg:
+			f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fs.FileMode(hdr.Mode)&0o755)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(f, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("extract %s: %w", name, err)
+			}
+		case tar.TypeSymlink:
+			if err := os.Symlink(hdr.Linkname, target); err != nil {
+				return err
+			}
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+		}
+	}
+}

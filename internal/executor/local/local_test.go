@@ -1,0 +1,255 @@
+package local
+
+import (
+	"context"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/forge-mlops/forge"
+)
+
+// The test binary doubles as the shim, as the forge binary does.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == ShimCommand {
+		os.Exit(Shim(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
+
+func newExec(t *testing.T) *Executor {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(context.Background(), Config{
+		Root: t.TempDir(), Shim: []string{self, ShimCommand},
+		CPUs: 8, MemoryBytes: 8 << 30, GPUs: []int{}, Grace: 500 * time.Millisecond, Poll: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+var seq int
+
+func launch(t *testing.T, ppn int, script string) *forge.Launch {
+	seq++
+	return &forge.Launch{
+		JobID: "t" + strconv.Itoa(seq), Attempt: 1, Dir: t.TempDir(),
+		Command: []string{"sh", "-c", script}, Env: map[string]string{"FORGE_JOB_ID": "x"},
+		Resources: forge.Resources{CPUs: 1}, Nodes: 1, ProcsPerNode: ppn,
+	}
+}
+
+func wait(t *testing.T, e *Executor, h forge.Handle) forge.Exit {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ex, err := e.Wait(ctx, h)
+	if err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	return ex
+}
+
+func logs(t *testing.T, e *Executor, h forge.Handle) string {
+	t.Helper()
+	r, err := e.Logs(context.Background(), h, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, _ := io.ReadAll(r)
+	return string(b)
+}
+
+// waitLog polls the log until re matches, returning the submatches.
+func waitLog(t *testing.T, e *Executor, h forge.Handle, re string) []string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	for range 200 {
+		if m := rx.FindStringSubmatch(logs(t, e, h)); m != nil {
+			return m
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("log never matched %q: %s", re, logs(t, e, h))
+	return nil
+}
+
+func TestExitCodeAndLogs(t *testing.T) {
+	e := newExec(t)
+	h, err := e.Start(context.Background(), launch(t, 1, "echo hello; echo oops >&2; exit 0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := wait(t, e, h)
+	if ex.Failed() {
+		t.Fatalf("exit = %+v", ex)
+	}
+	out := logs(t, e, h)
+	if !regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z \[0\] hello$`).MatchString(out) || !strings.Contains(out, "[0] oops") {
+		t.Fatalf("log = %q", out)
+	}
+	h2, _ := e.Start(context.Background(), launch(t, 1, "exit 3"))
+	if ex := wait(t, e, h2); ex.Code != 3 || ex.Reason != forge.ReasonExited {
+		t.Fatalf("exit = %+v, want code 3", ex)
+	}
+	if _, free, _ := e.Capacity(context.Background()); free.CPUs != 8 {
+		t.Fatalf("free cpus after the attempts = %v, want 8", free.CPUs)
+	}
+}
+
+func TestKilledFromOutside(t *testing.T) {
+	e := newExec(t)
+	h, _ := e.Start(context.Background(), launch(t, 1, "echo pid $$; exec sleep 30"))
+	m := waitLog(t, e, h, `pid (\d+)`)
+	pid, _ := strconv.Atoi(m[1])
+	syscall.Kill(pid, syscall.SIGKILL)
+	if ex := wait(t, e, h); ex.Reason != forge.ReasonSignal || ex.Code != 137 {
+		t.Fatalf("exit = %+v, want signal/137", ex)
+	}
+}
+
+func TestCancelEscalates(t *testing.T) {
+	e := newExec(t)
+	// The process ignores SIGTERM: only the SIGKILL after the grace period stops it.
+	h, _ := e.Start(context.Background(), launch(t, 1, "trap '' TERM; echo ready; while true; do sleep 0.1; done"))
+	waitLog(t, e, h, `ready`)
+	start := time.Now()
+	if err := e.Cancel(context.Background(), h, forge.ReasonCancelled); err != nil {
+		t.Fatal(err)
+	}
+	ex := wait(t, e, h)
+	if ex.Reason != forge.ReasonCancelled {
+		t.Fatalf("exit = %+v, want cancelled", ex)
+	}
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Fatalf("stopped after %v, before the grace period", d)
+	}
+}
+
+func TestOneRankFailsOthersStopped(t *testing.T) {
+	e := newExec(t)
+	h, _ := e.Start(context.Background(), launch(t, 2, `if [ "$RANK" = 1 ]; then sleep 0.3; exit 4; fi; echo waiting; exec sleep 30`))
+	start := time.Now()
+	ex := wait(t, e, h)
+	if ex.Code != 4 || ex.Reason != forge.ReasonExited || !strings.Contains(ex.Message, "rank 1") {
+		t.Fatalf("exit = %+v, want rank 1's exit 4", ex)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Fatal("rank 0 was not stopped")
+	}
+	rec, ok := readExit(exitPath(mustHandle(t, h).Dir, 0))
+	if !ok || rec.Signal != int(syscall.SIGTERM) {
+		t.Fatalf("rank 0 exit = %+v, want SIGTERM", rec)
+	}
+}
+
+func TestDistributedEnv(t *testing.T) {
+	e := newExec(t)
+	l := launch(t, 3, `echo "env $RANK $LOCAL_RANK $WORLD_SIZE $NODE_RANK $NNODES $NPROC_PER_NODE $MASTER_ADDR $MASTER_PORT $PET_RANK $FORGE_JOB_ID"`)
+	l.Nodes = 2
+	h, _ := e.Start(context.Background(), l)
+	if ex := wait(t, e, h); ex.Failed() {
+		t.Fatalf("exit = %+v", ex)
+	}
+	out := logs(t, e, h)
+	rx := regexp.MustCompile(`\[(\d)\] env (\d) (\d) (\d) (\d) (\d) (\d) (\S+) (\d+) (\d) (\S+)`)
+	ms := rx.FindAllStringSubmatch(out, -1)
+	if len(ms) != 6 {
+		t.Fatalf("want 6 processes, log:\n%s", out)
+	}
+	ports := map[string]bool{}
+	for _, m := range ms {
+		rank, _ := strconv.Atoi(m[2])
+		want := []string{m[1], m[1], strconv.Itoa(rank % 3), "6", strconv.Itoa(rank / 3), "2", "3", "127.0.0.1"}
+		got := []string{m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8]}
+		if strings.Join(got, " ") != strings.Join(want, " ") || m[10] != m[2] || m[11] != "x" {
+			t.Errorf("rank %d env = %v, want %v (PET_RANK %s, job %s)", rank, got, want, m[10], m[11])
+		}
+		ports[m[9]] = true
+	}
+	if len(ports) != 1 {
+		t.Errorf("MASTER_PORT differs between ranks: %v", ports)
+	}
+}
+
+func TestGPUsPerProcess(t *testing.T) {
+	e := newExec(t)
+	e.cfg.GPUs = []int{0, 1, 2, 3}
+	e.total.GPUs = 4
+	l := launch(t, 2, `echo "gpu $RANK $CUDA_VISIBLE_DEVICES"`)
+	l.Resources.GPUs = 4
+	h, err := e.Start(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, e, h)
+	out := logs(t, e, h)
+	if !strings.Contains(out, "gpu 0 0,1") || !strings.Contains(out, "gpu 1 2,3") {
+		t.Fatalf("log = %s", out)
+	}
+	if got := parseGPUs("0, 81559 MiB\n1, 81559 MiB\n"); len(got) != 2 || got[1] != 1 {
+		t.Fatalf("parseGPUs = %v", got)
+	}
+}
+
+func TestReattachAfterRestart(t *testing.T) {
+	e := newExec(t)
+	hDone, _ := e.Start(context.Background(), launch(t, 1, "sleep 0.5; echo finished; exit 7"))
+	hLost, _ := e.Start(context.Background(), launch(t, 1, "echo up; exec sleep 30"))
+	waitLog(t, e, hLost, "up")
+
+	// A new executor (a restarted server) on the same folder.
+	e2 := &Executor{cfg: e.cfg, total: e.total, log: e.log, attempts: map[string]*handle{}}
+	for _, h := range []forge.Handle{hDone, hLost} {
+		e2.Attach(context.Background(), h)
+	}
+	if _, free, _ := e2.Capacity(context.Background()); free.CPUs != 6 {
+		t.Fatalf("free after attach = %v, want 6", free.CPUs)
+	}
+	// The shim of the second job dies with its process, leaving no exit file.
+	syscall.Kill(-mustHandle(t, hLost).Procs[0].PID, syscall.SIGKILL)
+	if ex := wait(t, e2, hDone); ex.Code != 7 || ex.Reason != forge.ReasonExited {
+		t.Fatalf("re-attached exit = %+v, want 7", ex)
+	}
+	if !strings.Contains(logs(t, e2, hDone), "finished") {
+		t.Fatal("log written after the restart is missing")
+	}
+	if ex := wait(t, e2, hLost); ex.Reason != forge.ReasonLost {
+		t.Fatalf("exit = %+v, want lost", ex)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	e := newExec(t)
+	h, _ := e.Start(context.Background(), launch(t, 1, "echo go; i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 5"))
+	waitLog(t, e, h, "go")
+	time.Sleep(500 * time.Millisecond)
+	u, err := e.Usage(context.Background(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.MemoryBytes <= 0 || u.CPUSeconds <= 0 {
+		t.Fatalf("usage = %+v", u)
+	}
+	e.Cancel(context.Background(), h, forge.ReasonCancelled)
+	wait(t, e, h)
+}
+
+func mustHandle(t *testing.T, h forge.Handle) *handle {
+	v, err := parseHandle(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

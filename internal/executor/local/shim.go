@@ -1,0 +1,217 @@
+package local
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ShimCommand is the argument that makes the forge binary run as a shim
+// (`forge job-shim LOG EXITFILE PREFIX -- CMD ARGS...`).
+const ShimCommand = "job-shim"
+
+// exitRecord is what a shim writes when its process ends. It is the source
+// of truth for an exit, so it survives the server that started the shim.
+type exitRecord struct {
+	Code   int    `json:"code"`
+	Signal int    `json:"signal,omitempty"`
+	OOM    bool   `json:"oom,omitempty"`
+	At     int64  `json:"at"` // unix nanoseconds
+	Msg    string `json:"msg,omitempty"`
+}
+
+// Shim runs one job process: it leads the process group, writes the
+// process's output with timestamps to the log, and its exit to a file. The
+// server may die and restart meanwhile: nothing here depends on it. args are
+// LOG EXITFILE PREFIX -- CMD ARGS...; it returns the shim's exit status.
+func Shim(args []string) int {
+	if len(args) < 5 || args[3] != "--" {
+		fmt.Fprintln(os.Stderr, "usage: job-shim LOG EXITFILE PREFIX -- CMD ARGS...")
+		return 2
+	}
+	logPath, exitPath, prefix, argv := args[0], args[1], args[2], args[4:]
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "job-shim:", err)
+		return 1
+	}
+	// A SIGTERM to the group reaches the process too; the shim outlives it
+	// to record how it ended. Notify (not Ignore) so the child starts with
+	// default handlers.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+
+	oomBefore := oomKills()
+	rec := run(argv, logf, prefix)
+	if rec.Signal == int(syscall.SIGKILL) && oomKills() > oomBefore {
+		rec.OOM = true
+	}
+	rec.At = time.Now().UnixNano()
+	if err := writeExit(exitPath, rec); err != nil {
+		fmt.Fprintln(logf, "job-shim: record exit:", err)
+		return 1
+	}
+	return 0
+}
+
+func run(argv []string, logf *os.File, prefix string) exitRecord {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return exitRecord{Code: 127, Msg: err.Error()}
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return exitRecord{Code: 127, Msg: err.Error()}
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = outW, errW
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		line := stamp(time.Now(), prefix, "cannot start process: "+err.Error())
+		logf.Write(line)
+		return exitRecord{Code: 127, Msg: "cannot start process: " + err.Error()}
+	}
+	copied := make(chan struct{}, 2)
+	for _, r := range []*os.File{outR, errR} {
+		go func() { copyLines(logf, r, prefix); copied <- struct{}{} }()
+	}
+	state, _ := cmd.Process.Wait()
+	// Grandchildren may still hold the pipes: give them a moment, then stop
+	// reading so the exit is recorded.
+	deadline := time.After(2 * time.Second)
+	for range 2 {
+		select {
+		case <-copied:
+		case <-deadline:
+			outR.SetReadDeadline(time.Now())
+			errR.SetReadDeadline(time.Now())
+			<-copied
+		}
+	}
+	rec := exitRecord{}
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		rec.Signal = int(ws.Signal())
+		rec.Code = 128 + rec.Signal
+		rec.Msg = "killed by " + ws.Signal().String()
+	} else {
+		rec.Code = state.ExitCode()
+	}
+	return rec
+}
+
+// copyLines writes r's lines to w, each prefixed with a timestamp and
+// prefix. Lines read together are written in one write, so that processes
+// appending to the same file (O_APPEND) never interleave within a line.
+func copyLines(w io.Writer, r io.Reader, prefix string) {
+	buf := make([]byte, 64<<10)
+	var pending []byte
+	var out bytes.Buffer
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			now := time.Now()
+			data := buf[:n]
+			out.Reset()
+			for {
+				i := bytes.IndexByte(data, '\n')
+				if i < 0 {
+					break
+				}
+				line := data[:i]
+				if len(pending) > 0 {
+					line = append(pending, line...)
+					pending = pending[:0]
+				}
+				out.Write(stamp(now, prefix, string(line)))
+				data = data[i+1:]
+			}
+			pending = append(pending, data...)
+			if len(pending) >= 64<<10 {
+				out.Write(stamp(now, prefix, string(pending)))
+				pending = pending[:0]
+			}
+			if out.Len() > 0 {
+				w.Write(out.Bytes())
+			}
+		}
+		if err != nil {
+			if len(pending) > 0 {
+				w.Write(stamp(time.Now(), prefix, string(pending)))
+			}
+			return
+		}
+	}
+}
+
+func stamp(t time.Time, prefix, line string) []byte {
+	b := make([]byte, 0, len(line)+40)
+	b = t.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
+	b = append(b, ' ')
+	b = append(b, prefix...)
+	b = append(b, ' ')
+	b = append(b, line...)
+	return append(b, '\n')
+}
+
+func writeExit(path string, rec exitRecord) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func readExit(path string) (exitRecord, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return exitRecord{}, false
+	}
+	var rec exitRecord
+	if json.Unmarshal(b, &rec) != nil {
+		return exitRecord{}, false
+	}
+	return rec, true
+}
+
+// oomKills reads the OOM-kill counter of the shim's cgroup (cgroup v2), or 0
+// where there is none.
+func oomKills() int64 {
+	b, err := os.ReadFile("/sys/fs/cgroup/memory.events")
+	if err != nil {
+		return 0 // no cgroup v2 memory controller: OOM kills look like SIGKILL
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}

@@ -1,0 +1,106 @@
+package jobs
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/httpapi"
+)
+
+// Register mounts the jobs API on mux:
+//
+//	POST /api/forge/v1/jobs                  submit a Spec
+//	GET  /api/forge/v1/jobs?state=S&limit=N  list, newest first
+//	GET  /api/forge/v1/jobs/{id}             one job with its attempts
+//	POST /api/forge/v1/jobs/{id}/cancel      cancel
+//	GET  /api/forge/v1/jobs/{id}/logs?follow=true&attempt=N   text, streamed
+//	HEAD /api/forge/v1/bundles/{digest}      is this code bundle stored?
+//	PUT  /api/forge/v1/bundles/{digest}      store a code bundle (body: tar.gz)
+func (s *Service) Register(mux *http.ServeMux, log *slog.Logger) {
+	mux.Handle("POST /api/forge/v1/jobs", httpapi.JSON(log, func(r *http.Request) (any, error) {
+		var spec Spec
+		if err := httpapi.Decode(r, &spec); err != nil {
+			return nil, err
+		}
+		return s.Submit(r.Context(), spec)
+	}))
+	mux.Handle("GET /api/forge/v1/jobs", httpapi.JSON(log, func(r *http.Request) (any, error) {
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		list, err := s.List(r.Context(), State(r.URL.Query().Get("state")), limit)
+		if list == nil {
+			list = []Job{}
+		}
+		return map[string]any{"jobs": list}, err
+	}))
+	mux.Handle("GET /api/forge/v1/jobs/{id}", httpapi.JSON(log, func(r *http.Request) (any, error) {
+		return s.Get(r.Context(), r.PathValue("id"))
+	}))
+	mux.Handle("POST /api/forge/v1/jobs/{id}/cancel", httpapi.JSON(log, func(r *http.Request) (any, error) {
+		return s.Cancel(r.Context(), r.PathValue("id"))
+	}))
+	mux.HandleFunc("GET /api/forge/v1/jobs/{id}/logs", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		attempt, _ := strconv.Atoi(q.Get("attempt"))
+		follow := q.Get("follow") == "true" || q.Get("follow") == "1"
+		id := r.PathValue("id")
+		// Check the job before the 200 goes out, so a bad id gets a 404.
+		if _, err := s.Get(r.Context(), id); err != nil {
+			httpapi.WriteError(w, r, log, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		rc := http.NewResponseController(w)
+		// A followed log may stream for hours: no write deadline.
+		rc.SetWriteDeadline(time.Time{})
+		w.WriteHeader(http.StatusOK)
+		if err := s.Logs(r.Context(), id, attempt, follow, flushWriter{w, rc}); err != nil && r.Context().Err() == nil {
+			log.Warn("stream job log", "job", id, "err", err)
+		}
+	})
+	mux.HandleFunc("HEAD /api/forge/v1/bundles/{digest}", func(w http.ResponseWriter, r *http.Request) {
+		info, err := s.blobs.Stat(r.Context(), forge.Digest(r.PathValue("digest")))
+		if err != nil {
+			status, _ := httpapi.Status(forge.KindOf(err))
+			w.WriteHeader(status)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
+		w.WriteHeader(http.StatusOK)
+	})
+	mux.Handle("PUT /api/forge/v1/bundles/{digest}", httpapi.JSON(log, func(r *http.Request) (any, error) {
+		want := r.PathValue("digest")
+		if !digestRx.MatchString(want) {
+			return nil, forge.Errorf(forge.Invalid, "%q is not a sha256 digest", want)
+		}
+		if r.ContentLength > s.cfg.MaxBundleBytes {
+			return nil, forge.Errorf(forge.TooLarge, "code bundle of %d bytes is over the limit of %d bytes", r.ContentLength, s.cfg.MaxBundleBytes)
+		}
+		body := http.MaxBytesReader(nil, r.Body, s.cfg.MaxBundleBytes)
+		info, err := s.blobs.Put(r.Context(), body)
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return nil, forge.Errorf(forge.TooLarge, "code bundle is over the limit of %d bytes", s.cfg.MaxBundleBytes)
+			}
+			return nil, err
+		}
+		if string(info.Digest) != want {
+			// Not deleted: the same content may be stored for something else.
+			return nil, forge.Errorf(forge.Invalid, "the body's sha256 is %s, not %s", info.Digest, want)
+		}
+		return map[string]any{"digest": info.Digest, "size": info.Size}, nil
+	}))
+}
+
+type flushWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (f flushWriter) Write(p []byte) (int, error) { return f.w.Write(p) }
+func (f flushWriter) Flush()                      { f.rc.Flush() }

@@ -1,0 +1,626 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/bundle"
+	"github.com/forge-mlops/forge/internal/sqlstore"
+)
+
+// Runs is the tracking store, as jobs use it: one run per job.
+type Runs interface {
+	CreateRun(ctx context.Context, experimentName, runName string, tags map[string]string) (runID, experimentID string, err error)
+	// SetRunStatus sets RUNNING, FINISHED, FAILED or KILLED.
+	SetRunStatus(ctx context.Context, runID, status string) error
+	LogSystemMetrics(ctx context.Context, runID string, metrics map[string]float64, step int64) error
+}
+
+// Datasets materialises dataset versions as files for a job's inputs.
+type Datasets interface {
+	// Materialize writes the dataset ref (name or name@version) as a Parquet
+	// file at dstPath.
+	Materialize(ctx context.Context, ref, dstPath string) (resolvedRef, digest string, err error)
+}
+
+// Config configures the jobs service.
+type Config struct {
+	// WorkDir holds each attempt's folder: the extracted code and inputs.
+	WorkDir string
+	// TrackingURI is the server's own URL, given to processes as MLFLOW_TRACKING_URI.
+	TrackingURI string
+	// SampleEvery is how often system metrics go to the run; default 5s.
+	SampleEvery time.Duration
+	// Tick is how often the scheduler looks at the queue without being
+	// woken (a safety net: submits and ends wake it); default 2s.
+	Tick time.Duration
+	// MaxBundleBytes caps an uploaded code bundle; default bundle.DefaultMaxBytes.
+	MaxBundleBytes int64
+	// PythonPath, if set, is put first on every process's PYTHONPATH (the
+	// server installs its Python client there, so jobs can `import forge`).
+	PythonPath string
+}
+
+// Service is the queue, the scheduler and the supervisor of jobs.
+type Service struct {
+	cfg      Config
+	st       store
+	exec     forge.Executor
+	blobs    forge.BlobStore
+	runs     Runs     // may be nil
+	datasets Datasets // may be nil
+	log      *slog.Logger
+	wake     chan struct{}
+
+	mu       sync.Mutex
+	pending  forge.Resources     // admitted, not yet started by the executor
+	watching map[string]struct{} // job ids followed by a supervisor goroutine
+	wg       sync.WaitGroup
+}
+
+// New makes the service; runs and datasets may be nil (no tracking link,
+// no dataset inputs).
+func New(db *sqlstore.DB, exec forge.Executor, blobs forge.BlobStore, runs Runs, datasets Datasets, cfg Config, log *slog.Logger) (*Service, error) {
+	if cfg.WorkDir == "" {
+		return nil, errors.New("jobs: work dir not set")
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	if cfg.SampleEvery <= 0 {
+		cfg.SampleEvery = 5 * time.Second
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 2 * time.Second
+	}
+	if cfg.MaxBundleBytes <= 0 {
+		cfg.MaxBundleBytes = bundle.DefaultMaxBytes
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		cfg: cfg, st: store{db}, exec: exec, blobs: blobs, runs: runs, datasets: datasets,
+		log: log, wake: make(chan struct{}, 1), watching: map[string]struct{}{},
+	}, nil
+}
+
+// Submit validates spec and queues it.
+func (s *Service) Submit(ctx context.Context, spec Spec) (Job, error) {
+	if err := spec.Normalize(); err != nil {
+		return Job{}, err
+	}
+	if len(spec.Inputs) > 0 && s.datasets == nil {
+		return Job{}, forge.Errorf(forge.Invalid, "inputs: this server has no datasets")
+	}
+	if spec.Code != "" {
+		if _, err := s.blobs.Stat(ctx, forge.Digest(spec.Code)); err != nil {
+			if forge.IsKind(err, forge.NotFound) {
+				return Job{}, forge.Errorf(forge.Invalid, "code: no bundle %s on the server (upload it first)", spec.Code)
+			}
+			return Job{}, err
+		}
+	}
+	if cr, ok := s.exec.(forge.CapacityReporter); ok {
+		total, _, err := cr.Capacity(ctx)
+		if err == nil && !spec.Resources().Times(spec.Nodes).Fits(total) {
+			return Job{}, forge.Errorf(forge.Invalid, "the job asks for more than the executor has in all (%s)", describe(total))
+		}
+	}
+	j := Job{ID: newID(), Name: spec.Name, State: Queued, Priority: spec.Priority, SubmittedAt: sqlstore.Now(), Spec: spec}
+	if err := s.st.insert(ctx, &j); err != nil {
+		return Job{}, err
+	}
+	s.poke()
+	return j, nil
+}
+
+// Get returns a job with its attempts.
+func (s *Service) Get(ctx context.Context, id string) (Job, error) { return s.st.get(ctx, id) }
+
+// List returns jobs newest first, in one state if state is not empty.
+func (s *Service) List(ctx context.Context, state State, limit int) ([]Job, error) {
+	switch state {
+	case "", Queued, Running, Succeeded, Failed, Cancelled:
+	default:
+		return nil, forge.Errorf(forge.Invalid, "state %q: want queued, running, succeeded, failed or cancelled", state)
+	}
+	if limit <= 0 || limit > 10000 {
+		limit = 1000
+	}
+	return s.st.list(ctx, state, limit)
+}
+
+// Cancel cancels a queued job, or stops a running one (its supervisor
+// records the end).
+func (s *Service) Cancel(ctx context.Context, id string) (Job, error) {
+	j, err := s.st.requestCancel(ctx, id)
+	if err != nil {
+		return j, err
+	}
+	if j.State == Running && j.Handle != "" {
+		if err := s.exec.Cancel(ctx, j.Handle, forge.ReasonCancelled); err != nil {
+			return j, fmt.Errorf("cancel job %s: %w", id, err)
+		}
+	}
+	if j.State == Cancelled && s.runs != nil && j.RunID != "" {
+		s.runs.SetRunStatus(ctx, j.RunID, "KILLED")
+	}
+	return j, nil
+}
+
+func (s *Service) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run re-attaches to the attempts that were running when the server last
+// stopped, then schedules until ctx ends. Processes keep running when it
+// returns; the next Run re-attaches to them.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.reconcile(ctx); err != nil {
+		return err
+	}
+	t := time.NewTicker(s.cfg.Tick)
+	defer t.Stop()
+	for {
+		if _, err := s.Pass(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("scheduler pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			s.wg.Wait()
+			return nil
+		case <-s.wake:
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Service) reconcile(ctx context.Context) error {
+	running, err := s.st.list(ctx, Running, 1<<30)
+	if err != nil {
+		return err
+	}
+	attacher, _ := s.exec.(forge.Attacher)
+	for _, j := range running {
+		if j.Handle == "" {
+			// The server stopped between admitting and starting: whatever it
+			// started is unknown.
+			s.log.Warn("job was being started when the server stopped: lost", "job", j.ID)
+			s.end(ctx, j, j.Attempt, "", forge.Exit{Code: -1, Reason: forge.ReasonLost, Message: "the server stopped while starting it"})
+			continue
+		}
+		if attacher != nil {
+			if err := attacher.Attach(ctx, j.Handle); err != nil {
+				s.log.Error("re-attach failed", "job", j.ID, "err", err)
+			}
+		}
+		s.log.Info("re-attaching to running job", "job", j.ID, "attempt", j.Attempt)
+		s.follow(ctx, j, j.Attempt, j.Handle)
+	}
+	return nil
+}
+
+// Pass admits the queued jobs that fit, in priority then submission order,
+// and returns how many. A job that does not fit now is passed over, so
+// smaller jobs behind it may start (a job that can never fit is refused at
+// submission).
+func (s *Service) Pass(ctx context.Context) (int, error) {
+	free, limited := forge.Resources{}, false
+	if cr, ok := s.exec.(forge.CapacityReporter); ok {
+		_, f, err := cr.Capacity(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("executor capacity: %w", err)
+		}
+		s.mu.Lock()
+		free, limited = f.Sub(s.pending), true
+		s.mu.Unlock()
+	}
+	var admit []queued
+	err := s.st.eachQueued(ctx, func(q queued) bool {
+		need := q.res.Times(q.nodes)
+		if limited {
+			if !need.Fits(free) {
+				return free.CPUs > 0 || free.GPUs > 0 // nothing more can fit once all is taken
+			}
+			free = free.Sub(need)
+		}
+		admit = append(admit, q)
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, q := range admit {
+		j, ok, err := s.st.admit(ctx, q.id)
+		if err != nil {
+			return n, err
+		}
+		if !ok {
+			continue
+		}
+		n++
+		need := q.res.Times(q.nodes)
+		s.mu.Lock()
+		s.pending = s.pending.Add(need)
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.launch(ctx, j, need)
+		}()
+	}
+	return n, nil
+}
+
+// launch prepares and starts an admitted attempt, then follows it.
+func (s *Service) launch(ctx context.Context, j Job, need forge.Resources) {
+	h, err := s.start(ctx, j)
+	s.mu.Lock()
+	s.pending = s.pending.Sub(need)
+	s.mu.Unlock()
+	if err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: reconcile marks it lost on the next start
+		}
+		if forge.IsKind(err, forge.Unavailable) {
+			s.log.Info("executor has no room yet: job back in the queue", "job", j.ID)
+			if err := s.st.requeue(ctx, j.ID, j.Attempt); err != nil {
+				s.log.Error("requeue failed", "job", j.ID, "err", err)
+			}
+			return
+		}
+		s.log.Error("job did not start", "job", j.ID, "err", err)
+		s.end(ctx, j, j.Attempt, "", forge.Exit{Code: -1, Reason: forge.ReasonLost, Message: "could not start: " + forge.Message(err) + ": " + err.Error()})
+		return
+	}
+	if err := s.st.setHandle(ctx, j.ID, j.Attempt, h); err != nil {
+		s.log.Error("record handle failed: stopping the job", "job", j.ID, "err", err)
+		s.exec.Cancel(context.WithoutCancel(ctx), h, forge.ReasonLost)
+	}
+	s.follow(ctx, j, j.Attempt, h)
+}
+
+func (s *Service) attemptDir(id string, attempt int) string {
+	return filepath.Join(s.cfg.WorkDir, id, strconv.Itoa(attempt))
+}
+
+func (s *Service) start(ctx context.Context, j Job) (forge.Handle, error) {
+	dir := s.attemptDir(j.ID, j.Attempt)
+	code := filepath.Join(dir, "code")
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(code, 0o755); err != nil {
+		return "", fmt.Errorf("create job folder: %w", err)
+	}
+	if j.Spec.Code != "" {
+		r, err := s.blobs.Open(ctx, forge.Digest(j.Spec.Code))
+		if err != nil {
+			return "", fmt.Errorf("open code bundle: %w", err)
+		}
+		err = bundle.Extract(r, code)
+		r.Close()
+		if err != nil {
+			return "", fmt.Errorf("extract code bundle: %w", err)
+		}
+	}
+	env := map[string]string{}
+	for k, v := range j.Spec.Env {
+		env[k] = v
+	}
+	tags := map[string]string{"forge.job_id": j.ID}
+	for name, ref := range j.Spec.Inputs {
+		path := filepath.Join(dir, "inputs", name+".parquet")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return "", err
+		}
+		resolved, digest, err := s.datasets.Materialize(ctx, ref, path)
+		if err != nil {
+			return "", fmt.Errorf("input %s=%s: %w", name, ref, err)
+		}
+		env["FORGE_INPUT_"+strings.ToUpper(name)] = path
+		tags["forge.input."+name] = resolved + " sha256:" + digest
+	}
+	if s.runs != nil {
+		if j.RunID == "" {
+			runID, expID, err := s.runs.CreateRun(ctx, j.Spec.Experiment, j.Name, tags)
+			if err != nil {
+				return "", fmt.Errorf("create tracking run: %w", err)
+			}
+			if err := s.st.setRun(ctx, j.ID, runID, expID); err != nil {
+				return "", err
+			}
+			j.RunID, j.ExperimentID = runID, expID
+		}
+		if err := s.runs.SetRunStatus(ctx, j.RunID, "RUNNING"); err != nil {
+			s.log.Warn("set run status", "job", j.ID, "err", err)
+		}
+		env["MLFLOW_RUN_ID"], env["MLFLOW_EXPERIMENT_ID"] = j.RunID, j.ExperimentID
+		if s.cfg.TrackingURI != "" {
+			env["MLFLOW_TRACKING_URI"] = s.cfg.TrackingURI
+		}
+	}
+	if s.cfg.TrackingURI != "" {
+		env["FORGE_SERVER"] = s.cfg.TrackingURI
+	}
+	if s.cfg.PythonPath != "" {
+		env["PYTHONPATH"] = strings.TrimSuffix(s.cfg.PythonPath+":"+env["PYTHONPATH"], ":")
+	}
+	env["FORGE_JOB_ID"] = j.ID
+	env["FORGE_ATTEMPT"] = strconv.Itoa(j.Attempt)
+	return s.exec.Start(ctx, &forge.Launch{
+		JobID: j.ID, Attempt: j.Attempt, Dir: code, Command: j.Spec.Command, Env: env,
+		Resources: j.Spec.Resources(), Nodes: j.Spec.Nodes, ProcsPerNode: j.Spec.ProcsPerNode,
+	})
+}
+
+// follow supervises a started attempt in a goroutine: timeout, cancel
+// requests, metrics, and its end.
+func (s *Service) follow(ctx context.Context, j Job, attempt int, h forge.Handle) {
+	s.mu.Lock()
+	s.watching[j.ID] = struct{}{}
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.watching, j.ID)
+			s.mu.Unlock()
+		}()
+		s.supervise(ctx, j, attempt, h)
+	}()
+}
+
+func (s *Service) supervise(ctx context.Context, j Job, attempt int, h forge.Handle) {
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	type result struct {
+		exit forge.Exit
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		e, err := s.exec.Wait(wctx, h)
+		done <- result{e, err}
+	}()
+
+	// A cancel that came while starting, or before a restart, is acted on now.
+	if cur, err := s.st.get(ctx, j.ID); err == nil && cur.CancelRequested {
+		s.exec.Cancel(ctx, h, forge.ReasonCancelled)
+	}
+	var timeout <-chan time.Time
+	if d, _ := j.Spec.TimeoutDuration(); d > 0 {
+		started := time.UnixMilli(j.StartedAt)
+		if j.StartedAt == 0 {
+			started = time.Now()
+		}
+		t := time.NewTimer(time.Until(started.Add(d)))
+		defer t.Stop()
+		timeout = t.C
+	}
+	sampler, _ := s.exec.(forge.Sampler)
+	var sample <-chan time.Time
+	if sampler != nil && s.runs != nil {
+		t := time.NewTicker(s.cfg.SampleEvery)
+		defer t.Stop()
+		sample = t.C
+	}
+	var last forge.Usage
+	var step int64
+	runID := j.RunID
+	for {
+		select {
+		case r := <-done:
+			if r.err != nil {
+				if ctx.Err() == nil {
+					s.log.Error("wait for job failed", "job", j.ID, "err", r.err)
+				}
+				return // the next server start re-attaches
+			}
+			s.end(ctx, j, attempt, h, r.exit)
+			return
+		case <-timeout:
+			s.log.Info("job past its timeout: stopping it", "job", j.ID, "timeout", j.Spec.Timeout)
+			if err := s.exec.Cancel(ctx, h, forge.ReasonTimeout); err != nil {
+				s.log.Error("stop job past its timeout", "job", j.ID, "err", err)
+			}
+		case <-sample:
+			if runID == "" {
+				if cur, err := s.st.get(ctx, j.ID); err == nil {
+					runID = cur.RunID
+				}
+			}
+			u, err := sampler.Usage(ctx, h)
+			if err != nil || runID == "" {
+				continue
+			}
+			m := map[string]float64{"system/memory_mb": float64(u.MemoryBytes) / (1 << 20)}
+			if !last.At.IsZero() {
+				if dt := u.At.Sub(last.At).Seconds(); dt > 0 {
+					m["system/cpu_percent"] = 100 * (u.CPUSeconds - last.CPUSeconds) / dt
+				}
+			}
+			last = u
+			if err := s.runs.LogSystemMetrics(ctx, runID, m, step); err != nil {
+				s.log.Warn("log system metrics", "job", j.ID, "err", err)
+			}
+			step++
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// end records an attempt's end: its log goes to the blob store, and the job
+// is queued again if its retry policy says so, or ends.
+func (s *Service) end(ctx context.Context, j Job, attempt int, h forge.Handle, exit forge.Exit) {
+	// Recording the end must not be cut short by a shutdown that began
+	// after the processes ended.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	var digest string
+	var size int64
+	if h != "" {
+		if r, err := s.exec.Logs(ctx, h, 0); err == nil {
+			info, err := s.blobs.Put(ctx, r)
+			r.Close()
+			if err != nil {
+				s.log.Error("store job log", "job", j.ID, "err", err)
+			} else {
+				digest, size = string(info.Digest), info.Size
+			}
+		}
+	}
+	cur, err := s.st.get(ctx, j.ID)
+	if err != nil {
+		s.log.Error("read job at its end", "job", j.ID, "err", err)
+		return
+	}
+	next := Succeeded
+	switch {
+	case !exit.Failed():
+	case exit.Reason == forge.ReasonCancelled || cur.CancelRequested:
+		next = Cancelled
+		exit.Reason = forge.ReasonCancelled
+	case attempt <= cur.Spec.MaxRetries && cur.Spec.retryable(exit):
+		next = Queued
+	default:
+		next = Failed
+	}
+	if err := s.st.finish(ctx, j.ID, attempt, exit, digest, size, next); err != nil {
+		s.log.Error("record job end", "job", j.ID, "err", err)
+		return
+	}
+	s.log.Info("job attempt ended", "job", j.ID, "attempt", attempt, "code", exit.Code, "reason", exit.Reason, "state", next)
+	if s.runs != nil && cur.RunID != "" && next.Final() {
+		status := map[State]string{Succeeded: "FINISHED", Failed: "FAILED", Cancelled: "KILLED"}[next]
+		if err := s.runs.SetRunStatus(ctx, cur.RunID, status); err != nil {
+			s.log.Warn("set run status", "job", j.ID, "err", err)
+		}
+	}
+	os.RemoveAll(filepath.Join(s.attemptDir(j.ID, attempt), "code"))
+	s.poke()
+}
+
+// Logs writes an attempt's log to w (attempt 0: the latest, and with
+// follow, the ones after it too). With follow it returns when the job has
+// ended and all its output is written, or ctx ends.
+func (s *Service) Logs(ctx context.Context, id string, attempt int, follow bool, w io.Writer) error {
+	flush := func() {
+		if f, ok := w.(interface{ Flush() }); ok {
+			f.Flush()
+		}
+	}
+	j, err := s.st.get(ctx, id)
+	if err != nil {
+		return err
+	}
+	all := attempt == 0
+	if all {
+		attempt = max(j.Attempt, 1)
+	} else if attempt > j.Attempt {
+		return forge.Errorf(forge.NotFound, "job %s has no attempt %d", id, attempt)
+	}
+	var off int64
+	for {
+		j, err = s.st.get(ctx, id)
+		if err != nil {
+			return err
+		}
+		var a *Attempt
+		if attempt <= len(j.Attempts) {
+			a = &j.Attempts[attempt-1]
+		}
+		switch {
+		case a != nil && a.FinishedAt != 0:
+			if a.LogDigest != "" {
+				if err := s.copyBlob(ctx, a.LogDigest, off, w); err != nil {
+					return err
+				}
+			}
+			flush()
+			if !follow || !all || j.State.Final() || j.Attempt == attempt && j.State == Queued && j.CancelRequested {
+				return nil
+			}
+			// A retry follows: wait for it and go on with its log.
+			for j.Attempt == attempt && !j.State.Final() {
+				if err := sleep(ctx, 100*time.Millisecond); err != nil {
+					return err
+				}
+				if j, err = s.st.get(ctx, id); err != nil {
+					return err
+				}
+			}
+			if j.Attempt == attempt {
+				return nil
+			}
+			attempt, off = attempt+1, 0
+			fmt.Fprintf(w, "--- forge: attempt %d ---\n", attempt)
+			continue
+		case a != nil && a.Handle != "":
+			if r, err := s.exec.Logs(ctx, a.Handle, off); err == nil {
+				n, err := io.Copy(w, r)
+				r.Close()
+				off += n
+				if err != nil {
+					return err
+				}
+				if n > 0 {
+					flush()
+					continue
+				}
+			}
+		}
+		if !follow {
+			return nil
+		}
+		if j.State.Final() && (a == nil || a.FinishedAt != 0) {
+			return nil
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Service) copyBlob(ctx context.Context, d string, off int64, w io.Writer) error {
+	r, err := s.blobs.Open(ctx, forge.Digest(d))
+	if err != nil {
+		return fmt.Errorf("open job log: %w", err)
+	}
+	defer r.Close()
+	if _, err := io.CopyN(io.Discard, r, off); err != nil && err != io.EOF {
+		return err
+	}
+	_, err = io.Copy(w, r)
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func describe(r forge.Resources) string {
+	return fmt.Sprintf("%g CPUs, %d MiB memory, %d GPUs", r.CPUs, r.MemoryBytes>>20, r.GPUs)
+}

@@ -1,0 +1,46 @@
+package server
+
+import (
+	"context"
+
+	"github.com/forge-mlops/forge/internal/jobs"
+	"github.com/forge-mlops/forge/internal/sqlstore"
+	"github.com/forge-mlops/forge/internal/tracking"
+)
+
+// jobRuns gives the jobs service the tracking runs it needs: every job gets
+// a run, whose status follows the job's.
+type jobRuns struct{ store *tracking.Store }
+
+var _ jobs.Runs = jobRuns{}
+
+func (j jobRuns) CreateRun(ctx context.Context, experiment, name string, tags map[string]string) (string, string, error) {
+	expID, err := j.store.EnsureExperiment(ctx, experiment)
+	if err != nil {
+		return "", "", err
+	}
+	var kvs []tracking.KV
+	for k, v := range tags {
+		kvs = append(kvs, tracking.KV{Key: k, Value: v})
+	}
+	run, err := j.store.CreateRun(ctx, tracking.CreateRunOptions{ExperimentID: expID, Name: name, Tags: kvs, Status: "SCHEDULED"})
+	return run.ID, expID, err
+}
+
+func (j jobRuns) SetRunStatus(ctx context.Context, runID, status string) error {
+	var end int64
+	if tracking.Terminal(status) {
+		end = sqlstore.Now()
+	}
+	_, err := j.store.UpdateRun(ctx, runID, status, end, "")
+	return err
+}
+
+func (j jobRuns) LogSystemMetrics(ctx context.Context, runID string, metrics map[string]float64, step int64) error {
+	now := sqlstore.Now()
+	ms := make([]tracking.Metric, 0, len(metrics))
+	for k, v := range metrics {
+		ms = append(ms, tracking.Metric{Key: k, Value: v, Timestamp: now, Step: step})
+	}
+	return j.store.LogBatch(ctx, runID, ms, nil, nil)
+}
