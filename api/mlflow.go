@@ -138,7 +138,7 @@ type InputDataset struct {
 
 // DatasetInput is a dataset with the tags of its use (mlflow.data.context).
 type DatasetInput struct {
-	Tags    []KV    `json:"tags,omitempty"`
+	Tags    []KV         `json:"tags,omitempty"`
 	Dataset InputDataset `json:"dataset"`
 }
 

@@ -11,6 +11,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +22,9 @@ import (
 
 // Server is the configuration of `forge server`.
 type Server struct {
-	Addr     string `yaml:"addr"`
+	Addr string `yaml:"addr"`
+	// GRPCAddr serves the Open Inference Protocol over gRPC; empty: off.
+	GRPCAddr string `yaml:"grpc_addr"`
 	DataDir  string `yaml:"data_dir"`
 	DB       string `yaml:"db"` // empty: SQLite in DataDir; or postgres://...
 	Auth     bool   `yaml:"auth"`
@@ -31,11 +35,20 @@ type Server struct {
 	// ONNXRuntimeLib is the path of libonnxruntime.so (scripts/fetch-onnxruntime.sh).
 	ONNXRuntimeLib string `yaml:"onnxruntime_lib"`
 	DuckDB         DuckDB `yaml:"duckdb"`
+	Serve          Serve  `yaml:"serve"`
+}
+
+// Serve tunes the inference server.
+type Serve struct {
+	// IntraOpThreads is ONNX Runtime's threads per model run; 0: its default.
+	IntraOpThreads int `yaml:"intra_op_threads"`
 }
 
 // HTTP holds the limits of the HTTP server.
 type HTTP struct {
-	MaxBodyBytes    int64         `yaml:"max_body_bytes"`
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxUploadBytes bounds file uploads: artifacts, datasets, models, code.
+	MaxUploadBytes  int64         `yaml:"max_upload_bytes"`
 	ReadTimeout     time.Duration `yaml:"read_timeout"`
 	WriteTimeout    time.Duration `yaml:"write_timeout"`
 	IdleTimeout     time.Duration `yaml:"idle_timeout"`
@@ -53,18 +66,35 @@ type DuckDB struct {
 func Default() Server {
 	return Server{
 		Addr:      "127.0.0.1:7700",
+		GRPCAddr:  "127.0.0.1:7701",
 		DataDir:   "./forge-data",
 		LogLevel:  "info",
 		LogFormat: "text",
 		HTTP: HTTP{
 			MaxBodyBytes:    64 << 20,
+			MaxUploadBytes:  16 << 30,
 			ReadTimeout:     60 * time.Second,
 			WriteTimeout:    10 * time.Minute,
 			IdleTimeout:     120 * time.Second,
 			ShutdownTimeout: 15 * time.Second,
 		},
-		DuckDB: DuckDB{MemoryLimit: "4GB", Threads: 2, QueryTimeout: 5 * time.Minute},
+		DuckDB:         DuckDB{MemoryLimit: "4GB", Threads: 2, QueryTimeout: 5 * time.Minute},
+		ONNXRuntimeLib: defaultONNXRuntimeLib(),
 	}
+}
+
+// defaultONNXRuntimeLib is where scripts/fetch-onnxruntime.sh puts the
+// library: $FORGE_CACHE or ~/.cache/forge.
+func defaultONNXRuntimeLib() string {
+	cache := os.Getenv("FORGE_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		cache = filepath.Join(home, ".cache", "forge")
+	}
+	return filepath.Join(cache, "onnxruntime", "1.30.0", "libonnxruntime.so.1")
 }
 
 // FieldError names the configuration field that is wrong.
@@ -98,6 +128,14 @@ func (c *Server) Validate() error {
 	}
 	if c.HTTP.MaxBodyBytes <= 0 {
 		return &FieldError{"http.max_body_bytes", "must be positive"}
+	}
+	if c.HTTP.MaxUploadBytes <= 0 {
+		return &FieldError{"http.max_upload_bytes", "must be positive"}
+	}
+	if c.GRPCAddr != "" {
+		if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
+			return &FieldError{"grpc_addr", fmt.Sprintf("%q is not host:port", c.GRPCAddr)}
+		}
 	}
 	for name, d := range map[string]time.Duration{
 		"http.read_timeout": c.HTTP.ReadTimeout, "http.write_timeout": c.HTTP.WriteTimeout,
@@ -134,9 +172,67 @@ func (c *Server) LoadFile(path string) error {
 	dec.KnownFields(true)
 	// An empty file is fine: the decoder reports it as io.EOF.
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config: %s: %w", path, err)
+		return fmt.Errorf("config: %s: %s", path, yamlError(b, err))
 	}
 	return nil
+}
+
+var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// yamlError turns yaml's multi-line "unmarshal errors" into one line that
+// names each field by its dotted path, e.g. `http.read_timeout (line 4):
+// cannot unmarshal !!str "soon" into time.Duration`.
+func yamlError(src []byte, err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return strings.ReplaceAll(err.Error(), "\n", " ")
+	}
+	keys := map[int]string{}
+	var doc yaml.Node
+	if yaml.Unmarshal(src, &doc) == nil {
+		indexKeys(&doc, "", keys)
+	}
+	msgs := make([]string, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		m := yamlLine.FindStringSubmatch(e)
+		if m == nil {
+			msgs = append(msgs, e)
+			continue
+		}
+		line, _ := strconv.Atoi(m[1])
+		what := m[2]
+		if f, ok := strings.CutPrefix(what, "field "); ok {
+			if name, _, ok := strings.Cut(f, " not found"); ok {
+				what = fmt.Sprintf("unknown field %q", name)
+			}
+		}
+		if key := keys[line]; key != "" && !strings.HasPrefix(what, "unknown field") {
+			msgs = append(msgs, fmt.Sprintf("%s (line %d): %s", key, line, what))
+		} else {
+			msgs = append(msgs, fmt.Sprintf("%s (line %d)", what, line))
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// indexKeys maps each line holding a mapping key to its dotted path.
+func indexKeys(n *yaml.Node, prefix string, keys map[int]string) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			indexKeys(c, prefix, keys)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			path := k.Value
+			if prefix != "" {
+				path = prefix + "." + k.Value
+			}
+			keys[k.Line] = path
+			indexKeys(v, path, keys)
+		}
+	}
 }
 
 // Env is how the environment is looked up; os.LookupEnv in production.
@@ -150,6 +246,7 @@ func (c *Server) LoadEnv(env Env) error {
 		}
 	}
 	str("FORGE_ADDR", &c.Addr)
+	str("FORGE_GRPC_ADDR", &c.GRPCAddr)
 	str("FORGE_DATA_DIR", &c.DataDir)
 	str("FORGE_DB", &c.DB)
 	str("FORGE_LOG_LEVEL", &c.LogLevel)
@@ -184,12 +281,14 @@ func (c *Server) LoadEnv(env Env) error {
 // values, so parsing after LoadFile and LoadEnv gives flags the last word.
 func (c *Server) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address (host:port)")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC inference address (host:port; empty: off)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for the SQLite database and blobs")
 	fs.StringVar(&c.DB, "db", c.DB, "metadata database: empty for SQLite in the data dir, or postgres://...")
 	fs.BoolVar(&c.Auth, "auth", c.Auth, "require bearer tokens (see forge token create)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
-	fs.Int64Var(&c.HTTP.MaxBodyBytes, "max-body-bytes", c.HTTP.MaxBodyBytes, "largest request body accepted")
+	fs.Int64Var(&c.HTTP.MaxBodyBytes, "max-body-bytes", c.HTTP.MaxBodyBytes, "largest API request body accepted")
+	fs.Int64Var(&c.HTTP.MaxUploadBytes, "max-upload-bytes", c.HTTP.MaxUploadBytes, "largest file upload accepted")
 	fs.DurationVar(&c.HTTP.ShutdownTimeout, "shutdown-timeout", c.HTTP.ShutdownTimeout, "how long to drain requests on shutdown")
 	fs.StringVar(&c.ONNXRuntimeLib, "onnxruntime-lib", c.ONNXRuntimeLib, "path of libonnxruntime.so")
 }

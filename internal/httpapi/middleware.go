@@ -141,11 +141,12 @@ func Recover(log *slog.Logger) Middleware {
 	}
 }
 
-// LimitBody refuses bodies over max bytes with 413: at once when the client
-// declares the length, else when the handler reads past the limit.
-func LimitBody(max int64, log *slog.Logger) Middleware {
+// LimitBody refuses bodies over limit(r) bytes with 413: at once when the
+// client declares the length, else when the handler reads past the limit.
+func LimitBody(limit func(*http.Request) int64, log *slog.Logger) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			max := limit(r)
 			if r.ContentLength > max {
 				WriteError(w, r, log, forge.Errorf(forge.TooLarge, "request body of %d bytes is larger than the limit of %d bytes", r.ContentLength, max))
 				return

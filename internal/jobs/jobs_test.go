@@ -65,6 +65,8 @@ func (r *runs) SetRunStatus(ctx context.Context, id, status string) error {
 	return nil
 }
 
+func (r *runs) LogInput(ctx context.Context, id, name, ref, digest string) error { return nil }
+
 func (r *runs) LogSystemMetrics(ctx context.Context, id string, m map[string]float64, step int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -24,6 +24,8 @@ type Runs interface {
 	// SetRunStatus sets RUNNING, FINISHED, FAILED or KILLED.
 	SetRunStatus(ctx context.Context, runID, status string) error
 	LogSystemMetrics(ctx context.Context, runID string, metrics map[string]float64, step int64) error
+	// LogInput records a dataset version the run reads (MLflow's log-inputs).
+	LogInput(ctx context.Context, runID, name, ref, digest string) error
 }
 
 // Datasets materialises dataset versions as files for a job's inputs.
@@ -322,8 +324,14 @@ func (s *Service) start(ctx context.Context, j Job) (forge.Handle, error) {
 		env[k] = v
 	}
 	tags := map[string]string{"forge.job_id": j.ID}
+	type input struct{ name, ref, digest string }
+	var inputs []input
 	for name, ref := range j.Spec.Inputs {
-		path := filepath.Join(dir, "inputs", name+".parquet")
+		ext := ".parquet"
+		if strings.HasSuffix(ref, ":csv") {
+			ext = ".csv" // for code without a Parquet reader
+		}
+		path := filepath.Join(dir, "inputs", name+ext)
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return "", err
 		}
@@ -333,6 +341,7 @@ func (s *Service) start(ctx context.Context, j Job) (forge.Handle, error) {
 		}
 		env["FORGE_INPUT_"+strings.ToUpper(name)] = path
 		tags["forge.input."+name] = resolved + " sha256:" + digest
+		inputs = append(inputs, input{name, resolved, digest})
 	}
 	if s.runs != nil {
 		if j.RunID == "" {
@@ -344,6 +353,11 @@ func (s *Service) start(ctx context.Context, j Job) (forge.Handle, error) {
 				return "", err
 			}
 			j.RunID, j.ExperimentID = runID, expID
+		}
+		for _, in := range inputs {
+			if err := s.runs.LogInput(ctx, j.RunID, in.name, in.ref, in.digest); err != nil {
+				return "", fmt.Errorf("record input %s: %w", in.name, err)
+			}
 		}
 		if err := s.runs.SetRunStatus(ctx, j.RunID, "RUNNING"); err != nil {
 			s.log.Warn("set run status", "job", j.ID, "err", err)

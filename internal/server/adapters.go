@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"strings"
 
+	"github.com/forge-mlops/forge/internal/datasets"
 	"github.com/forge-mlops/forge/internal/jobs"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 	"github.com/forge-mlops/forge/internal/tracking"
@@ -36,6 +38,13 @@ func (j jobRuns) SetRunStatus(ctx context.Context, runID, status string) error {
 	return err
 }
 
+// LogInput links the run to the dataset version, so `forge data show`
+// lists the run and the run shows its input.
+func (j jobRuns) LogInput(ctx context.Context, runID, name, ref, digest string) error {
+	return j.store.LogInputs(ctx, runID, []tracking.DatasetInput{{Name: name, Digest: digest, SourceType: "forge",
+		Source: "forge:" + ref, Tags: []tracking.KV{{Key: "mlflow.data.context", Value: name}}}})
+}
+
 func (j jobRuns) LogSystemMetrics(ctx context.Context, runID string, metrics map[string]float64, step int64) error {
 	now := sqlstore.Now()
 	ms := make([]tracking.Metric, 0, len(metrics))
@@ -43,4 +52,17 @@ func (j jobRuns) LogSystemMetrics(ctx context.Context, runID string, metrics map
 		ms = append(ms, tracking.Metric{Key: k, Value: v, Timestamp: now, Step: step})
 	}
 	return j.store.LogBatch(ctx, runID, ms, nil, nil)
+}
+
+// jobInputs materialises a job's dataset inputs. A ref ending in ":csv"
+// ("cancer@2:csv") is written as CSV, for code without a Parquet reader.
+type jobInputs struct{ data *datasets.Service }
+
+var _ jobs.Datasets = jobInputs{}
+
+func (j jobInputs) Materialize(ctx context.Context, ref, dst string) (string, string, error) {
+	if ref, asCSV := strings.CutSuffix(ref, ":csv"); asCSV {
+		return j.data.MaterializeCSV(ctx, ref, dst)
+	}
+	return j.data.Materialize(ctx, ref, dst)
 }

@@ -20,17 +20,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
 
-	pyclient "github.com/forge-mlops/forge/clients/python"
 	"github.com/forge-mlops/forge/internal/auth"
 	"github.com/forge-mlops/forge/internal/blob"
 	"github.com/forge-mlops/forge/internal/config"
-	"github.com/forge-mlops/forge/internal/executor/local"
 	"github.com/forge-mlops/forge/internal/httpapi"
-	"github.com/forge-mlops/forge/internal/jobs"
 	"github.com/forge-mlops/forge/internal/registry"
+	"github.com/forge-mlops/forge/internal/serve"
 	"github.com/forge-mlops/forge/internal/sqlstore"
-	"github.com/forge-mlops/forge/internal/tracking"
 	"github.com/forge-mlops/forge/internal/version"
 )
 
@@ -41,8 +39,10 @@ type Server struct {
 	db    *sqlstore.DB
 	blobs *blob.Local
 	reg   *prometheus.Registry
-	// registry is kept for serving, which follows its aliases.
+	// Parts kept after mounting: serving follows the registry's aliases.
 	registry *registry.Registry
+	serve    *serve.Server
+	grpcLn   net.Listener
 	mux      *http.ServeMux
 	handler  http.Handler
 	ready    atomic.Bool
@@ -135,37 +135,9 @@ func (s *Server) routes(ctx context.Context) error {
 		return map[string]string{"version": version.Version, "commit": version.Commit(), "mlflow_api": version.MLflowCompat, "database": s.db.Dialect().String()}, nil
 	}))
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
-	tracks := tracking.New(s.db)
-	artifacts := tracking.NewArtifacts(s.db, s.blobs)
-	tracking.NewAPI(tracks, artifacts, s.log.With("sys", "tracking")).Register(s.mux)
-
-	runFiles := registry.RunArtifactsFunc(func(ctx context.Context, runID, path string) ([]registry.File, error) {
-		files, err := artifacts.RunFiles(ctx, tracks, runID, path)
-		out := make([]registry.File, len(files))
-		for i, f := range files {
-			out[i] = registry.File{Path: f.Path, Digest: f.Digest, Size: f.Size}
-		}
-		return out, err
-	})
-	s.registry = registry.New(s.db, s.blobs, runFiles, s.log.With("sys", "registry"))
-	s.registry.TempDir = filepath.Join(s.cfg.DataDir, "tmp")
-	s.registry.Register(s.mux)
-
-	ex, err := local.New(ctx, local.Config{Root: filepath.Join(s.cfg.DataDir, "executor"), Logger: s.log.With("sys", "executor")})
-	if err != nil {
-		return fmt.Errorf("start the local executor: %w", err)
-	}
-	pypath, err := pyclient.Install(filepath.Join(s.cfg.DataDir, "python"))
-	if err != nil {
+	if err := s.mount(ctx); err != nil {
 		return err
 	}
-	js, err := jobs.New(s.db, ex, s.blobs, jobRuns{tracks}, nil,
-		jobs.Config{WorkDir: filepath.Join(s.cfg.DataDir, "jobs"), TrackingURI: s.URL(), PythonPath: pypath}, s.log.With("sys", "jobs"))
-	if err != nil {
-		return fmt.Errorf("start jobs: %w", err)
-	}
-	js.Register(s.mux, s.log)
-	s.runners = append(s.runners, js.Run)
 	// Unknown API paths get a JSON 404 in MLflow's shape, not the mux's text.
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteJSON(w, http.StatusNotFound, httpapi.ErrorBody{ErrorCode: "ENDPOINT_NOT_FOUND",
@@ -181,7 +153,7 @@ func (s *Server) routes(ctx context.Context) error {
 	if s.cfg.Auth {
 		mws = append(mws, auth.New(s.db).Middleware(s.log, "/health", "/readyz", "/version"))
 	}
-	mws = append(mws, httpapi.RejectUnclean(s.log), httpapi.LimitBody(s.cfg.HTTP.MaxBodyBytes, s.log), metrics.Wrap)
+	mws = append(mws, httpapi.RejectUnclean(s.log), httpapi.LimitBody(s.bodyLimit, s.log), metrics.Wrap)
 	s.handler = httpapi.Chain(s.mux, mws...)
 	return nil
 }
@@ -205,8 +177,14 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 		IdleTimeout:       s.cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	var gs *grpc.Server
+	if s.grpcLn != nil {
+		gs = grpc.NewServer(grpc.MaxRecvMsgSize(int(min(s.cfg.HTTP.MaxBodyBytes, 1<<31-1))))
+		s.serve.RegisterGRPC(gs)
+		go func() { errc <- gs.Serve(s.grpcLn) }()
+	}
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	for _, run := range s.runners {
@@ -235,6 +213,9 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 	s.log.Info("shutting down: draining requests", "timeout", s.cfg.HTTP.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
 	defer cancel()
+	if gs != nil {
+		gs.GracefulStop()
+	}
 	err := srv.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		s.log.Warn("shutdown timeout: closing remaining connections")
@@ -250,6 +231,9 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 func (s *Server) Close() error {
 	if s.ln != nil {
 		s.ln.Close()
+	}
+	if s.grpcLn != nil {
+		s.grpcLn.Close()
 	}
 	var err error
 	for i := len(s.closers) - 1; i >= 0; i-- {

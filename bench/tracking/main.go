@@ -1,0 +1,189 @@
+// Command tracking benchmarks Forge's MLflow tracking API against the figures
+// of MLflow 2.12.2's own server, by replaying the same request sequences the
+// mlflow Python client sends, over HTTP keep-alive, to 127.0.0.1 only.
+//
+//	go run ./bench/tracking -start -forge /tmp/forge-bench      # starts and stops its own server
+//	go run ./bench/tracking -server http://127.0.0.1:7700       # a server already running
+//
+// MLflow itself cannot be installed here (PyPI is unreachable), so its
+// figures are the ones recorded on this machine kind and kept below.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// mlflowSeconds are MLflow 2.12.2's server (SQLite backend, 2 gunicorn
+// workers) on this machine kind, from the tracking issue.
+var mlflowSeconds = map[string]float64{"a": 14.4, "b": 2.1, "c": 80, "d": 1.2}
+
+const goal = 50.0
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/tracking:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	server    string
+	start     bool
+	forge     string
+	db        string
+	scenarios []string
+	duration  time.Duration
+	writers   int
+	runs      int
+	workers   int
+	timeout   time.Duration
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("tracking", flag.ContinueOnError)
+	var o options
+	var scen string
+	fs.StringVar(&o.server, "server", "http://127.0.0.1:7700", "Forge (or MLflow) tracking server on this machine")
+	fs.BoolVar(&o.start, "start", false, "start `forge server` from -forge on a temp data dir, and stop it at the end")
+	fs.StringVar(&o.forge, "forge", "forge", "forge binary for -start")
+	fs.StringVar(&o.db, "db", "", "with -start: --db for the server (postgres://...); empty for SQLite")
+	fs.StringVar(&scen, "scenarios", "a,b,c,d,e,f", "which scenarios to run (a-f, comma-separated)")
+	fs.DurationVar(&o.duration, "duration", 60*time.Second, "(e): how long the concurrent writers write")
+	fs.IntVar(&o.writers, "writers", 20, "(e): concurrent writers")
+	fs.IntVar(&o.runs, "runs", 100000, "(f): runs to search over")
+	fs.IntVar(&o.workers, "workers", 8, "(f): concurrent clients creating the runs")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o.scenarios = strings.Split(scen, ",")
+	for _, s := range o.scenarios {
+		if len(s) != 1 || s[0] < 'a' || s[0] > 'f' {
+			return fmt.Errorf("-scenarios: unknown scenario %q (want a to f)", s)
+		}
+	}
+	if slices.Contains(o.scenarios, "d") && !slices.Contains(o.scenarios, "c") {
+		return fmt.Errorf("-scenarios: d searches the runs c creates; run c too")
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+
+	if o.start {
+		p, err := startForge(ctx, o.forge, o.db)
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		o.server = p.url
+		fmt.Fprintf(out, "started %s server on %s (data dir %s)\n", o.forge, p.url, p.dir)
+	}
+	if err := checkLoopback(o.server); err != nil {
+		return err
+	}
+	return bench(ctx, newClient(o.server), o, out)
+}
+
+func bench(ctx context.Context, c *client, o options, out io.Writer) error {
+	tag := time.Now().Format("20060102-150405.000")
+	fmt.Fprintf(out, "tracking benchmark against %s, %s\n", c.base, time.Now().Format(time.RFC3339))
+	fmt.Fprintln(out, "MLflow 2.12.2 figures are the recorded ones (SQLite, 2 gunicorn workers, same machine kind):")
+	fmt.Fprintln(out, "MLflow cannot be installed here (PyPI is unreachable), so it is not rerun side by side.")
+	has := func(s string) bool { return slices.Contains(o.scenarios, s) }
+
+	type row struct {
+		id, name string
+		d        time.Duration
+	}
+	var rows []row
+	var searchExp string
+	steps := []struct {
+		id, name string
+		fn       func() (time.Duration, error)
+	}{
+		{"a", "1,000 sequential runs/log-metric, one run", func() (time.Duration, error) { return seqLogMetric(ctx, c, tag) }},
+		{"b", "runs/log-batch 10 x 1,000 metric points", func() (time.Duration, error) { return batchMetrics(ctx, c, tag) }},
+		{"c", "1,000 runs: create, one log-batch, update FINISHED", func() (time.Duration, error) {
+			d, exp, err := createRuns(ctx, c, tag)
+			searchExp = exp
+			return d, err
+		}},
+		{"d", "runs/search returning all 1,000 runs (median of 5)", func() (time.Duration, error) { return searchAllRuns(ctx, c, searchExp) }},
+	}
+	for _, s := range steps {
+		if !has(s.id) {
+			continue
+		}
+		d, err := s.fn()
+		if err != nil {
+			return fmt.Errorf("scenario %s (%s): %w", s.id, s.name, err)
+		}
+		rows = append(rows, row{s.id, s.name, d})
+	}
+	if len(rows) > 0 {
+		fmt.Fprintln(out)
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "scenario\tForge s\tMLflow 2.12.2 s\tratio\tgoal 50x\t")
+		for _, r := range rows {
+			ratio := mlflowSeconds[r.id] / r.d.Seconds()
+			met := "no"
+			if ratio >= goal {
+				met = "met"
+			}
+			fmt.Fprintf(tw, "%s) %s\t%.4f\t%.1f\t%.0fx\t%s\t\n", r.id, r.name, r.d.Seconds(), mlflowSeconds[r.id], ratio, met)
+		}
+		tw.Flush()
+	}
+
+	if has("e") {
+		fmt.Fprintf(out, "\ne) %d concurrent writers, %s, log-batch of 10 keys x 10 steps each...\n", o.writers, o.duration)
+		r, err := concurrentWriters(ctx, c, tag, o.writers, 10, 10, o.duration)
+		if err != nil {
+			return fmt.Errorf("scenario e: %w", err)
+		}
+		fmt.Fprintf(out, "   acknowledged %d points in %d batches over %.1fs: %.0f points/s (%.0f batches/s); log-batch latency p50 %s, p99 %s\n",
+			r.acked, r.batches, r.elapsed.Seconds(), float64(r.acked)/r.elapsed.Seconds(), float64(r.batches)/r.elapsed.Seconds(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond))
+		fmt.Fprintf(out, "   verified with metrics/get-history in %.1fs: %d acknowledged points missing, %d unacknowledged points stored\n",
+			r.verifiedInterval.Seconds(), r.missing, r.extra)
+		fmt.Fprintf(out, "   errors: %d, of which \"database is locked\": %d\n", r.errors, r.locked)
+		for k, n := range r.errorKinds {
+			fmt.Fprintf(out, "     %dx %s\n", n, k)
+		}
+		verdict := "met"
+		if r.missing > 0 || r.errors > 0 {
+			verdict = "NOT met"
+		}
+		fmt.Fprintf(out, "   goal (no point lost, no \"database is locked\", no error): %s\n", verdict)
+	}
+
+	if has("f") {
+		fmt.Fprintf(out, "\nf) populating %d runs (runs/create + runs/log-batch each, %d clients)...\n", o.runs, o.workers)
+		r, err := searchMany(ctx, c, tag, o.runs, o.workers, func(done int) {
+			fmt.Fprintf(out, "   %d runs\n", done)
+		})
+		if err != nil {
+			return fmt.Errorf("scenario f: %w", err)
+		}
+		fmt.Fprintf(out, "   populated in %.1fs (%.0f runs/s)\n", r.populate.Seconds(), float64(r.runs)/r.populate.Seconds())
+		fmt.Fprintf(out, "   50 x runs/search filter \"metrics.acc > 0.5\" order_by \"metrics.acc DESC\" max_results 100 over %d runs:\n", r.runs)
+		verdict := "met"
+		if r.p50 >= 100*time.Millisecond {
+			verdict = "NOT met"
+		}
+		fmt.Fprintf(out, "   median %s, p95 %s, max %s (goal: median under 100ms: %s)\n",
+			r.p50.Round(10*time.Microsecond), r.p95.Round(10*time.Microsecond), r.max.Round(10*time.Microsecond), verdict)
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/config"
+	"github.com/forge-mlops/forge/internal/httpapi"
+	"github.com/forge-mlops/forge/internal/ort"
+	"github.com/forge-mlops/forge/internal/runtime/onnxrt"
+	"github.com/forge-mlops/forge/internal/runtime/xgbrt"
+	"github.com/forge-mlops/forge/internal/serve"
+	"github.com/forge-mlops/forge/internal/version"
+)
+
+func init() {
+	register("serve", "run a stateless inference server (Open Inference Protocol) from a model repository", cmdServe)
+}
+
+// cmdServe runs the inference server on its own. Models come from a local
+// repository folder; following a Forge server's deployments (--server) is
+// the other source, to come, which is why loading sits behind one call.
+func cmdServe(ctx context.Context, c *cli, args []string) error {
+	cfg := config.Default()
+	if err := cfg.LoadEnv(c.env); err != nil {
+		return err
+	}
+	fs := newFlags(c, "serve")
+	repo := fs.String("model-repo", "", "model repository folder: NAME/VERSION/model.onnx or model.json")
+	addr := fs.String("addr", "127.0.0.1:8000", "REST listen address (host:port)")
+	grpcAddr := fs.String("grpc-addr", "127.0.0.1:8001", "gRPC listen address (host:port); empty to disable")
+	maxBatch := fs.Int("max-batch-size", 0, "dynamic batching: most rows per model run (0 or 1: off)")
+	queueDelay := fs.Duration("max-queue-delay", 0, "dynamic batching: how long a batch waits for more requests")
+	queueSize := fs.Int("queue-size", 1024, "dynamic batching: requests waiting per model before 503")
+	workers := fs.Int("batch-workers", 2, "dynamic batching: batches running at once per model")
+	threads := fs.Int("intra-op-threads", 0, "ONNX Runtime threads per model run (0: its default)")
+	fs.StringVar(&cfg.ONNXRuntimeLib, "onnxruntime-lib", cfg.ONNXRuntimeLib, "path of libonnxruntime.so (env FORGE_ONNXRUNTIME_LIB)")
+	fs.Int64Var(&cfg.HTTP.MaxBodyBytes, "max-body-bytes", cfg.HTTP.MaxBodyBytes, "largest request body accepted")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *repo == "" {
+		return usageError{"forge serve needs --model-repo DIR"}
+	}
+	log := newLogger(c.stderr, cfg.LogFormat, cfg.LogLevel).With("sys", "serve")
+	lib := cfg.ONNXRuntimeLib
+	if lib == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			lib = ort.CachedLibraryPath(filepath.Join(home, ".cache", "forge"))
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := serve.New(serve.Options{
+		Runtimes: map[string]forge.Runtime{
+			"onnx":    onnxrt.New(lib, ort.Options{IntraOpThreads: *threads}),
+			"xgboost": xgbrt.Runtime{},
+		},
+		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
+		Version:      version.Version,
+	}, log, reg)
+	defer srv.Close()
+
+	mux := http.NewServeMux()
+	srv.Register(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	handler := httpapi.Recover(log)(mux)
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *addr, err)
+	}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: cfg.HTTP.IdleTimeout,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 2)
+	go func() { errc <- hs.Serve(ln) }()
+	var gs *grpc.Server
+	if *grpcAddr != "" {
+		gln, err := net.Listen("tcp", *grpcAddr)
+		if err != nil {
+			hs.Close()
+			return fmt.Errorf("listen on %s: %w", *grpcAddr, err)
+		}
+		gs = grpc.NewServer(grpc.MaxRecvMsgSize(int(min(cfg.HTTP.MaxBodyBytes, 1<<31-1))))
+		srv.RegisterGRPC(gs)
+		go func() { errc <- gs.Serve(gln) }()
+		log.Info("gRPC listening", "addr", gln.Addr().String())
+	}
+	// Listening before the models load lets probes see live-but-not-ready.
+	log.Info("forge serve listening", "addr", ln.Addr().String(), "model_repo", *repo, "version", version.Version)
+	batch := serve.BatchOptions{MaxBatchSize: *maxBatch, MaxQueueDelay: *queueDelay, QueueSize: *queueSize, Workers: *workers}
+	if err := srv.LoadRepository(ctx, *repo, serve.LoadOptions{Batch: batch}); err != nil {
+		log.Warn("some models did not load; serving the others", "err", err)
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	if gs != nil {
+		gs.GracefulStop()
+	}
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}

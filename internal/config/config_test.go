@@ -1,0 +1,81 @@
+package config_test
+
+import (
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/forge-mlops/forge/internal/config"
+)
+
+func env(vars ...string) config.Env {
+	m := map[string]string{}
+	for _, kv := range vars {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func load(args []string, e config.Env) (config.Server, error) {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return config.Load(fs, args, e)
+}
+
+// Each bad value, wherever it comes from, gives a one-line error that names
+// the field.
+func TestBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"yaml log level", []string{"--config", "testdata/bad-log-level.yaml"}, nil, "log_level"},
+		{"yaml unknown field", []string{"--config", "testdata/unknown-field.yaml"}, nil, "listen"},
+		{"yaml negative timeout", []string{"--config", "testdata/negative-timeout.yaml"}, nil, "http.read_timeout"},
+		{"yaml zero threads", []string{"--config", "testdata/zero-threads.yaml"}, nil, "duckdb.threads"},
+		{"yaml wrong type", []string{"--config", "testdata/wrong-type.yaml"}, nil, "addr"},
+		{"yaml missing", []string{"--config=testdata/absent.yaml"}, nil, "absent.yaml"},
+		{"env log format", nil, []string{"FORGE_LOG_FORMAT=xml"}, "log_format"},
+		{"env auth", nil, []string{"FORGE_AUTH=maybe"}, "FORGE_AUTH"},
+		{"env body limit", nil, []string{"FORGE_MAX_BODY_BYTES=lots"}, "FORGE_MAX_BODY_BYTES"},
+		{"env threads", nil, []string{"FORGE_DUCKDB_THREADS=two"}, "FORGE_DUCKDB_THREADS"},
+		{"env db", nil, []string{"FORGE_DB=mysql://u:secret@h/db"}, "db"},
+		{"flag addr", []string{"--addr", "nowhere"}, nil, "addr"},
+		{"flag level", []string{"--log-level", "loud"}, nil, "log_level"},
+		{"flag body limit", []string{"--max-body-bytes", "-1"}, nil, "http.max_body_bytes"},
+		{"flag data dir", []string{"--data-dir", ""}, nil, "data_dir"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(tc.args, env(tc.env...))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+				t.Errorf("error %q: want one line naming %q", msg, tc.want)
+			}
+			if strings.Contains(msg, "secret") {
+				t.Errorf("error %q shows a password", msg)
+			}
+		})
+	}
+}
+
+// Defaults, then the file, then the environment, then flags.
+func TestPrecedence(t *testing.T) {
+	c, err := load([]string{"--config", "testdata/good.yaml", "--log-level", "warn"},
+		env("FORGE_LOG_LEVEL=error", "FORGE_ADDR=127.0.0.1:9100"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := config.Default()
+	if c.Addr != "127.0.0.1:9100" || c.LogLevel != "warn" || c.HTTP.MaxBodyBytes != 1000 ||
+		c.HTTP.ShutdownTimeout != 3*time.Second || c.DuckDB.Threads != 4 || c.DataDir != d.DataDir || c.HTTP.ReadTimeout != d.HTTP.ReadTimeout {
+		t.Fatalf("merged config: %+v", c)
+	}
+}
