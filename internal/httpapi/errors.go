@@ -5,7 +5,9 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 
@@ -44,6 +46,12 @@ func Status(k forge.Kind) (int, string) {
 // WriteError renders err for the client and logs its cause. Internal errors
 // show only a generic message and the request id to quote.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+		// The client went away: not a server fault, and nobody reads the answer.
+		log.DebugContext(r.Context(), "request cancelled by the client", "path", r.URL.Path, "request_id", RequestID(r.Context()))
+		w.WriteHeader(499) // nginx's "client closed request", for the access log
+		return
+	}
 	kind := forge.KindOf(err)
 	status, code := Status(kind)
 	msg := forge.Message(err)

@@ -19,7 +19,7 @@ var runAttrCols = map[string]string{
 }
 
 // SearchRuns finds runs in the given experiments with MLflow's filter and
-// order_by, as one SQL query; only the page's runs are then loaded.
+// order_by, compiled to SQL; only the page's runs are then loaded.
 func (s *Store) SearchRuns(ctx context.Context, q Query) ([]Run, string, error) {
 	clauses, err := filter.Parse(q.Filter, filter.Runs)
 	if err != nil {
@@ -49,20 +49,22 @@ func (s *Store) SearchRuns(ctx context.Context, q Query) ([]Run, string, error) 
 	w, args := q.View.where("r.lifecycle_stage")
 	sb.where(w, args...)
 	for _, c := range clauses {
+		// Correlated EXISTS, not IN (subquery): the database probes each
+		// candidate run by primary key instead of building every match.
 		switch c.Entity {
 		case filter.Metric:
 			cond, a := compare("m.value", c)
-			sb.where("r.run_uuid IN (SELECT m.run_uuid FROM latest_metrics m WHERE m.key = ? AND m.is_nan = FALSE AND "+cond+")", append([]any{c.Key}, a...)...)
+			sb.where("EXISTS (SELECT 1 FROM latest_metrics m WHERE m.run_uuid = r.run_uuid AND m.key = ? AND m.is_nan = FALSE AND "+cond+")", append([]any{c.Key}, a...)...)
 		case filter.Param:
 			cond, a := compare("p.value", c)
-			sb.where("r.run_uuid IN (SELECT p.run_uuid FROM params p WHERE p.key = ? AND "+cond+")", append([]any{c.Key}, a...)...)
+			sb.where("EXISTS (SELECT 1 FROM params p WHERE p.run_uuid = r.run_uuid AND p.key = ? AND "+cond+")", append([]any{c.Key}, a...)...)
 		case filter.Tag:
 			cond, a := compare("t.value", c)
-			sb.where("r.run_uuid IN (SELECT t.run_uuid FROM tags t WHERE t.key = ? AND "+cond+")", append([]any{c.Key}, a...)...)
+			sb.where("EXISTS (SELECT 1 FROM tags t WHERE t.run_uuid = r.run_uuid AND t.key = ? AND "+cond+")", append([]any{c.Key}, a...)...)
 		case filter.Dataset:
 			col := map[string]string{"name": "d.dataset_name", "digest": "d.dataset_digest", "context": "d.context"}[c.Key]
 			cond, a := compare(col, c)
-			sb.where("r.run_uuid IN (SELECT d.run_uuid FROM run_inputs d WHERE "+cond+")", a...)
+			sb.where("EXISTS (SELECT 1 FROM run_inputs d WHERE d.run_uuid = r.run_uuid AND "+cond+")", a...)
 		default:
 			col, ok := runAttrCols[c.Key]
 			if !ok {
@@ -73,7 +75,7 @@ func (s *Store) SearchRuns(ctx context.Context, q Query) ([]Run, string, error) 
 		}
 	}
 
-	// Each order_by on a metric, param or tag joins that one key; rows that
+	// Each order_by on a metric, param or tag joins that one key; runs that
 	// lack it sort last, as MLflow does.
 	var joins []string
 	var joinArgs []any
@@ -81,47 +83,35 @@ func (s *Store) SearchRuns(ctx context.Context, q Query) ([]Run, string, error) 
 	for i, o := range orders {
 		alias := fmt.Sprintf("o%d", i)
 		var col string
-		switch o.Entity {
-		case filter.Metric:
-			joins = append(joins, fmt.Sprintf("LEFT JOIN latest_metrics %s ON %s.run_uuid = r.run_uuid AND %s.key = ?", alias, alias, alias))
+		if table := keyTable[o.Entity]; table != "" {
+			if i > 0 {
+				joins = append(joins, fmt.Sprintf("LEFT JOIN %s %s ON %s.run_uuid = r.run_uuid AND %s.key = ?", table, alias, alias, alias))
+				joinArgs = append(joinArgs, o.Key)
+			}
 			col = alias + ".value"
-		case filter.Param:
-			joins = append(joins, fmt.Sprintf("LEFT JOIN params %s ON %s.run_uuid = r.run_uuid AND %s.key = ?", alias, alias, alias))
-			col = alias + ".value"
-		case filter.Tag:
-			joins = append(joins, fmt.Sprintf("LEFT JOIN tags %s ON %s.run_uuid = r.run_uuid AND %s.key = ?", alias, alias, alias))
-			col = alias + ".value"
-		default:
+		} else {
 			c, ok := runAttrCols[o.Key]
 			if !ok {
 				return nil, "", forge.Errorf(forge.Invalid, "invalid order_by attribute '%s'", o.Key)
 			}
 			col = c
 		}
-		if o.Entity != filter.Attribute {
-			joinArgs = append(joinArgs, o.Key)
+		if i > 0 || keyTable[o.Entity] == "" {
+			order = append(order, "CASE WHEN "+col+" IS NULL THEN 1 ELSE 0 END")
 		}
-		order = append(order, "CASE WHEN "+col+" IS NULL THEN 1 ELSE 0 END", col+dir(o.Desc))
+		order = append(order, col+dir(o.Desc))
 	}
 	order = append(order, "r.start_time DESC", "r.run_uuid ASC")
-	query := "SELECT " + prefixCols("r.", runCols) + " FROM runs r " + strings.Join(joins, " ") +
-		" WHERE " + sb.cond() + " ORDER BY " + strings.Join(order, ", ") + " LIMIT ? OFFSET ?"
-	all := append(append(joinArgs, sb.args...), limit+1, offset)
-	rows, err := s.db.Query(ctx, query, all...)
-	if err != nil {
-		return nil, "", fmt.Errorf("search runs: %w", err)
-	}
+	cols := "SELECT " + prefixCols("r.", runCols)
+	tail := " ORDER BY " + strings.Join(order, ", ") + " LIMIT ? OFFSET ?"
+
 	var out []Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			rows.Close()
+	if len(orders) == 0 || keyTable[orders[0].Entity] == "" {
+		q := cols + " FROM runs r " + strings.Join(joins, " ") + " WHERE " + sb.cond() + tail
+		if out, err = s.queryRuns(ctx, q, append(append(joinArgs, sb.args...), limit+1, offset)...); err != nil {
 			return nil, "", err
 		}
-		out = append(out, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	} else if out, err = s.searchByKey(ctx, orders[0], cols, joins, joinArgs, &sb, tail, limit, offset); err != nil {
 		return nil, "", err
 	}
 	next := ""
@@ -131,10 +121,71 @@ func (s *Store) SearchRuns(ctx context.Context, q Query) ([]Run, string, error) 
 	return out, next, s.loadRunData(ctx, out)
 }
 
+// keyTable is where each keyed entity lives.
+var keyTable = map[filter.Entity]string{filter.Metric: "latest_metrics", filter.Param: "params", filter.Tag: "tags"}
+
+// searchByKey answers a search ordered first by a metric, param or tag in
+// two parts: the runs that have the key, read in order from its (key, value)
+// index, then the runs that lack it. With a page limit the first part stops
+// early instead of sorting every run.
+func (s *Store) searchByKey(ctx context.Context, o filter.OrderBy, cols string, joins []string, joinArgs []any, sb *sqlBuilder, tail string, limit, offset int) ([]Run, error) {
+	table := keyTable[o.Entity]
+	has := "o0.key = ?"
+	if o.Entity == filter.Metric {
+		has += " AND o0.is_nan = FALSE" // NaN sorts with the runs that lack the metric
+	}
+	// CROSS JOIN keeps SQLite from reordering the join: the key's index drives.
+	from := " FROM " + table + " o0 CROSS JOIN runs r " + strings.Join(joins, " ") +
+		" WHERE r.run_uuid = o0.run_uuid AND " + has + " AND " + sb.cond()
+	args := append(append(append([]any{}, joinArgs...), o.Key), sb.args...)
+	out, err := s.queryRuns(ctx, cols+from+tail, append(args, limit+1, offset)...)
+	if err != nil || len(out) > limit {
+		return out, err
+	}
+	// How many runs have the key, to place the page in the second part.
+	var withKey int
+	switch {
+	case len(out) > 0 || offset == 0:
+		withKey = offset + len(out)
+	default:
+		if err := s.db.QueryRow(ctx, "SELECT COUNT(*)"+from, args...).Scan(&withKey); err != nil {
+			return nil, fmt.Errorf("search runs: %w", err)
+		}
+	}
+	lacks := fmt.Sprintf("NOT EXISTS (SELECT 1 FROM %s x WHERE x.run_uuid = r.run_uuid AND x.key = ?", table)
+	if o.Entity == filter.Metric {
+		lacks += " AND x.is_nan = FALSE"
+	}
+	lacks += ")"
+	// The second part has no o0: order by the remaining keys only.
+	rest := strings.Replace(tail, "o0.value"+dir(o.Desc)+", ", "", 1)
+	q := cols + " FROM runs r " + strings.Join(joins, " ") + " WHERE " + lacks + " AND " + sb.cond() + rest
+	moreArgs := append(append(append([]any{}, joinArgs...), o.Key), sb.args...)
+	more, err := s.queryRuns(ctx, q, append(moreArgs, limit+1-len(out), max(0, offset-withKey))...)
+	return append(out, more...), err
+}
+
+func (s *Store) queryRuns(ctx context.Context, q string, args ...any) ([]Run, error) {
+	rows, err := s.db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("search runs: %w", err)
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // loadRunData fills params, tags, latest metrics and inputs of runs, with
 // one query per table per chunk of runs.
 func (s *Store) loadRunData(ctx context.Context, runs []Run) error {
-	const chunk = 500
+	const chunk = 5000 // well under both databases' limits on parameters
 	for start := 0; start < len(runs); start += chunk {
 		part := runs[start:min(start+chunk, len(runs))]
 		idx := make(map[string]*Run, len(part))
