@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 want=(gcc make ca-certificates curl)
 case "${1:-run}" in
 run) want+=(python3-xgboost python3-sklearn python3-pandas python3-numpy) ;;
-test) want+=(postgresql python3-pytest python3-numpy python3-pandas python3-sklearn python3-xgboost python3-torch python3-onnx) ;;
+test) want+=(postgresql python3-pytest python3-numpy python3-pandas python3-sklearn python3-xgboost python3-torch python3-onnx
+	slurm-wlm munge etcd-server perl) ;;
 *) echo "usage: scripts/setup.sh [run|test]" >&2; exit 2 ;;
 esac
 

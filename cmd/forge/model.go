@@ -159,6 +159,9 @@ func modelShow(ctx context.Context, c *cli, args []string) error {
 	fmt.Fprintln(w, "lineage:")
 	fmt.Fprintf(w, "  run:       %s\n", dashIfEmpty(d.Lineage.RunID))
 	fmt.Fprintf(w, "  source:    %s\n", d.Lineage.Source)
+	if d.Lineage.RunID != "" {
+		printRunLineage(ctx, w, cf.client(), d.Lineage.RunID)
+	}
 	printSignature(w, d.Signature)
 	fmt.Fprintln(w, "files:")
 	var rows [][]string
@@ -259,3 +262,30 @@ func modelTime(ms int64) string {
 }
 
 var _ flag.Value = (*modelFileFlags)(nil)
+
+// printRunLineage follows the version's run to the job that made it, the
+// code bundle it ran, and the dataset versions it read. Each link is
+// best-effort: a run logged from a laptop has no job.
+func printRunLineage(ctx context.Context, w io.Writer, cl *api.Client, runID string) {
+	run, err := cl.GetRun(ctx, runID)
+	if err != nil {
+		fmt.Fprintf(w, "  (run not readable: %v)\n", err)
+		return
+	}
+	fmt.Fprintf(w, "  run name:  %s (experiment %s, %s)\n", run.Info.RunName, run.Info.ExperimentID, run.Info.Status)
+	for _, t := range run.Data.Tags {
+		if t.Key != "forge.job_id" {
+			continue
+		}
+		fmt.Fprintf(w, "  job:       %s\n", t.Value)
+		if j, err := cl.Job(ctx, t.Value); err == nil {
+			fmt.Fprintf(w, "  command:   %s\n", strings.Join(j.Spec.Command, " "))
+			if j.Spec.Code != "" {
+				fmt.Fprintf(w, "  code:      sha256:%s\n", j.Spec.Code)
+			}
+		}
+	}
+	for _, in := range run.Inputs.DatasetInputs {
+		fmt.Fprintf(w, "  dataset:   %s (%s, sha256:%s)\n", in.Dataset.Name, strings.TrimPrefix(in.Dataset.Source, "forge:"), in.Dataset.Digest[:min(12, len(in.Dataset.Digest))])
+	}
+}
