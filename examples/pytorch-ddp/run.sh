@@ -15,7 +15,7 @@ run=$($forge runs ls --experiment pytorch-ddp --order-by "attributes.start_time 
 $forge runs show "$run" | head -20
 
 echo "== register and deploy"
-version=$($forge model register wine-mlp --run "$run" --path model/model.onnx -o json | json 'd["version"]')
+version=$($forge model register wine-mlp --run "$run" --path model/model.onnx -o json | json 'd["model_version"]["version"]')
 $forge model alias wine-mlp champion "$version"
 $forge deploy wine wine-mlp@champion --wait
 

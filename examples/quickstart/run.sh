@@ -44,7 +44,7 @@ $forge jobs ls | head -6
 step "3/5 Pick the best run by validation AUC and register its model as cancer-xgb@champion"
 $forge runs ls --experiment quickstart --order-by "metrics.val_auc DESC" --limit 5
 best=$($forge runs ls --experiment quickstart --order-by "metrics.val_auc DESC" --limit 1 -o json | json 'd[0]["info"]["run_id"]')
-version=$($forge model register cancer-xgb --run "$best" --path model/model.json -o json | json 'd["version"]')
+version=$($forge model register cancer-xgb --run "$best" --path model/model.json -o json | json 'd["model_version"]["version"]')
 $forge model alias cancer-xgb champion "$version"
 $forge model show cancer-xgb@champion | head -12
 
