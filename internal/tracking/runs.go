@@ -260,7 +260,7 @@ func insertMetrics(ctx context.Context, tx *sqlstore.Tx, runID string, metrics [
 	if len(metrics) == 0 {
 		return nil
 	}
-	ins, err := tx.Prepare(ctx, "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES (?, ?, ?, ?, ?, ?)")
+	ins, err := tx.Prepare(ctx, "INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
 	if err != nil {
 		return err
 	}

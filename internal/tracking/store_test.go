@@ -124,6 +124,10 @@ func TestLoggingRules(t *testing.T) {
 		if latest["loss"] != 0.5 || !math.IsNaN(latest["nan"]) || !math.IsInf(latest["inf"], 1) || !math.IsInf(latest["ninf"], -1) {
 			t.Fatalf("latest metrics: %v", latest)
 		}
+		// The same point again (a client retrying a batch) is stored once.
+		if err := s.LogBatch(ctx, run.ID, pts[:1], nil, nil); err != nil {
+			t.Fatal(err)
+		}
 		hist, _, err := s.MetricHistory(ctx, run.ID, "loss", 0, "")
 		if err != nil || len(hist) != 3 || hist[0].Step != 0 || hist[2].Step != 2 {
 			t.Fatalf("history: %+v %v", hist, err)

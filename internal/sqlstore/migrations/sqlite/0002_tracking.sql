@@ -47,16 +47,18 @@ CREATE TABLE tags (
 );
 CREATE INDEX tags_by_key ON tags (key, value);
 
--- Every metric point ever logged.
+-- Every metric point ever logged, clustered by run, key and step (one
+-- B-tree in SQLite: no separate index to maintain on the hot write path).
 CREATE TABLE metrics (
     run_uuid  TEXT NOT NULL REFERENCES runs(run_uuid),
     key       TEXT NOT NULL,
     value     DOUBLE PRECISION NOT NULL,
     is_nan    BOOLEAN NOT NULL DEFAULT FALSE,
     timestamp BIGINT NOT NULL,
-    step      BIGINT NOT NULL
-);
-CREATE INDEX metrics_history ON metrics (run_uuid, key, step, timestamp);
+    step      BIGINT NOT NULL,
+    -- MLflow's key: the same point logged twice is stored once.
+    PRIMARY KEY (run_uuid, key, step, timestamp, value, is_nan)
+) WITHOUT ROWID;
 
 -- The point MLflow calls "latest": highest step, then timestamp, then value.
 -- Search filters and sorts on it.
