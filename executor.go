@@ -61,6 +61,16 @@ type Launch struct {
 	Resources    Resources
 	Nodes        int
 	ProcsPerNode int
+	// Image is the container image the job asked for; empty: the
+	// executor's default. Executors that run no containers ignore it.
+	Image string
+	// Code is the sha256 of the code bundle that Dir was extracted from
+	// (empty: no code), for executors whose nodes fetch it themselves.
+	Code string
+	// Timeout is how long the attempt may run; zero: no limit. Forge stops
+	// it past that; a cluster executor may also give its scheduler the
+	// limit, so the job stops while Forge is down too.
+	Timeout time.Duration
 }
 
 // Handle is an executor's opaque, serialisable reference to a started

@@ -28,6 +28,10 @@ type JobSpec struct {
 	RetryOn      []string          `json:"retry_on,omitempty" yaml:"retry_on"`
 	Priority     int               `json:"priority,omitempty" yaml:"priority"`
 	Experiment   string            `json:"experiment,omitempty" yaml:"experiment"`
+	// Executor names one of the server's executors; empty: its default.
+	Executor string `json:"executor,omitempty" yaml:"executor"`
+	// Image is the container image, for executors that run containers.
+	Image string `json:"image,omitempty" yaml:"image"`
 }
 
 // Job is a job as the server reports it.
@@ -38,6 +42,7 @@ type Job struct {
 	Priority        int          `json:"priority"`
 	SubmittedAt     int64        `json:"submitted_at"`
 	Spec            JobSpec      `json:"spec"`
+	Executor        string       `json:"executor"`
 	Attempt         int          `json:"attempt"`
 	StartedAt       int64        `json:"started_at,omitempty"`
 	FinishedAt      int64        `json:"finished_at,omitempty"`
@@ -58,6 +63,7 @@ func (j Job) Final() bool {
 // JobAttempt is one try at running a job.
 type JobAttempt struct {
 	Attempt    int    `json:"attempt"`
+	Executor   string `json:"executor"`
 	StartedAt  int64  `json:"started_at"`
 	FinishedAt int64  `json:"finished_at,omitempty"`
 	ExitCode   *int   `json:"exit_code,omitempty"`
@@ -65,6 +71,34 @@ type JobAttempt struct {
 	Message    string `json:"message,omitempty"`
 	LogDigest  string `json:"log_digest,omitempty"`
 	LogSize    int64  `json:"log_size,omitempty"`
+}
+
+// Executor is one of the server's executors (GET /api/forge/v1/executors).
+type Executor struct {
+	Name      string `json:"name"`
+	Kind      string `json:"kind,omitempty"` // local, slurm or kubernetes
+	Default   bool   `json:"default"`
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+	// Total and Free are known for some executors only.
+	Total *Resources `json:"total,omitempty"`
+	Free  *Resources `json:"free,omitempty"`
+}
+
+// Resources is CPUs, memory and GPUs.
+type Resources struct {
+	CPUs        float64 `json:"cpus,omitempty"`
+	MemoryBytes int64   `json:"memory_bytes,omitempty"`
+	GPUs        int     `json:"gpus,omitempty"`
+}
+
+// Executors lists the executors a job may name.
+func (c *Client) Executors(ctx context.Context) ([]Executor, error) {
+	var out struct {
+		Executors []Executor `json:"executors"`
+	}
+	err := c.Do(ctx, http.MethodGet, "/api/forge/v1/executors", nil, nil, &out)
+	return out.Executors, err
 }
 
 // SubmitJob queues a job.

@@ -45,9 +45,9 @@ func jobsList(ctx context.Context, c *cli, args []string) error {
 		if j.ExitCode != nil {
 			exit = strconv.Itoa(*j.ExitCode)
 		}
-		rows = append(rows, []string{j.ID, j.Name, j.State, exit, j.Reason, strconv.Itoa(j.Attempt), ago(j.SubmittedAt)})
+		rows = append(rows, []string{j.ID, j.Name, j.State, j.Executor, exit, j.Reason, strconv.Itoa(j.Attempt), ago(j.SubmittedAt)})
 	}
-	return table(c.stdout, []string{"ID", "NAME", "STATE", "EXIT", "REASON", "ATTEMPTS", "SUBMITTED"}, rows)
+	return table(c.stdout, []string{"ID", "NAME", "STATE", "EXECUTOR", "EXIT", "REASON", "ATTEMPTS", "SUBMITTED"}, rows)
 }
 
 func oneID(fs interface{ Name() string }, pos []string) (string, error) {
@@ -76,11 +76,14 @@ func jobsShow(ctx context.Context, c *cli, args []string) error {
 		return printJSON(c.stdout, j)
 	}
 	w := c.stdout
-	fmt.Fprintf(w, "id:          %s\nname:        %s\nstate:       %s\n", j.ID, j.Name, j.State)
+	fmt.Fprintf(w, "id:          %s\nname:        %s\nstate:       %s\nexecutor:    %s\n", j.ID, j.Name, j.State, j.Executor)
 	if j.ExitCode != nil {
 		fmt.Fprintf(w, "exit:        %d (%s) %s\n", *j.ExitCode, j.Reason, j.Message)
 	}
 	fmt.Fprintf(w, "command:     %s\n", strings.Join(j.Spec.Command, " "))
+	if j.Spec.Image != "" {
+		fmt.Fprintf(w, "image:       %s\n", j.Spec.Image)
+	}
 	fmt.Fprintf(w, "resources:   nodes=%d procs_per_node=%d cpus=%g memory=%s gpus=%d\n",
 		j.Spec.Nodes, j.Spec.ProcsPerNode, j.Spec.CPUs, j.Spec.Memory, j.Spec.GPUs)
 	if j.RunID != "" {

@@ -62,6 +62,8 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 	fs.IntVar(&spec.MaxRetries, "retries", 0, "retries after a failure")
 	fs.StringVar(&spec.Experiment, "experiment", "", "tracking experiment of the job's run")
 	fs.IntVar(&spec.Priority, "priority", 0, "higher runs first")
+	fs.StringVar(&spec.Executor, "executor", "", "the server's executor to run on (see forge executors ls; default: the server's default)")
+	fs.StringVar(&spec.Image, "image", "", "container image, for executors that run containers (Kubernetes)")
 	dir := fs.String("C", ".", "the code folder to bundle")
 	noCode := fs.Bool("no-code", false, "do not upload the code folder")
 	wait := fs.Bool("wait", false, "stream the logs and exit with the job's exit code")
@@ -189,6 +191,7 @@ func merge(file, flags api.JobSpec, set map[string]bool) api.JobSpec {
 		"nodes": func() { out.Nodes = flags.Nodes }, "procs-per-node": func() { out.ProcsPerNode = flags.ProcsPerNode },
 		"timeout": func() { out.Timeout = flags.Timeout }, "retries": func() { out.MaxRetries = flags.MaxRetries },
 		"experiment": func() { out.Experiment = flags.Experiment }, "priority": func() { out.Priority = flags.Priority },
+		"executor": func() { out.Executor = flags.Executor }, "image": func() { out.Image = flags.Image },
 	}
 	for name, f := range pick {
 		if set[name] {

@@ -17,7 +17,9 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/config"
+	"github.com/forge-mlops/forge/internal/deploy"
 	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/ort"
 	"github.com/forge-mlops/forge/internal/runtime/onnxrt"
@@ -27,12 +29,13 @@ import (
 )
 
 func init() {
-	register("serve", "run a stateless inference server (Open Inference Protocol) from a model repository", cmdServe)
+	register("serve", "run a stateless inference server (Open Inference Protocol): a model repository, or a Forge server's deployments", cmdServe)
 }
 
 // cmdServe runs the inference server on its own. Models come from a local
-// repository folder; following a Forge server's deployments (--server) is
-// the other source, to come, which is why loading sits behind one call.
+// repository folder (--model-repo), or from a Forge server whose
+// deployments it follows (--server): it keeps no state, so any number of
+// replicas behind a load balancer give the same answers.
 func cmdServe(ctx context.Context, c *cli, args []string) error {
 	cfg := config.Default()
 	if err := cfg.LoadEnv(c.env); err != nil {
@@ -40,6 +43,9 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	}
 	fs := newFlags(c, "serve")
 	repo := fs.String("model-repo", "", "model repository folder: NAME/VERSION/model.onnx or model.json")
+	server := fs.String("server", "", "follow the deployments of the Forge server at this URL")
+	token := fs.String("token", config.LoadClient(c.env).Token, "access token for --server (env FORGE_TOKEN)")
+	cacheDir := fs.String("cache-dir", "", "where models downloaded from --server are kept (default: the user cache folder)")
 	addr := fs.String("addr", "127.0.0.1:8000", "REST listen address (host:port)")
 	grpcAddr := fs.String("grpc-addr", "127.0.0.1:8001", "gRPC listen address (host:port); empty to disable")
 	maxBatch := fs.Int("max-batch-size", 0, "dynamic batching: most rows per model run (0 or 1: off)")
@@ -53,8 +59,8 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if *repo == "" {
-		return usageError{"forge serve needs --model-repo DIR"}
+	if (*repo == "") == (*server == "") {
+		return usageError{"forge serve needs one of --model-repo DIR or --server URL"}
 	}
 	log := newLogger(c.stderr, cfg.LogFormat, cfg.LogLevel).With("sys", "serve")
 	lib := cfg.ONNXRuntimeLib
@@ -79,7 +85,23 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	mux := http.NewServeMux()
 	srv.Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	handler := httpapi.Recover(log)(mux)
+	var handler http.Handler = mux
+	var follow *deploy.Controller
+	if *server != "" {
+		dir := *cacheDir
+		if dir == "" {
+			base, err := os.UserCacheDir()
+			if err != nil {
+				return fmt.Errorf("find a cache folder (set --cache-dir): %w", err)
+			}
+			dir = filepath.Join(base, "forge", "serve")
+		}
+		dlog := newLogger(c.stderr, cfg.LogFormat, cfg.LogLevel).With("sys", "deploy")
+		src := &deploy.Remote{Client: api.NewClient(*server, *token), CacheDir: dir, Log: dlog}
+		follow = deploy.NewController(src, srv, dlog)
+		handler = follow.GateReady(handler)
+	}
+	handler = httpapi.Recover(log)(handler)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -87,7 +109,7 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	}
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: cfg.HTTP.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- hs.Serve(ln) }()
 	var gs *grpc.Server
 	if *grpcAddr != "" {
@@ -102,15 +124,22 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 		log.Info("gRPC listening", "addr", gln.Addr().String())
 	}
 	// Listening before the models load lets probes see live-but-not-ready.
-	log.Info("forge serve listening", "addr", ln.Addr().String(), "model_repo", *repo, "version", version.Version)
-	batch := serve.BatchOptions{MaxBatchSize: *maxBatch, MaxQueueDelay: *queueDelay, QueueSize: *queueSize, Workers: *workers}
-	if err := srv.LoadRepository(ctx, *repo, serve.LoadOptions{Batch: batch}); err != nil {
-		log.Warn("some models did not load; serving the others", "err", err)
+	log.Info("forge serve listening", "addr", ln.Addr().String(), "model_repo", *repo, "server", *server, "version", version.Version)
+	if follow != nil {
+		// Batching comes from each deployment's settings.
+		go func() { errc <- follow.Run(ctx) }()
+	} else {
+		batch := serve.BatchOptions{MaxBatchSize: *maxBatch, MaxQueueDelay: *queueDelay, QueueSize: *queueSize, Workers: *workers}
+		if err := srv.LoadRepository(ctx, *repo, serve.LoadOptions{Batch: batch}); err != nil {
+			log.Warn("some models did not load; serving the others", "err", err)
+		}
 	}
 
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
+		if ctx.Err() == nil {
+			return fmt.Errorf("serve: %w", err)
+		}
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)

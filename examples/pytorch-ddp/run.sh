@@ -12,12 +12,12 @@ json() { $py -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 echo "== train on 2 processes (DDP, gloo)"
 (cd "$here" && $forge run --experiment pytorch-ddp --name wine-ddp --procs-per-node 2 --wait -- $py train.py)
 run=$($forge runs ls --experiment pytorch-ddp --order-by "attributes.start_time DESC" --limit 1 -o json | json 'd[0]["info"]["run_id"]')
-$forge runs show "$run" | head -20
+$forge runs show "$run" | sed -n '1,20p'
 
 echo "== register and deploy"
 version=$($forge model register wine-mlp --run "$run" --path model/model.onnx -o json | json 'd["model_version"]["version"]')
 $forge model alias wine-mlp champion "$version"
-$forge deploy wine wine-mlp@champion --wait
+$forge deploy wine wine-mlp@champion
 
 echo "== classify three wines"
 $py - "$FORGE_SERVER" <<'PY'

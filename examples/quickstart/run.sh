@@ -18,7 +18,7 @@ json() { $py -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 step "1/5 Add a dataset: the Wisconsin breast-cancer table that scikit-learn ships"
 $py "$here/make_data.py" "$work/cancer.csv"
 $forge data add cancer "$work/cancer.csv" --description "Wisconsin diagnostic breast cancer (UCI, CC BY 4.0); target 1 = benign"
-$forge data profile cancer | head -8
+$forge data profile cancer | sed -n '1,8p'
 echo "..."
 $forge data query "SELECT target, COUNT(*) AS cases, ROUND(AVG(mean_radius), 2) AS avg_radius, ROUND(AVG(worst_area), 1) AS avg_worst_area FROM cancer GROUP BY target ORDER BY target"
 
@@ -39,17 +39,17 @@ for id in "${ids[@]}"; do
 	done
 	[ "$state" = succeeded ] || { echo "job $id still $state"; exit 1; }
 done
-$forge jobs ls | head -6
+$forge jobs ls | sed -n '1,6p'
 
 step "3/5 Pick the best run by validation AUC and register its model as cancer-xgb@champion"
 $forge runs ls --experiment quickstart --order-by "metrics.val_auc DESC" --limit 5
 best=$($forge runs ls --experiment quickstart --order-by "metrics.val_auc DESC" --limit 1 -o json | json 'd[0]["info"]["run_id"]')
 version=$($forge model register cancer-xgb --run "$best" --path model/model.json -o json | json 'd["model_version"]["version"]')
 $forge model alias cancer-xgb champion "$version"
-$forge model show cancer-xgb@champion | head -12
+$forge model show cancer-xgb@champion | sed -n '1,12p'
 
 step "4/5 Deploy cancer-xgb@champion as the endpoint 'cancer' and ask it about five patients"
-$forge deploy cancer cancer-xgb@champion --wait
+$forge deploy cancer cancer-xgb@champion
 $forge data query "SELECT * FROM cancer WHERE id % 5 = 0 ORDER BY id LIMIT 5" -o json > "$work/rows.jsonl"
 $py - "$work/rows.jsonl" "$work/request.json" <<'PY'
 import json, sys

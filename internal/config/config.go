@@ -36,6 +36,20 @@ type Server struct {
 	ONNXRuntimeLib string `yaml:"onnxruntime_lib"`
 	DuckDB         DuckDB `yaml:"duckdb"`
 	Serve          Serve  `yaml:"serve"`
+	// Executors are the named places jobs run (see Executor); default: one
+	// local executor named "local".
+	Executors []Executor `yaml:"executors"`
+	// DefaultExecutor runs the jobs that name none; empty: the first of
+	// Executors.
+	DefaultExecutor string `yaml:"default_executor"`
+}
+
+// DefaultExecutorName is the executor of jobs that name none.
+func (c *Server) DefaultExecutorName() string {
+	if c.DefaultExecutor != "" || len(c.Executors) == 0 {
+		return c.DefaultExecutor
+	}
+	return c.Executors[0].Name
 }
 
 // Serve tunes the inference server.
@@ -80,6 +94,7 @@ func Default() Server {
 		},
 		DuckDB:         DuckDB{MemoryLimit: "4GB", Threads: 2, QueryTimeout: 5 * time.Minute},
 		ONNXRuntimeLib: defaultONNXRuntimeLib(),
+		Executors:      DefaultExecutors(),
 	}
 }
 
@@ -149,7 +164,7 @@ func (c *Server) Validate() error {
 	if c.DuckDB.Threads <= 0 {
 		return &FieldError{"duckdb.threads", "must be positive"}
 	}
-	return nil
+	return ValidateExecutors(c.Executors, c.DefaultExecutor)
 }
 
 // redact hides a password in a database URL.
@@ -232,6 +247,10 @@ func indexKeys(n *yaml.Node, prefix string, keys map[int]string) {
 			keys[k.Line] = path
 			indexKeys(v, path, keys)
 		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			indexKeys(c, fmt.Sprintf("%s[%d]", prefix, i), keys)
+		}
 	}
 }
 
@@ -253,6 +272,7 @@ func (c *Server) LoadEnv(env Env) error {
 	str("FORGE_LOG_FORMAT", &c.LogFormat)
 	str("FORGE_ONNXRUNTIME_LIB", &c.ONNXRuntimeLib)
 	str("FORGE_DUCKDB_MEMORY_LIMIT", &c.DuckDB.MemoryLimit)
+	str("FORGE_DEFAULT_EXECUTOR", &c.DefaultExecutor)
 	if v, ok := env("FORGE_AUTH"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -291,6 +311,7 @@ func (c *Server) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.HTTP.MaxUploadBytes, "max-upload-bytes", c.HTTP.MaxUploadBytes, "largest file upload accepted")
 	fs.DurationVar(&c.HTTP.ShutdownTimeout, "shutdown-timeout", c.HTTP.ShutdownTimeout, "how long to drain requests on shutdown")
 	fs.StringVar(&c.ONNXRuntimeLib, "onnxruntime-lib", c.ONNXRuntimeLib, "path of libonnxruntime.so")
+	fs.StringVar(&c.DefaultExecutor, "default-executor", c.DefaultExecutor, "executor of jobs that name none (default: the first of executors)")
 }
 
 // Load builds the server configuration from defaults, the YAML file named by

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/blob"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 	"github.com/forge-mlops/forge/internal/sqlstore/sqlstoretest"
@@ -22,7 +23,7 @@ func BenchmarkSchedulerPass(b *testing.B) {
 			db := tc.open(b)
 			root := b.TempDir()
 			blobs, _ := blob.NewLocal(filepath.Join(root, "blobs"))
-			svc, err := New(db, newExecutor(b, root, 0.5), blobs, nil, nil, Config{WorkDir: filepath.Join(root, "work")}, nil)
+			svc, err := New(db, map[string]forge.Executor{"local": newExecutor(b, root, 0.5)}, blobs, nil, nil, Config{WorkDir: filepath.Join(root, "work")}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

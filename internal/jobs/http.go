@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -18,7 +19,9 @@ import (
 //	GET  /api/forge/v1/jobs/{id}             one job with its attempts
 //	POST /api/forge/v1/jobs/{id}/cancel      cancel
 //	GET  /api/forge/v1/jobs/{id}/logs?follow=true&attempt=N   text, streamed
+//	GET  /api/forge/v1/executors             the executors jobs may name
 //	HEAD /api/forge/v1/bundles/{digest}      is this code bundle stored?
+//	GET  /api/forge/v1/bundles/{digest}      the code bundle (for pods that fetch it)
 //	PUT  /api/forge/v1/bundles/{digest}      store a code bundle (body: tar.gz)
 func (s *Service) Register(mux *http.ServeMux, log *slog.Logger) {
 	mux.Handle("POST /api/forge/v1/jobs", httpapi.JSON(log, func(r *http.Request) (any, error) {
@@ -62,6 +65,35 @@ func (s *Service) Register(mux *http.ServeMux, log *slog.Logger) {
 			log.Warn("stream job log", "job", id, "err", err)
 		}
 	})
+	mux.Handle("GET /api/forge/v1/executors", httpapi.JSON(log, func(r *http.Request) (any, error) {
+		return map[string]any{"executors": s.Executors(r.Context())}, nil
+	}))
+	mux.HandleFunc("GET /api/forge/v1/bundles/{digest}", func(w http.ResponseWriter, r *http.Request) {
+		d := r.PathValue("digest")
+		if !digestRx.MatchString(d) {
+			httpapi.WriteError(w, r, log, forge.Errorf(forge.Invalid, "%q is not a sha256 digest", d))
+			return
+		}
+		info, err := s.blobs.Stat(r.Context(), forge.Digest(d))
+		if err != nil {
+			httpapi.WriteError(w, r, log, bundleNotFound(err, d))
+			return
+		}
+		rc, err := s.blobs.Open(r.Context(), forge.Digest(d))
+		if err != nil {
+			httpapi.WriteError(w, r, log, bundleNotFound(err, d))
+			return
+		}
+		defer rc.Close()
+		w.Header().Set("Content-Type", "application/gzip")
+		w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
+		// Content-addressed: the bytes under a digest never change.
+		w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
+		w.WriteHeader(http.StatusOK)
+		if _, err := io.Copy(w, rc); err != nil && r.Context().Err() == nil {
+			log.Warn("send code bundle", "digest", d, "err", err)
+		}
+	})
 	mux.HandleFunc("HEAD /api/forge/v1/bundles/{digest}", func(w http.ResponseWriter, r *http.Request) {
 		info, err := s.blobs.Stat(r.Context(), forge.Digest(r.PathValue("digest")))
 		if err != nil {
@@ -95,6 +127,14 @@ func (s *Service) Register(mux *http.ServeMux, log *slog.Logger) {
 		}
 		return map[string]any{"digest": info.Digest, "size": info.Size}, nil
 	}))
+}
+
+// bundleNotFound names the bundle in a blob store's NotFound.
+func bundleNotFound(err error, digest string) error {
+	if forge.IsKind(err, forge.NotFound) {
+		return forge.Errorf(forge.NotFound, "no code bundle %s", digest)
+	}
+	return err
 }
 
 type flushWriter struct {

@@ -83,7 +83,8 @@ func (r *runs) statuses(id string) []string {
 type env struct {
 	db    *sqlstore.DB
 	svc   *Service
-	exec  *local.Executor
+	exec  *local.Executor // the one named "local"
+	execs map[string]forge.Executor
 	blobs *blob.Local
 	runs  *runs
 	root  string
@@ -94,6 +95,10 @@ type opts struct {
 	cpus float64
 	db   *sqlstore.DB
 	root string
+	// execs are more executors beside "local", by name; wrap, if set,
+	// wraps each executor made.
+	execs map[string]forge.Executor
+	wrap  func(name string, e forge.Executor) forge.Executor
 }
 
 func newExecutor(t testing.TB, root string, cpus float64) *local.Executor {
@@ -126,8 +131,18 @@ func start(t testing.TB, o opts) *env {
 		t.Fatal(err)
 	}
 	e := &env{db: o.db, exec: newExecutor(t, o.root, o.cpus), blobs: blobs, runs: newRuns(), root: o.root}
-	e.svc, err = New(o.db, e.exec, blobs, e.runs, nil, Config{
+	e.execs = map[string]forge.Executor{"local": e.exec}
+	for name, x := range o.execs {
+		e.execs[name] = x
+	}
+	if o.wrap != nil {
+		for name, x := range e.execs {
+			e.execs[name] = o.wrap(name, x)
+		}
+	}
+	e.svc, err = New(o.db, e.execs, blobs, e.runs, nil, Config{
 		WorkDir: filepath.Join(o.root, "work"), TrackingURI: "http://127.0.0.1:7700", SampleEvery: 200 * time.Millisecond, Tick: 200 * time.Millisecond,
+		DefaultExecutor: "local", Kinds: map[string]string{"local": "local"},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -51,13 +51,33 @@ type Config struct {
 	// PythonPath, if set, is put first on every process's PYTHONPATH (the
 	// server installs its Python client there, so jobs can `import forge`).
 	PythonPath string
+	// DefaultExecutor names the executor of jobs that name none; it may be
+	// empty when there is only one executor.
+	DefaultExecutor string
+	// Kinds says what each executor is (local, slurm, kubernetes), for
+	// listings.
+	Kinds map[string]string
+	// Probes check the cluster behind an executor, for listings; an
+	// executor without one counts as reachable.
+	Probes map[string]Probe
+}
+
+// Probe reports whether an executor reaches its cluster, and what the
+// cluster has in all when it knows (nil otherwise).
+type Probe func(ctx context.Context) (total *forge.Resources, err error)
+
+// lookuper is a cluster executor that finds an attempt by the job's id
+// (the Slurm executor, by job name), for an attempt whose start was cut
+// short before its handle was recorded.
+type lookuper interface {
+	Lookup(ctx context.Context, jobID string, attempt int) (forge.Handle, error)
 }
 
 // Service is the queue, the scheduler and the supervisor of jobs.
 type Service struct {
 	cfg      Config
 	st       store
-	exec     forge.Executor
+	execs    map[string]forge.Executor // by name
 	blobs    forge.BlobStore
 	runs     Runs     // may be nil
 	datasets Datasets // may be nil
@@ -65,16 +85,27 @@ type Service struct {
 	wake     chan struct{}
 
 	mu       sync.Mutex
-	pending  forge.Resources     // admitted, not yet started by the executor
-	watching map[string]struct{} // job ids followed by a supervisor goroutine
+	pending  map[string]forge.Resources // by executor: admitted, not yet started
+	watching map[string]struct{}        // job ids followed by a supervisor goroutine
 	wg       sync.WaitGroup
 }
 
-// New makes the service; runs and datasets may be nil (no tracking link,
-// no dataset inputs).
-func New(db *sqlstore.DB, exec forge.Executor, blobs forge.BlobStore, runs Runs, datasets Datasets, cfg Config, log *slog.Logger) (*Service, error) {
+// New makes the service over the executors, by name; runs and datasets may
+// be nil (no tracking link, no dataset inputs).
+func New(db *sqlstore.DB, execs map[string]forge.Executor, blobs forge.BlobStore, runs Runs, datasets Datasets, cfg Config, log *slog.Logger) (*Service, error) {
 	if cfg.WorkDir == "" {
 		return nil, errors.New("jobs: work dir not set")
+	}
+	if len(execs) == 0 {
+		return nil, errors.New("jobs: no executor")
+	}
+	if cfg.DefaultExecutor == "" && len(execs) == 1 {
+		for name := range execs {
+			cfg.DefaultExecutor = name
+		}
+	}
+	if _, ok := execs[cfg.DefaultExecutor]; !ok {
+		return nil, fmt.Errorf("jobs: default executor %q is not one of the executors", cfg.DefaultExecutor)
 	}
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
@@ -92,8 +123,8 @@ func New(db *sqlstore.DB, exec forge.Executor, blobs forge.BlobStore, runs Runs,
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{
-		cfg: cfg, st: store{db}, exec: exec, blobs: blobs, runs: runs, datasets: datasets,
-		log: log, wake: make(chan struct{}, 1), watching: map[string]struct{}{},
+		cfg: cfg, st: store{db}, execs: execs, blobs: blobs, runs: runs, datasets: datasets,
+		log: log, wake: make(chan struct{}, 1), watching: map[string]struct{}{}, pending: map[string]forge.Resources{},
 	}, nil
 }
 
@@ -101,6 +132,13 @@ func New(db *sqlstore.DB, exec forge.Executor, blobs forge.BlobStore, runs Runs,
 func (s *Service) Submit(ctx context.Context, spec Spec) (Job, error) {
 	if err := spec.Normalize(); err != nil {
 		return Job{}, err
+	}
+	if spec.Executor == "" {
+		spec.Executor = s.cfg.DefaultExecutor
+	}
+	exec, ok := s.execs[spec.Executor]
+	if !ok {
+		return Job{}, forge.Errorf(forge.Invalid, "executor: %q is not one of this server's executors (%s)", spec.Executor, strings.Join(s.names(), ", "))
 	}
 	if len(spec.Inputs) > 0 && s.datasets == nil {
 		return Job{}, forge.Errorf(forge.Invalid, "inputs: this server has no datasets")
@@ -113,13 +151,13 @@ func (s *Service) Submit(ctx context.Context, spec Spec) (Job, error) {
 			return Job{}, err
 		}
 	}
-	if cr, ok := s.exec.(forge.CapacityReporter); ok {
+	if cr, ok := exec.(forge.CapacityReporter); ok {
 		total, _, err := cr.Capacity(ctx)
 		if err == nil && !spec.Resources().Times(spec.Nodes).Fits(total) {
-			return Job{}, forge.Errorf(forge.Invalid, "the job asks for more than the executor has in all (%s)", describe(total))
+			return Job{}, forge.Errorf(forge.Invalid, "the job asks for more than executor %s has in all (%s)", spec.Executor, describe(total))
 		}
 	}
-	j := Job{ID: newID(), Name: spec.Name, State: Queued, Priority: spec.Priority, SubmittedAt: sqlstore.Now(), Spec: spec}
+	j := Job{ID: newID(), Name: spec.Name, State: Queued, Priority: spec.Priority, SubmittedAt: sqlstore.Now(), Spec: spec, Executor: spec.Executor}
 	if err := s.st.insert(ctx, &j); err != nil {
 		return Job{}, err
 	}
@@ -150,8 +188,8 @@ func (s *Service) Cancel(ctx context.Context, id string) (Job, error) {
 	if err != nil {
 		return j, err
 	}
-	if j.State == Running && j.Handle != "" {
-		if err := s.exec.Cancel(ctx, j.Handle, forge.ReasonCancelled); err != nil {
+	if exec := s.execs[j.Executor]; j.State == Running && j.Handle != "" && exec != nil {
+		if err := exec.Cancel(ctx, j.Handle, forge.ReasonCancelled); err != nil {
 			return j, fmt.Errorf("cancel job %s: %w", id, err)
 		}
 	}
@@ -196,24 +234,57 @@ func (s *Service) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	attacher, _ := s.exec.(forge.Attacher)
 	for _, j := range running {
-		if j.Handle == "" {
-			// The server stopped between admitting and starting: whatever it
-			// started is unknown.
-			s.log.Warn("job was being started when the server stopped: lost", "job", j.ID)
-			s.end(ctx, j, j.Attempt, "", forge.Exit{Code: -1, Reason: forge.ReasonLost, Message: "the server stopped while starting it"})
+		exec := s.execs[j.Executor]
+		if exec == nil {
+			s.log.Warn("job ran on an executor that is not configured any more: lost", "job", j.ID, "executor", j.Executor)
+			s.end(ctx, j, j.Attempt, "", forge.Exit{Code: -1, Reason: forge.ReasonLost, Message: fmt.Sprintf("executor %q is not configured any more", j.Executor)})
 			continue
 		}
-		if attacher != nil {
+		if j.Handle == "" {
+			h, err := s.lookup(ctx, exec, j)
+			if err != nil {
+				// The cluster does not answer: whether the attempt runs is
+				// unknown, so it is left as it is for the next start.
+				s.log.Error("look up job started before the restart", "job", j.ID, "executor", j.Executor, "err", err)
+				continue
+			}
+			if h == "" {
+				// The server stopped between admitting and starting: whatever it
+				// started is unknown.
+				s.log.Warn("job was being started when the server stopped: lost", "job", j.ID)
+				s.end(ctx, j, j.Attempt, "", forge.Exit{Code: -1, Reason: forge.ReasonLost, Message: "the server stopped while starting it"})
+				continue
+			}
+			if err := s.st.setHandle(ctx, j.ID, j.Attempt, h); err != nil {
+				return err
+			}
+			s.log.Info("found the attempt started before the restart", "job", j.ID, "executor", j.Executor)
+			j.Handle = h
+		}
+		if attacher, ok := exec.(forge.Attacher); ok {
 			if err := attacher.Attach(ctx, j.Handle); err != nil {
 				s.log.Error("re-attach failed", "job", j.ID, "err", err)
 			}
 		}
-		s.log.Info("re-attaching to running job", "job", j.ID, "attempt", j.Attempt)
+		s.log.Info("re-attaching to running job", "job", j.ID, "attempt", j.Attempt, "executor", j.Executor)
 		s.follow(ctx, j, j.Attempt, j.Handle)
 	}
 	return nil
+}
+
+// lookup finds an attempt whose handle was never recorded, on executors
+// that can (Slurm knows its jobs by name); "" when there is none.
+func (s *Service) lookup(ctx context.Context, exec forge.Executor, j Job) (forge.Handle, error) {
+	lk, ok := exec.(lookuper)
+	if !ok {
+		return "", nil
+	}
+	h, err := lk.Lookup(ctx, j.ID, j.Attempt)
+	if forge.IsKind(err, forge.NotFound) {
+		return "", nil
+	}
+	return h, err
 }
 
 // Pass admits the queued jobs that fit, in priority then submission order,
@@ -221,24 +292,53 @@ func (s *Service) reconcile(ctx context.Context) error {
 // smaller jobs behind it may start (a job that can never fit is refused at
 // submission).
 func (s *Service) Pass(ctx context.Context) (int, error) {
-	free, limited := forge.Resources{}, false
-	if cr, ok := s.exec.(forge.CapacityReporter); ok {
+	// Only executors that report a capacity limit admission; clusters queue
+	// what they are given.
+	type room struct {
+		free forge.Resources
+		full bool // nothing more fits
+	}
+	rooms := map[string]*room{}
+	unlimited := false
+	for name, exec := range s.execs {
+		cr, ok := exec.(forge.CapacityReporter)
+		if !ok {
+			unlimited = true
+			continue
+		}
 		_, f, err := cr.Capacity(ctx)
 		if err != nil {
-			return 0, fmt.Errorf("executor capacity: %w", err)
+			s.log.Error("executor capacity", "executor", name, "err", err)
+			rooms[name] = &room{full: true}
+			continue
 		}
 		s.mu.Lock()
-		free, limited = f.Sub(s.pending), true
+		rooms[name] = &room{free: f.Sub(s.pending[name])}
 		s.mu.Unlock()
+	}
+	allFull := func() bool {
+		if unlimited {
+			return false
+		}
+		for _, r := range rooms {
+			if !r.full {
+				return false
+			}
+		}
+		return true
 	}
 	var admit []queued
 	err := s.st.eachQueued(ctx, func(q queued) bool {
+		if _, ok := s.execs[q.executor]; !ok {
+			return true // its executor was removed from the config: it waits
+		}
 		need := q.res.Times(q.nodes)
-		if limited {
-			if !need.Fits(free) {
-				return free.CPUs > 0 || free.GPUs > 0 // nothing more can fit once all is taken
+		if r := rooms[q.executor]; r != nil {
+			if r.full || !need.Fits(r.free) {
+				r.full = r.full || !(r.free.CPUs > 0 || r.free.GPUs > 0)
+				return !allFull()
 			}
-			free = free.Sub(need)
+			r.free = r.free.Sub(need)
 		}
 		admit = append(admit, q)
 		return true
@@ -258,7 +358,7 @@ func (s *Service) Pass(ctx context.Context) (int, error) {
 		n++
 		need := q.res.Times(q.nodes)
 		s.mu.Lock()
-		s.pending = s.pending.Add(need)
+		s.pending[j.Executor] = s.pending[j.Executor].Add(need)
 		s.mu.Unlock()
 		s.wg.Add(1)
 		go func() {
@@ -273,7 +373,7 @@ func (s *Service) Pass(ctx context.Context) (int, error) {
 func (s *Service) launch(ctx context.Context, j Job, need forge.Resources) {
 	h, err := s.start(ctx, j)
 	s.mu.Lock()
-	s.pending = s.pending.Sub(need)
+	s.pending[j.Executor] = s.pending[j.Executor].Sub(need)
 	s.mu.Unlock()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -292,7 +392,7 @@ func (s *Service) launch(ctx context.Context, j Job, need forge.Resources) {
 	}
 	if err := s.st.setHandle(ctx, j.ID, j.Attempt, h); err != nil {
 		s.log.Error("record handle failed: stopping the job", "job", j.ID, "err", err)
-		s.exec.Cancel(context.WithoutCancel(ctx), h, forge.ReasonLost)
+		s.execs[j.Executor].Cancel(context.WithoutCancel(ctx), h, forge.ReasonLost)
 	}
 	s.follow(ctx, j, j.Attempt, h)
 }
@@ -375,9 +475,11 @@ func (s *Service) start(ctx context.Context, j Job) (forge.Handle, error) {
 	}
 	env["FORGE_JOB_ID"] = j.ID
 	env["FORGE_ATTEMPT"] = strconv.Itoa(j.Attempt)
-	return s.exec.Start(ctx, &forge.Launch{
+	timeout, _ := j.Spec.TimeoutDuration()
+	return s.execs[j.Executor].Start(ctx, &forge.Launch{
 		JobID: j.ID, Attempt: j.Attempt, Dir: code, Command: j.Spec.Command, Env: env,
 		Resources: j.Spec.Resources(), Nodes: j.Spec.Nodes, ProcsPerNode: j.Spec.ProcsPerNode,
+		Image: j.Spec.Image, Code: j.Spec.Code, Timeout: timeout,
 	})
 }
 
@@ -400,6 +502,7 @@ func (s *Service) follow(ctx context.Context, j Job, attempt int, h forge.Handle
 }
 
 func (s *Service) supervise(ctx context.Context, j Job, attempt int, h forge.Handle) {
+	exec := s.execs[j.Executor]
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
 	type result struct {
@@ -408,13 +511,13 @@ func (s *Service) supervise(ctx context.Context, j Job, attempt int, h forge.Han
 	}
 	done := make(chan result, 1)
 	go func() {
-		e, err := s.exec.Wait(wctx, h)
+		e, err := exec.Wait(wctx, h)
 		done <- result{e, err}
 	}()
 
 	// A cancel that came while starting, or before a restart, is acted on now.
 	if cur, err := s.st.get(ctx, j.ID); err == nil && cur.CancelRequested {
-		s.exec.Cancel(ctx, h, forge.ReasonCancelled)
+		exec.Cancel(ctx, h, forge.ReasonCancelled)
 	}
 	var timeout <-chan time.Time
 	if d, _ := j.Spec.TimeoutDuration(); d > 0 {
@@ -426,7 +529,7 @@ func (s *Service) supervise(ctx context.Context, j Job, attempt int, h forge.Han
 		defer t.Stop()
 		timeout = t.C
 	}
-	sampler, _ := s.exec.(forge.Sampler)
+	sampler, _ := exec.(forge.Sampler)
 	var sample <-chan time.Time
 	if sampler != nil && s.runs != nil {
 		t := time.NewTicker(s.cfg.SampleEvery)
@@ -449,7 +552,7 @@ func (s *Service) supervise(ctx context.Context, j Job, attempt int, h forge.Han
 			return
 		case <-timeout:
 			s.log.Info("job past its timeout: stopping it", "job", j.ID, "timeout", j.Spec.Timeout)
-			if err := s.exec.Cancel(ctx, h, forge.ReasonTimeout); err != nil {
+			if err := exec.Cancel(ctx, h, forge.ReasonTimeout); err != nil {
 				s.log.Error("stop job past its timeout", "job", j.ID, "err", err)
 			}
 		case <-sample:
@@ -488,8 +591,8 @@ func (s *Service) end(ctx context.Context, j Job, attempt int, h forge.Handle, e
 	defer cancel()
 	var digest string
 	var size int64
-	if h != "" {
-		if r, err := s.exec.Logs(ctx, h, 0); err == nil {
+	if exec := s.execs[j.Executor]; h != "" && exec != nil {
+		if r, err := exec.Logs(ctx, h, 0); err == nil {
 			info, err := s.blobs.Put(ctx, r)
 			r.Close()
 			if err != nil {
@@ -585,8 +688,8 @@ func (s *Service) Logs(ctx context.Context, id string, attempt int, follow bool,
 			attempt, off = attempt+1, 0
 			fmt.Fprintf(w, "--- forge: attempt %d ---\n", attempt)
 			continue
-		case a != nil && a.Handle != "":
-			if r, err := s.exec.Logs(ctx, a.Handle, off); err == nil {
+		case a != nil && a.Handle != "" && s.execs[a.Executor] != nil:
+			if r, err := s.execs[a.Executor].Logs(ctx, a.Handle, off); err == nil {
 				n, err := io.Copy(w, r)
 				r.Close()
 				off += n

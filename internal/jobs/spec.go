@@ -41,6 +41,12 @@ type Spec struct {
 	RetryOn    []string `json:"retry_on,omitempty" yaml:"retry_on"`
 	Priority   int      `json:"priority,omitempty" yaml:"priority"`
 	Experiment string   `json:"experiment,omitempty" yaml:"experiment"`
+	// Executor names one of the server's executors (config `executors:`);
+	// empty: the server's default. Submit fills it in.
+	Executor string `json:"executor,omitempty" yaml:"executor"`
+	// Image is the container image for executors that run containers
+	// (Kubernetes); empty: the executor's default. Others ignore it.
+	Image string `json:"image,omitempty" yaml:"image"`
 }
 
 var (
@@ -62,6 +68,9 @@ func (s *Spec) Normalize() error {
 	}
 	if len(s.Name) > 200 {
 		return forge.Errorf(forge.Invalid, "name: longer than 200 characters")
+	}
+	if len(s.Image) > 512 || strings.ContainsAny(s.Image, " \t\n") {
+		return forge.Errorf(forge.Invalid, "image: %q is not an image reference", s.Image)
 	}
 	for k := range s.Env {
 		if !envName.MatchString(k) {

@@ -36,7 +36,8 @@ type Job struct {
 	Priority        int          `json:"priority"`
 	SubmittedAt     int64        `json:"submitted_at"` // ms since the epoch
 	Spec            Spec         `json:"spec"`
-	Attempt         int          `json:"attempt"` // attempts started so far
+	Executor        string       `json:"executor"` // the name of the executor that runs it
+	Attempt         int          `json:"attempt"`  // attempts started so far
 	Handle          forge.Handle `json:"-"`
 	StartedAt       int64        `json:"started_at,omitempty"`
 	FinishedAt      int64        `json:"finished_at,omitempty"`
@@ -52,6 +53,7 @@ type Job struct {
 // Attempt is one try at running a job.
 type Attempt struct {
 	Attempt    int          `json:"attempt"`
+	Executor   string       `json:"executor"`
 	Handle     forge.Handle `json:"-"`
 	StartedAt  int64        `json:"started_at"`
 	FinishedAt int64        `json:"finished_at,omitempty"`
@@ -81,9 +83,9 @@ func (st *store) insert(ctx context.Context, j *Job) error {
 		return err
 	}
 	r := j.Spec.Resources()
-	_, err = st.db.Exec(ctx, `INSERT INTO jobs (id, name, state, priority, submitted_at, spec, cpus, memory_bytes, gpus, nodes)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		j.ID, j.Name, string(j.State), j.Priority, j.SubmittedAt, string(spec), r.CPUs, r.MemoryBytes, r.GPUs, j.Spec.Nodes)
+	_, err = st.db.Exec(ctx, `INSERT INTO jobs (id, name, state, priority, submitted_at, spec, cpus, memory_bytes, gpus, nodes, executor)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.ID, j.Name, string(j.State), j.Priority, j.SubmittedAt, string(spec), r.CPUs, r.MemoryBytes, r.GPUs, j.Spec.Nodes, j.Executor)
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}
@@ -91,7 +93,7 @@ func (st *store) insert(ctx context.Context, j *Job) error {
 }
 
 const jobCols = `id, name, state, priority, submitted_at, spec, attempt, handle, started_at, finished_at,
-	exit_code, reason, message, cancel_requested, run_id, experiment_id`
+	exit_code, reason, message, cancel_requested, run_id, experiment_id, executor`
 
 type scanner interface{ Scan(...any) error }
 
@@ -102,7 +104,7 @@ func scanJob(s scanner) (Job, error) {
 	var started, finished, code sql.NullInt64
 	var cancel int
 	err := s.Scan(&j.ID, &j.Name, &j.State, &j.Priority, &j.SubmittedAt, &spec, &j.Attempt, &handle,
-		&started, &finished, &code, &reason, &msg, &cancel, &runID, &expID)
+		&started, &finished, &code, &reason, &msg, &cancel, &runID, &expID, &j.Executor)
 	if err != nil {
 		return j, err
 	}
@@ -124,7 +126,7 @@ func (st *store) get(ctx context.Context, id string) (Job, error) {
 	if err != nil {
 		return j, sqlstore.NotFound(err, "no job %q", id)
 	}
-	rows, err := st.db.Query(ctx, `SELECT attempt, handle, started_at, finished_at, exit_code, reason, message, log_digest, log_size
+	rows, err := st.db.Query(ctx, `SELECT attempt, executor, handle, started_at, finished_at, exit_code, reason, message, log_digest, log_size
 		FROM job_attempts WHERE job_id = ? ORDER BY attempt`, id)
 	if err != nil {
 		return j, fmt.Errorf("read attempts of job %s: %w", id, err)
@@ -134,7 +136,7 @@ func (st *store) get(ctx context.Context, id string) (Job, error) {
 		var a Attempt
 		var handle, reason, msg, digest sql.NullString
 		var finished, code, size sql.NullInt64
-		if err := rows.Scan(&a.Attempt, &handle, &a.StartedAt, &finished, &code, &reason, &msg, &digest, &size); err != nil {
+		if err := rows.Scan(&a.Attempt, &a.Executor, &handle, &a.StartedAt, &finished, &code, &reason, &msg, &digest, &size); err != nil {
 			return j, err
 		}
 		a.Handle, a.Reason, a.Message, a.LogDigest = forge.Handle(handle.String), forge.Reason(reason.String), msg.String, digest.String
@@ -175,15 +177,16 @@ func (st *store) list(ctx context.Context, state State, limit int) ([]Job, error
 
 // queued is what the scheduler needs of a queued job.
 type queued struct {
-	id    string
-	res   forge.Resources // per node
-	nodes int
+	id       string
+	executor string
+	res      forge.Resources // per node
+	nodes    int
 }
 
 // eachQueued calls fn on queued jobs in admission order (priority, then
 // submission) until fn returns false: one indexed scan.
 func (st *store) eachQueued(ctx context.Context, fn func(q queued) bool) error {
-	rows, err := st.db.Query(ctx, `SELECT id, cpus, memory_bytes, gpus, nodes FROM jobs
+	rows, err := st.db.Query(ctx, `SELECT id, executor, cpus, memory_bytes, gpus, nodes FROM jobs
 		WHERE state = 'queued' ORDER BY priority DESC, submitted_at, id`)
 	if err != nil {
 		return fmt.Errorf("read queue: %w", err)
@@ -191,7 +194,7 @@ func (st *store) eachQueued(ctx context.Context, fn func(q queued) bool) error {
 	defer rows.Close()
 	for rows.Next() {
 		var q queued
-		if err := rows.Scan(&q.id, &q.res.CPUs, &q.res.MemoryBytes, &q.res.GPUs, &q.nodes); err != nil {
+		if err := rows.Scan(&q.id, &q.executor, &q.res.CPUs, &q.res.MemoryBytes, &q.res.GPUs, &q.nodes); err != nil {
 			return err
 		}
 		if !fn(q) {
@@ -216,8 +219,8 @@ func (st *store) admit(ctx context.Context, id string) (Job, bool, error) {
 			return nil
 		}
 		ok = true
-		_, err = tx.Exec(ctx, `INSERT INTO job_attempts (job_id, attempt, started_at)
-			SELECT id, attempt, ? FROM jobs WHERE id = ?`, now, id)
+		_, err = tx.Exec(ctx, `INSERT INTO job_attempts (job_id, attempt, started_at, executor)
+			SELECT id, attempt, ?, executor FROM jobs WHERE id = ?`, now, id)
 		return err
 	})
 	if err != nil || !ok {

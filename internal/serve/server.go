@@ -371,8 +371,14 @@ func (s *Server) Models() []ModelState {
 }
 
 func (v *version) describe() ModelState {
-	st := ModelState{Name: v.name, Version: v.version, Platform: v.platform}
-	switch v.state.Load() {
+	st := ModelState{Name: v.name, Version: v.version}
+	state := v.state.Load()
+	if state != loading {
+		// Load writes platform before it publishes the state; reading it
+		// while loading would race.
+		st.Platform = v.platform
+	}
+	switch state {
 	case loading:
 		st.State = "LOADING"
 	case ready:

@@ -8,12 +8,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 
 	"github.com/forge-mlops/forge"
 	pyclient "github.com/forge-mlops/forge/clients/python"
+	"github.com/forge-mlops/forge/internal/config"
 	"github.com/forge-mlops/forge/internal/datasets"
+	"github.com/forge-mlops/forge/internal/deploy"
 	"github.com/forge-mlops/forge/internal/duckq"
+	"github.com/forge-mlops/forge/internal/executor/kube"
 	"github.com/forge-mlops/forge/internal/executor/local"
+	"github.com/forge-mlops/forge/internal/executor/slurm"
 	"github.com/forge-mlops/forge/internal/jobs"
 	"github.com/forge-mlops/forge/internal/ort"
 	"github.com/forge-mlops/forge/internal/registry"
@@ -60,17 +68,17 @@ func (s *Server) mount(ctx context.Context) error {
 	s.registry.TempDir = tmp
 	s.registry.Register(s.mux)
 
-	// Jobs on this machine's processes.
-	ex, err := local.New(ctx, local.Config{Root: filepath.Join(s.cfg.DataDir, "executor"), Logger: s.log.With("sys", "executor")})
+	// Jobs, on the executors named in the config.
+	execs, jcfg, err := s.executors(ctx)
 	if err != nil {
-		return fmt.Errorf("start the local executor: %w", err)
+		return err
 	}
 	pypath, err := pyclient.Install(filepath.Join(s.cfg.DataDir, "python"))
 	if err != nil {
 		return err
 	}
-	js, err := jobs.New(s.db, ex, s.blobs, jobRuns{tracks}, jobInputs{data},
-		jobs.Config{WorkDir: filepath.Join(s.cfg.DataDir, "jobs"), TrackingURI: s.URL(), PythonPath: pypath}, s.log.With("sys", "jobs"))
+	jcfg.WorkDir, jcfg.TrackingURI, jcfg.PythonPath = filepath.Join(s.cfg.DataDir, "jobs"), s.URL(), pypath
+	js, err := jobs.New(s.db, execs, s.blobs, jobRuns{tracks}, jobInputs{data}, jcfg, s.log.With("sys", "jobs"))
 	if err != nil {
 		return fmt.Errorf("start jobs: %w", err)
 	}
@@ -88,12 +96,84 @@ func (s *Server) mount(ctx context.Context) error {
 	}, s.log.With("sys", "serve"), s.reg)
 	s.closers = append(s.closers, s.serve)
 	s.serve.Register(s.mux)
+	// Deployments route endpoint names to registered versions, following aliases.
+	s.deploy = deploy.Mount(s.mux, s.db, s.registry, s.blobs, s.serve, s.cfg.DataDir, s.log.With("sys", "deploy"))
+	s.runners = append(s.runners, s.deploy.Run)
 	if s.cfg.GRPCAddr != "" {
 		if s.grpcLn, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
 			return fmt.Errorf("listen on %s (grpc_addr): %w", s.cfg.GRPCAddr, err)
 		}
 	}
 	return nil
+}
+
+// executors builds the executors of the config's `executors:` list, and
+// the parts of the jobs config that describe them.
+func (s *Server) executors(ctx context.Context) (map[string]forge.Executor, jobs.Config, error) {
+	execs := map[string]forge.Executor{}
+	jcfg := jobs.Config{DefaultExecutor: s.cfg.DefaultExecutorName(), Kinds: map[string]string{}, Probes: map[string]jobs.Probe{}}
+	for _, ec := range s.cfg.Executors {
+		log := s.log.With("sys", "executor", "executor", ec.Name)
+		state := filepath.Join(s.cfg.DataDir, "executors", ec.Name)
+		jcfg.Kinds[ec.Name] = ec.Kind
+		switch ec.Kind {
+		case config.KindLocal:
+			if ec.Name == "local" {
+				state = filepath.Join(s.cfg.DataDir, "executor") // where it was before executors had names
+			}
+			ex, err := local.New(ctx, local.Config{Root: state, Logger: log})
+			if err != nil {
+				return nil, jcfg, fmt.Errorf("executor %s: %w", ec.Name, err)
+			}
+			execs[ec.Name] = ex
+		case config.KindSlurm:
+			c := ec.Slurm
+			var env []string
+			if c.SlurmConf != "" {
+				env = append(env, "SLURM_CONF="+c.SlurmConf)
+			}
+			ex, err := slurm.New(ctx, slurm.Config{SharedDir: c.SharedDir, Partition: c.Partition, Account: c.Account, QOS: c.QOS,
+				TimeLimit: c.TimeLimit, ExtraArgs: c.SbatchArgs, Env: env, Poll: c.Poll, Logger: log})
+			if err != nil {
+				return nil, jcfg, fmt.Errorf("executor %s: %w", ec.Name, err)
+			}
+			execs[ec.Name] = ex
+			jcfg.Probes[ec.Name] = func(ctx context.Context) (*forge.Resources, error) {
+				info, err := ex.Describe(ctx)
+				if err != nil {
+					return nil, err
+				}
+				return &info.Total, nil
+			}
+		case config.KindKubernetes:
+			c := ec.Kubernetes
+			rc, err := kube.RESTConfig(c.Kubeconfig)
+			if err != nil {
+				return nil, jcfg, fmt.Errorf("executor %s: %w", ec.Name, err)
+			}
+			ex, err := kube.New(kube.Config{Namespace: c.Namespace, Image: c.Image, ForgeImage: c.ForgeImage, ServerURL: c.ServerURL,
+				TokenSecret: c.TokenSecret, ServiceAccount: c.ServiceAccount, NodeSelector: c.NodeSelector,
+				ImagePullSecrets: c.ImagePullSecrets, LogDir: filepath.Join(state, "logs"), Logger: log}, rc)
+			if err != nil {
+				return nil, jcfg, fmt.Errorf("executor %s: %w", ec.Name, err)
+			}
+			s.closers = append(s.closers, ex)
+			execs[ec.Name] = ex
+			probe := rest.CopyConfig(rc)
+			probe.Timeout = 5 * time.Second
+			disco, err := discovery.NewDiscoveryClientForConfig(probe)
+			if err != nil {
+				return nil, jcfg, fmt.Errorf("executor %s: %w", ec.Name, err)
+			}
+			jcfg.Probes[ec.Name] = func(ctx context.Context) (*forge.Resources, error) {
+				_, err := disco.ServerVersion()
+				return nil, err
+			}
+		default:
+			return nil, jcfg, fmt.Errorf("executor %s: unknown kind %q", ec.Name, ec.Kind)
+		}
+	}
+	return execs, jcfg, nil
 }
 
 // bodyLimit gives uploads of files (artifacts, datasets, models, code) the

@@ -25,6 +25,7 @@ import (
 	"github.com/forge-mlops/forge/internal/auth"
 	"github.com/forge-mlops/forge/internal/blob"
 	"github.com/forge-mlops/forge/internal/config"
+	"github.com/forge-mlops/forge/internal/deploy"
 	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/registry"
 	"github.com/forge-mlops/forge/internal/serve"
@@ -42,6 +43,7 @@ type Server struct {
 	// Parts kept after mounting: serving follows the registry's aliases.
 	registry *registry.Registry
 	serve    *serve.Server
+	deploy   *deploy.Controller
 	grpcLn   net.Listener
 	mux      *http.ServeMux
 	handler  http.Handler
@@ -119,6 +121,10 @@ func (s *Server) routes(ctx context.Context) error {
 			http.Error(w, "starting", http.StatusServiceUnavailable)
 			return
 		}
+		if !s.deploy.Ready() {
+			http.Error(w, "loading deployments", http.StatusServiceUnavailable)
+			return
+		}
 		if err := s.db.Ping(ctx); err != nil {
 			s.log.Warn("readiness: database ping failed", "err", err)
 			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
@@ -153,7 +159,7 @@ func (s *Server) routes(ctx context.Context) error {
 	if s.cfg.Auth {
 		mws = append(mws, auth.New(s.db).Middleware(s.log, "/health", "/readyz", "/version"))
 	}
-	mws = append(mws, httpapi.RejectUnclean(s.log), httpapi.LimitBody(s.bodyLimit, s.log), metrics.Wrap)
+	mws = append(mws, httpapi.RejectUnclean(s.log), httpapi.LimitBody(s.bodyLimit, s.log), s.deploy.GateReady, metrics.Wrap)
 	s.handler = httpapi.Chain(s.mux, mws...)
 	return nil
 }

@@ -1,0 +1,242 @@
+// Package deploy makes model versions answer under a serving name: a
+// deployment routes /v2/models/NAME/infer to a version of a registered
+// model, pinned by number or following an alias, with an optional canary.
+//
+// Deployments are stored in the metadata database. A Controller turns them
+// into the inference server's state: it resolves each ref, loads and warms
+// the versions no route uses yet, swaps the routes in one step each, and
+// then unloads (after draining) the versions nothing routes to any more, so
+// a rollout never fails a request. It follows the registry's event log, so
+// a deployment on an alias moves when the alias does.
+//
+// The same Controller runs inside `forge server`, over the database, the
+// registry and the blob store, and in `forge serve --server URL`, over the
+// server's HTTP API (Source is the seam between the two).
+package deploy
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/sqlstore"
+)
+
+// Deployment is a serving name and what it serves.
+type Deployment struct {
+	Name          string
+	Model, Ref    string // Ref: a version number, an alias or "latest"
+	CanaryModel   string // "" for no canary
+	CanaryRef     string
+	CanaryPercent int // share of the requests the canary takes, 1..99
+	MaxBatchSize  int
+	MaxQueueDelay time.Duration
+	CreatedAt     int64 // ms since the epoch
+	UpdatedAt     int64
+}
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// Validate checks a deployment's fields, not whether its models exist.
+func (d *Deployment) Validate() error {
+	if !nameRe.MatchString(d.Name) {
+		return forge.Errorf(forge.Invalid, "invalid deployment name %q: use up to 128 letters, digits, '.', '_' and '-', starting with a letter or digit", d.Name)
+	}
+	if d.Model == "" || strings.ContainsAny(d.Model, "/\x00") {
+		return forge.Errorf(forge.Invalid, "invalid model name %q", d.Model)
+	}
+	if d.Ref == "" {
+		d.Ref = "latest"
+	}
+	if d.CanaryModel == "" {
+		if d.CanaryRef != "" || d.CanaryPercent != 0 {
+			return forge.Errorf(forge.Invalid, "canary_ref and canary_percent need a canary_model")
+		}
+	} else {
+		if strings.ContainsAny(d.CanaryModel, "/\x00") {
+			return forge.Errorf(forge.Invalid, "invalid canary model name %q", d.CanaryModel)
+		}
+		if d.CanaryRef == "" {
+			d.CanaryRef = "latest"
+		}
+		if d.CanaryPercent < 1 || d.CanaryPercent > 99 {
+			return forge.Errorf(forge.Invalid, "canary percent %d is out of range: want 1 to 99", d.CanaryPercent)
+		}
+	}
+	if d.MaxBatchSize < 0 {
+		return forge.Errorf(forge.Invalid, "max batch size %d is negative", d.MaxBatchSize)
+	}
+	if d.MaxQueueDelay < 0 || d.MaxQueueDelay > time.Minute {
+		return forge.Errorf(forge.Invalid, "max queue delay %s is out of range: want 0 to 1m", d.MaxQueueDelay)
+	}
+	return nil
+}
+
+// refs returns what the deployment routes to, with weights in percent.
+func (d Deployment) refs() []ref {
+	if d.CanaryModel == "" {
+		return []ref{{d.Model, d.Ref, 100}}
+	}
+	return []ref{{d.Model, d.Ref, 100 - d.CanaryPercent}, {d.CanaryModel, d.CanaryRef, d.CanaryPercent}}
+}
+
+type ref struct {
+	model, ref string
+	weight     int
+}
+
+// Store keeps deployments in the metadata database.
+type Store struct {
+	db     *sqlstore.DB
+	notify *notifier
+}
+
+// NewStore returns a store over db (migrated to include the deployments table).
+func NewStore(db *sqlstore.DB) *Store { return &Store{db: db, notify: newNotifier()} }
+
+func notFound(name string) error {
+	return forge.Errorf(forge.NotFound, "deployment %q not found", name)
+}
+
+// Put creates or replaces a deployment; CreatedAt is kept on a replace.
+func (s *Store) Put(ctx context.Context, d Deployment) (Deployment, error) {
+	if err := d.Validate(); err != nil {
+		return Deployment{}, err
+	}
+	now := sqlstore.Now()
+	d.UpdatedAt = now
+	err := s.db.Tx(ctx, func(tx *sqlstore.Tx) error {
+		return tx.QueryRow(ctx, `INSERT INTO deployments (name, model, ref, canary_model, canary_ref, canary_percent,
+		max_batch_size, max_queue_delay_us, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET model = excluded.model, ref = excluded.ref, canary_model = excluded.canary_model,
+		canary_ref = excluded.canary_ref, canary_percent = excluded.canary_percent, max_batch_size = excluded.max_batch_size,
+		max_queue_delay_us = excluded.max_queue_delay_us, updated_at = excluded.updated_at
+		RETURNING created_at`,
+			d.Name, d.Model, d.Ref, d.CanaryModel, d.CanaryRef, d.CanaryPercent, d.MaxBatchSize,
+			d.MaxQueueDelay.Microseconds(), now, now).Scan(&d.CreatedAt)
+	})
+	if err != nil {
+		return Deployment{}, fmt.Errorf("store deployment %q: %w", d.Name, err)
+	}
+	s.notify.broadcast()
+	return d, nil
+}
+
+// Delete removes a deployment.
+func (s *Store) Delete(ctx context.Context, name string) error {
+	res, err := s.db.Exec(ctx, "DELETE FROM deployments WHERE name = ?", name)
+	if err != nil {
+		return fmt.Errorf("delete deployment %q: %w", name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound(name)
+	}
+	s.notify.broadcast()
+	return nil
+}
+
+const columns = `name, model, ref, canary_model, canary_ref, canary_percent, max_batch_size, max_queue_delay_us, created_at, updated_at`
+
+// Get returns one deployment.
+func (s *Store) Get(ctx context.Context, name string) (Deployment, error) {
+	ds, err := s.query(ctx, "SELECT "+columns+" FROM deployments WHERE name = ?", name)
+	if err != nil {
+		return Deployment{}, err
+	}
+	if len(ds) == 0 {
+		return Deployment{}, notFound(name)
+	}
+	return ds[0], nil
+}
+
+// List returns every deployment by name.
+func (s *Store) List(ctx context.Context) ([]Deployment, error) {
+	return s.query(ctx, "SELECT "+columns+" FROM deployments ORDER BY name")
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) ([]Deployment, error) {
+	rows, err := s.db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read deployments: %w", err)
+	}
+	defer rows.Close()
+	var out []Deployment
+	for rows.Next() {
+		var d Deployment
+		var delay int64
+		if err := rows.Scan(&d.Name, &d.Model, &d.Ref, &d.CanaryModel, &d.CanaryRef, &d.CanaryPercent,
+			&d.MaxBatchSize, &delay, &d.CreatedAt, &d.UpdatedAt); err != nil {
+			return nil, fmt.Errorf("read deployments: %w", err)
+		}
+		d.MaxQueueDelay = time.Duration(delay) * time.Microsecond
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("read deployments: %w", err)
+	}
+	return out, nil
+}
+
+// Revision names the current list of deployments: it changes whenever one
+// is created, changed or deleted, on this replica or another.
+func Revision(ds []Deployment) string {
+	b, _ := json.Marshal(ds)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:8])
+}
+
+// WaitChange returns the deployments once their revision differs from rev,
+// or when timeout passes. Changes on this replica wake it at once; changes
+// made through another replica are seen by polling.
+func (s *Store) WaitChange(ctx context.Context, rev string, timeout time.Duration) ([]Deployment, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(time.Second)
+	defer poll.Stop()
+	for {
+		wake := s.notify.wait()
+		ds, err := s.List(ctx)
+		if err != nil || Revision(ds) != rev {
+			return ds, err
+		}
+		select {
+		case <-wake:
+		case <-poll.C:
+		case <-deadline.C:
+			return ds, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// notifier wakes every waiter at once: each wait gets the current channel,
+// and broadcast closes it and makes a new one.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
+
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+func (n *notifier) broadcast() {
+	n.mu.Lock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+	n.mu.Unlock()
+}
