@@ -8,8 +8,9 @@ DATA ?= ./forge-data
 
 .PHONY: quickstart setup setup-test build test test-go test-python lint bench-tracking stop kube-apiserver
 
-## quickstart: set up, build, and start forge server on embedded defaults.
-quickstart: setup build
+## quickstart: set up, build, start forge server on embedded defaults and run
+## the whole lifecycle (examples/quickstart).
+quickstart:
 	@scripts/quickstart.sh
 
 setup:

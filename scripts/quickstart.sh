@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
-# Starts forge server on embedded defaults in the background (data in
-# ./forge-data, log in ./forge-data/server.log) and waits until it is ready.
+# The README's first command (make quickstart): install what is missing,
+# build forge, start `forge server` on embedded defaults in the background
+# (data in ./forge-data), and run the whole lifecycle in examples/quickstart.
+# Exits 0 only if every step succeeded; running it again works.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
 addr=${ADDR:-127.0.0.1:7700}
 data=${DATA:-./forge-data}
+now() { date +%s%3N; }
+secs() { local ms=$(($2 - $1)); printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100)); }
+
+t0=$(now)
+scripts/setup.sh run
+t1=$(now)
+go build -o bin/forge ./cmd/forge
+t2=$(now)
+
 mkdir -p "$data"
 if curl -sf "http://$addr/readyz" >/dev/null 2>&1; then
 	echo "quickstart: a forge server already answers at http://$addr"
@@ -13,14 +25,9 @@ else
 	echo $! >"$data/server.pid"
 	for _ in $(seq 100); do curl -sf "http://$addr/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 	curl -sf "http://$addr/readyz" >/dev/null || { echo "quickstart: server did not start; see $data/server.log" >&2; exit 1; }
-	echo "quickstart: forge server ready at http://$addr (pid $!, data in $data, log in $data/server.log)"
+	echo "quickstart: forge server ready at http://$addr (pid $(cat "$data/server.pid"), data in $data, log in $data/server.log)"
 fi
-bin/forge version --server "http://$addr"
-cat <<TXT
-
-Next:
-  export MLFLOW_TRACKING_URI=http://$addr    # your mlflow code now logs to Forge
-  bin/forge experiments ls
-  bin/forge runs ls --experiment NAME --order-by "metrics.acc DESC"
-  make stop                                  # stop the server
-TXT
+FORGE="$PWD/bin/forge" FORGE_SERVER="http://$addr" examples/quickstart/run.sh
+t3=$(now)
+echo
+echo "quickstart: done in $(secs "$t0" "$t3")s (install $(secs "$t0" "$t1")s, build $(secs "$t1" "$t2")s, pipeline $(secs "$t2" "$t3")s)"
