@@ -30,7 +30,9 @@ func server(t *testing.T) (bin, url string) {
 		t.Fatalf("build forge: %v\n%s", err, out)
 	}
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "server", "--data-dir", filepath.Join(dir, "data"), "--addr", addr, "--grpc-addr", freeAddr(t), "--log-level", "warn")
+	// A relative data dir, as `make quickstart` uses: jobs run elsewhere.
+	cmd := exec.Command(bin, "server", "--data-dir", "data", "--addr", addr, "--grpc-addr", freeAddr(t), "--log-level", "warn")
+	cmd.Dir = dir
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {

@@ -61,6 +61,12 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// Jobs run in their own folders: every path handed out must be absolute.
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	cfg.DataDir = abs
 	if cfg.DB == "" {
 		if err := sqlstore.EnsureDir(cfg.DataDir); err != nil {
 			return nil, err
