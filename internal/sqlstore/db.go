@@ -231,6 +231,31 @@ func (tx *Tx) Prepare(ctx context.Context, q string) (*sql.Stmt, error) {
 	return tx.tx.PrepareContext(ctx, tx.db.Rebind(q))
 }
 
+// Stmt is a write statement prepared once, for the hot paths: SQLite
+// otherwise parses the SQL again on every call.
+type Stmt struct{ s *sql.Stmt }
+
+// PrepareWrite prepares q on the writer. Call it at start-up, never inside
+// a transaction: on SQLite the writer is one connection, which the
+// transaction holds.
+func (db *DB) PrepareWrite(ctx context.Context, q string) (*Stmt, error) {
+	s, err := db.w.PrepareContext(ctx, db.Rebind(q))
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", q, err)
+	}
+	return &Stmt{s}, nil
+}
+
+// ExecStmt runs a prepared statement in the transaction.
+func (tx *Tx) ExecStmt(ctx context.Context, st *Stmt, args ...any) (sql.Result, error) {
+	return tx.tx.StmtContext(ctx, st.s).ExecContext(ctx, args...)
+}
+
+// QueryRowStmt runs a prepared single-row query in the transaction.
+func (tx *Tx) QueryRowStmt(ctx context.Context, st *Stmt, args ...any) *sql.Row {
+	return tx.tx.StmtContext(ctx, st.s).QueryRowContext(ctx, args...)
+}
+
 // Tx runs fn in a write transaction, committing if fn returns nil. On SQLite
 // the transaction starts IMMEDIATE, so it never fails half-way on a lock.
 func (db *DB) Tx(ctx context.Context, fn func(*Tx) error) error {

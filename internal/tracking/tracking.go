@@ -12,6 +12,7 @@ import (
 	"math"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/sqlstore"
@@ -94,6 +95,9 @@ type Run struct {
 // Store is the tracking store over the metadata database.
 type Store struct {
 	db *sqlstore.DB
+
+	prepOnce sync.Once
+	prep     *statements // nil if preparing failed: plain statements then
 }
 
 // New returns the tracking store.
