@@ -178,8 +178,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// Wrap must sit directly around the ServeMux: the mux sets r.Pattern on the
-// request it is given, and the route label is read from there.
+// Wrap must sit where no middleware between it and the ServeMux replaces
+// the request (r.WithContext): the mux sets r.Pattern on the request it is
+// given, and the route label is read from there. Requests refused before
+// routing are counted as route "unmatched".
 func (m *Metrics) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()

@@ -165,7 +165,7 @@ func (s *Server) routes(ctx context.Context) error {
 	if s.cfg.Auth {
 		mws = append(mws, auth.New(s.db).Middleware(s.log, "/health", "/readyz", "/version"))
 	}
-	mws = append(mws, httpapi.RejectUnclean(s.log), httpapi.LimitBody(s.bodyLimit, s.log), s.deploy.GateReady, metrics.Wrap)
+	mws = append(mws, metrics.Wrap, httpapi.RejectUnclean(s.log), httpapi.LimitBody(s.bodyLimit, s.log), s.deploy.GateReady)
 	s.handler = httpapi.Chain(s.mux, mws...)
 	return nil
 }
