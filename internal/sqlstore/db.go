@@ -8,6 +8,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -290,6 +291,18 @@ func NotFound(err error, format string, args ...any) error {
 		return forge.Errorf(forge.NotFound, format, args...)
 	}
 	return err
+}
+
+// InStrings returns the condition "col is one of values" with a single
+// parameter: a JSON array read by json_each on SQLite, an array on
+// PostgreSQL. A statement with a thousand placeholders costs more to parse
+// than to run.
+func (db *DB) InStrings(col string, values []string) (string, any) {
+	if db.dialect == Postgres {
+		return col + " = ANY(?)", values
+	}
+	b, _ := json.Marshal(values)
+	return col + " IN (SELECT value FROM json_each(?))", string(b)
 }
 
 // Placeholders returns "?, ?, ?" with n marks, for IN lists.

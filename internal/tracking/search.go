@@ -185,17 +185,18 @@ func (s *Store) queryRuns(ctx context.Context, q string, args ...any) ([]Run, er
 // loadRunData fills params, tags, latest metrics and inputs of runs, with
 // one query per table per chunk of runs.
 func (s *Store) loadRunData(ctx context.Context, runs []Run) error {
-	const chunk = 5000 // well under both databases' limits on parameters
+	const chunk = 5000 // a page may hold 50,000 runs: load them in parts
 	for start := 0; start < len(runs); start += chunk {
 		part := runs[start:min(start+chunk, len(runs))]
 		idx := make(map[string]*Run, len(part))
-		args := make([]any, len(part))
+		ids := make([]string, len(part))
 		for i := range part {
 			idx[part[i].ID] = &part[i]
-			args[i] = part[i].ID
+			ids[i] = part[i].ID
 		}
-		in := "(" + sqlstore.Placeholders(len(args)) + ")"
-		if err := s.eachRow(ctx, "SELECT run_uuid, key, value FROM params WHERE run_uuid IN "+in+" ORDER BY key", args, func(sc scanner) error {
+		cond, arg := s.db.InStrings("run_uuid", ids)
+		args := []any{arg}
+		if err := s.eachRow(ctx, "SELECT run_uuid, key, value FROM params WHERE "+cond+" ORDER BY key", args, func(sc scanner) error {
 			var id string
 			var kv KV
 			if err := sc.Scan(&id, &kv.Key, &kv.Value); err != nil {
@@ -206,7 +207,7 @@ func (s *Store) loadRunData(ctx context.Context, runs []Run) error {
 		}); err != nil {
 			return err
 		}
-		if err := s.eachRow(ctx, "SELECT run_uuid, key, value FROM tags WHERE run_uuid IN "+in+" ORDER BY key", args, func(sc scanner) error {
+		if err := s.eachRow(ctx, "SELECT run_uuid, key, value FROM tags WHERE "+cond+" ORDER BY key", args, func(sc scanner) error {
 			var id string
 			var kv KV
 			if err := sc.Scan(&id, &kv.Key, &kv.Value); err != nil {
@@ -217,7 +218,7 @@ func (s *Store) loadRunData(ctx context.Context, runs []Run) error {
 		}); err != nil {
 			return err
 		}
-		if err := s.eachRow(ctx, "SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics WHERE run_uuid IN "+in+" ORDER BY key", args, func(sc scanner) error {
+		if err := s.eachRow(ctx, "SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics WHERE "+cond+" ORDER BY key", args, func(sc scanner) error {
 			var id string
 			var m Metric
 			var isNaN bool
@@ -230,7 +231,7 @@ func (s *Store) loadRunData(ctx context.Context, runs []Run) error {
 		}); err != nil {
 			return err
 		}
-		if err := s.eachRow(ctx, "SELECT run_uuid, dataset_name, dataset_digest, source_type, source, schema, profile, tags_json FROM run_inputs WHERE run_uuid IN "+in+" ORDER BY dataset_name", args, func(sc scanner) error {
+		if err := s.eachRow(ctx, "SELECT run_uuid, dataset_name, dataset_digest, source_type, source, schema, profile, tags_json FROM run_inputs WHERE "+cond+" ORDER BY dataset_name", args, func(sc scanner) error {
 			var id, tags string
 			var d DatasetInput
 			if err := sc.Scan(&id, &d.Name, &d.Digest, &d.SourceType, &d.Source, &d.Schema, &d.Profile, &tags); err != nil {
