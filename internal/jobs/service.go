@@ -664,7 +664,10 @@ func (s *Service) Logs(ctx context.Context, id string, attempt int, follow bool,
 		}
 		switch {
 		case a != nil && a.FinishedAt != 0:
-			if a.LogDigest != "" {
+			// A follower that read the whole log from the executor while
+			// the attempt ran is done with it: skipping to its offset in the
+			// blob would read (and hash) all of it again.
+			if a.LogDigest != "" && (off < a.LogSize || a.LogSize == 0) {
 				if err := s.copyBlob(ctx, a.LogDigest, off, w); err != nil {
 					return err
 				}

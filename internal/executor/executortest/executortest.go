@@ -52,6 +52,7 @@ func Run(t *testing.T, b Backend) {
 		{"ExitAndLogs", testExitAndLogs},
 		{"ExitCode", testExitCode},
 		{"Cancel", testCancel},
+		{"CancelAfterSuccess", testCancelAfterSuccess},
 		{"Timeout", testTimeout},
 		{"LogsStream", testLogsStream},
 		{"DistributedEnv", testDistributedEnv},
@@ -183,9 +184,33 @@ func testExitCode(t *testing.T, s *suite) {
 	if ex := s.wait(t, s.e, h); ex.Code != 3 || ex.Reason != forge.ReasonExited || !ex.Failed() {
 		t.Fatalf("exit = %+v, want 3/exited", ex)
 	}
-	// Cancelling an attempt that has ended is not an error.
+	// Cancelling an attempt that has ended is not an error, and does not
+	// change how it ended: not for this server, nor for a restarted one.
+	for _, reason := range []forge.Reason{forge.ReasonCancelled, forge.ReasonTimeout} {
+		if err := s.e.Cancel(context.Background(), h, reason); err != nil {
+			t.Fatalf("cancel (%s) an ended attempt: %v", reason, err)
+		}
+	}
+	if ex := s.wait(t, s.e, h); ex.Code != 3 || ex.Reason != forge.ReasonExited {
+		t.Fatalf("exit after a late cancel = %+v, want 3/exited", ex)
+	}
+	if ex := s.wait(t, s.b.New(t, s.state), h); ex.Code != 3 || ex.Reason != forge.ReasonExited {
+		t.Fatalf("exit after a late cancel, restarted = %+v, want 3/exited", ex)
+	}
+}
+
+// testCancelAfterSuccess: a cancel that comes after a process ended well
+// leaves the success as it was.
+func testCancelAfterSuccess(t *testing.T, s *suite) {
+	h := s.start(t, s.launch(t, 1, "echo done"))
+	if ex := s.wait(t, s.e, h); ex.Failed() {
+		t.Fatalf("exit = %+v, want 0/exited", ex)
+	}
 	if err := s.e.Cancel(context.Background(), h, forge.ReasonCancelled); err != nil {
 		t.Fatalf("cancel an ended attempt: %v", err)
+	}
+	if ex := s.wait(t, s.e, h); ex.Failed() || ex.Code != 0 || ex.Reason != forge.ReasonExited {
+		t.Fatalf("exit after a late cancel = %+v, want 0/exited", ex)
 	}
 }
 

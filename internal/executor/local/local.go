@@ -352,10 +352,12 @@ func (e *Executor) verdict(h *handle, done map[int]exitRecord) forge.Exit {
 	case first.Signal != 0:
 		exit.Reason = forge.ReasonSignal
 	}
-	if b, err := os.ReadFile(filepath.Join(h.Dir, "stop-reason")); err == nil {
-		// Forge stopped it: that is why it failed, whatever the signal.
-		exit.Reason = forge.Reason(b)
-		exit.Message = "stopped by forge (" + string(b) + ")"
+	if reason, at, ok := readStopReason(h.Dir); ok && at <= first.At {
+		// Forge stopped it: that is why it failed, whatever the signal. A
+		// stop recorded after the first failure (a cancel racing the end)
+		// changes nothing: the process had already ended on its own.
+		exit.Reason = reason
+		exit.Message = "stopped by forge (" + string(reason) + ")"
 	}
 	if len(h.Procs) > 1 {
 		exit.Message = fmt.Sprintf("rank %d: %s", ranks[0], exit.Message)
@@ -369,17 +371,51 @@ func (e *Executor) Cancel(ctx context.Context, fh forge.Handle, reason forge.Rea
 	if err != nil {
 		return err
 	}
+	if ended(h) {
+		return nil // its outcome is recorded: a late cancel must not change it
+	}
 	// The first reason wins: a timeout during a cancel stays a cancel.
-	f, err := os.OpenFile(filepath.Join(h.Dir, "stop-reason"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	path := filepath.Join(h.Dir, "stop-reason")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err == nil {
 		f.WriteString(string(reason))
 		f.Sync()
 		f.Close()
+		// The kernel's file times are coarse (a clock tick); verdict compares
+		// this one with exit times taken by time.Now.
+		now := time.Now()
+		os.Chtimes(path, now, now)
 	} else if !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("record stop reason: %w", err)
 	}
 	e.stop(h)
 	return nil
+}
+
+// ended reports whether every process of the attempt has ended: with an
+// exit file, or gone without one (lost).
+func ended(h *handle) bool {
+	for _, p := range h.Procs {
+		if !exists(exitPath(h.Dir, p.Rank)) && alive(p.PID, p.Start) {
+			return false
+		}
+	}
+	return true
+}
+
+// readStopReason returns why Forge stopped the attempt, and when (unix
+// nanoseconds), if it did.
+func readStopReason(dir string) (forge.Reason, int64, bool) {
+	path := filepath.Join(dir, "stop-reason")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", 0, false
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", 0, false
+	}
+	return forge.Reason(b), fi.ModTime().UnixNano(), true
 }
 
 // stop sends SIGTERM to every process group, and SIGKILL to those still

@@ -225,6 +225,11 @@ func (e *Executor) Cancel(ctx context.Context, fh forge.Handle, reason forge.Rea
 	if err != nil {
 		return err
 	}
+	// A cancel after the job ended changes nothing: the batch script's exit
+	// file says it is over, and its outcome stands.
+	if _, err := os.Stat(filepath.Join(h.Dir, "exit")); err == nil {
+		return nil
+	}
 	// The first reason wins: a timeout during a cancel stays a cancel.
 	f, err := os.OpenFile(filepath.Join(h.Dir, "stop-reason"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err == nil {
