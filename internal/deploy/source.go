@@ -120,7 +120,7 @@ func (l *Local) Watch(ctx context.Context, changed func()) {
 	changed()
 	for ctx.Err() == nil {
 		wctx, cancel := context.WithCancel(ctx)
-		wake := l.Store.notify.wait()
+		wake := l.Store.notify.Changed()
 		go func() {
 			select {
 			case <-wake:

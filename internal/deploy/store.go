@@ -24,10 +24,10 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/longpoll"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
@@ -97,11 +97,11 @@ type ref struct {
 // Store keeps deployments in the metadata database.
 type Store struct {
 	db     *sqlstore.DB
-	notify *notifier
+	notify *longpoll.Notifier
 }
 
 // NewStore returns a store over db (migrated to include the deployments table).
-func NewStore(db *sqlstore.DB) *Store { return &Store{db: db, notify: newNotifier()} }
+func NewStore(db *sqlstore.DB) *Store { return &Store{db: db, notify: longpoll.New()} }
 
 func notFound(name string) error {
 	return forge.Errorf(forge.NotFound, "deployment %q not found", name)
@@ -127,7 +127,7 @@ func (s *Store) Put(ctx context.Context, d Deployment) (Deployment, error) {
 	if err != nil {
 		return Deployment{}, fmt.Errorf("store deployment %q: %w", d.Name, err)
 	}
-	s.notify.broadcast()
+	s.notify.Broadcast()
 	return d, nil
 }
 
@@ -140,7 +140,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return notFound(name)
 	}
-	s.notify.broadcast()
+	s.notify.Broadcast()
 	return nil
 }
 
@@ -198,45 +198,8 @@ func Revision(ds []Deployment) string {
 // or when timeout passes. Changes on this replica wake it at once; changes
 // made through another replica are seen by polling.
 func (s *Store) WaitChange(ctx context.Context, rev string, timeout time.Duration) ([]Deployment, error) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	poll := time.NewTicker(time.Second)
-	defer poll.Stop()
-	for {
-		wake := s.notify.wait()
+	return longpoll.Wait(ctx, s.notify, time.Second, timeout, func() ([]Deployment, bool, error) {
 		ds, err := s.List(ctx)
-		if err != nil || Revision(ds) != rev {
-			return ds, err
-		}
-		select {
-		case <-wake:
-		case <-poll.C:
-		case <-deadline.C:
-			return ds, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-// notifier wakes every waiter at once: each wait gets the current channel,
-// and broadcast closes it and makes a new one.
-type notifier struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
-
-func (n *notifier) wait() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.ch
-}
-
-func (n *notifier) broadcast() {
-	n.mu.Lock()
-	close(n.ch)
-	n.ch = make(chan struct{})
-	n.mu.Unlock()
+		return ds, Revision(ds) != rev, err
+	})
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"sync"
 	"time"
 
+	"github.com/forge-mlops/forge/internal/longpoll"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
@@ -98,47 +98,8 @@ const pollInterval = time.Second
 // Watch returns the events after since, waiting up to timeout for the first
 // one. It returns no events and no error when the timeout passes.
 func (r *Registry) Watch(ctx context.Context, since int64, limit int, timeout time.Duration) ([]Event, error) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	poll := time.NewTicker(pollInterval)
-	defer poll.Stop()
-	for {
-		// Take the wake-up channel before reading, so a change committed
-		// between the read and the wait still wakes us.
-		wake := r.notify.wait()
+	return longpoll.Wait(ctx, r.notify, pollInterval, timeout, func() ([]Event, bool, error) {
 		evs, err := r.Events(ctx, since, limit)
-		if err != nil || len(evs) > 0 {
-			return evs, err
-		}
-		select {
-		case <-wake:
-		case <-poll.C:
-		case <-deadline.C:
-			return nil, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-// notifier wakes every waiter at once: each wait gets the current channel,
-// and broadcast closes it and makes a new one.
-type notifier struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
-
-func (n *notifier) wait() <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.ch
-}
-
-func (n *notifier) broadcast() {
-	n.mu.Lock()
-	close(n.ch)
-	n.ch = make(chan struct{})
-	n.mu.Unlock()
+		return evs, len(evs) > 0, err
+	})
 }

@@ -267,7 +267,7 @@ func (r *Registry) RenameModel(ctx context.Context, name, newName string) (Model
 	if err != nil {
 		return Model{}, err
 	}
-	r.notify.broadcast()
+	r.notify.Broadcast()
 	return r.GetModel(ctx, newName)
 }
 
@@ -313,7 +313,7 @@ func (r *Registry) DeleteModel(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	r.notify.broadcast()
+	r.notify.Broadcast()
 	return nil
 }
 
@@ -379,7 +379,7 @@ func (r *Registry) SetAlias(ctx context.Context, name, alias string, version int
 	if err != nil {
 		return err
 	}
-	r.notify.broadcast()
+	r.notify.Broadcast()
 	return nil
 }
 
@@ -403,7 +403,7 @@ func (r *Registry) DeleteAlias(ctx context.Context, name, alias string) error {
 	if err != nil {
 		return err
 	}
-	r.notify.broadcast()
+	r.notify.Broadcast()
 	return nil
 }
 

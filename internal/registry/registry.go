@@ -19,6 +19,7 @@ import (
 	"os"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/longpoll"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
@@ -151,7 +152,7 @@ type Registry struct {
 	blobs  forge.BlobStore
 	runs   RunArtifacts
 	log    *slog.Logger
-	notify *notifier
+	notify *longpoll.Notifier
 	// TempDir is where uploads are spooled while they are validated; the
 	// system's temp dir when empty.
 	TempDir string
@@ -163,7 +164,7 @@ func New(db *sqlstore.DB, blobs forge.BlobStore, runs RunArtifacts, log *slog.Lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{db: db, blobs: blobs, runs: runs, log: log.With("sys", "registry"), notify: newNotifier()}
+	return &Registry{db: db, blobs: blobs, runs: runs, log: log.With("sys", "registry"), notify: longpoll.New()}
 }
 
 func (r *Registry) tempDir() string {

@@ -159,7 +159,7 @@ func (r *Registry) CreateVersion(ctx context.Context, nv NewVersion) (Version, e
 	if err != nil {
 		return Version{}, err
 	}
-	r.notify.broadcast()
+	r.notify.Broadcast()
 	return r.GetVersion(ctx, nv.Name, number)
 }
 
@@ -520,7 +520,7 @@ func (r *Registry) DeleteVersion(ctx context.Context, name string, version int64
 	if err != nil {
 		return err
 	}
-	r.notify.broadcast()
+	r.notify.Broadcast()
 	return nil
 }
 
@@ -567,7 +567,7 @@ func (r *Registry) TransitionStage(ctx context.Context, name string, version int
 	if err != nil {
 		return Version{}, err
 	}
-	r.notify.broadcast()
+	r.notify.Broadcast()
 	return r.GetVersion(ctx, name, version)
 }
 
