@@ -2,6 +2,7 @@
 # Installs what Forge needs on a fresh Debian 12 machine, idempotently:
 #   scripts/setup.sh            what building and running Forge needs
 #   scripts/setup.sh test       plus what the test suite needs
+#   scripts/setup.sh bench      plus the benchmarks' peers (wrk, FastAPI, uvicorn)
 # Debian packages come from apt, Go modules from the module proxy, and the
 # ONNX Runtime library from the npm registry (scripts/fetch-onnxruntime.sh).
 set -euo pipefail
@@ -12,7 +13,8 @@ case "${1:-run}" in
 run) want+=(python3-xgboost python3-sklearn python3-pandas python3-numpy) ;;
 test) want+=(postgresql python3-pytest python3-numpy python3-pandas python3-sklearn python3-xgboost python3-torch python3-onnx
 	slurm-wlm munge etcd-server perl) ;;
-*) echo "usage: scripts/setup.sh [run|test]" >&2; exit 2 ;;
+bench) want+=(wrk python3-fastapi python3-uvicorn python3-sklearn python3-torch python3-xgboost) ;;
+*) echo "usage: scripts/setup.sh [run|test|bench]" >&2; exit 2 ;;
 esac
 
 # npm often comes with a nodejs package from elsewhere; only install it when absent.

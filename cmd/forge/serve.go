@@ -23,6 +23,7 @@ import (
 	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/ort"
 	"github.com/forge-mlops/forge/internal/runtime/onnxrt"
+	"github.com/forge-mlops/forge/internal/runtime/process"
 	"github.com/forge-mlops/forge/internal/runtime/xgbrt"
 	"github.com/forge-mlops/forge/internal/serve"
 	"github.com/forge-mlops/forge/internal/version"
@@ -51,7 +52,7 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	maxBatch := fs.Int("max-batch-size", 0, "dynamic batching: most rows per model run (0 or 1: off)")
 	queueDelay := fs.Duration("max-queue-delay", 0, "dynamic batching: how long a batch waits for more requests")
 	queueSize := fs.Int("queue-size", 1024, "dynamic batching: requests waiting per model before 503")
-	workers := fs.Int("batch-workers", 2, "dynamic batching: batches running at once per model")
+	workers := fs.Int("batch-workers", 1, "dynamic batching: batches running at once per model")
 	threads := fs.Int("intra-op-threads", 0, "ONNX Runtime threads per model run (0: its default)")
 	fs.StringVar(&cfg.ONNXRuntimeLib, "onnxruntime-lib", cfg.ONNXRuntimeLib, "path of libonnxruntime.so (env FORGE_ONNXRUNTIME_LIB)")
 	fs.Int64Var(&cfg.HTTP.MaxBodyBytes, "max-body-bytes", cfg.HTTP.MaxBodyBytes, "largest request body accepted")
@@ -72,10 +73,18 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Each replica runs its predictors in its own folder.
+	predictors, err := os.MkdirTemp("", "forge-serve-predictors-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(predictors)
 	srv := serve.New(serve.Options{
 		Runtimes: map[string]forge.Runtime{
 			"onnx":    onnxrt.New(lib, ort.Options{IntraOpThreads: *threads}),
 			"xgboost": xgbrt.Runtime{},
+			// Format other: the version's own predictor, run as a child process.
+			"other": &process.Runtime{WorkDir: predictors, Log: log.With("sys", "predictor")},
 		},
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Version:      version.Version,

@@ -56,6 +56,9 @@ func (c *Server) DefaultExecutorName() string {
 type Serve struct {
 	// IntraOpThreads is ONNX Runtime's threads per model run; 0: its default.
 	IntraOpThreads int `yaml:"intra_op_threads"`
+	// PayloadSampleRate is the share of inference requests (0 to 1) logged
+	// with their responses to the dataset payloads.MODEL; 0: off.
+	PayloadSampleRate float64 `yaml:"payload_sample_rate"`
 }
 
 // HTTP holds the limits of the HTTP server.
@@ -140,6 +143,9 @@ func (c *Server) Validate() error {
 	case "json", "text":
 	default:
 		return &FieldError{"log_format", fmt.Sprintf("%q: want json or text", c.LogFormat)}
+	}
+	if r := c.Serve.PayloadSampleRate; !(r >= 0 && r <= 1) {
+		return &FieldError{"serve.payload_sample_rate", fmt.Sprintf("%v: want 0 to 1", r)}
 	}
 	if c.HTTP.MaxBodyBytes <= 0 {
 		return &FieldError{"http.max_body_bytes", "must be positive"}

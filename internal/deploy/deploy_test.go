@@ -24,6 +24,7 @@ import (
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/blob"
 	"github.com/forge-mlops/forge/internal/registry"
+	"github.com/forge-mlops/forge/internal/runtime/process"
 	"github.com/forge-mlops/forge/internal/runtime/xgbrt"
 	"github.com/forge-mlops/forge/internal/serve"
 	"github.com/forge-mlops/forge/internal/sqlstore"
@@ -82,7 +83,8 @@ type plane struct {
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func newServer() *serve.Server {
-	return serve.New(serve.Options{Runtimes: map[string]forge.Runtime{"xgboost": xgbrt.Runtime{}}, Version: "test"},
+	rts := map[string]forge.Runtime{"xgboost": xgbrt.Runtime{}, "other": &process.Runtime{ReadyTimeout: 20 * time.Second}}
+	return serve.New(serve.Options{Runtimes: rts, Version: "test"},
 		discard(), prometheus.NewRegistry())
 }
 
@@ -409,7 +411,7 @@ func TestBrokenDeployment(t *testing.T) {
 	p.register(t, "opaque", "not a model this server can run", 0, registry.FormatOther)
 	p.deploy(t, "good", api.DeploymentSpec{Model: "reg"})
 	d := p.deploy(t, "bad", api.DeploymentSpec{Model: "opaque", Ref: "1"})
-	if d.Status == nil || d.Status.Ready || !strings.Contains(d.Status.Error, "no runtime for format") {
+	if d.Status == nil || d.Status.Ready || !strings.Contains(d.Status.Error, "forge-serve.json") {
 		t.Fatalf("broken deployment status %+v", d.Status)
 	}
 	got, err := p.api.GetDeployment(context.Background(), "bad")

@@ -341,11 +341,13 @@ func (m filesFS) Open(name string) (fs.File, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
-	local, ok := m[name]
-	if !ok {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	if local, ok := m[name]; ok {
+		return os.Open(local)
 	}
-	return os.Open(local)
+	if m.isDir(name) {
+		return dirFile(name), nil
+	}
+	return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 }
 
 // runtimeFiles names the file each runtime reads at the root of a version.

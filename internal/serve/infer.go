@@ -47,6 +47,9 @@ func (s *Server) Infer(ctx context.Context, name, ver string, req *Request) (*Re
 	defer v.release()
 	resp, queued, computed, err := s.run(ctx, v, req)
 	v.m.done(start, queued, computed, len(req.Inputs), rows(req), err)
+	if err == nil && s.payload != nil {
+		s.payload.offer(v.payloadRate, v, req, resp)
+	}
 	return resp, err
 }
 

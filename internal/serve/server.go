@@ -38,6 +38,8 @@ type Options struct {
 	MaxBodyBytes int64
 	// Name and Version are what server metadata reports.
 	Name, Version string
+	// Payload turns on payload logging when it has Datasets and Engine.
+	Payload PayloadOptions
 }
 
 // LoadOptions configures one model version.
@@ -46,6 +48,9 @@ type LoadOptions struct {
 	// (model.onnx: onnx, model.json: xgboost).
 	Format string
 	Batch  BatchOptions
+	// PayloadSampleRate, if not nil, is this version's share of requests
+	// logged (0 to 1), instead of the server's PayloadOptions.SampleRate.
+	PayloadSampleRate *float64
 }
 
 // BatchOptions configures dynamic batching. MaxBatchSize <= 1 turns it off:
@@ -60,7 +65,7 @@ type BatchOptions struct {
 	// QueueSize bounds the requests waiting (default 1024); more are refused
 	// with Unavailable.
 	QueueSize int
-	// Workers is how many batches run at once (default 2).
+	// Workers is how many batches run at once (default 1).
 	Workers int
 }
 
@@ -78,6 +83,7 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
+	payload *payloadLog // nil: payload logging is off
 
 	mu     sync.RWMutex
 	models map[string]map[string]*version // name -> version -> state
@@ -108,6 +114,7 @@ type version struct {
 	fp64AsFP32              bool // the runtime converts FP64 input (XGBoost)
 	batch                   *batcher
 	m                       *versionMetrics
+	payloadRate             float64
 
 	// drain is held for reading by every request in flight; Unload takes it
 	// for writing, so it waits for them and holds new ones back until the
@@ -123,12 +130,23 @@ func New(opts Options, log *slog.Logger, reg prometheus.Registerer) *Server {
 	if opts.Name == "" {
 		opts.Name = "forge"
 	}
-	return &Server{
+	s := &Server{
 		opts:    opts,
 		log:     log,
 		metrics: newMetrics(reg),
 		models:  map[string]map[string]*version{},
 		routes:  map[string]*route{},
+	}
+	if opts.Payload.Datasets != nil && opts.Payload.Engine != nil {
+		s.payload = newPayloadLog(opts.Payload, log.With("part", "payload-log"), reg)
+	}
+	return s
+}
+
+// FlushPayloads writes the payloads logged so far to their datasets.
+func (s *Server) FlushPayloads() {
+	if s.payload != nil {
+		s.payload.sync()
 	}
 }
 
@@ -202,6 +220,10 @@ func (s *Server) load(ctx context.Context, v *version, src forge.ModelSource, op
 	if err := warm(ctx, model); err != nil {
 		model.Close()
 		return fmt.Errorf("warm-up inference: %w", err)
+	}
+	v.payloadRate = s.opts.Payload.SampleRate
+	if opts.PayloadSampleRate != nil {
+		v.payloadRate = *opts.PayloadSampleRate
 	}
 	if opts.Batch.MaxBatchSize > 1 && batchable(v.sig) {
 		v.batch = newBatcher(model, opts.Batch, v.m)
@@ -546,6 +568,10 @@ func (s *Server) Close() error {
 		if e := s.Unload(nv[0], nv[1]); e != nil && !forge.IsKind(e, forge.NotFound) {
 			err = errors.Join(err, e)
 		}
+	}
+	if s.payload != nil {
+		s.payload.close()
+		s.payload = nil
 	}
 	return err
 }

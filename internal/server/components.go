@@ -26,6 +26,7 @@ import (
 	"github.com/forge-mlops/forge/internal/ort"
 	"github.com/forge-mlops/forge/internal/registry"
 	"github.com/forge-mlops/forge/internal/runtime/onnxrt"
+	"github.com/forge-mlops/forge/internal/runtime/process"
 	"github.com/forge-mlops/forge/internal/runtime/xgbrt"
 	"github.com/forge-mlops/forge/internal/serve"
 	"github.com/forge-mlops/forge/internal/tracking"
@@ -90,9 +91,13 @@ func (s *Server) mount(ctx context.Context) error {
 		Runtimes: map[string]forge.Runtime{
 			"onnx":    onnxrt.New(s.cfg.ONNXRuntimeLib, ort.Options{IntraOpThreads: s.cfg.Serve.IntraOpThreads}),
 			"xgboost": xgbrt.Runtime{},
+			// Format other: the version's own predictor, run as a child process.
+			"other": &process.Runtime{WorkDir: filepath.Join(s.cfg.DataDir, "predictors"), Log: s.log.With("sys", "predictor")},
 		},
 		MaxBodyBytes: s.cfg.HTTP.MaxBodyBytes,
 		Version:      version.Version,
+		// Sampled requests and responses go to datasets payloads.MODEL.
+		Payload: serve.PayloadOptions{Datasets: data, Engine: eng, SampleRate: s.cfg.Serve.PayloadSampleRate, TempDir: tmp},
 	}, s.log.With("sys", "serve"), s.reg)
 	s.closers = append(s.closers, s.serve)
 	s.serve.Register(s.mux)
