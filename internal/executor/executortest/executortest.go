@@ -35,6 +35,11 @@ type Backend struct {
 	Lose func(t *testing.T, e forge.Executor, h forge.Handle) forge.Handle
 	// Timeout bounds how long one attempt may take to end; default 60s.
 	Timeout time.Duration
+	// Stage, when set, is called with every launch before it starts. A
+	// backend whose processes run elsewhere (Kubernetes pods) makes the
+	// launch's code folder reachable from there, e.g. uploads it and sets
+	// Launch.Code, as the server does with a job's code bundle.
+	Stage func(t *testing.T, l *forge.Launch)
 }
 
 // Run runs the suite. Its subtests run in parallel.
@@ -88,12 +93,16 @@ func (s *suite) launch(t *testing.T, ppn int, script string) *forge.Launch {
 		t.Fatal(err)
 	}
 	id := fmt.Sprintf("ct%d-%d", os.Getpid(), seq.Add(1))
-	return &forge.Launch{
+	l := &forge.Launch{
 		JobID: id, Attempt: 1, Dir: code,
 		Command:   []string{"sh", "-c", script},
 		Env:       map[string]string{"FORGE_JOB_ID": id, "FORGE_TEST_VALUE": `a b 'c' "d" $HOME`},
 		Resources: forge.Resources{CPUs: 1}, Nodes: 1, ProcsPerNode: ppn,
 	}
+	if s.b.Stage != nil {
+		s.b.Stage(t, l)
+	}
+	return l
 }
 
 func (s *suite) start(t *testing.T, l *forge.Launch) forge.Handle {

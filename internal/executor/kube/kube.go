@@ -363,6 +363,7 @@ func (e *Executor) Wait(ctx context.Context, fh forge.Handle) (forge.Exit, error
 			return forge.Exit{}, err
 		}
 		if done {
+			e.catchUp(ctx, h)
 			e.drain(h.Name)
 			return exit, nil
 		}
@@ -416,6 +417,37 @@ func (e *Executor) evaluate(ctx context.Context, h *handle, checked *bool) (forg
 	return exit, done, nil
 }
 
+// ended says whether the job controller has given the Job its terminal
+// condition.
+func ended(job *batchv1.Job) bool {
+	for _, c := range job.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// catchUp follows the output of every pod of an ended attempt. The Job's
+// and the pods' events come on separate watches, so the Job's end can be
+// seen before a short-lived pod ever was: one list at the end, not a poll.
+func (e *Executor) catchUp(ctx context.Context, h *handle) {
+	e.mu.Lock()
+	a := e.attempts[h.Name]
+	e.mu.Unlock()
+	if a == nil {
+		return
+	}
+	pods, err := e.cs.CoreV1().Pods(h.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labelsFor(h.Name).String()})
+	if err != nil {
+		e.log.Warn("list the pods of an ended attempt", "name", h.Name, "err", err)
+		return
+	}
+	for i := range pods.Items {
+		a.podChanged(e, &pods.Items[i])
+	}
+}
+
 // deletedVerdict is the end of a Job that was deleted: by Forge (the stop
 // reason is on it), or by someone else (lost), unless it had ended before.
 func (e *Executor) deletedVerdict(last *batchv1.Job, h *handle) forge.Exit {
@@ -451,6 +483,11 @@ func (e *Executor) Cancel(ctx context.Context, fh forge.Handle, reason forge.Rea
 	}
 	if job.Labels[LabelJobID] != h.JobID {
 		return forge.Errorf(forge.Conflict, "Kubernetes Job %s/%s is not job %s's", h.Namespace, h.Name, h.JobID)
+	}
+	if ended(job) {
+		// Deleting it, or marking it, would change how it ended: for
+		// this server (a stop reason) and for a restarted one (no Job).
+		return nil
 	}
 	if job.Annotations[AnnoStopReason] == "" {
 		if _, err := e.cs.BatchV1().Jobs(h.Namespace).Patch(ctx, h.Name, "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {

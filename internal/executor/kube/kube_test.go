@@ -26,8 +26,6 @@ import (
 	"github.com/forge-mlops/forge/internal/kubetest"
 )
 
-func TestMain(m *testing.M) { kubetest.Main(m) }
-
 // requests records the executor's API calls.
 type requests struct {
 	mu   sync.Mutex

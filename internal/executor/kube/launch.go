@@ -35,6 +35,9 @@ import (
 // processes with the rank contract.
 const LaunchCommand = "kube-launch"
 
+// launcherPrefix starts the launcher's own lines in a pod's output.
+const launcherPrefix = "[forge] "
+
 // Fetch downloads the bundle with the given digest from server and extracts
 // it into dir.
 func Fetch(ctx context.Context, client *http.Client, server, token, digest, dir string) error {
@@ -205,7 +208,7 @@ func RunLocal(ctx context.Context, procs, gpus int, argv []string, environ []str
 			if !stopping {
 				stopping = true
 				mu.Lock()
-				fmt.Fprintf(out, "[forge] rank %d exited with %d: stopping the others\n", r.rank, r.code)
+				fmt.Fprintf(out, "%srank %d exited with %d: stopping the others\n", launcherPrefix, r.rank, r.code)
 				mu.Unlock()
 				stopAll()
 			}

@@ -160,6 +160,7 @@ func (e *Executor) followPod(a *attempt, p *corev1.Pod) {
 	if a.h.Procs > 1 {
 		prefix = "" // the launcher prefixes each line with its rank
 	}
+	last := false // the attempt has ended: one more read, then stop
 	for try := 0; try < 5 && ctx.Err() == nil; try++ {
 		opts := &corev1.PodLogOptions{Container: MainContainer, Follow: true, Timestamps: true}
 		a.mu.Lock()
@@ -187,9 +188,15 @@ func (e *Executor) followPod(a *attempt, p *corev1.Pod) {
 			}
 		}
 		e.log.Debug("pod log stream broken", "pod", p.Name, "err", err)
+		if last {
+			return
+		}
 		select {
 		case <-a.ended:
-			return
+			// The stream may have broken before the container's output
+			// could be read (a pod that ran for an instant): read it once
+			// more rather than lose it.
+			last = true
 		case <-ctx.Done():
 		case <-time.After(time.Duration(try+1) * 200 * time.Millisecond):
 		}

@@ -56,16 +56,18 @@ func (e *Executor) manifests(l *forge.Launch) (*batchv1.Job, *corev1.Service, er
 	env := e.env(l, name, nodes, ppn)
 
 	main := corev1.Container{
-		Name:         MainContainer,
-		Image:        image,
-		Command:      l.Command,
-		Env:          env,
-		Resources:    requirements(l.Resources),
-		VolumeMounts: []corev1.VolumeMount{{Name: "dshm", MountPath: "/dev/shm"}},
-		Ports:        []corev1.ContainerPort{{Name: "master", ContainerPort: int32(e.cfg.MasterPort)}},
+		Name:    MainContainer,
+		Image:   image,
+		Command: escapeRefs(l.Command),
+		// A failed container's last lines become its exit's message.
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		Env:                      env,
+		Resources:                requirements(l.Resources),
+		VolumeMounts:             []corev1.VolumeMount{{Name: "dshm", MountPath: "/dev/shm"}},
+		Ports:                    []corev1.ContainerPort{{Name: "master", ContainerPort: int32(e.cfg.MasterPort)}},
 	}
 	if ppn > 1 {
-		main.Command = append([]string{ForgeBinDir + "/forge", LaunchCommand, "run", "--procs", strconv.Itoa(ppn), "--gpus", strconv.Itoa(l.Resources.GPUs), "--"}, l.Command...)
+		main.Command = append([]string{ForgeBinDir + "/forge", LaunchCommand, "run", "--procs", strconv.Itoa(ppn), "--gpus", strconv.Itoa(l.Resources.GPUs), "--"}, main.Command...)
 	}
 	volumes := []corev1.Volume{{Name: "dshm", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}}}}
 	var inits []corev1.Container
@@ -151,7 +153,7 @@ func (e *Executor) env(l *forge.Launch, name string, nodes, ppn int) []corev1.En
 		if e.cfg.ServerURL != "" && (k == "FORGE_SERVER" || k == "MLFLOW_TRACKING_URI") {
 			v = e.cfg.ServerURL
 		}
-		env = append(env, corev1.EnvVar{Name: k, Value: v})
+		env = append(env, corev1.EnvVar{Name: k, Value: escapeRefs([]string{v})[0]})
 	}
 	if e.cfg.ServerURL != "" && l.Env["FORGE_SERVER"] == "" {
 		env = append(env, corev1.EnvVar{Name: "FORGE_SERVER", Value: e.cfg.ServerURL})
@@ -185,6 +187,17 @@ func (e *Executor) env(l *forge.Launch, name string, nodes, ppn int) []corev1.En
 		}
 	}
 	return env
+}
+
+// escapeRefs doubles every $: the kubelet expands $(VAR) and turns $$ into
+// $ in a container's command and env values, and a job's command and env
+// must reach its processes as written (`kill $$` in a script).
+func escapeRefs(xs []string) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = strings.ReplaceAll(x, "$", "$$")
+	}
+	return out
 }
 
 // serverEnv is what the init container needs to fetch the code.

@@ -68,7 +68,7 @@ func firstFailure(pods []*corev1.Pod) forge.Exit {
 		if t == nil || t.ExitCode == 0 {
 			continue
 		}
-		pe := podExit{index: idx, at: t.FinishedAt.UnixNano(), code: int(t.ExitCode), reason: forge.ReasonExited, msg: t.Message}
+		pe := podExit{index: idx, at: t.FinishedAt.UnixNano(), code: int(t.ExitCode), reason: forge.ReasonExited, msg: launcherMessage(t.Message)}
 		switch {
 		case t.Reason == "OOMKilled":
 			pe.reason, pe.msg = forge.ReasonOOM, "killed for using more memory than its limit"
@@ -96,6 +96,18 @@ func firstFailure(pods []*corev1.Pod) forge.Exit {
 		msg = strings.TrimSpace(fmt.Sprintf("node %s: %s", f.index, msg))
 	}
 	return forge.Exit{Code: f.code, Reason: f.reason, Message: msg}
+}
+
+// launcherMessage picks, from a failed container's last lines (its
+// termination message), the rank launcher's word on which rank failed.
+func launcherMessage(msg string) string {
+	for _, line := range strings.Split(msg, "\n") {
+		if rest, ok := strings.CutPrefix(line, launcherPrefix); ok && strings.HasPrefix(rest, "rank ") {
+			rest, _, _ = strings.Cut(rest, ":")
+			return rest
+		}
+	}
+	return strings.TrimSpace(msg)
 }
 
 func disrupted(p *corev1.Pod) bool {
