@@ -97,6 +97,46 @@ func (l *Local) Put(ctx context.Context, r io.Reader) (forge.BlobInfo, error) {
 	return forge.BlobInfo{Digest: d, Size: n, ModTime: st.ModTime()}, nil
 }
 
+// PutFile moves a file into the store under d, which the caller computed
+// while writing the file (it is not checked again): for uploads that were
+// already hashed on the way to disk, this saves a copy and a second hash.
+// The file must not be written to afterwards. Across file systems it falls
+// back to Put, which copies and hashes.
+func (l *Local) PutFile(ctx context.Context, path string, d forge.Digest) (forge.BlobInfo, error) {
+	dst, err := l.path(d)
+	if err != nil {
+		return forge.BlobInfo{}, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
+	}
+	if have, err := os.Stat(dst); err == nil && have.Size() == st.Size() {
+		return forge.BlobInfo{Digest: d, Size: have.Size(), ModTime: have.ModTime()}, nil
+	}
+	if err := f.Sync(); err != nil {
+		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
+	}
+	if err := os.Rename(path, dst); err != nil {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
+		}
+		return l.Put(ctx, f)
+	}
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
+	}
+	return forge.BlobInfo{Digest: d, Size: st.Size(), ModTime: st.ModTime()}, nil
+}
+
 func syncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {

@@ -48,3 +48,41 @@ func TestCorruptionIsAnError(t *testing.T) {
 		t.Fatalf("read of a corrupted blob: %v", err)
 	}
 }
+
+// PutFile moves an already-hashed file in: same digest and content as Put,
+// and the file is gone from where it was.
+func TestPutFile(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := blob.NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := s.Put(ctx, strings.NewReader("parquet bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, want.Digest); err != nil {
+		t.Fatal(err)
+	}
+	tmp := root + "/upload"
+	if err := os.WriteFile(tmp, []byte("parquet bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.PutFile(ctx, tmp, want.Digest)
+	if err != nil || got.Digest != want.Digest || got.Size != want.Size {
+		t.Fatalf("PutFile: %+v %v, want %+v", got, err, want)
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatalf("the file was copied, not moved: %v", err)
+	}
+	rc, err := s.Open(ctx, want.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || string(b) != "parquet bytes" {
+		t.Fatalf("read back %q %v", b, err)
+	}
+}

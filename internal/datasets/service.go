@@ -29,6 +29,12 @@ type Blobs interface {
 	Path(d forge.Digest) (string, error)
 }
 
+// filePutter is what the local blob store adds to Blobs: adopting a file
+// already hashed, without copying it.
+type filePutter interface {
+	PutFile(ctx context.Context, path string, d forge.Digest) (forge.BlobInfo, error)
+}
+
 // Options tune a Service.
 type Options struct {
 	// TempDir receives uploads while they are checked; default os.TempDir().
@@ -101,10 +107,16 @@ func (s *Service) Add(ctx context.Context, name string, r io.Reader, info AddInf
 	if err != nil {
 		return Version{}, false, err
 	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return Version{}, false, fmt.Errorf("add dataset %s: %w", name, err)
+	var blob forge.BlobInfo
+	if fp, ok := s.blobs.(filePutter); ok {
+		// The upload was hashed on its way to disk: move it into the store.
+		blob, err = fp.PutFile(ctx, tmp.Name(), forge.Digest(digest))
+	} else {
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return Version{}, false, fmt.Errorf("add dataset %s: %w", name, err)
+		}
+		blob, err = s.blobs.Put(ctx, tmp)
 	}
-	blob, err := s.blobs.Put(ctx, tmp)
 	if err != nil {
 		return Version{}, false, fmt.Errorf("store dataset %s: %w", name, err)
 	}

@@ -1,12 +1,14 @@
 package duckq
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -75,7 +77,7 @@ const (
 	topValues     = 10
 	// Text columns with at most this many distinct values get exact top
 	// values: every value is counted in scan 2. Above it, approx_top_k
-	// proposes topCandidates values in scan 1 and scan 2 counts those
+	// proposes topCandidates values in scan 3 and scan 4 counts those
 	// exactly; oversampling makes a wrong pick unlikely outside near ties.
 	exactTopLimit = 10000
 	topCandidates = 5 * topValues
@@ -103,9 +105,13 @@ func kindOf(duckType string) ColumnKind {
 	return KindOther
 }
 
-// Profile computes per-column statistics of a Parquet file in two scans: one
-// SELECT with every aggregate, then one for the histograms and the exact
-// counts of the most frequent text values the first scan found.
+// Profile computes per-column statistics of a Parquet file. Scan 1 is one
+// SELECT with every aggregate; scan 2 is one GROUP BY GROUPING SETS that bins
+// the numbers by the range scan 1 found and counts every value of the text
+// columns with few distinct values (exact top values, cheap on the
+// dictionary-encoded pages such columns have). Only text columns with many
+// distinct values take two more scans, of themselves alone: approx_top_k
+// proposes candidates, which are then counted exactly.
 func (e *Engine) Profile(ctx context.Context, parquetPath string) (Profile, error) {
 	db, err := e.open(ctx, nil)
 	if err != nil {
@@ -132,9 +138,7 @@ func (e *Engine) Profile(ctx context.Context, parquetPath string) (Profile, erro
 	}
 	p.Rows = vals[0].(int64)
 	at := 1
-	type binning struct{ lo, width float64 }
-	bins := map[int]binning{}
-	tops := map[int][]string{}
+	var groups, many []groupKey
 	for i := range p.Columns {
 		c := &p.Columns[i]
 		n := len(scan1Exprs("", c.Kind, c.Type))
@@ -147,6 +151,7 @@ func (e *Engine) Profile(ctx context.Context, parquetPath string) (Profile, erro
 		}
 		c.ApproxDistinct = asInt(v[1])
 		c.Min, c.Max = asString(v[2]), asString(v[3])
+		col := quoteIdent(c.Name)
 		switch c.Kind {
 		case KindNumber:
 			c.Min, c.Max = asFloat(v[2]), asFloat(v[3])
@@ -155,85 +160,84 @@ func (e *Engine) Profile(ctx context.Context, parquetPath string) (Profile, erro
 				c.Quantiles = &Quantiles{asF(q[0]), asF(q[1]), asF(q[2]), asF(q[3]), asF(q[4])}
 			}
 			lo, hi := asFloatPtr(v[2]), asFloatPtr(v[3])
-			if lo != nil && hi != nil {
-				bins[i] = binning{*lo, (*hi - *lo) / histogramBins}
-				c.Histogram = &Histogram{Edges: make([]float64, histogramBins+1), Counts: make([]int64, histogramBins)}
-				for b := range c.Histogram.Edges {
-					c.Histogram.Edges[b] = *lo + float64(b)*(*hi-*lo)/histogramBins
-				}
-				c.Histogram.Edges[histogramBins] = *hi
+			if lo == nil || hi == nil {
+				continue
 			}
+			width := (*hi - *lo) / histogramBins
+			c.Histogram = &Histogram{Edges: make([]float64, histogramBins+1), Counts: make([]int64, histogramBins)}
+			for b := range c.Histogram.Edges {
+				c.Histogram.Edges[b] = *lo + float64(b)*width
+			}
+			c.Histogram.Edges[histogramBins] = *hi
+			bin := "0"
+			if width > 0 {
+				bin = fmt.Sprintf("least(floor((%s::DOUBLE - %v) / %v)::BIGINT, %d)", col, *lo, width, histogramBins-1)
+			}
+			groups = append(groups, groupKey{i, fmt.Sprintf("CASE WHEN isfinite(%s::DOUBLE) THEN %s END", col, bin)})
 		case KindText:
-			if top, ok := v[4].([]any); ok {
-				for _, t := range top {
-					if s, ok := t.(string); ok {
-						tops[i] = append(tops[i], s)
-					}
-				}
+			switch {
+			case c.Count == 0:
+			case c.ApproxDistinct <= exactTopLimit:
+				groups = append(groups, groupKey{i, col})
+			default:
+				many = append(many, groupKey{i, col})
 			}
 		}
 	}
 
-	// Scan 2: bin numbers by the range scan 1 found, count the candidate
-	// top values exactly. Both come back as JSON maps of key to count.
-	var exprs2 []string
-	var owners []int
-	for i, c := range p.Columns {
-		col := quoteIdent(c.Name)
-		if b, ok := bins[i]; ok {
-			bin := "0"
-			if b.width > 0 {
-				bin = fmt.Sprintf("least(floor((%s::DOUBLE - %v) / %v)::BIGINT, %d)", col, b.lo, b.width, histogramBins-1)
-			}
-			// CASE, not FILTER: DuckDB computes an aggregate's argument
-			// before its filter, and NaN does not cast to BIGINT.
-			exprs2 = append(exprs2, fmt.Sprintf("histogram(CASE WHEN isfinite(%s::DOUBLE) THEN %s END)::JSON::VARCHAR", col, bin))
-			owners = append(owners, i)
-		}
-		if c.Kind == KindText && c.ApproxDistinct <= exactTopLimit {
-			exprs2 = append(exprs2, fmt.Sprintf("histogram(%s)::JSON::VARCHAR", col))
-			owners = append(owners, i)
-		} else if len(tops[i]) > 0 {
-			lits := make([]string, len(tops[i]))
-			for j, s := range tops[i] {
-				lits[j] = quoteString(s)
-			}
-			exprs2 = append(exprs2, fmt.Sprintf("histogram(%s) FILTER (WHERE %s IN (%s))::JSON::VARCHAR",
-				col, col, strings.Join(lits, ", ")))
-			owners = append(owners, i)
-		}
-	}
-	if len(exprs2) == 0 {
-		return p, nil
-	}
-	vals, err = scanOne(ctx, db, "SELECT "+strings.Join(exprs2, ", ")+" FROM "+src)
+	// Scan 2.
+	counts, err := countGroups(ctx, db, src, groups)
 	if err != nil {
 		return Profile{}, err
 	}
-	for k, i := range owners {
-		counts := map[string]int64{}
-		if s, ok := vals[k].(string); ok {
-			if err := json.Unmarshal([]byte(s), &counts); err != nil {
-				return Profile{}, fmt.Errorf("profile %s: read counts: %w", p.Columns[i].Name, err)
+	// Scans 3 and 4, of the text columns with many distinct values only.
+	if len(many) > 0 {
+		exprs = exprs[:0]
+		for _, g := range many {
+			exprs = append(exprs, fmt.Sprintf("approx_top_k(%s, %d)", g.expr, topCandidates))
+		}
+		vals, err := scanOne(ctx, db, "SELECT "+strings.Join(exprs, ", ")+" FROM "+src)
+		if err != nil {
+			return Profile{}, err
+		}
+		var candidates []groupKey
+		for k, g := range many {
+			var lits []string
+			top, _ := vals[k].([]any)
+			for _, t := range top {
+				if s, ok := t.(string); ok {
+					lits = append(lits, quoteString(s))
+				}
+			}
+			if len(lits) > 0 {
+				candidates = append(candidates, groupKey{g.owner,
+					fmt.Sprintf("CASE WHEN %s IN (%s) THEN %s END", g.expr, strings.Join(lits, ", "), g.expr)})
 			}
 		}
+		more, err := countGroups(ctx, db, src, candidates)
+		if err != nil {
+			return Profile{}, err
+		}
+		maps.Copy(counts, more)
+	}
+
+	for i, byKey := range counts {
 		c := &p.Columns[i]
 		if c.Kind == KindNumber {
-			for key, n := range counts {
-				var b int
-				fmt.Sscan(key, &b)
-				if b >= 0 && b < histogramBins {
+			for key, n := range byKey {
+				b, err := strconv.Atoi(key)
+				if err == nil && b >= 0 && b < histogramBins {
 					c.Histogram.Counts[b] += n
 				}
 			}
 			continue
 		}
-		for v, n := range counts {
+		for v, n := range byKey {
 			c.TopValues = append(c.TopValues, Value{v, n})
 		}
 		slices.SortFunc(c.TopValues, func(a, b Value) int {
 			if a.Count != b.Count {
-				return int(b.Count - a.Count)
+				return cmp.Compare(b.Count, a.Count)
 			}
 			return strings.Compare(a.Value, b.Value)
 		})
@@ -242,6 +246,63 @@ func (e *Engine) Profile(ctx context.Context, parquetPath string) (Profile, erro
 		}
 	}
 	return p, nil
+}
+
+// groupKey is an expression whose values are counted for column owner.
+type groupKey struct {
+	owner int
+	expr  string
+}
+
+// countGroups counts the rows of src by the value of each key, in one scan
+// with one grouping set per key, and returns owner -> value -> count. NULL
+// values are left out.
+func countGroups(ctx context.Context, db *sql.DB, src string, keys []groupKey) (map[int]map[string]int64, error) {
+	counts := map[int]map[string]int64{}
+	if len(keys) == 0 {
+		return counts, nil
+	}
+	var proj, flags, vals, sets []string
+	for j, k := range keys {
+		name := fmt.Sprintf("k%d", j)
+		proj = append(proj, k.expr+" AS "+name)
+		flags = append(flags, "GROUPING("+name+")")
+		vals = append(vals, name+"::VARCHAR")
+		sets = append(sets, "("+name+")")
+	}
+	query := fmt.Sprintf("SELECT %s, %s, count(*) FROM (SELECT %s FROM %s) GROUP BY GROUPING SETS (%s)",
+		strings.Join(flags, ", "), strings.Join(vals, ", "), strings.Join(proj, ", "), src, strings.Join(sets, ", "))
+	rows, err := db.QueryContext(ctx, query)
+	if err != nil {
+		return nil, mapError(ctx, err, "profile")
+	}
+	defer rows.Close()
+	n := len(keys)
+	row := make([]any, 2*n+1)
+	ptrs := make([]any, len(row))
+	for i := range row {
+		ptrs[i] = &row[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, fmt.Errorf("profile: %w", err)
+		}
+		for j := range n {
+			// GROUPING is 0 for the one key this row is grouped by.
+			if asInt(row[j]) != 0 {
+				continue
+			}
+			if v, ok := row[n+j].(string); ok {
+				owner := keys[j].owner
+				if counts[owner] == nil {
+					counts[owner] = map[string]int64{}
+				}
+				counts[owner][v] += asInt(row[2*n])
+			}
+			break
+		}
+	}
+	return counts, mapError(ctx, rows.Err(), "profile")
 }
 
 // scan1Exprs lists the aggregates of scan 1 for a column of kind k. Their
@@ -280,9 +341,6 @@ func scan1Exprs(col string, k ColumnKind, duckType string) []string {
 		"approx_count_distinct("+col+")",
 		"min("+col+")::VARCHAR",
 		"max("+col+")::VARCHAR")
-	if k == KindText {
-		exprs = append(exprs, fmt.Sprintf("approx_top_k(%s, %d)", col, topCandidates))
-	}
 	return exprs
 }
 
