@@ -3,6 +3,8 @@ package forge
 import (
 	"context"
 	"io"
+	"path"
+	"strings"
 	"time"
 )
 
@@ -71,6 +73,35 @@ type Launch struct {
 	// it past that; a cluster executor may also give its scheduler the
 	// limit, so the job stops while Forge is down too.
 	Timeout time.Duration
+	// Inputs are the dataset versions the job reads, each already written
+	// under Dir. The executor sets FORGE_INPUT_<NAME> (Input.EnvName) in
+	// every process to the file's path where the processes run: under Dir
+	// on this machine, under the staged copy of Dir on a cluster. Executors
+	// whose nodes fetch the code themselves fetch the inputs the same way.
+	Inputs []Input
+}
+
+// Input is a dataset version materialised as a file for a job.
+type Input struct {
+	Name   string // the job's name for it: train in `-i train=sales@3`
+	Ref    string // the resolved dataset version, "name@version"
+	Digest string // sha256 of the version's Parquet file
+	// Path is where the file is, relative to Launch.Dir, slash-separated.
+	Path   string
+	Format string // "parquet" or "csv"
+}
+
+// EnvName is the variable that carries the input's path to the processes.
+func (in Input) EnvName() string { return "FORGE_INPUT_" + strings.ToUpper(in.Name) }
+
+// InputEnv returns FORGE_INPUT_<NAME> of each input as a path under root,
+// the folder where the processes find Launch.Dir.
+func (l *Launch) InputEnv(root string) map[string]string {
+	env := make(map[string]string, len(l.Inputs))
+	for _, in := range l.Inputs {
+		env[in.EnvName()] = path.Join(root, in.Path)
+	}
+	return env
 }
 
 // Handle is an executor's opaque, serialisable reference to a started

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/executor/kube"
 )
 
@@ -25,7 +26,13 @@ func cmdKubeLaunch(ctx context.Context, c *cli, args []string) error {
 	switch args[0] {
 	case "fetch":
 		code := fs.String("code", "", "sha256 of the code bundle to fetch")
-		dir := fs.String("dir", kube.CodeDir, "folder to extract the code into")
+		var inputs []forge.Input
+		fs.Func("input", "a dataset input to fetch: path=P,ref=NAME@V,format=F,sha256=D (repeatable)", func(s string) error {
+			in, err := kube.ParseInputFlag(s)
+			inputs = append(inputs, in)
+			return err
+		})
+		dir := fs.String("dir", kube.CodeDir, "folder to extract the code and inputs into")
 		bin := fs.String("bin", "", "copy this forge binary there")
 		if err := fs.Parse(args[1:]); err != nil {
 			return usageError{err.Error()}
@@ -35,12 +42,20 @@ func cmdKubeLaunch(ctx context.Context, c *cli, args []string) error {
 				return fmt.Errorf("copy forge binary: %w", err)
 			}
 		}
-		if *code == "" {
-			return nil
-		}
 		server, _ := c.env("FORGE_SERVER")
 		token, _ := c.env("FORGE_TOKEN")
-		return kube.Fetch(ctx, &http.Client{Timeout: 10 * time.Minute}, server, token, *code, *dir)
+		if *code != "" {
+			if err := kube.Fetch(ctx, &http.Client{Timeout: 10 * time.Minute}, server, token, *code, *dir); err != nil {
+				return err
+			}
+		}
+		// A dataset may be large: no whole-request timeout, only ctx.
+		for _, in := range inputs {
+			if err := kube.FetchInput(ctx, http.DefaultClient, server, token, in, *dir); err != nil {
+				return err
+			}
+		}
+		return nil
 	case "run":
 		procs := fs.Int("procs", 1, "processes on this node")
 		gpus := fs.Int("gpus", 0, "GPUs on this node, shared out among the processes")

@@ -150,7 +150,19 @@ func (a *API) creator(r *http.Request) string {
 	return strings.TrimSpace(r.Header.Get("X-Forge-User"))
 }
 
+// data serves a version's Parquet file, or with ?format=csv the same rows
+// as CSV (for a job's `:csv` input fetched by a pod); X-Content-Sha256 is
+// the sha256 of the bytes served, so a client can check what it got.
 func (a *API) data(w http.ResponseWriter, r *http.Request) {
+	switch format := r.URL.Query().Get("format"); format {
+	case "", "parquet":
+	case "csv":
+		a.dataCSV(w, r)
+		return
+	default:
+		httpapi.WriteError(w, r, a.log, forge.Errorf(forge.Invalid, "format %q: want parquet or csv", format))
+		return
+	}
 	v, path, err := a.svc.File(r.Context(), ref(r))
 	if err != nil {
 		httpapi.WriteError(w, r, a.log, err)
@@ -168,6 +180,42 @@ func (a *API) data(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", v.Name+"@"+strconv.FormatInt(v.Version, 10)+".parquet"))
 	w.Header().Set("ETag", `"`+v.Digest+`"`)
 	http.ServeContent(w, r, "", time.UnixMilli(v.CreatedAt), f)
+}
+
+func (a *API) dataCSV(w http.ResponseWriter, r *http.Request) {
+	tmp, err := os.MkdirTemp(a.svc.opts.TempDir, "csv-*")
+	if err != nil {
+		httpapi.WriteError(w, r, a.log, fmt.Errorf("export csv: %w", err))
+		return
+	}
+	defer os.RemoveAll(tmp)
+	dst := tmp + "/data.csv"
+	resolved, digest, err := a.svc.MaterializeCSV(r.Context(), ref(r), dst)
+	if err != nil {
+		httpapi.WriteError(w, r, a.log, err)
+		return
+	}
+	f, err := os.Open(dst)
+	if err != nil {
+		httpapi.WriteError(w, r, a.log, fmt.Errorf("export csv of %s: %w", resolved, err))
+		return
+	}
+	defer f.Close()
+	sum := sha256.New()
+	if _, err := f.WriteTo(sum); err != nil {
+		httpapi.WriteError(w, r, a.log, fmt.Errorf("export csv of %s: %w", resolved, err))
+		return
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		httpapi.WriteError(w, r, a.log, fmt.Errorf("export csv of %s: %w", resolved, err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv")
+	w.Header().Set("X-Content-Sha256", hex.EncodeToString(sum.Sum(nil)))
+	w.Header().Set("X-Forge-Dataset", resolved)
+	w.Header().Set("X-Forge-Dataset-Digest", digest)
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", resolved+".csv"))
+	http.ServeContent(w, r, "", time.Time{}, f)
 }
 
 // QueryRequest is the body of POST /api/forge/v1/query.

@@ -99,6 +99,8 @@ type opts struct {
 	// wraps each executor made.
 	execs map[string]forge.Executor
 	wrap  func(name string, e forge.Executor) forge.Executor
+	// datasets, if set, materialises the jobs' inputs.
+	datasets Datasets
 }
 
 func newExecutor(t testing.TB, root string, cpus float64) *local.Executor {
@@ -140,7 +142,7 @@ func start(t testing.TB, o opts) *env {
 			e.execs[name] = o.wrap(name, x)
 		}
 	}
-	e.svc, err = New(o.db, e.execs, blobs, e.runs, nil, Config{
+	e.svc, err = New(o.db, e.execs, blobs, e.runs, o.datasets, Config{
 		WorkDir: filepath.Join(o.root, "work"), TrackingURI: "http://127.0.0.1:7700", SampleEvery: 200 * time.Millisecond, Tick: 200 * time.Millisecond,
 		DefaultExecutor: "local", Kinds: map[string]string{"local": "local"},
 	}, nil)

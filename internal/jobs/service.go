@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -424,24 +426,12 @@ func (s *Service) start(ctx context.Context, j Job) (forge.Handle, error) {
 		env[k] = v
 	}
 	tags := map[string]string{"forge.job_id": j.ID}
-	type input struct{ name, ref, digest string }
-	var inputs []input
-	for name, ref := range j.Spec.Inputs {
-		ext := ".parquet"
-		if strings.HasSuffix(ref, ":csv") {
-			ext = ".csv" // for code without a Parquet reader
-		}
-		path := filepath.Join(dir, "inputs", name+ext)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return "", err
-		}
-		resolved, digest, err := s.datasets.Materialize(ctx, ref, path)
-		if err != nil {
-			return "", fmt.Errorf("input %s=%s: %w", name, ref, err)
-		}
-		env["FORGE_INPUT_"+strings.ToUpper(name)] = path
-		tags["forge.input."+name] = resolved + " sha256:" + digest
-		inputs = append(inputs, input{name, resolved, digest})
+	inputs, err := s.materialize(ctx, j, code)
+	if err != nil {
+		return "", err
+	}
+	for _, in := range inputs {
+		tags["forge.input."+in.Name] = in.Ref + " sha256:" + in.Digest
 	}
 	if s.runs != nil {
 		if j.RunID == "" {
@@ -455,8 +445,8 @@ func (s *Service) start(ctx context.Context, j Job) (forge.Handle, error) {
 			j.RunID, j.ExperimentID = runID, expID
 		}
 		for _, in := range inputs {
-			if err := s.runs.LogInput(ctx, j.RunID, in.name, in.ref, in.digest); err != nil {
-				return "", fmt.Errorf("record input %s: %w", in.name, err)
+			if err := s.runs.LogInput(ctx, j.RunID, in.Name, in.Ref, in.Digest); err != nil {
+				return "", fmt.Errorf("record input %s: %w", in.Name, err)
 			}
 		}
 		if err := s.runs.SetRunStatus(ctx, j.RunID, "RUNNING"); err != nil {
@@ -479,8 +469,38 @@ func (s *Service) start(ctx context.Context, j Job) (forge.Handle, error) {
 	return s.execs[j.Executor].Start(ctx, &forge.Launch{
 		JobID: j.ID, Attempt: j.Attempt, Dir: code, Command: j.Spec.Command, Env: env,
 		Resources: j.Spec.Resources(), Nodes: j.Spec.Nodes, ProcsPerNode: j.Spec.ProcsPerNode,
-		Image: j.Spec.Image, Code: j.Spec.Code, Timeout: timeout,
+		Image: j.Spec.Image, Code: j.Spec.Code, Timeout: timeout, Inputs: inputs,
 	})
+}
+
+// inputsDir is where a job's inputs are written, relative to its code
+// folder. Inside the code folder, the inputs travel with the code wherever
+// an executor stages it (Slurm's shared folder), and have a path that is
+// the same relative to the working directory on every executor.
+const inputsDir = ".forge/inputs"
+
+// materialize writes each input of j under code/inputsDir. The executor
+// tells the processes where they are (FORGE_INPUT_<NAME>).
+func (s *Service) materialize(ctx context.Context, j Job, code string) ([]forge.Input, error) {
+	var inputs []forge.Input
+	for _, name := range slices.Sorted(maps.Keys(j.Spec.Inputs)) {
+		ref := j.Spec.Inputs[name]
+		format := "parquet"
+		if strings.HasSuffix(ref, ":csv") {
+			format = "csv" // for code without a Parquet reader
+		}
+		rel := inputsDir + "/" + name + "." + format
+		path := filepath.Join(code, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, fmt.Errorf("create inputs folder: %w", err)
+		}
+		resolved, digest, err := s.datasets.Materialize(ctx, ref, path)
+		if err != nil {
+			return nil, fmt.Errorf("input %s=%s: %w", name, ref, err)
+		}
+		inputs = append(inputs, forge.Input{Name: name, Ref: resolved, Digest: digest, Path: rel, Format: format})
+	}
+	return inputs, nil
 }
 
 // follow supervises a started attempt in a goroutine: timeout, cancel

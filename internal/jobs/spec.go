@@ -25,7 +25,8 @@ type Spec struct {
 	// in a fresh extraction of it. Empty: an empty folder.
 	Code string `json:"code,omitempty" yaml:"code"`
 	// Inputs maps a name to a dataset reference (name or name@version); the
-	// process gets FORGE_INPUT_<NAME>=path of the materialised Parquet file.
+	// process gets FORGE_INPUT_<NAME>=path of the materialised Parquet file
+	// (CSV for a reference ending in ":csv"), where it runs.
 	Inputs map[string]string `json:"inputs,omitempty" yaml:"inputs"`
 	// Resources, per node.
 	CPUs   float64 `json:"cpus,omitempty" yaml:"cpus"`

@@ -7,6 +7,8 @@ package executortest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -38,7 +40,8 @@ type Backend struct {
 	// Stage, when set, is called with every launch before it starts. A
 	// backend whose processes run elsewhere (Kubernetes pods) makes the
 	// launch's code folder reachable from there, e.g. uploads it and sets
-	// Launch.Code, as the server does with a job's code bundle.
+	// Launch.Code, as the server does with a job's code bundle, and serves
+	// its Inputs as the server serves dataset versions.
 	Stage func(t *testing.T, l *forge.Launch)
 }
 
@@ -64,6 +67,7 @@ func Run(t *testing.T, b Backend) {
 		{"OneRankFails", testOneRankFails},
 		{"ManyWaiters", testManyWaiters},
 		{"Restart", testRestart},
+		{"Inputs", testInputs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,6 +92,15 @@ var seq atomic.Int64
 // data.txt, with a value in its env that needs quoting.
 func (s *suite) launch(t *testing.T, ppn int, script string) *forge.Launch {
 	t.Helper()
+	l := s.unstaged(t, ppn, script)
+	if s.b.Stage != nil {
+		s.b.Stage(t, l)
+	}
+	return l
+}
+
+func (s *suite) unstaged(t *testing.T, ppn int, script string) *forge.Launch {
+	t.Helper()
 	code := t.TempDir()
 	if err := os.WriteFile(filepath.Join(code, "data.txt"), []byte("staged-code\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -98,9 +111,6 @@ func (s *suite) launch(t *testing.T, ppn int, script string) *forge.Launch {
 		Command:   []string{"sh", "-c", script},
 		Env:       map[string]string{"FORGE_JOB_ID": id, "FORGE_TEST_VALUE": `a b 'c' "d" $HOME`},
 		Resources: forge.Resources{CPUs: 1}, Nodes: 1, ProcsPerNode: ppn,
-	}
-	if s.b.Stage != nil {
-		s.b.Stage(t, l)
 	}
 	return l
 }
@@ -382,4 +392,50 @@ func testRestart(t *testing.T, s *suite) {
 	if ex := s.wait(t, e2, gone); ex.Reason != forge.ReasonLost || !ex.Failed() {
 		t.Fatalf("vanished attempt: exit = %+v, want lost", ex)
 	}
+}
+
+// testInputs: dataset inputs written under the code folder reach the
+// processes where they run, at an absolute path in FORGE_INPUT_<NAME> that
+// stays valid after the process changes directory.
+func testInputs(t *testing.T, s *suite) {
+	l := s.unstaged(t, 1, `case "$FORGE_INPUT_TRAIN" in /*) ;; *) echo "relative: $FORGE_INPUT_TRAIN"; exit 3;; esac
+cd / && while IFS= read -r line; do echo "train: $line"; done <"$FORGE_INPUT_TRAIN"
+while IFS= read -r line; do echo "rows: $line"; done <"$FORGE_INPUT_ROWS"`)
+	files := []struct{ name, ref, format, body string }{
+		{"train", "sales@3", "parquet", "PAR1 not really parquet\nsecond line\n"},
+		{"rows", "sales@3", "csv", "region,units\nnorth,7\n"},
+	}
+	for _, f := range files {
+		in := forge.Input{Name: f.name, Ref: f.ref, Format: f.format, Path: ".forge/inputs/" + f.name + "." + f.format, Digest: sha256Hex(f.body)}
+		p := filepath.Join(l.Dir, filepath.FromSlash(in.Path))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(f.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l.Inputs = append(l.Inputs, in)
+	}
+	if s.b.Stage != nil {
+		s.b.Stage(t, l)
+	}
+	h := s.start(t, l)
+	if ex := s.wait(t, s.e, h); ex.Failed() {
+		t.Fatalf("exit %+v\n%s", ex, s.logs(t, s.e, h, 0))
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(s.logs(t, s.e, h, 0)), "\n") {
+		if m := lineRx.FindStringSubmatch(line); m != nil {
+			got = append(got, m[3])
+		}
+	}
+	want := []string{"train: PAR1 not really parquet", "train: second line", "rows: region,units", "rows: north,7"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("processes read\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

@@ -3,6 +3,8 @@ package kube
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -50,6 +53,12 @@ func podForge(args []string) int {
 	switch args[1] {
 	case "fetch":
 		digest := fs.String("code", "", "")
+		var inputs []forge.Input
+		fs.Func("input", "", func(s string) error {
+			in, err := ParseInputFlag(s)
+			inputs = append(inputs, in)
+			return err
+		})
 		dir := fs.String("dir", CodeDir, "")
 		bin := fs.String("bin", "", "")
 		if err = fs.Parse(args[2:]); err != nil {
@@ -60,6 +69,11 @@ func podForge(args []string) int {
 		}
 		if err == nil && *digest != "" {
 			err = Fetch(context.Background(), &http.Client{Timeout: time.Minute}, os.Getenv("FORGE_SERVER"), os.Getenv("FORGE_TOKEN"), *digest, *dir)
+		}
+		for _, in := range inputs {
+			if err == nil {
+				err = FetchInput(context.Background(), &http.Client{Timeout: time.Minute}, os.Getenv("FORGE_SERVER"), os.Getenv("FORGE_TOKEN"), in, *dir)
+			}
 		}
 	case "run":
 		procs := fs.Int("procs", 1, "")
@@ -79,10 +93,30 @@ func podForge(args []string) int {
 }
 
 // bundles serves code bundles as the Forge server does at
-// GET /api/forge/v1/bundles/{digest}, for the init containers to fetch.
+// GET /api/forge/v1/bundles/{digest}, and dataset versions as it does at
+// GET /api/forge/v1/datasets/{name}/versions/{version}/data[?format=csv],
+// for the init containers to fetch.
 type bundles struct {
 	mu    sync.Mutex
 	blobs map[string][]byte
+	data  map[string][]byte // by "name@version:format"
+}
+
+func (b *bundles) serveData(w http.ResponseWriter, r *http.Request) {
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = "parquet"
+	}
+	b.mu.Lock()
+	body, ok := b.data[r.PathValue("name")+"@"+r.PathValue("version")+":"+format]
+	b.mu.Unlock()
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	sum := sha256.Sum256(body)
+	w.Header().Set("X-Content-Sha256", hex.EncodeToString(sum[:]))
+	w.Write(body)
 }
 
 func (b *bundles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -98,6 +132,21 @@ func (b *bundles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (b *bundles) stage(t *testing.T, l *forge.Launch) {
 	t.Helper()
+	// The inputs go to the dataset endpoint and out of the code folder, so
+	// the pods have them only if the init container fetches them.
+	for _, in := range l.Inputs {
+		p := filepath.Join(l.Dir, filepath.FromSlash(in.Path))
+		body, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.mu.Lock()
+		b.data[in.Ref+":"+in.Format] = body
+		b.mu.Unlock()
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var buf bytes.Buffer
 	digest, _, err := bundle.Create(l.Dir, &buf, 0)
 	if err != nil {
@@ -128,9 +177,10 @@ func TestConformance(t *testing.T) {
 		Commands:  map[string]string{"forge": self},
 		Env:       []string{podForgeEnv + "=1"},
 	})
-	b := &bundles{blobs: map[string][]byte{}}
+	b := &bundles{blobs: map[string][]byte{}, data: map[string][]byte{}}
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/forge/v1/bundles/{digest}", b)
+	mux.HandleFunc("GET /api/forge/v1/datasets/{name}/versions/{version}/data", b.serveData)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	cs := kubernetes.NewForConfigOrDie(rc)

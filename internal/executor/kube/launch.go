@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,20 +21,22 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/bundle"
 )
 
 // LaunchCommand is the argument that makes the forge binary run the pod side
 // of this executor:
 //
-//	forge kube-launch fetch [--code DIGEST --dir DIR] [--bin PATH]
+//	forge kube-launch fetch [--code DIGEST] [--input SPEC]... [--dir DIR] [--bin PATH]
 //	forge kube-launch run --procs N [--gpus G] -- CMD ARGS...
 //
 // fetch runs in the init container: it downloads the code bundle from
 // FORGE_SERVER (GET /api/forge/v1/bundles/DIGEST, with FORGE_TOKEN), checks
-// its sha256, extracts it, and copies the forge binary to --bin so the job's
-// own image (which has no forge) can run `run`. run starts the node's
-// processes with the rank contract.
+// its sha256, extracts it, downloads each dataset input into the same folder
+// (see InputFlag), and copies the forge binary to --bin so the job's own
+// image (which has no forge) can run `run`. run starts the node's processes
+// with the rank contract.
 const LaunchCommand = "kube-launch"
 
 // launcherPrefix starts the launcher's own lines in a pod's output.
@@ -80,6 +84,107 @@ func Fetch(ctx context.Context, client *http.Client, server, token, digest, dir 
 		return err
 	}
 	return bundle.Extract(tmp, dir)
+}
+
+// InputFlag is the --input argument of fetch for in:
+// "path=P,ref=NAME@VERSION,format=F,sha256=D".
+func InputFlag(in forge.Input) string {
+	return "path=" + in.Path + ",ref=" + in.Ref + ",format=" + in.Format + ",sha256=" + in.Digest
+}
+
+// ParseInputFlag reads what InputFlag wrote.
+func ParseInputFlag(s string) (forge.Input, error) {
+	var in forge.Input
+	for _, kv := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "path":
+			in.Path = v
+		case "ref":
+			in.Ref = v
+		case "format":
+			in.Format = v
+		case "sha256":
+			in.Digest = v
+		default:
+			return in, fmt.Errorf("input %q: unknown key %q", s, k)
+		}
+	}
+	p := path.Clean(in.Path)
+	if in.Path == "" || path.IsAbs(p) || p == ".." || strings.HasPrefix(p, "../") {
+		return in, fmt.Errorf("input %q: want a path inside the code folder", s)
+	}
+	if _, v, ok := strings.Cut(in.Ref, "@"); !ok || v == "" {
+		return in, fmt.Errorf("input %q: want ref=NAME@VERSION", s)
+	}
+	if in.Format != "parquet" && in.Format != "csv" {
+		return in, fmt.Errorf("input %q: want format=parquet or csv", s)
+	}
+	return in, nil
+}
+
+// FetchInput downloads a dataset version from server into dir/in.Path, from
+// GET /api/forge/v1/datasets/NAME/versions/V/data (?format=csv for CSV).
+// Parquet is checked against the version's digest, which the job was
+// started with. CSV is made by the server on request, so it is checked
+// against the sha256 the server sends for it (X-Content-Sha256): the
+// version in the URL pins what it holds.
+func FetchInput(ctx context.Context, client *http.Client, server, token string, in forge.Input, dir string) error {
+	if server == "" {
+		return errors.New("fetch input: FORGE_SERVER is not set")
+	}
+	name, version, _ := strings.Cut(in.Ref, "@")
+	u := strings.TrimSuffix(server, "/") + "/api/forge/v1/datasets/" + url.PathEscape(name) + "/versions/" + url.PathEscape(version) + "/data"
+	if in.Format == "csv" {
+		u += "?format=csv"
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	if err != nil {
+		return fmt.Errorf("fetch input %s: %w", in.Ref, err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch input %s: %w", in.Ref, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("fetch input %s: %s: %s", in.Ref, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	want := in.Digest
+	if in.Format == "csv" {
+		want = resp.Header.Get("X-Content-Sha256")
+	}
+	if want == "" {
+		return fmt.Errorf("fetch input %s: no sha256 to check it against", in.Ref)
+	}
+	dst := filepath.Join(dir, filepath.FromSlash(path.Clean(in.Path)))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("fetch input %s: %w", in.Ref, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".fetch-*")
+	if err != nil {
+		return fmt.Errorf("fetch input %s: %w", in.Ref, err)
+	}
+	defer os.Remove(tmp.Name())
+	sum := sha256.New()
+	_, err = io.Copy(io.MultiWriter(tmp, sum), resp.Body)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fetch input %s: %w", in.Ref, err)
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != want {
+		return fmt.Errorf("fetch input %s: got content with sha256 %s, want %s", in.Ref, got, want)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
 }
 
 // CopySelf copies the running binary to dst, executable.

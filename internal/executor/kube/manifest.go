@@ -2,6 +2,8 @@ package kube
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,9 +44,10 @@ func (e *Executor) manifests(l *forge.Launch) (*batchv1.Job, *corev1.Service, er
 	}
 	code := l.Code
 	nodes, ppn := max(l.Nodes, 1), max(l.ProcsPerNode, 1)
-	needForge := code != "" || ppn > 1
+	staged := code != "" || len(l.Inputs) > 0 // the init container fills CodeDir
+	needForge := staged || ppn > 1
 	if needForge && e.cfg.ForgeImage == "" {
-		return nil, nil, forge.Errorf(forge.Invalid, "the executor has no forge image, needed to fetch code and to start %d processes per node", ppn)
+		return nil, nil, forge.Errorf(forge.Invalid, "the executor has no forge image, needed to fetch code and inputs and to start %d processes per node", ppn)
 	}
 	ns := e.cfg.Namespace
 	lbl := map[string]string{
@@ -74,7 +77,13 @@ func (e *Executor) manifests(l *forge.Launch) (*batchv1.Job, *corev1.Service, er
 	if needForge {
 		args := []string{"forge", LaunchCommand, "fetch", "--bin", ForgeBinDir + "/forge"}
 		if code != "" {
-			args = append(args, "--code", code, "--dir", CodeDir)
+			args = append(args, "--code", code)
+		}
+		for _, in := range l.Inputs {
+			args = append(args, "--input", InputFlag(in))
+		}
+		if staged {
+			args = append(args, "--dir", CodeDir)
 		}
 		volumes = append(volumes,
 			corev1.Volume{Name: "code", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
@@ -89,7 +98,7 @@ func (e *Executor) manifests(l *forge.Launch) (*batchv1.Job, *corev1.Service, er
 				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
 			},
 		})
-		if code != "" {
+		if staged {
 			main.WorkingDir = CodeDir
 		}
 	}
@@ -154,6 +163,10 @@ func (e *Executor) env(l *forge.Launch, name string, nodes, ppn int) []corev1.En
 			v = e.cfg.ServerURL
 		}
 		env = append(env, corev1.EnvVar{Name: k, Value: escapeRefs([]string{v})[0]})
+	}
+	inputs := l.InputEnv(CodeDir)
+	for _, k := range slices.Sorted(maps.Keys(inputs)) {
+		env = append(env, corev1.EnvVar{Name: k, Value: escapeRefs([]string{inputs[k]})[0]})
 	}
 	if e.cfg.ServerURL != "" && l.Env["FORGE_SERVER"] == "" {
 		env = append(env, corev1.EnvVar{Name: "FORGE_SERVER", Value: e.cfg.ServerURL})

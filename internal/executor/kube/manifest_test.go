@@ -147,3 +147,52 @@ func TestManifestsProcsPerNode(t *testing.T) {
 		t.Errorf("no image: %v", err)
 	}
 }
+
+// A job with dataset inputs and no code still gets the init container,
+// which fetches the inputs into the code folder, and the processes find
+// them there.
+func TestManifestsInputs(t *testing.T) {
+	e := &Executor{cfg: Config{Namespace: "ml", Image: "img", ForgeImage: "forge:dev", MasterPort: 29500}}
+	l := testLaunch()
+	l.Code = ""
+	l.Inputs = []forge.Input{
+		{Name: "train", Ref: "sales@3", Digest: strings.Repeat("cd", 32), Path: ".forge/inputs/train.parquet", Format: "parquet"},
+		{Name: "eval", Ref: "sales@4", Digest: strings.Repeat("ef", 32), Path: ".forge/inputs/eval.csv", Format: "csv"},
+	}
+	job, _, err := e.manifests(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := job.Spec.Template.Spec
+	if len(pod.InitContainers) != 1 {
+		t.Fatalf("init containers: %d", len(pod.InitContainers))
+	}
+	want := []string{"forge", LaunchCommand, "fetch", "--bin", ForgeBinDir + "/forge",
+		"--input", "path=.forge/inputs/train.parquet,ref=sales@3,format=parquet,sha256=" + strings.Repeat("cd", 32),
+		"--input", "path=.forge/inputs/eval.csv,ref=sales@4,format=csv,sha256=" + strings.Repeat("ef", 32),
+		"--dir", CodeDir}
+	if got := pod.InitContainers[0].Command; !slices.Equal(got, want) {
+		t.Errorf("init command\n%q\nwant\n%q", got, want)
+	}
+	for i, a := range want {
+		if a == "--input" {
+			in, err := ParseInputFlag(want[i+1])
+			if err != nil || in != (forge.Input{Ref: l.Inputs[0].Ref, Digest: l.Inputs[0].Digest, Path: l.Inputs[0].Path, Format: "parquet"}) {
+				t.Errorf("parse %q: %+v, %v", want[i+1], in, err)
+			}
+			break
+		}
+	}
+	main := pod.Containers[0]
+	env := envOf(main)
+	if env["FORGE_INPUT_TRAIN"].Value != CodeDir+"/.forge/inputs/train.parquet" || env["FORGE_INPUT_EVAL"].Value != CodeDir+"/.forge/inputs/eval.csv" {
+		t.Errorf("input env: %+v %+v", env["FORGE_INPUT_TRAIN"], env["FORGE_INPUT_EVAL"])
+	}
+	if main.WorkingDir != CodeDir {
+		t.Errorf("working dir %q, want %q", main.WorkingDir, CodeDir)
+	}
+	e.cfg.ForgeImage = ""
+	if _, _, err := e.manifests(l); forge.KindOf(err) != forge.Invalid {
+		t.Errorf("inputs without a forge image to fetch them: %v", err)
+	}
+}

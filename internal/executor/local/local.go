@@ -204,6 +204,9 @@ func (e *Executor) start(l *forge.Launch, h *handle, nodes, ppn, world int) ([]p
 	for k, v := range l.Env {
 		base = append(base, k+"="+v)
 	}
+	for k, v := range l.InputEnv(l.Dir) {
+		base = append(base, k+"="+v)
+	}
 	perProc := 0
 	if len(h.GPUs) >= world {
 		perProc = len(h.GPUs) / world

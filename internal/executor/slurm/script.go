@@ -97,6 +97,11 @@ func batchScript(s script) string {
 	for _, k := range slices.Sorted(maps.Keys(l.Env)) {
 		w("\texport %s=%s", k, quote(l.Env[k]))
 	}
+	// The inputs came with the code to the shared folder.
+	inputs := l.InputEnv(s.CodeDir)
+	for _, k := range slices.Sorted(maps.Keys(inputs)) {
+		w("\texport %s=%s", k, quote(inputs[k]))
+	}
 	w("\tMASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1)")
 	// Every rank must agree on the port without talking: derive it from the
 	// job id, which no other running job on the node shares.

@@ -142,6 +142,11 @@ func (e *Executor) Start(ctx context.Context, l *forge.Launch) (forge.Handle, er
 			return "", forge.Errorf(forge.Invalid, "environment variable name %q is not valid in a shell", k)
 		}
 	}
+	for _, in := range l.Inputs {
+		if !envName.MatchString(in.EnvName()) {
+			return "", forge.Errorf(forge.Invalid, "input name %q is not valid in a shell variable", in.Name)
+		}
+	}
 	dir := filepath.Join(e.cfg.SharedDir, fmt.Sprintf("%s.%d", l.JobID, l.Attempt))
 	if err := os.RemoveAll(dir); err != nil {
 		return "", fmt.Errorf("clear attempt folder: %w", err)

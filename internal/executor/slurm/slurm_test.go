@@ -117,6 +117,7 @@ func TestBatchScriptGolden(t *testing.T) {
 		Command:   []string{"python3", "train.py", "--lr", "0.1", "it's"},
 		Env:       map[string]string{"FORGE_JOB_ID": "j42", "MLFLOW_RUN_ID": "r1", "MLFLOW_TRACKING_URI": "http://forge:7700", "EXTRA": "a b $c"},
 		Resources: forge.Resources{CPUs: 8, MemoryBytes: 16 << 30, GPUs: 4}, Nodes: 2, ProcsPerNode: 4,
+		Inputs: []forge.Input{{Name: "train", Ref: "sales@3", Digest: strings.Repeat("ab", 32), Path: ".forge/inputs/train.parquet", Format: "parquet"}},
 	}
 	cfg := Config{Partition: "gpu", Account: "ml", QOS: "normal", TimeLimit: 90 * time.Minute, ExtraArgs: []string{"--constraint=a100"}, PortBase: 20000, PortRange: 20000}
 	got := batchScript(script{Launch: l, Dir: "/shared/forge/j42.2", CodeDir: l.Dir, Cfg: &cfg})
@@ -135,9 +136,43 @@ func TestBatchScriptGolden(t *testing.T) {
 	}
 	for _, line := range []string{"#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --cpus-per-task=2",
 		"#SBATCH --mem=16384M", "#SBATCH --gres=gpu:4", "#SBATCH --time=90", "#SBATCH --partition=gpu",
-		"#SBATCH --account=ml", "#SBATCH --qos=normal", "#SBATCH --comment=forge:j42:2", "#SBATCH --job-name=forge-j42.2"} {
+		"#SBATCH --account=ml", "#SBATCH --qos=normal", "#SBATCH --comment=forge:j42:2", "#SBATCH --job-name=forge-j42.2",
+		"\texport FORGE_INPUT_TRAIN=/shared/forge/j42.2/code/.forge/inputs/train.parquet"} {
 		if !strings.Contains(got, line+"\n") {
 			t.Errorf("batch script lacks %q", line)
+		}
+	}
+}
+
+// A job's input, written under its code folder on the server's machine,
+// is read by the processes from the copy staged in the shared folder.
+func TestInputsFromStagedCopy(t *testing.T) {
+	shared := t.TempDir()
+	e := newExec(t, shared)
+	l := launch(t, 1, `echo "path=$FORGE_INPUT_TRAIN"; cat "$FORGE_INPUT_TRAIN"`)
+	in := forge.Input{Name: "train", Ref: "sales@3", Path: ".forge/inputs/train.parquet", Format: "parquet"}
+	if err := os.MkdirAll(filepath.Join(l.Dir, ".forge", "inputs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(l.Dir, filepath.FromSlash(in.Path)), []byte("rows of sales\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.Inputs = []forge.Input{in}
+	h, err := e.Start(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex := wait(t, e, h, 60*time.Second); ex.Failed() {
+		t.Fatalf("exit %+v:\n%s", ex, logs(t, e, h))
+	}
+	out := logs(t, e, h)
+	staged := filepath.Join(mustHandle(t, h).Dir, "code", ".forge", "inputs", "train.parquet")
+	if !strings.HasPrefix(staged, shared+"/") {
+		t.Fatalf("attempt folder %s is not in the shared folder %s", staged, shared)
+	}
+	for _, want := range []string{"[0] path=" + staged + "\n", "[0] rows of sales\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log has no %q:\n%s", want, out)
 		}
 	}
 }
