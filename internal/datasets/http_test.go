@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -79,15 +81,31 @@ func TestHTTP(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Equal(got, b1) || resp.Header.Get("X-Content-Sha256") != want {
 		t.Fatalf("data: %d, %d bytes, sha %q", resp.StatusCode, len(got), resp.Header.Get("X-Content-Sha256"))
 	}
+	// The same rows as CSV, for job code without a Parquet reader, with the
+	// hash of the bytes sent and the dataset's own digest.
+	resp, err = http.Get(api + "/datasets/sales/versions/1/data?format=csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	csv, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	sum := sha256.Sum256(csv)
+	if resp.StatusCode != 200 || resp.Header.Get("X-Content-Sha256") != hex.EncodeToString(sum[:]) || resp.Header.Get("X-Forge-Dataset-Digest") != want {
+		t.Fatalf("csv data: %d, sha %q (body hashes to %x), dataset digest %q", resp.StatusCode, resp.Header.Get("X-Content-Sha256"), sum, resp.Header.Get("X-Forge-Dataset-Digest"))
+	}
+	if lines := strings.Split(strings.TrimSpace(string(csv)), "\n"); len(lines) != strings.Count(strings.TrimSpace(salesV1), "\n")+1 {
+		t.Fatalf("csv has %d lines, the source %d:\n%s", len(lines), strings.Count(strings.TrimSpace(salesV1), "\n")+1, csv)
+	}
 	for path, status := range map[string]int{
-		"/datasets/sales/versions/2":        404,
-		"/datasets/nosuch/versions/latest":  404,
-		"/datasets/sales/versions/x":        400,
-		"/datasets/sales/versions/1/data":   200,
-		"/datasets/nosuch/versions/1/data":  404,
-		"/datasets/sales/versions/latest":   200,
-		"/dataset-diff?a=sales@1&b=sales@9": 404,
-		"/dataset-diff?a=sales@1":           400,
+		"/datasets/sales/versions/1/data?format=xml": 400,
+		"/datasets/sales/versions/2":                 404,
+		"/datasets/nosuch/versions/latest":           404,
+		"/datasets/sales/versions/x":                 400,
+		"/datasets/sales/versions/1/data":            200,
+		"/datasets/nosuch/versions/1/data":           404,
+		"/datasets/sales/versions/latest":            200,
+		"/dataset-diff?a=sales@1&b=sales@9":          404,
+		"/dataset-diff?a=sales@1":                    400,
 	} {
 		resp, err := http.Get(api + path)
 		if err != nil {
