@@ -6,7 +6,7 @@ export FORGE_ONNXRUNTIME_LIB ?= $(FORGE_CACHE)/onnxruntime/1.30.0/libonnxruntime
 ADDR ?= 127.0.0.1:7700
 DATA ?= ./forge-data
 
-.PHONY: quickstart setup setup-test build test test-go test-python lint bench-tracking stop kube-apiserver
+.PHONY: quickstart setup setup-test build test test-go test-python lint bench-tracking bench-datasets bench-jobs bench-serving stop kube-apiserver
 
 ## quickstart: set up, build, start forge server on embedded defaults and run
 ## the whole lifecycle (examples/quickstart).
@@ -43,6 +43,15 @@ lint:
 
 bench-tracking: build
 	go run ./bench/tracking -start -forge bin/forge
+
+bench-datasets:
+	go run ./bench/datasets -size 1000 -reps 3
+
+bench-jobs: build
+	go run ./bench/jobs -forge bin/forge
+
+bench-serving:
+	bench/serving/run.sh
 
 stop:
 	@if [ -f $(DATA)/server.pid ]; then kill $$(cat $(DATA)/server.pid) 2>/dev/null || true; rm -f $(DATA)/server.pid; echo "forge server stopped"; fi
