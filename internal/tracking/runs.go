@@ -153,8 +153,54 @@ const (
 			   OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp AND excluded.value > latest_metrics.value)`
 )
 
+// qInsMetricsJSON inserts a whole batch in one statement on SQLite: the
+// points travel as one JSON array of [key, value, is_nan, timestamp, step]
+// (JSON5, so ±Infinity pass), which SQLite unpacks itself. Binding six
+// values per point through cgo cost more than SQLite's work.
+const qInsMetricsJSON = `INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step)
+	SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]')
+	FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`
+
+// bulkMetrics is the batch size from which the one-statement insert is used.
+const bulkMetrics = 8
+
 type statements struct {
 	runStage, insMetric, upsertLatest *sqlstore.Stmt
+	insMetricsJSON                    *sqlstore.Stmt // SQLite only
+}
+
+// metricsJSON writes points for qInsMetricsJSON.
+func metricsJSON(ms []Metric) string {
+	b := make([]byte, 0, len(ms)*48)
+	b = append(b, '[')
+	for i, m := range ms {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		key, _ := json.Marshal(m.Key)
+		b = append(b, '[')
+		b = append(b, key...)
+		b = append(b, ',')
+		v, isNaN := storedValue(m.Value)
+		switch {
+		case math.IsInf(v, 1):
+			b = append(b, "Infinity"...)
+		case math.IsInf(v, -1):
+			b = append(b, "-Infinity"...)
+		default:
+			b = strconv.AppendFloat(b, v, 'g', -1, 64)
+		}
+		if isNaN {
+			b = append(b, ",1,"...)
+		} else {
+			b = append(b, ",0,"...)
+		}
+		b = strconv.AppendInt(b, m.Timestamp, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, m.Step, 10)
+		b = append(b, ']')
+	}
+	return string(append(b, ']'))
 }
 
 // statements prepares the hot path's statements on first use, outside any
@@ -171,6 +217,11 @@ func (s *Store) statements(ctx context.Context) *statements {
 		}
 		if st.upsertLatest, err = s.db.PrepareWrite(ctx, qUpsertLatest); err != nil {
 			return
+		}
+		if s.db.Dialect() == sqlstore.SQLite {
+			if st.insMetricsJSON, err = s.db.PrepareWrite(ctx, qInsMetricsJSON); err != nil {
+				return
+			}
 		}
 		s.prep = &st
 	})
@@ -315,14 +366,22 @@ func insertMetrics(ctx context.Context, tx *sqlstore.Tx, st *statements, runID s
 		}
 		return err
 	}
+	bulk := tx.Dialect() == sqlstore.SQLite && st != nil && len(metrics) >= bulkMetrics
+	if bulk {
+		if _, err := tx.ExecStmt(ctx, st.insMetricsJSON, runID, metricsJSON(metrics)); err != nil {
+			return fmt.Errorf("log metrics: %w", err)
+		}
+	}
 	// Only the newest point per key can change latest_metrics; find it first
 	// so a 1000-point batch costs one upsert per key, not one per point.
 	latest := map[string]Metric{}
 	var keys []string
 	for _, m := range metrics {
-		v, isNaN := storedValue(m.Value)
-		if err := exec(qInsMetric, func(st *statements) *sqlstore.Stmt { return st.insMetric }, runID, m.Key, v, isNaN, m.Timestamp, m.Step); err != nil {
-			return fmt.Errorf("log metric: %w", err)
+		if !bulk {
+			v, isNaN := storedValue(m.Value)
+			if err := exec(qInsMetric, func(st *statements) *sqlstore.Stmt { return st.insMetric }, runID, m.Key, v, isNaN, m.Timestamp, m.Step); err != nil {
+				return fmt.Errorf("log metric: %w", err)
+			}
 		}
 		cur, ok := latest[m.Key]
 		if !ok {

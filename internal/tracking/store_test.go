@@ -387,3 +387,37 @@ func TestArtifacts(t *testing.T) {
 		}
 	})
 }
+
+// A large batch takes the one-statement path on SQLite: the same values come
+// back as from single points, NaN and infinities included, keys with spaces and slashes
+// too, and a repeated point is stored once.
+func TestBulkBatchValues(t *testing.T) {
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		s := tracking.New(db)
+		r, _ := s.CreateRun(ctx, tracking.CreateRunOptions{})
+		special := []float64{math.NaN(), math.Inf(1), math.Inf(-1), -0.5, 1e-300, 1.7976931348623157e308, 3}
+		var pts []tracking.Metric
+		for i, v := range special {
+			pts = append(pts, tracking.Metric{Key: "val loss/x:1", Value: v, Timestamp: int64(1700000000000 + i), Step: int64(i)})
+		}
+		pts = append(pts, pts[3], pts[4]) // repeats
+		if err := s.LogBatch(ctx, r.ID, pts, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		hist, _, err := s.MetricHistory(ctx, r.ID, "val loss/x:1", 0, "")
+		if err != nil || len(hist) != len(special) {
+			t.Fatalf("history: %d points (%v), want %d", len(hist), err, len(special))
+		}
+		for i, m := range hist {
+			want := special[i]
+			same := m.Value == want || (math.IsNaN(want) && math.IsNaN(m.Value))
+			if !same || m.Step != int64(i) || m.Timestamp != int64(1700000000000+i) {
+				t.Errorf("point %d: %+v, want value %v", i, m, want)
+			}
+		}
+		run, _ := s.GetRun(ctx, r.ID)
+		if len(run.Metrics) != 1 || run.Metrics[0].Value != 3 || run.Metrics[0].Step != 6 {
+			t.Fatalf("latest: %+v", run.Metrics)
+		}
+	})
+}
