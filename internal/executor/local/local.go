@@ -231,7 +231,12 @@ func (e *Executor) start(l *forge.Launch, h *handle, nodes, ppn, world int) ([]p
 			}
 			env = append(env, "CUDA_VISIBLE_DEVICES="+joinInts(devs))
 		}
-		argv := append(append([]string(nil), e.cfg.Shim...), logPath, exitPath(h.Dir, rank), "["+strconv.Itoa(rank)+"]", "--")
+		argv := append([]string(nil), e.cfg.Shim...)
+		if l.Resources.MemoryBytes > 0 {
+			// Each process gets its share of the job's memory per node.
+			argv = append(argv, "--memory-max", strconv.FormatInt(l.Resources.MemoryBytes/int64(ppn), 10))
+		}
+		argv = append(argv, logPath, exitPath(h.Dir, rank), "["+strconv.Itoa(rank)+"]", "--")
 		argv = append(argv, l.Command...)
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Dir = l.Dir

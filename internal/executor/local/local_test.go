@@ -19,6 +19,10 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == ShimCommand {
 		os.Exit(Shim(os.Args[2:]))
 	}
+	if len(os.Args) > 2 && os.Args[1] == "alloc" {
+		allocate(os.Args[2])
+		return
+	}
 	os.Exit(m.Run())
 }
 
@@ -252,4 +256,57 @@ func mustHandle(t *testing.T, h forge.Handle) *handle {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// allocate touches n MiB, then sleeps: a job that grows past its limit.
+func allocate(mib string) {
+	n, _ := strconv.Atoi(mib)
+	var hold [][]byte
+	for i := 0; i < n; i++ {
+		b := make([]byte, 1<<20)
+		for j := range b {
+			b[j] = byte(j)
+		}
+		hold = append(hold, b)
+	}
+	time.Sleep(2 * time.Second)
+	_ = hold
+}
+
+// A job over its memory is killed and its exit says oom where the machine
+// has cgroup v2 with the memory controller; elsewhere (cgroup v1, as on the
+// CI machines) it runs unlimited and its log says the limit was not enforced.
+func TestMemoryLimit(t *testing.T) {
+	e := newExec(t)
+	self, _ := os.Executable()
+	l := launch(t, 1, "")
+	l.Command = []string{self, "alloc", "256"}
+	l.Resources.MemoryBytes = 64 << 20
+	h, err := e.Start(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := wait(t, e, h)
+	out := logs(t, e, h)
+	if _, err := memoryLimitAvailable(); err == nil {
+		if ex.Reason != forge.ReasonOOM {
+			t.Fatalf("a job over its memory limit ended %+v, want reason oom\n%s", ex, out)
+		}
+		t.Logf("over its limit: %+v", ex)
+		return
+	}
+	if ex.Reason != forge.ReasonExited || ex.Code != 0 || !strings.Contains(out, "memory limit not enforced") {
+		t.Fatalf("without cgroup v2: %+v, log:\n%s", ex, out)
+	}
+	t.Logf("no cgroup v2 memory controller here: %+v, log: %s", ex, out)
+}
+
+// memoryLimitAvailable says whether this machine can enforce memory limits.
+func memoryLimitAvailable() (bool, error) {
+	dir, err := memoryLimit(cgroupRoot, "probe-"+strconv.Itoa(os.Getpid()), 1<<30)
+	if err != nil {
+		return false, err
+	}
+	os.Remove(dir)
+	return true, nil
 }

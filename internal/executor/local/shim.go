@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,10 +32,18 @@ type exitRecord struct {
 // Shim runs one job process: it leads the process group, writes the
 // process's output with timestamps to the log, and its exit to a file. The
 // server may die and restart meanwhile: nothing here depends on it. args are
-// LOG EXITFILE PREFIX -- CMD ARGS...; it returns the shim's exit status.
+// [--memory-max BYTES] LOG EXITFILE PREFIX -- CMD ARGS...; it returns the
+// shim's exit status. With --memory-max, the process runs in a cgroup v2
+// group of its own with that limit, where the machine has cgroup v2: over
+// it, the kernel kills the process and the exit records an OOM.
 func Shim(args []string) int {
+	var memMax int64
+	if len(args) > 1 && args[0] == "--memory-max" {
+		memMax, _ = strconv.ParseInt(args[1], 10, 64)
+		args = args[2:]
+	}
 	if len(args) < 5 || args[3] != "--" {
-		fmt.Fprintln(os.Stderr, "usage: job-shim LOG EXITFILE PREFIX -- CMD ARGS...")
+		fmt.Fprintln(os.Stderr, "usage: job-shim [--memory-max BYTES] LOG EXITFILE PREFIX -- CMD ARGS...")
 		return 2
 	}
 	logPath, exitPath, prefix, argv := args[0], args[1], args[2], args[4:]
@@ -49,10 +58,32 @@ func Shim(args []string) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 
-	oomBefore := oomKills()
-	rec := run(argv, logf, prefix)
-	if rec.Signal == int(syscall.SIGKILL) && oomKills() > oomBefore {
+	oomKillsNow := oomKills
+	var started func(pid int)
+	if memMax > 0 {
+		group, err := memoryLimit(cgroupRoot, filepath.Base(filepath.Dir(exitPath))+"-"+filepath.Base(exitPath), memMax)
+		if err != nil {
+			fmt.Fprintf(logf, "%s [forge] memory limit not enforced (%v)\n", time.Now().UTC().Format(time.RFC3339Nano), err)
+		} else {
+			oomKillsNow = func() int64 { return groupOOMKills(group) }
+			// Only the job's process goes in the group, so the OOM killer
+			// never picks the shim that records how the job ended.
+			started = func(pid int) {
+				if err := joinGroup(group, pid); err != nil {
+					fmt.Fprintf(logf, "%s [forge] memory limit not enforced (%v)\n", time.Now().UTC().Format(time.RFC3339Nano), err)
+				}
+			}
+			defer removeGroup(group)
+		}
+	}
+	oomBefore := oomKillsNow()
+	rec := run(argv, logf, prefix, started)
+	if rec.Signal == int(syscall.SIGKILL) && oomKillsNow() > oomBefore {
 		rec.OOM = true
+		rec.Msg = "killed by the kernel: out of memory"
+		if memMax > 0 {
+			rec.Msg += fmt.Sprintf(" (limit %d MiB)", memMax>>20)
+		}
 	}
 	rec.At = time.Now().UnixNano()
 	if err := writeExit(exitPath, rec); err != nil {
@@ -62,7 +93,7 @@ func Shim(args []string) int {
 	return 0
 }
 
-func run(argv []string, logf *os.File, prefix string) exitRecord {
+func run(argv []string, logf *os.File, prefix string, started func(pid int)) exitRecord {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return exitRecord{Code: 127, Msg: err.Error()}
@@ -83,6 +114,9 @@ func run(argv []string, logf *os.File, prefix string) exitRecord {
 		line := stamp(time.Now(), prefix, "cannot start process: "+err.Error())
 		logf.Write(line)
 		return exitRecord{Code: 127, Msg: "cannot start process: " + err.Error()}
+	}
+	if started != nil {
+		started(cmd.Process.Pid)
 	}
 	copied := make(chan struct{}, 2)
 	for _, r := range []*os.File{outR, errR} {
