@@ -17,12 +17,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +27,7 @@ import (
 	"time"
 
 	"github.com/forge-mlops/forge/api"
+	"github.com/forge-mlops/forge/bench/forgeproc"
 )
 
 type options struct {
@@ -67,12 +65,12 @@ func main() {
 func run(ctx context.Context, o options) error {
 	url := o.server
 	if url == "" {
-		p, err := startForge(ctx, o.forge)
+		p, err := forgeproc.Start(ctx, o.forge)
 		if err != nil {
 			return err
 		}
-		defer p.stop()
-		url = p.url
+		defer p.Stop()
+		url = p.URL
 	}
 	c := api.NewClient(url, "")
 	for _, sc := range strings.Split(o.scenarios, ",") {
@@ -262,71 +260,4 @@ func follow(ctx context.Context, c *api.Client, url string, o options) error {
 			tc.name, writeRate, float64(logSize)/1e6, float64(logSize)/1e6/wsecs, wsecs, float64(got)/1e6, got == logSize, took.Seconds(), lag.Round(time.Millisecond), exitAt.Sub(endAt).Round(time.Millisecond))
 	}
 	return nil
-}
-
-type forgeProc struct {
-	cmd   *exec.Cmd
-	dir   string
-	url   string
-	waitc <-chan error
-}
-
-// startForge runs `forge server` on a free port and waits until /readyz answers.
-func startForge(ctx context.Context, bin string) (*forgeProc, error) {
-	if _, err := exec.LookPath(bin); err != nil {
-		return nil, fmt.Errorf("-forge %s: %w (build it: go build -o /tmp/forge-bench ./cmd/forge)", bin, err)
-	}
-	dir, err := os.MkdirTemp("", "forge-bench-jobs-")
-	if err != nil {
-		return nil, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(bin, "server", "--data-dir", filepath.Join(dir, "data"), "--addr", addr, "--grpc-addr", "127.0.0.1:0", "--log-level", "warn")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	p := &forgeProc{cmd: cmd, dir: dir, url: "http://" + addr, waitc: exited}
-	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("forge server exited before it was ready: %v", err)
-		case <-ctx.Done():
-			p.stop()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if resp, err := hc.Get(p.url + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
-	}
-	p.stop()
-	return nil, errors.New("forge server not ready after 30s")
-}
-
-// stop sends SIGTERM, waits for the drain (bounded), and removes the data dir.
-func (p *forgeProc) stop() {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.waitc:
-	case <-time.After(20 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.waitc
-	}
-	os.RemoveAll(p.dir)
 }

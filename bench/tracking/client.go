@@ -9,11 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/forge-mlops/forge/api"
@@ -175,76 +171,4 @@ func checkLoopback(base string) error {
 		return fmt.Errorf("-server %q: the benchmark only talks to a loopback address (127.0.0.1)", base)
 	}
 	return nil
-}
-
-// forgeProc is a `forge server` this program started on a temp data dir.
-type forgeProc struct {
-	cmd   *exec.Cmd
-	dir   string
-	url   string
-	waitc <-chan error
-}
-
-// startForge runs `forge server` on a free port and waits until /readyz answers.
-func startForge(ctx context.Context, bin, db string) (*forgeProc, error) {
-	if _, err := exec.LookPath(bin); err != nil {
-		return nil, fmt.Errorf("-forge %s: %w (build it: go build -o /tmp/forge ./cmd/forge)", bin, err)
-	}
-	dir, err := os.MkdirTemp("", "forge-bench-")
-	if err != nil {
-		return nil, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	addr := l.Addr().String()
-	l.Close()
-	args := []string{"server", "--data-dir", filepath.Join(dir, "data"), "--addr", addr, "--grpc-addr", "127.0.0.1:0", "--log-level", "warn"}
-	if db != "" {
-		args = append(args, "--db", db)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	p := &forgeProc{cmd: cmd, dir: dir, url: "http://" + addr, waitc: exited}
-	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("forge server exited before it was ready: %v", err)
-		case <-ctx.Done():
-			p.stop()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if resp, err := hc.Get(p.url + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
-	}
-	p.stop()
-	return nil, fmt.Errorf("forge server not ready after 30s")
-}
-
-// stop sends SIGTERM, waits for the drain (bounded), and removes the data dir.
-func (p *forgeProc) stop() {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.waitc:
-	case <-time.After(20 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.waitc
-	}
-	os.RemoveAll(p.dir)
 }

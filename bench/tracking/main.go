@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/forge-mlops/forge/bench/forgeproc"
 )
 
 // mlflowSeconds are MLflow 2.12.2's server (SQLite backend, 2 gunicorn
@@ -82,13 +84,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	defer cancel()
 
 	if o.start {
-		p, err := startForge(ctx, o.forge, o.db)
+		var extra []string
+		if o.db != "" {
+			extra = []string{"--db", o.db}
+		}
+		p, err := forgeproc.Start(ctx, o.forge, extra...)
 		if err != nil {
 			return err
 		}
-		defer p.stop()
-		o.server = p.url
-		fmt.Fprintf(out, "started %s server on %s (data dir %s)\n", o.forge, p.url, p.dir)
+		defer p.Stop()
+		o.server = p.URL
+		fmt.Fprintf(out, "started %s server on %s (data dir %s)\n", o.forge, p.URL, p.DataDir())
 	}
 	if err := checkLoopback(o.server); err != nil {
 		return err
