@@ -51,7 +51,11 @@ func TestConformance(t *testing.T) {
 			if out, err := c.Command(context.Background(), "scancel", h.Job).CombinedOutput(); err != nil {
 				t.Fatalf("scancel: %v: %s", err, out)
 			}
+			// A job id and a folder nothing knows: the cancelled job may still
+			// write its exit file into its own folder, which would make it
+			// look ended, not lost.
 			h.Job = "900000" + h.Job
+			h.Dir = t.TempDir()
 			b, _ := json.Marshal(h)
 			return forge.Handle(b)
 		},
