@@ -141,8 +141,12 @@ func TestRestartWithoutItsExecutor(t *testing.T) {
 	if s := b.final(t, stays.ID); s.State != Succeeded {
 		t.Fatalf("job on local = %+v", s)
 	}
-	// Its processes are the operator's to stop: clean up here.
-	b.exec.Cancel(context.Background(), g.Attempts[0].Handle, forge.ReasonCancelled)
+	// Its processes are the operator's to stop: clean up here, and wait for
+	// them to end before the temp folders are removed.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b.exec.Cancel(ctx, g.Attempts[0].Handle, forge.ReasonCancelled)
+	b.exec.Wait(ctx, g.Attempts[0].Handle)
 }
 
 func TestExecutorsHTTP(t *testing.T) {
