@@ -99,6 +99,9 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
+		if strings.HasPrefix(commands[n].summary, "(internal)") {
+			continue // run by forge itself, not by people
+		}
 		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun `forge COMMAND -h` for a command's flags.")
