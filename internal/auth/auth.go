@@ -96,24 +96,34 @@ func (t *Tokens) Revoke(ctx context.Context, name string) error {
 	return nil
 }
 
-// Check says whether secret is a live token: nil, Unauthorized (unknown) or
-// Forbidden (revoked).
-func (t *Tokens) Check(ctx context.Context, secret string) error {
+// Check says whether secret is a live token and returns its name; the error
+// is Unauthorized (none or unknown) or Forbidden (revoked).
+func (t *Tokens) Check(ctx context.Context, secret string) (string, error) {
 	if secret == "" {
-		return forge.Errorf(forge.Unauthorized, "authentication required: send Authorization: Bearer <token>")
+		return "", forge.Errorf(forge.Unauthorized, "authentication required: send Authorization: Bearer <token>")
 	}
+	var name string
 	var revoked sql.NullInt64
-	err := t.db.QueryRow(ctx, "SELECT revoked_at FROM tokens WHERE hash = ?", hash(secret)).Scan(&revoked)
+	err := t.db.QueryRow(ctx, "SELECT name, revoked_at FROM tokens WHERE hash = ?", hash(secret)).Scan(&name, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
-		return forge.Errorf(forge.Unauthorized, "unknown token")
+		return "", forge.Errorf(forge.Unauthorized, "unknown token")
 	}
 	if err != nil {
-		return fmt.Errorf("check token: %w", err)
+		return "", fmt.Errorf("check token: %w", err)
 	}
 	if revoked.Valid {
-		return forge.Errorf(forge.Forbidden, "token has been revoked")
+		return "", forge.Errorf(forge.Forbidden, "token has been revoked")
 	}
-	return nil
+	return name, nil
+}
+
+type nameKey struct{}
+
+// TokenName is the name of the token the request was let in with, or ""
+// when access control is off.
+func TokenName(ctx context.Context) string {
+	name, _ := ctx.Value(nameKey{}).(string)
+	return name
 }
 
 // FromRequest takes the token from "Authorization: Bearer T" or from Basic
@@ -142,14 +152,15 @@ func (t *Tokens) Middleware(log *slog.Logger, open ...string) httpapi.Middleware
 				next.ServeHTTP(w, r)
 				return
 			}
-			if err := t.Check(r.Context(), FromRequest(r)); err != nil {
+			name, err := t.Check(r.Context(), FromRequest(r))
+			if err != nil {
 				if forge.KindOf(err) == forge.Unauthorized {
 					w.Header().Set("WWW-Authenticate", `Bearer realm="forge"`)
 				}
 				httpapi.WriteError(w, r, log, err)
 				return
 			}
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), nameKey{}, name)))
 		})
 	}
 }

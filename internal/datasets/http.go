@@ -136,16 +136,11 @@ func (a *API) add(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, status, map[string]any{"version": v, "created": created})
 }
 
-// creator names who adds a version: the token's name when the request
-// carries one the server knows, else the user name the client reports.
+// creator names who adds a version: the token's name when access control
+// let the request in with one, else the user name the client reports.
 func (a *API) creator(r *http.Request) string {
-	if secret := auth.FromRequest(r); secret != "" {
-		// The tokens table keys tokens by the sha256 of the secret.
-		h := sha256.Sum256([]byte(secret))
-		var name string
-		if err := a.svc.db.QueryRow(r.Context(), "SELECT name FROM tokens WHERE hash = ?", hex.EncodeToString(h[:])).Scan(&name); err == nil {
-			return "token:" + name
-		}
+	if name := auth.TokenName(r.Context()); name != "" {
+		return "token:" + name
 	}
 	return strings.TrimSpace(r.Header.Get("X-Forge-User"))
 }
