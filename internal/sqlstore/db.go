@@ -293,16 +293,15 @@ func NotFound(err error, format string, args ...any) error {
 	return err
 }
 
-// InStrings returns the condition "col is one of values" with a single
-// parameter: a JSON array read by json_each on SQLite, an array on
-// PostgreSQL. A statement with a thousand placeholders costs more to parse
-// than to run.
-func (db *DB) InStrings(col string, values []string) (string, any) {
+// StringsTable returns a table expression of values with columns i (the
+// position in values, from 0) and v (the value), bound to a single argument,
+// for joining a table to a list of keys of any length.
+func (db *DB) StringsTable(values []string) (string, any) {
 	if db.dialect == Postgres {
-		return col + " = ANY(?)", values
+		return "(SELECT u.i - 1 AS i, u.v FROM unnest(?::text[]) WITH ORDINALITY AS u(v, i))", values
 	}
 	b, _ := json.Marshal(values)
-	return col + " IN (SELECT value FROM json_each(?))", string(b)
+	return "(SELECT key AS i, value AS v FROM json_each(?))", string(b)
 }
 
 // Placeholders returns "?, ?, ?" with n marks, for IN lists.

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/filter"
@@ -183,68 +186,95 @@ func (s *Store) queryRuns(ctx context.Context, q string, args ...any) ([]Run, er
 }
 
 // loadRunData fills params, tags, latest metrics and inputs of runs, with
-// one query per table per chunk of runs.
+// one query per table per chunk of runs, the four at once on separate
+// reader connections. Each query joins its table to the list of run ids and
+// returns a row's position in that list, so a row finds its run by index
+// instead of by comparing ids. Each query fills one field of the runs, so
+// they do not race.
 func (s *Store) loadRunData(ctx context.Context, runs []Run) error {
 	const chunk = 5000 // a page may hold 50,000 runs: load them in parts
 	for start := 0; start < len(runs); start += chunk {
 		part := runs[start:min(start+chunk, len(runs))]
-		idx := make(map[string]*Run, len(part))
 		ids := make([]string, len(part))
 		for i := range part {
-			idx[part[i].ID] = &part[i]
 			ids[i] = part[i].ID
 		}
-		cond, arg := s.db.InStrings("run_uuid", ids)
+		list, arg := s.db.StringsTable(ids)
 		args := []any{arg}
-		if err := s.eachRow(ctx, "SELECT run_uuid, key, value FROM params WHERE "+cond+" ORDER BY key", args, func(sc scanner) error {
-			var id string
-			var kv KV
-			if err := sc.Scan(&id, &kv.Key, &kv.Value); err != nil {
-				return err
-			}
-			idx[id].Params = append(idx[id].Params, kv)
-			return nil
-		}); err != nil {
-			return err
+		query := func(cols, table string) string {
+			return "SELECT j.i, " + cols + " FROM " + list + " j JOIN " + table + " t ON t.run_uuid = j.v"
 		}
-		if err := s.eachRow(ctx, "SELECT run_uuid, key, value FROM tags WHERE "+cond+" ORDER BY key", args, func(sc scanner) error {
-			var id string
-			var kv KV
-			if err := sc.Scan(&id, &kv.Key, &kv.Value); err != nil {
-				return err
-			}
-			idx[id].Tags = append(idx[id].Tags, kv)
-			return nil
-		}); err != nil {
-			return err
-		}
-		if err := s.eachRow(ctx, "SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics WHERE "+cond+" ORDER BY key", args, func(sc scanner) error {
-			var id string
-			var m Metric
-			var isNaN bool
-			if err := sc.Scan(&id, &m.Key, &m.Value, &isNaN, &m.Timestamp, &m.Step); err != nil {
-				return err
-			}
-			m.Value = loadedValue(m.Value, isNaN)
-			idx[id].Metrics = append(idx[id].Metrics, m)
-			return nil
-		}); err != nil {
-			return err
-		}
-		if err := s.eachRow(ctx, "SELECT run_uuid, dataset_name, dataset_digest, source_type, source, schema, profile, tags_json FROM run_inputs WHERE "+cond+" ORDER BY dataset_name", args, func(sc scanner) error {
-			var id, tags string
-			var d DatasetInput
-			if err := sc.Scan(&id, &d.Name, &d.Digest, &d.SourceType, &d.Source, &d.Schema, &d.Profile, &tags); err != nil {
-				return err
-			}
-			json.Unmarshal([]byte(tags), &d.Tags)
-			idx[id].Inputs = append(idx[id].Inputs, d)
-			return nil
-		}); err != nil {
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error {
+			return s.eachRow(gctx, query("t.key, t.value", "params"), args, func(sc scanner) error {
+				var i int
+				var kv KV
+				if err := sc.Scan(&i, &kv.Key, &kv.Value); err != nil {
+					return err
+				}
+				part[i].Params = append(part[i].Params, kv)
+				return nil
+			})
+		})
+		g.Go(func() error {
+			return s.eachRow(gctx, query("t.key, t.value", "tags"), args, func(sc scanner) error {
+				var i int
+				var kv KV
+				if err := sc.Scan(&i, &kv.Key, &kv.Value); err != nil {
+					return err
+				}
+				part[i].Tags = append(part[i].Tags, kv)
+				return nil
+			})
+		})
+		g.Go(func() error {
+			return s.eachRow(gctx, query("t.key, t.value, t.is_nan, t.timestamp, t.step", "latest_metrics"), args, func(sc scanner) error {
+				var i int
+				var m Metric
+				var isNaN bool
+				if err := sc.Scan(&i, &m.Key, &m.Value, &isNaN, &m.Timestamp, &m.Step); err != nil {
+					return err
+				}
+				m.Value = loadedValue(m.Value, isNaN)
+				part[i].Metrics = append(part[i].Metrics, m)
+				return nil
+			})
+		})
+		g.Go(func() error {
+			return s.eachRow(gctx, query("t.dataset_name, t.dataset_digest, t.source_type, t.source, t.schema, t.profile, t.tags_json", "run_inputs"), args, func(sc scanner) error {
+				var i int
+				var tags string
+				var d DatasetInput
+				if err := sc.Scan(&i, &d.Name, &d.Digest, &d.SourceType, &d.Source, &d.Schema, &d.Profile, &tags); err != nil {
+					return err
+				}
+				json.Unmarshal([]byte(tags), &d.Tags)
+				part[i].Inputs = append(part[i].Inputs, d)
+				return nil
+			})
+		})
+		if err := g.Wait(); err != nil {
 			return err
 		}
 	}
+	for i := range runs {
+		sortByKey(runs[i].Params, func(kv KV) string { return kv.Key })
+		sortByKey(runs[i].Tags, func(kv KV) string { return kv.Key })
+		sortByKey(runs[i].Metrics, func(m Metric) string { return m.Key })
+		sortByKey(runs[i].Inputs, func(d DatasetInput) string { return d.Name })
+	}
 	return nil
+}
+
+// sortByKey puts a run's entries in key order, as MLflow returns them. They
+// usually come from the primary key's index in that order already, but SQL
+// promises no order without ORDER BY, and a sort in the database costs more
+// than this check.
+func sortByKey[T any](xs []T, key func(T) string) {
+	cmp := func(a, b T) int { return strings.Compare(key(a), key(b)) }
+	if !slices.IsSortedFunc(xs, cmp) {
+		slices.SortStableFunc(xs, cmp)
+	}
 }
 
 type scanner interface{ Scan(...any) error }

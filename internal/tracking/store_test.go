@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -300,6 +301,73 @@ func TestSearchRuns(t *testing.T) {
 		del, _, _ := s.SearchRuns(ctx, tracking.Query{ExperimentIDs: []string{"0"}, View: tracking.DeletedOnly})
 		if len(del) != 1 || del[0].ID != runs[0].ID {
 			t.Errorf("deleted view: %v", names(del))
+		}
+	})
+}
+
+// TestSearchRunsData checks that every run of a search comes back with its
+// own params, tags, metrics and inputs (the loader matches rows to runs by
+// position in the page), each in key order whatever order they were logged in.
+func TestSearchRunsData(t *testing.T) {
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		s := tracking.New(db)
+		exp, err := s.CreateExperiment(ctx, "data", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]tracking.Run{}
+		for i := range 30 {
+			r, err := s.CreateRun(ctx, tracking.CreateRunOptions{ExperimentID: exp, Name: fmt.Sprintf("r%d", i), StartTime: int64(i)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := fmt.Sprint(i)
+			// Logged out of key order, and a different number of each per run.
+			params := []tracking.KV{{"z", v}, {"a", v}, {"m", v}}[:1+i%3]
+			tags := []tracking.KV{{"y", v}, {"b", v}}
+			metrics := []tracking.Metric{{Key: "w", Value: float64(i), Timestamp: 1}, {Key: "c", Value: -float64(i), Timestamp: 2, Step: 3}}[:i%3]
+			if err := s.LogBatch(ctx, r.ID, metrics, params, tags); err != nil {
+				t.Fatal(err)
+			}
+			if i%4 == 0 {
+				ins := []tracking.DatasetInput{{Name: "zeta", Digest: "d" + v, SourceType: "forge", Source: "s"}, {Name: "alpha", Digest: "d" + v, SourceType: "forge", Source: "s"}}
+				if err := s.LogInputs(ctx, r.ID, ins); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := s.GetRun(ctx, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want[r.ID] = got
+			keys := func(kvs []tracking.KV) []string {
+				var out []string
+				for _, kv := range kvs {
+					out = append(out, kv.Key)
+				}
+				return out
+			}
+			if ks := keys(got.Params); !sort.StringsAreSorted(ks) || len(ks) != 1+i%3 || got.Params[0].Value != v {
+				t.Fatalf("run %d params: %+v", i, got.Params)
+			}
+			if ks := keys(got.Tags); !sort.StringsAreSorted(ks) || !slices.Contains(got.Tags, tracking.KV{Key: "b", Value: v}) {
+				t.Fatalf("run %d tags: %+v", i, got.Tags)
+			}
+			if len(got.Metrics) != i%3 || (len(got.Metrics) == 2 && (got.Metrics[0].Key != "c" || got.Metrics[0].Value != -float64(i) || got.Metrics[0].Step != 3)) {
+				t.Fatalf("run %d metrics: %+v", i, got.Metrics)
+			}
+			if i%4 == 0 && (len(got.Inputs) != 2 || got.Inputs[0].Name != "alpha" || got.Inputs[0].Digest != "d"+v) {
+				t.Fatalf("run %d inputs: %+v", i, got.Inputs)
+			}
+		}
+		rs, _, err := s.SearchRuns(ctx, tracking.Query{ExperimentIDs: []string{exp}})
+		if err != nil || len(rs) != 30 {
+			t.Fatalf("search: %d runs, %v", len(rs), err)
+		}
+		for _, r := range rs {
+			if diff := cmp.Diff(want[r.ID], r); diff != "" {
+				t.Errorf("run %s from search differs from GetRun (-get +search):\n%s", r.Name, diff)
+			}
 		}
 	})
 }
