@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/forge-mlops/forge/api"
 )
 
@@ -82,7 +84,7 @@ func (c *client) do(req *http.Request, out any) error {
 	if out == nil {
 		return nil
 	}
-	return json.Unmarshal(b, out)
+	return jsonv2.Unmarshal(b, out) // as api.Client decodes
 }
 
 func (c *client) createExperiment(ctx context.Context, name string) (string, error) {
