@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/onnx"
@@ -31,6 +32,13 @@ type Session struct {
 	// mu keeps Close from freeing the C session under a running Run.
 	mu     sync.RWMutex
 	ortSes *ortgo.DynamicAdvancedSession // nil once closed
+
+	// Kept input and output values by batch size (pool.go): poolable when
+	// the signature allows it, unpooled once a run showed this model's
+	// outputs do not follow the batch size after all.
+	poolable bool
+	unpooled atomic.Bool
+	pools    pools
 }
 
 // Load creates a session for the ONNX model in model, whose signature (from
@@ -63,7 +71,7 @@ func Load(model []byte, sig onnx.Signature, opts Options) (*Session, error) {
 		}
 	}
 
-	s := &Session{sig: sig, inputAt: make(map[string]int, len(sig.Inputs))}
+	s := &Session{sig: sig, inputAt: make(map[string]int, len(sig.Inputs)), poolable: poolable(sig)}
 	inNames := make([]string, len(sig.Inputs))
 	for i, t := range sig.Inputs {
 		inNames[i] = t.Name
@@ -92,6 +100,7 @@ func (s *Session) Close() error {
 	if s.ortSes == nil {
 		return nil
 	}
+	s.pools.drain()
 	err := s.ortSes.Destroy()
 	s.ortSes = nil
 	if err != nil {
@@ -105,6 +114,24 @@ func (s *Session) Close() error {
 // signature give a forge.Invalid error saying what was expected. The input
 // slices are read, never kept or modified.
 func (s *Session) Run(inputs []Tensor) ([]Tensor, error) {
+	n, pooled := s.batchOf(inputs)
+	if pooled {
+		if out, ok := s.runPooled(n, inputs); ok {
+			return out, nil
+		}
+	}
+	out, err := s.run(inputs)
+	if pooled && err == nil {
+		// The pooled run failed where the general one did not: the outputs
+		// do not follow the batch size; stop trying.
+		s.unpooled.Store(true)
+	}
+	return out, err
+}
+
+// run is Run with values made for this call and outputs allocated by ONNX
+// Runtime.
+func (s *Session) run(inputs []Tensor) ([]Tensor, error) {
 	values := make([]ortgo.Value, len(s.sig.Inputs))
 	defer func() {
 		for _, v := range values {

@@ -39,6 +39,10 @@ type dtype struct {
 	// length returns the slice's length, and false if data is another type.
 	length   func(data any) (int, bool)
 	newValue func(shape ortgo.Shape, data any) (ortgo.Value, error)
+	// make, copy and clone serve pooled runs (numeric types only).
+	make  func(n int) any
+	copy  func(dst, src any)
+	clone func(src any) any
 }
 
 var dtypes = map[string]dtype{
@@ -83,6 +87,9 @@ func numeric[T ortgo.TensorData]() dtype {
 			// No copy: ONNX Runtime reads the Go slice in place.
 			return ortgo.NewTensor(shape, d)
 		},
+		make:  func(n int) any { return make([]T, n) },
+		copy:  func(dst, src any) { copy(dst.([]T), src.([]T)) },
+		clone: func(src any) any { return append([]T(nil), src.([]T)...) },
 	}
 }
 
