@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +65,14 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 		return usageError{"forge serve needs one of --model-repo DIR or --server URL"}
 	}
 	log := newLogger(c.stderr, cfg.LogFormat, cfg.LogLevel).With("sys", "serve")
+	if _, set := os.LookupEnv("GOGC"); !set {
+		// The replica's Go heap is small (models live in ONNX Runtime's C
+		// memory) and nearly all garbage is per request, so the default
+		// target (collect at twice the live heap) collects dozens of times
+		// a second under load. At 5x: about 5% more requests/s on the
+		// serving benchmark, for a few MB more heap. GOGC still overrides.
+		debug.SetGCPercent(400)
+	}
 	lib := cfg.ONNXRuntimeLib
 	if lib == "" {
 		if home, err := os.UserHomeDir(); err == nil {
