@@ -17,10 +17,13 @@ import (
 // and copies the request's data in and the results out.
 const (
 	// poolMaxElems bounds the elements of one binding's inputs and outputs
-	// together (256 KiB of float32): larger runs are dominated by compute.
-	poolMaxElems = 1 << 16
-	// poolMaxSizes bounds how many batch sizes a session keeps values for.
+	// together (64 KiB of float32): larger runs are dominated by compute.
+	poolMaxElems = 1 << 14
+	// poolMaxSizes bounds how many batch sizes a session keeps values for,
+	// and poolMaxKept how many bindings of one size: at most 16 x 8
+	// bindings of 128 KiB (8-byte types), 16 MiB, per session.
 	poolMaxSizes = 16
+	poolMaxKept  = 8
 )
 
 // binding is one set of ONNX Runtime values for a batch size, over Go slices
@@ -52,7 +55,7 @@ func (p *pools) get(s *Session, n int64) (*binding, bool) {
 		if p.sizes == nil {
 			p.sizes = map[int64]chan *binding{}
 		}
-		c = make(chan *binding, min(max(2*runtime.GOMAXPROCS(0), 4), 32))
+		c = make(chan *binding, min(max(runtime.GOMAXPROCS(0), 2), poolMaxKept))
 		p.sizes[n] = c
 		ok = true
 	}

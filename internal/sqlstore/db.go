@@ -90,7 +90,9 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	// killed (the WAL is in the OS page cache); only a power cut can lose the
 	// last commits. That keeps a write at tens of microseconds, not an fsync.
 	// LIKE is case-sensitive, as in PostgreSQL and MLflow; ILIKE is LOWER() LIKE LOWER().
-	common := "_busy_timeout=10000&_foreign_keys=on&_synchronous=NORMAL&_cslike=true"
+	// Each connection keeps its last 128 prepared statements: parsing SQL
+	// again was a sixth of the server's CPU when creating runs.
+	common := "_busy_timeout=10000&_foreign_keys=on&_synchronous=NORMAL&_cslike=true&_stmt_cache_size=128"
 	w, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_txlock=immediate&"+common)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)

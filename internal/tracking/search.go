@@ -186,11 +186,11 @@ func (s *Store) queryRuns(ctx context.Context, q string, args ...any) ([]Run, er
 }
 
 // loadRunData fills params, tags, latest metrics and inputs of runs, with
-// one query per table per chunk of runs, the four at once on separate
-// reader connections. Each query joins its table to the list of run ids and
-// returns a row's position in that list, so a row finds its run by index
-// instead of by comparing ids. Each query fills one field of the runs, so
-// they do not race.
+// one query per table per chunk of runs (at once on separate reader
+// connections for a large page, see runLoads). Each query joins its table
+// to the list of run ids and returns a row's position in that list, so a
+// row finds its run by index instead of by comparing ids. Each query fills
+// one field of the runs, so they do not race.
 func (s *Store) loadRunData(ctx context.Context, runs []Run) error {
 	const chunk = 5000 // a page may hold 50,000 runs: load them in parts
 	for start := 0; start < len(runs); start += chunk {
@@ -204,9 +204,8 @@ func (s *Store) loadRunData(ctx context.Context, runs []Run) error {
 		query := func(cols, table string) string {
 			return "SELECT j.i, " + cols + " FROM " + list + " j JOIN " + table + " t ON t.run_uuid = j.v"
 		}
-		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() error {
-			return s.eachRow(gctx, query("t.key, t.value", "params"), args, func(sc scanner) error {
+		loads := []func(context.Context) error{func(ctx context.Context) error {
+			return s.eachRow(ctx, query("t.key, t.value", "params"), args, func(sc scanner) error {
 				var i int
 				var kv KV
 				if err := sc.Scan(&i, &kv.Key, &kv.Value); err != nil {
@@ -215,9 +214,8 @@ func (s *Store) loadRunData(ctx context.Context, runs []Run) error {
 				part[i].Params = append(part[i].Params, kv)
 				return nil
 			})
-		})
-		g.Go(func() error {
-			return s.eachRow(gctx, query("t.key, t.value", "tags"), args, func(sc scanner) error {
+		}, func(ctx context.Context) error {
+			return s.eachRow(ctx, query("t.key, t.value", "tags"), args, func(sc scanner) error {
 				var i int
 				var kv KV
 				if err := sc.Scan(&i, &kv.Key, &kv.Value); err != nil {
@@ -226,9 +224,8 @@ func (s *Store) loadRunData(ctx context.Context, runs []Run) error {
 				part[i].Tags = append(part[i].Tags, kv)
 				return nil
 			})
-		})
-		g.Go(func() error {
-			return s.eachRow(gctx, query("t.key, t.value, t.is_nan, t.timestamp, t.step", "latest_metrics"), args, func(sc scanner) error {
+		}, func(ctx context.Context) error {
+			return s.eachRow(ctx, query("t.key, t.value, t.is_nan, t.timestamp, t.step", "latest_metrics"), args, func(sc scanner) error {
 				var i int
 				var m Metric
 				var isNaN bool
@@ -239,9 +236,8 @@ func (s *Store) loadRunData(ctx context.Context, runs []Run) error {
 				part[i].Metrics = append(part[i].Metrics, m)
 				return nil
 			})
-		})
-		g.Go(func() error {
-			return s.eachRow(gctx, query("t.dataset_name, t.dataset_digest, t.source_type, t.source, t.schema, t.profile, t.tags_json", "run_inputs"), args, func(sc scanner) error {
+		}, func(ctx context.Context) error {
+			return s.eachRow(ctx, query("t.dataset_name, t.dataset_digest, t.source_type, t.source, t.schema, t.profile, t.tags_json", "run_inputs"), args, func(sc scanner) error {
 				var i int
 				var tags string
 				var d DatasetInput
@@ -252,8 +248,8 @@ func (s *Store) loadRunData(ctx context.Context, runs []Run) error {
 				part[i].Inputs = append(part[i].Inputs, d)
 				return nil
 			})
-		})
-		if err := g.Wait(); err != nil {
+		}}
+		if err := runLoads(ctx, len(part), loads); err != nil {
 			return err
 		}
 	}
@@ -264,6 +260,25 @@ func (s *Store) loadRunData(ctx context.Context, runs []Run) error {
 		sortByKey(runs[i].Inputs, func(d DatasetInput) string { return d.Name })
 	}
 	return nil
+}
+
+// runLoads runs the loaders of a page of n runs: one after the other for a
+// few runs (GetRun, small pages), where goroutines and extra connections
+// cost more than they save; at once on separate connections for more.
+func runLoads(ctx context.Context, n int, loads []func(context.Context) error) error {
+	if n < 50 {
+		for _, load := range loads {
+			if err := load(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, load := range loads {
+		g.Go(func() error { return load(gctx) })
+	}
+	return g.Wait()
 }
 
 // sortByKey puts a run's entries in key order, as MLflow returns them. They

@@ -316,7 +316,7 @@ func TestSearchRunsData(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := map[string]tracking.Run{}
-		for i := range 30 {
+		for i := range 60 { // over runLoads' threshold: the loads run at once
 			r, err := s.CreateRun(ctx, tracking.CreateRunOptions{ExperimentID: exp, Name: fmt.Sprintf("r%d", i), StartTime: int64(i)})
 			if err != nil {
 				t.Fatal(err)
@@ -361,7 +361,7 @@ func TestSearchRunsData(t *testing.T) {
 			}
 		}
 		rs, _, err := s.SearchRuns(ctx, tracking.Query{ExperimentIDs: []string{exp}})
-		if err != nil || len(rs) != 30 {
+		if err != nil || len(rs) != 60 {
 			t.Fatalf("search: %d runs, %v", len(rs), err)
 		}
 		for _, r := range rs {
