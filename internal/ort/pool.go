@@ -190,10 +190,15 @@ func (s *Session) batchOf(inputs []Tensor) (int64, bool) {
 
 func (s *Session) newBinding(n int64) (*binding, error) {
 	b := &binding{}
-	for _, t := range s.sig.Inputs {
+	// value makes one tensor of the signature, batched to n, over a new Go slice.
+	value := func(t onnx.Tensor) (ortgo.Value, any, []int64, error) {
 		shape := batchShape(t.Shape, n)
 		data := dtypes[t.Datatype].make(int(elementsOf(shape)))
 		v, err := dtypes[t.Datatype].newValue(ortgo.Shape(shape), data)
+		return v, data, shape, err
+	}
+	for _, t := range s.sig.Inputs {
+		v, data, _, err := value(t)
 		if err != nil {
 			b.destroy()
 			return nil, err
@@ -201,9 +206,7 @@ func (s *Session) newBinding(n int64) (*binding, error) {
 		b.in, b.inData = append(b.in, v), append(b.inData, data)
 	}
 	for _, t := range s.sig.Outputs {
-		shape := batchShape(t.Shape, n)
-		data := dtypes[t.Datatype].make(int(elementsOf(shape)))
-		v, err := dtypes[t.Datatype].newValue(ortgo.Shape(shape), data)
+		v, data, shape, err := value(t)
 		if err != nil {
 			b.destroy()
 			return nil, err

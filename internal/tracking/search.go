@@ -204,51 +204,51 @@ func (s *Store) loadRunData(ctx context.Context, runs []Run) error {
 		query := func(cols, table string) string {
 			return "SELECT j.i, " + cols + " FROM " + list + " j JOIN " + table + " t ON t.run_uuid = j.v"
 		}
-		loads := []func(context.Context) error{func(ctx context.Context) error {
-			return s.eachRow(ctx, query("t.key, t.value", "params"), args, func(sc scanner) error {
-				var i int
-				var kv KV
-				if err := sc.Scan(&i, &kv.Key, &kv.Value); err != nil {
-					return err
-				}
-				part[i].Params = append(part[i].Params, kv)
-				return nil
-			})
-		}, func(ctx context.Context) error {
-			return s.eachRow(ctx, query("t.key, t.value", "tags"), args, func(sc scanner) error {
-				var i int
-				var kv KV
-				if err := sc.Scan(&i, &kv.Key, &kv.Value); err != nil {
-					return err
-				}
-				part[i].Tags = append(part[i].Tags, kv)
-				return nil
-			})
-		}, func(ctx context.Context) error {
-			return s.eachRow(ctx, query("t.key, t.value, t.is_nan, t.timestamp, t.step", "latest_metrics"), args, func(sc scanner) error {
-				var i int
-				var m Metric
-				var isNaN bool
-				if err := sc.Scan(&i, &m.Key, &m.Value, &isNaN, &m.Timestamp, &m.Step); err != nil {
-					return err
-				}
-				m.Value = loadedValue(m.Value, isNaN)
-				part[i].Metrics = append(part[i].Metrics, m)
-				return nil
-			})
-		}, func(ctx context.Context) error {
-			return s.eachRow(ctx, query("t.dataset_name, t.dataset_digest, t.source_type, t.source, t.schema, t.profile, t.tags_json", "run_inputs"), args, func(sc scanner) error {
-				var i int
-				var tags string
-				var d DatasetInput
-				if err := sc.Scan(&i, &d.Name, &d.Digest, &d.SourceType, &d.Source, &d.Schema, &d.Profile, &tags); err != nil {
-					return err
-				}
-				json.Unmarshal([]byte(tags), &d.Tags)
-				part[i].Inputs = append(part[i].Inputs, d)
-				return nil
-			})
-		}}
+		// kvs loads the params or tags of the runs into field.
+		kvs := func(table string, field func(*Run) *[]KV) func(context.Context) error {
+			return func(ctx context.Context) error {
+				return s.eachRow(ctx, query("t.key, t.value", table), args, func(sc scanner) error {
+					var i int
+					var kv KV
+					if err := sc.Scan(&i, &kv.Key, &kv.Value); err != nil {
+						return err
+					}
+					f := field(&part[i])
+					*f = append(*f, kv)
+					return nil
+				})
+			}
+		}
+		loads := []func(context.Context) error{
+			kvs("params", func(r *Run) *[]KV { return &r.Params }),
+			kvs("tags", func(r *Run) *[]KV { return &r.Tags }),
+			func(ctx context.Context) error {
+				return s.eachRow(ctx, query("t.key, t.value, t.is_nan, t.timestamp, t.step", "latest_metrics"), args, func(sc scanner) error {
+					var i int
+					var m Metric
+					var isNaN bool
+					if err := sc.Scan(&i, &m.Key, &m.Value, &isNaN, &m.Timestamp, &m.Step); err != nil {
+						return err
+					}
+					m.Value = loadedValue(m.Value, isNaN)
+					part[i].Metrics = append(part[i].Metrics, m)
+					return nil
+				})
+			},
+			func(ctx context.Context) error {
+				return s.eachRow(ctx, query("t.dataset_name, t.dataset_digest, t.source_type, t.source, t.schema, t.profile, t.tags_json", "run_inputs"), args, func(sc scanner) error {
+					var i int
+					var tags string
+					var d DatasetInput
+					if err := sc.Scan(&i, &d.Name, &d.Digest, &d.SourceType, &d.Source, &d.Schema, &d.Profile, &tags); err != nil {
+						return err
+					}
+					json.Unmarshal([]byte(tags), &d.Tags)
+					part[i].Inputs = append(part[i].Inputs, d)
+					return nil
+				})
+			},
+		}
 		if err := runLoads(ctx, len(part), loads); err != nil {
 			return err
 		}
