@@ -257,6 +257,7 @@ func TestStartCreatesJobAndService(t *testing.T) {
 	v := newEnv(t)
 	e, _ := v.executor()
 	l := launch(2)
+	l.Timeout = 90*time.Second + 500*time.Millisecond
 	h, err := e.Start(context.Background(), l)
 	if err != nil {
 		t.Fatal(err)
@@ -265,6 +266,16 @@ func TestStartCreatesJobAndService(t *testing.T) {
 	j := v.job(name)
 	if *j.Spec.CompletionMode != batchv1.IndexedCompletion || *j.Spec.Parallelism != 2 || *j.Spec.Completions != 2 || *j.Spec.BackoffLimit != 0 {
 		t.Errorf("stored job spec: %+v", j.Spec)
+	}
+	if d := j.Spec.ActiveDeadlineSeconds; d == nil || *d != 91 {
+		t.Errorf("activeDeadlineSeconds %v, want 91 (the timeout, rounded up)", d)
+	}
+	h1, err := e.Start(context.Background(), launch(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := v.job(nameOf(t, h1)).Spec.ActiveDeadlineSeconds; d != nil {
+		t.Errorf("a job without a timeout got activeDeadlineSeconds %d", *d)
 	}
 	if j.Labels[LabelJobID] != l.JobID || j.Labels[LabelManagedBy] != ManagedBy {
 		t.Errorf("labels %v", j.Labels)

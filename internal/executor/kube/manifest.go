@@ -3,6 +3,7 @@ package kube
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -142,6 +143,13 @@ func (e *Executor) manifests(l *forge.Launch) (*batchv1.Job, *corev1.Service, er
 			PublishNotReadyAddresses: true,
 			Ports:                    []corev1.ServicePort{{Name: "master", Port: int32(e.cfg.MasterPort)}},
 		},
+	}
+	if l.Timeout > 0 {
+		// The cluster stops the Job past the timeout even while Forge is
+		// down; Forge's own supervisor stops it too (it ends as a timeout
+		// either way, see status.go).
+		secs := int64(math.Ceil(l.Timeout.Seconds()))
+		job.Spec.ActiveDeadlineSeconds = &secs
 	}
 	return job, svc, nil
 }
