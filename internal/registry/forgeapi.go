@@ -242,12 +242,16 @@ func (r *Registry) watch(req *http.Request) (any, error) {
 		return nil, err
 	}
 	for _, e := range evs {
-		ev := api.ModelEvent{Seq: e.Seq, Type: e.Type, Name: e.Model, Alias: e.Alias, Stage: e.Stage, OldName: e.OldName, Timestamp: e.Timestamp}
-		if e.Version > 0 {
-			ev.Version = strconv.FormatInt(e.Version, 10)
-		}
-		out.Events = append(out.Events, ev)
+		out.Events = append(out.Events, eventOut(e))
 		out.LastSeq = e.Seq
 	}
 	return out, nil
+}
+
+func eventOut(e Event) api.ModelEvent {
+	ev := api.ModelEvent{Seq: e.Seq, Type: e.Type, Name: e.Model, Alias: e.Alias, Stage: e.Stage, OldName: e.OldName, Timestamp: e.Timestamp}
+	if e.Version > 0 {
+		ev.Version = strconv.FormatInt(e.Version, 10)
+	}
+	return ev
 }

@@ -51,7 +51,14 @@ func (r *Registry) Register(mux *http.ServeMux) {
 	mux.Handle("POST /api/forge/v1/models/{name}/versions", httpapi.JSON(r.log, r.upload))
 	mux.Handle("GET /api/forge/v1/models/{name}/versions/{ref}", httpapi.JSON(r.log, r.detail))
 	mux.HandleFunc("GET /api/forge/v1/models/{name}/versions/{ref}/files/{path...}", r.serveFile)
-	mux.Handle("GET /api/forge/v1/models/watch", httpapi.JSON(r.log, r.watch))
+	watch := httpapi.JSON(r.log, r.watch)
+	mux.HandleFunc("GET /api/forge/v1/models/watch", func(w http.ResponseWriter, req *http.Request) {
+		if wantsStream(req) {
+			r.watchStream(w, req)
+			return
+		}
+		watch.ServeHTTP(w, req)
+	})
 }
 
 // decode reads a write request's JSON body. MLflow clients send DELETE

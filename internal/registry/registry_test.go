@@ -1,10 +1,12 @@
 package registry_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -291,6 +293,115 @@ func writeTemp(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// sseEvent is one server-sent event as a client reads it.
+type sseEvent struct{ id, event, data string }
+
+// readEvents reads server-sent events from r into a channel, skipping
+// comments and the retry field.
+func readEvents(r io.Reader) <-chan sseEvent {
+	ch := make(chan sseEvent, 16)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(r)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev != (sseEvent{}) {
+					ch <- ev
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "id: "):
+				ev.id = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				ev.event = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				ev.data = line[6:]
+			}
+		}
+	}()
+	return ch
+}
+
+// The watch as server-sent events: changes arrive as they happen on one
+// open response, and a reconnection with Last-Event-ID resumes after it.
+func TestWatchStream(t *testing.T) {
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		e := newEnv(t, db)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		open := func(lastID string) (*http.Response, <-chan sseEvent) {
+			t.Helper()
+			req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/api/forge/v1/models/watch", nil)
+			req.Header.Set("Accept", "text/event-stream")
+			if lastID != "" {
+				req.Header.Set("Last-Event-ID", lastID)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { resp.Body.Close() })
+			return resp, readEvents(resp.Body)
+		}
+		next := func(ch <-chan sseEvent) sseEvent {
+			t.Helper()
+			select {
+			case ev, ok := <-ch:
+				if !ok {
+					t.Fatal("the stream ended")
+				}
+				return ev
+			case <-time.After(10 * time.Second):
+				t.Fatal("no event within 10s")
+			}
+			return sseEvent{}
+		}
+		resp, events := open("")
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("stream answered %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		if _, err := e.client.UploadModelVersion(ctx, "s", []string{filepath.Join(fixtures, "mlp.onnx")}, api.UploadOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.client.SetModelAlias(ctx, "s", "prod", "1"); err != nil {
+			t.Fatal(err)
+		}
+		first, second := next(events), next(events)
+		var ev api.ModelEvent
+		if err := json.Unmarshal([]byte(second.data), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if first.event != "version_created" || second.event != "alias_set" || ev.Alias != "prod" || ev.Version != "1" || second.id != fmt.Sprint(ev.Seq) {
+			t.Fatalf("events %+v then %+v (%+v)", first, second, ev)
+		}
+		// A reconnection after the first event gets the second again, then new ones.
+		_, again := open(first.id)
+		if got := next(again); got != second {
+			t.Fatalf("resumed after %s: got %+v, want %+v", first.id, got, second)
+		}
+		if err := e.client.DeleteModelAlias(ctx, "s", "prod"); err != nil {
+			t.Fatal(err)
+		}
+		if a, b := next(events), next(again); a.event != "alias_deleted" || a != b {
+			t.Fatalf("after the alias was deleted: %+v and %+v", a, b)
+		}
+		// A bad Last-Event-ID is refused before the stream starts.
+		req, _ := http.NewRequest("GET", e.srv.URL+"/api/forge/v1/models/watch", nil)
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Last-Event-ID", "x")
+		bad, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad.Body.Close()
+		if bad.StatusCode != 400 {
+			t.Fatalf("bad Last-Event-ID: status %d", bad.StatusCode)
+		}
+	})
 }
 
 // A watcher wakes on a change at once, and times out quietly without one.
