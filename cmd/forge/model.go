@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	register("model", "register, list, show, alias and download models (register|ls|show|alias|download)", cmdModel)
+	register("model", "register, list, show, alias, download and watch models (register|ls|show|alias|download|watch)", cmdModel)
 }
 
 func cmdModel(ctx context.Context, c *cli, args []string) error {
@@ -23,6 +23,7 @@ func cmdModel(ctx context.Context, c *cli, args []string) error {
 		"show":     modelShow,
 		"alias":    modelAlias,
 		"download": modelDownload,
+		"watch":    modelWatch,
 	})
 }
 
@@ -288,4 +289,67 @@ func printRunLineage(ctx context.Context, w io.Writer, cl *api.Client, runID str
 	for _, in := range run.Inputs.DatasetInputs {
 		fmt.Fprintf(w, "  dataset:   %s (%s, sha256:%s)\n", in.Dataset.Name, strings.TrimPrefix(in.Dataset.Source, "forge:"), in.Dataset.Digest[:min(12, len(in.Dataset.Digest))])
 	}
+}
+
+// modelWatch prints registry events as they happen, a line each (or a JSON
+// object each with -o json), from --since or from now, until interrupted or
+// until --count events have been printed.
+func modelWatch(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "model watch")
+	cf := addClientFlags(fs, c)
+	since := fs.Int64("since", -1, "print the events after this sequence number (default: from now)")
+	count := fs.Int("count", 0, "stop after this many events (0: run until interrupted)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := cf.check(); err != nil {
+		return err
+	}
+	client := cf.client()
+	if *since < 0 {
+		head, err := client.WatchModels(ctx, -1, 0)
+		if err != nil {
+			return err
+		}
+		*since = head.LastSeq
+	}
+	for printed := 0; *count == 0 || printed < *count; {
+		page, err := client.WatchModels(ctx, *since, 30*time.Second)
+		if err != nil {
+			return err
+		}
+		for _, e := range page.Events {
+			if *count > 0 && printed == *count {
+				break
+			}
+			if cf.json() {
+				if err := printJSON(c.stdout, e); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintln(c.stdout, eventLine(e))
+			}
+			printed++
+			*since = e.Seq
+		}
+	}
+	return nil
+}
+
+// eventLine is one event as `forge model watch` prints it.
+func eventLine(e api.ModelEvent) string {
+	at := time.UnixMilli(e.Timestamp).Format("2006-01-02 15:04:05")
+	what := e.Name
+	if e.Version != "" {
+		what += "@" + e.Version
+	}
+	switch {
+	case e.Alias != "":
+		what += " alias " + e.Alias
+	case e.Stage != "":
+		what += " stage " + e.Stage
+	case e.OldName != "":
+		what += " (was " + e.OldName + ")"
+	}
+	return fmt.Sprintf("%-6d %s  %-16s %s", e.Seq, at, e.Type, what)
 }

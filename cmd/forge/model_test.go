@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/api"
@@ -158,6 +159,52 @@ func TestModelCLI(t *testing.T) {
 		t.Fatalf("downloaded file differs: %v", err)
 	}
 	mustRun("model", "alias", "-d", "iris", "champion")
+
+	// watch: the history from the start, then a wait for the next event.
+	out = mustRun("model", "watch", "--since", "0", "--count", "4")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[0], "version_created") || !strings.Contains(lines[0], "iris@1") ||
+		!strings.Contains(lines[2], "alias_set") || !strings.Contains(lines[2], "iris@1 alias champion") || !strings.Contains(lines[3], "alias_deleted") {
+		t.Fatalf("watch --since 0:\n%s", out)
+	}
+	// The next event after 4: waits for it.
+	next := make(chan string, 1)
+	go func() {
+		out, err := forgeCLI(t, srv, "model", "watch", "--since", "4", "--count", "1", "-o", "json")
+		if err != nil {
+			out = err.Error()
+		}
+		next <- out
+	}()
+	mustRun("model", "alias", "iris", "prod", "2")
+	var ev api.ModelEvent
+	if out := <-next; json.Unmarshal([]byte(out), &ev) != nil || ev.Seq != 5 || ev.Type != "alias_set" || ev.Alias != "prod" || ev.Version != "2" {
+		t.Fatalf("watch --since 4: %s", out)
+	}
+	// From now (the default): it sees an event made after it started, and
+	// not the earlier ones. It starts at an unknown moment, so keep making
+	// events until it reports one.
+	go func() {
+		out, err := forgeCLI(t, srv, "model", "watch", "--count", "1", "-o", "json")
+		if err != nil {
+			out = err.Error()
+		}
+		next <- out
+	}()
+	var out2 string
+	for i := 0; out2 == ""; i++ {
+		if i == 50 {
+			t.Fatal("watch from now reported nothing")
+		}
+		mustRun("model", "alias", "iris", "canary", "1")
+		select {
+		case out2 = <-next:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if json.Unmarshal([]byte(out2), &ev) != nil || ev.Seq <= 5 || ev.Type != "alias_set" || ev.Alias != "canary" {
+		t.Fatalf("watch from now: %s", out2)
+	}
 	if _, err := forgeCLI(t, srv, "model", "download", "iris@champion", "-o", dir); err == nil {
 		t.Fatal("download through a deleted alias worked")
 	}
