@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/forge-mlops/forge"
 )
@@ -26,6 +28,10 @@ var _ forge.BlobStore = (*Local)(nil)
 // Local stores blobs in a folder.
 type Local struct {
 	root string
+	// mu orders the moment a Put makes a blob current (renames it into
+	// place, or touches the one already there) against RemoveIfOlder, so
+	// garbage collection never removes a blob a Put has just handed out.
+	mu sync.RWMutex
 }
 
 // NewLocal opens (creating if needed) a blob folder.
@@ -78,8 +84,10 @@ func (l *Local) Put(ctx context.Context, r io.Reader) (forge.BlobInfo, error) {
 	}
 	d := forge.Digest(hex.EncodeToString(h.Sum(nil)))
 	dst, _ := l.path(d)
-	if st, err := os.Stat(dst); err == nil && st.Size() == n {
-		return forge.BlobInfo{Digest: d, Size: n, ModTime: st.ModTime()}, nil
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if info, ok := touch(dst, d, n); ok {
+		return info, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
@@ -116,16 +124,22 @@ func (l *Local) PutFile(ctx context.Context, path string, d forge.Digest) (forge
 	if err != nil {
 		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
 	}
-	if have, err := os.Stat(dst); err == nil && have.Size() == st.Size() {
-		return forge.BlobInfo{Digest: d, Size: have.Size(), ModTime: have.ModTime()}, nil
+	l.mu.RLock()
+	if info, ok := touch(dst, d, st.Size()); ok {
+		l.mu.RUnlock()
+		return info, nil
 	}
+	l.mu.RUnlock()
 	if err := f.Sync(); err != nil {
 		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
 	}
-	if err := os.Rename(path, dst); err != nil {
+	l.mu.RLock()
+	err = os.Rename(path, dst)
+	l.mu.RUnlock()
+	if err != nil {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
 		}
@@ -135,6 +149,70 @@ func (l *Local) PutFile(ctx context.Context, path string, d forge.Digest) (forge
 		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
 	}
 	return forge.BlobInfo{Digest: d, Size: st.Size(), ModTime: st.ModTime()}, nil
+}
+
+// touch finds the blob already stored at dst and sets its modification time
+// to now: storing content again makes it as new as a first store, for
+// garbage collection's grace period.
+func touch(dst string, d forge.Digest, size int64) (forge.BlobInfo, bool) {
+	st, err := os.Stat(dst)
+	if err != nil || st.Size() != size {
+		return forge.BlobInfo{}, false
+	}
+	now := time.Now()
+	if err := os.Chtimes(dst, now, now); err != nil {
+		return forge.BlobInfo{}, false // rewritten in full instead
+	}
+	return forge.BlobInfo{Digest: d, Size: size, ModTime: now}, true
+}
+
+// Touch makes a stored blob new, as storing it again would, for a record
+// that comes to refer to a blob without storing it (a model version made
+// from a run's artifacts): a sweep then keeps it for its grace period. A
+// blob a sweep has already removed is NotFound.
+func (l *Local) Touch(d forge.Digest) error {
+	p, err := l.path(d)
+	if err != nil {
+		return err
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	now := time.Now()
+	err = os.Chtimes(p, now, now)
+	if errors.Is(err, fs.ErrNotExist) {
+		return forge.Errorf(forge.NotFound, "blob %s not found", d)
+	}
+	if err != nil {
+		return fmt.Errorf("touch blob %s: %w", d, err)
+	}
+	return nil
+}
+
+// RemoveIfOlder removes the blob if it was last stored before t, and says
+// whether it did and how large it was. It is garbage collection's delete:
+// a Put of the same content at the same moment either comes first (and
+// makes the blob new, so it stays) or after (and stores it again).
+func (l *Local) RemoveIfOlder(d forge.Digest, t time.Time) (bool, int64, error) {
+	p, err := l.path(d)
+	if err != nil {
+		return false, 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, 0, nil
+	}
+	if err != nil {
+		return false, 0, fmt.Errorf("remove blob %s: %w", d, err)
+	}
+	if !st.ModTime().Before(t) {
+		return false, 0, nil
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, 0, fmt.Errorf("remove blob %s: %w", d, err)
+	}
+	return true, st.Size(), nil
 }
 
 func syncDir(dir string) error {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/blob"
@@ -84,5 +86,71 @@ func TestPutFile(t *testing.T) {
 	rc.Close()
 	if err != nil || string(b) != "parquet bytes" {
 		t.Fatalf("read back %q %v", b, err)
+	}
+}
+
+// TestRemoveIfOlder: garbage collection's delete removes a blob only when it
+// was last stored before the cutoff, and storing the same content again
+// (Put or PutFile) makes it new.
+func TestRemoveIfOlder(t *testing.T) {
+	ctx := context.Background()
+	l, err := blob.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := l.Put(ctx, strings.NewReader("old content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := l.Path(old.Digest)
+	past := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(p, past, past); err != nil {
+		t.Fatal(err)
+	}
+	cutoff := time.Now().Add(-24 * time.Hour)
+
+	// Stored again: new, so it stays.
+	again, err := l.Put(ctx, strings.NewReader("old content"))
+	if err != nil || again.Digest != old.Digest || !again.ModTime.After(cutoff) {
+		t.Fatalf("put again: %+v, %v", again, err)
+	}
+	if removed, _, err := l.RemoveIfOlder(old.Digest, cutoff); removed || err != nil {
+		t.Fatalf("a blob stored again was removed (%v)", err)
+	}
+
+	// The same through PutFile.
+	os.Chtimes(p, past, past)
+	f := filepath.Join(t.TempDir(), "upload")
+	os.WriteFile(f, []byte("old content"), 0o644)
+	if info, err := l.PutFile(ctx, f, old.Digest); err != nil || !info.ModTime.After(cutoff) {
+		t.Fatalf("PutFile of stored content: %+v, %v", info, err)
+	}
+	if removed, _, _ := l.RemoveIfOlder(old.Digest, cutoff); removed {
+		t.Fatal("a blob stored again through PutFile was removed")
+	}
+
+	// Touched (a record came to refer to it): new, so it stays.
+	os.Chtimes(p, past, past)
+	if err := l.Touch(old.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if removed, _, _ := l.RemoveIfOlder(old.Digest, cutoff); removed {
+		t.Fatal("a touched blob was removed")
+	}
+
+	// Left alone past the cutoff: removed, and gone.
+	os.Chtimes(p, past, past)
+	removed, size, err := l.RemoveIfOlder(old.Digest, cutoff)
+	if !removed || size != int64(len("old content")) || err != nil {
+		t.Fatalf("RemoveIfOlder = %v, %d, %v", removed, size, err)
+	}
+	if _, err := l.Stat(ctx, old.Digest); !forge.IsKind(err, forge.NotFound) {
+		t.Fatalf("stat after removal: %v", err)
+	}
+	if removed, _, err := l.RemoveIfOlder(old.Digest, cutoff); removed || err != nil {
+		t.Fatalf("removing a missing blob: %v, %v", removed, err)
+	}
+	if err := l.Touch(old.Digest); !forge.IsKind(err, forge.NotFound) {
+		t.Fatalf("touching a removed blob: %v, want NotFound", err)
 	}
 }

@@ -400,3 +400,8 @@ func (s *Service) Query(ctx context.Context, query string, limit int) (*duckq.Ro
 	}
 	return rows, err
 }
+
+// BlobRefs lists the Parquet blobs of every dataset version (blobgc.Referrer).
+func (s *Service) BlobRefs(ctx context.Context, keep func(forge.Digest)) error {
+	return s.db.EachString(ctx, "SELECT DISTINCT digest FROM dataset_versions", func(d string) { keep(forge.Digest(d)) })
+}

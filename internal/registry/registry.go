@@ -173,3 +173,8 @@ func (r *Registry) tempDir() string {
 	}
 	return os.TempDir()
 }
+
+// BlobRefs lists the blobs of every model version's files (blobgc.Referrer).
+func (r *Registry) BlobRefs(ctx context.Context, keep func(forge.Digest)) error {
+	return r.db.EachString(ctx, "SELECT DISTINCT digest FROM model_version_files", func(d string) { keep(forge.Digest(d)) })
+}

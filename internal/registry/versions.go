@@ -240,6 +240,15 @@ func (r *Registry) candidates(ctx context.Context, nv *NewVersion) ([]candidate,
 		seen[rel] = true
 		out = append(out, candidate{File: File{Path: rel, Digest: a.Digest, Size: a.Size}})
 	}
+	// The version will refer to the artifacts' blobs without storing them:
+	// renew them, so a blob sweep running now keeps them (see blobgc).
+	if t, ok := r.blobs.(interface{ Touch(forge.Digest) error }); ok {
+		for _, c := range out {
+			if err := t.Touch(c.Digest); err != nil {
+				return nil, fmt.Errorf("artifact %s of run %s: %w", c.Path, runID, err)
+			}
+		}
+	}
 	return out, nil
 }
 

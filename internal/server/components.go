@@ -15,6 +15,7 @@ import (
 
 	"github.com/forge-mlops/forge"
 	pyclient "github.com/forge-mlops/forge/clients/python"
+	"github.com/forge-mlops/forge/internal/blobgc"
 	"github.com/forge-mlops/forge/internal/config"
 	"github.com/forge-mlops/forge/internal/datasets"
 	"github.com/forge-mlops/forge/internal/deploy"
@@ -104,6 +105,9 @@ func (s *Server) mount(ctx context.Context) error {
 	// Deployments route endpoint names to registered versions, following aliases.
 	s.deploy = deploy.Mount(s.mux, s.db, s.registry, s.blobs, s.serve, s.cfg.DataDir, s.log.With("sys", "deploy"))
 	s.runners = append(s.runners, s.deploy.Run)
+	// Blob garbage collection asks every component that records blob
+	// digests; one left out here would lose its blobs to a sweep.
+	blobgc.Mount(s.mux, s.blobs, []blobgc.Referrer{artifacts, data, s.registry, js}, s.log.With("sys", "blobgc"))
 	if s.cfg.GRPCAddr != "" {
 		if s.grpcLn, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
 			return fmt.Errorf("listen on %s (grpc_addr): %w", s.cfg.GRPCAddr, err)

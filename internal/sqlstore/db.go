@@ -198,6 +198,26 @@ func (db *DB) Query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 	return db.r.QueryContext(ctx, db.Rebind(q), args...)
 }
 
+// EachString runs a read whose rows are one text column and calls fn with
+// each non-null value.
+func (db *DB) EachString(ctx context.Context, q string, fn func(string)) error {
+	rows, err := db.Query(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v sql.NullString
+		if err := rows.Scan(&v); err != nil {
+			return err
+		}
+		if v.Valid {
+			fn(v.String)
+		}
+	}
+	return rows.Err()
+}
+
 // QueryRow runs a single-row read on the reader pool.
 func (db *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	return db.r.QueryRowContext(ctx, db.Rebind(q), args...)

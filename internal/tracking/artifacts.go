@@ -234,3 +234,9 @@ func (a *Artifacts) RunFiles(ctx context.Context, s *Store, runID, rel string) (
 	}
 	return files, nil
 }
+
+// BlobRefs lists the blobs of every artifact file (blobgc.Referrer); those
+// of deleted runs too, which can be restored.
+func (a *Artifacts) BlobRefs(ctx context.Context, keep func(forge.Digest)) error {
+	return a.db.EachString(ctx, "SELECT DISTINCT digest FROM artifact_files", func(d string) { keep(forge.Digest(d)) })
+}
