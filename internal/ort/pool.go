@@ -224,19 +224,20 @@ func elementsOf(shape []int64) int64 {
 	return n
 }
 
-// runPooled runs inputs (checked by batchOf) on kept values. It returns
-// false when it could not run them so: no values could be made, or ONNX
-// Runtime refused, which the general path then reports or, if the general
-// path succeeds, shows the outputs do not follow the batch size.
-func (s *Session) runPooled(n int64, inputs []Tensor) ([]Tensor, bool) {
+// runPooled runs inputs (checked by batchOf) on kept values. ran is false
+// when it could not: the session is closed, values could not be kept (16
+// batch sizes already), or ONNX Runtime refused the run (refused), which the
+// general path then reports or, if it succeeds there, shows the outputs do
+// not follow the batch size.
+func (s *Session) runPooled(n int64, inputs []Tensor) (out []Tensor, ran, refused bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.ortSes == nil {
-		return nil, false
+		return nil, false, false
 	}
 	b, ok := s.pools.get(s, n)
 	if !ok {
-		return nil, false
+		return nil, false, false
 	}
 	for _, in := range inputs {
 		i := s.inputAt[in.Name]
@@ -244,13 +245,13 @@ func (s *Session) runPooled(n int64, inputs []Tensor) ([]Tensor, bool) {
 	}
 	if err := s.ortSes.Run(b.in, b.out); err != nil {
 		b.destroy()
-		return nil, false
+		return nil, false, true
 	}
-	out := make([]Tensor, len(b.out))
+	out = make([]Tensor, len(b.out))
 	for i, t := range s.sig.Outputs {
 		out[i] = Tensor{Name: t.Name, Datatype: t.Datatype, Shape: append([]int64(nil), b.outShapes[i]...),
 			Data: dtypes[t.Datatype].clone(b.outData[i])}
 	}
 	s.pools.put(n, b)
-	return out, true
+	return out, true, false
 }

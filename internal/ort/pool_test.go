@@ -60,6 +60,37 @@ func TestRunPooled(t *testing.T) {
 	}
 }
 
+// TestRunPooledManySizes: past the 16 batch sizes a session keeps values
+// for, runs take the general path, correctly, and the others stay pooled
+// (a batcher's batches come in every size).
+func TestRunPooledManySizes(t *testing.T) {
+	s := loadFile(t, mlpPath, Options{})
+	for n := 1; n <= poolMaxSizes+8; n++ {
+		rows := make([][]float32, n)
+		for i := range rows {
+			rows[i] = []float32{float32(i), 1, float32(n), -2}
+		}
+		in := []Tensor{batch(rows)}
+		got, err := s.Run(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := s.run(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("batch %d differs from the general path:\n%s", n, diff)
+		}
+	}
+	s.pools.mu.Lock()
+	sizes := len(s.pools.sizes)
+	s.pools.mu.Unlock()
+	if s.unpooled.Load() || sizes != poolMaxSizes {
+		t.Errorf("after %d batch sizes: unpooled %v, %d sizes kept (want false, %d)", poolMaxSizes+8, s.unpooled.Load(), sizes, poolMaxSizes)
+	}
+}
+
 // TestRunPooledFallsBack: a model whose output's dynamic first dimension is
 // not the batch (a sum over the rows: always one row) fails on kept values;
 // the run must still answer right, and the session stop trying the pool.

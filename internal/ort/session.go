@@ -114,14 +114,16 @@ func (s *Session) Close() error {
 // signature give a forge.Invalid error saying what was expected. The input
 // slices are read, never kept or modified.
 func (s *Session) Run(inputs []Tensor) ([]Tensor, error) {
-	n, pooled := s.batchOf(inputs)
-	if pooled {
-		if out, ok := s.runPooled(n, inputs); ok {
+	refused := false
+	if n, ok := s.batchOf(inputs); ok {
+		out, ran, r := s.runPooled(n, inputs)
+		if ran {
 			return out, nil
 		}
+		refused = r
 	}
 	out, err := s.run(inputs)
-	if pooled && err == nil {
+	if refused && err == nil {
 		// The pooled run failed where the general one did not: the outputs
 		// do not follow the batch size; stop trying.
 		s.unpooled.Store(true)
