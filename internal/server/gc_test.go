@@ -87,6 +87,8 @@ func TestBlobSweep(t *testing.T) {
 	if err := client.PutBundle(ctx, bundleDigest, bun.Bytes()); err != nil {
 		t.Fatal(err)
 	}
+	// Queued only: the in-process server runs no scheduler (that is
+	// Server.Run), so no log blob appears in the middle of the test.
 	if _, err := client.SubmitJob(ctx, api.JobSpec{Command: []string{"python3", "train.py"}, Code: bundleDigest}); err != nil {
 		t.Fatal(err)
 	}
