@@ -9,8 +9,9 @@ import (
 	ortgo "github.com/yalue/onnxruntime_go"
 )
 
-// Tensor is one input or output of Run. Data is a flat, row-major Go slice
-// whose element type follows Datatype:
+// Tensor is one input or output of Run: forge.Tensor, so the runtime
+// adapter passes tensors through as they are. Data is a flat, row-major Go
+// slice whose element type follows Datatype:
 //
 //	FP32 []float32   FP64 []float64
 //	INT8 []int8      INT16 []int16    INT32 []int32    INT64 []int64
@@ -19,12 +20,7 @@ import (
 //
 // FP16 is not supported: onnxruntime_go v1.27.0 copies only half of an FP16
 // output's bytes.
-type Tensor struct {
-	Name     string
-	Datatype string
-	Shape    []int64
-	Data     any
-}
+type Tensor = forge.Tensor
 
 // Input and Output name Tensor at each end of Run.
 type (

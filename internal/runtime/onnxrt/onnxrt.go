@@ -105,20 +105,7 @@ func (m *Model) Infer(ctx context.Context, inputs []forge.Tensor) ([]forge.Tenso
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var stack [4]ort.Tensor
-	in := stack[:0]
-	for _, t := range inputs {
-		in = append(in, ort.Tensor(t))
-	}
-	out, err := m.s.Run(in)
-	if err != nil {
-		return nil, err
-	}
-	res := make([]forge.Tensor, len(out))
-	for i, t := range out {
-		res[i] = forge.Tensor(t)
-	}
-	return res, nil
+	return m.s.Run(inputs)
 }
 
 // Close frees the session once Runs in progress finish.
