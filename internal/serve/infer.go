@@ -67,13 +67,16 @@ func (s *Server) run(ctx context.Context, v *version, req *Request) (*Response, 
 	}
 	resp := &Response{Model: v.name, Version: v.version, ID: req.ID}
 	// Outputs are chosen before the run so a bad name costs no compute.
-	pick := make([]int, 0, len(v.sig.Outputs))
+	// Without a choice (pick nil) the response has every output as the
+	// model returns them.
+	var pick []int
 	if len(req.Outputs) == 0 {
-		for i := range v.sig.Outputs {
-			pick = append(pick, i)
-			resp.Binary = append(resp.Binary, req.BinaryOutput)
+		resp.Binary = v.allBinary[0]
+		if req.BinaryOutput {
+			resp.Binary = v.allBinary[1]
 		}
 	} else {
+		pick = make([]int, 0, len(req.Outputs))
 		for _, o := range req.Outputs {
 			i, ok := v.outputAt[o.Name]
 			if !ok {
@@ -103,9 +106,12 @@ func (s *Server) run(ctx context.Context, v *version, req *Request) (*Response, 
 	if len(outs) != len(v.sig.Outputs) {
 		return nil, queued, computed, fmt.Errorf("model %s version %s returned %d outputs, its signature has %d", v.name, v.version, len(outs), len(v.sig.Outputs))
 	}
-	resp.Outputs = make([]forge.Tensor, len(pick))
-	for j, i := range pick {
-		resp.Outputs[j] = outs[i]
+	resp.Outputs = outs
+	if pick != nil {
+		resp.Outputs = make([]forge.Tensor, len(pick))
+		for j, i := range pick {
+			resp.Outputs[j] = outs[i]
+		}
 	}
 	return resp, queued, computed, nil
 }

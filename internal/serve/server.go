@@ -111,10 +111,13 @@ type version struct {
 	sig                     forge.Signature
 	inputAt                 map[string]int
 	outputAt                map[string]int
-	fp64AsFP32              bool // the runtime converts FP64 input (XGBoost)
-	batch                   *batcher
-	m                       *versionMetrics
-	payloadRate             float64
+	// allBinary[b] is Response.Binary for a request that names no outputs
+	// and sets binary_data_output to b: shared, never modified.
+	allBinary   [2][]bool
+	fp64AsFP32  bool // the runtime converts FP64 input (XGBoost)
+	batch       *batcher
+	m           *versionMetrics
+	payloadRate float64
 
 	// drain is held for reading by every request in flight; Unload takes it
 	// for writing, so it waits for them and holds new ones back until the
@@ -216,6 +219,10 @@ func (s *Server) load(ctx context.Context, v *version, src forge.ModelSource, op
 	v.fp64AsFP32 = format == "xgboost"
 	v.inputAt = index(v.sig.Inputs)
 	v.outputAt = index(v.sig.Outputs)
+	v.allBinary = [2][]bool{make([]bool, len(v.sig.Outputs)), make([]bool, len(v.sig.Outputs))}
+	for i := range v.allBinary[1] {
+		v.allBinary[1][i] = true
+	}
 	v.m = s.metrics.forVersion(v.name, v.version)
 	if err := warm(ctx, model); err != nil {
 		model.Close()
