@@ -1,5 +1,10 @@
 package api
 
+import (
+	"context"
+	"net/http"
+)
+
 // GCRequest is POST /api/forge/v1/admin/gc: sweep the blob store of blobs
 // nothing refers to any more.
 type GCRequest struct {
@@ -23,4 +28,11 @@ type GCReport struct {
 	GarbageBytes int64  `json:"garbage_bytes"` // their size
 	Removed      int    `json:"removed"`       // of the garbage (0 on a dry run)
 	RemovedBytes int64  `json:"removed_bytes"`
+}
+
+// CollectGarbage asks the server to sweep its blob store (forge gc).
+func (c *Client) CollectGarbage(ctx context.Context, req GCRequest) (GCReport, error) {
+	var out GCReport
+	err := c.Do(ctx, http.MethodPost, "/api/forge/v1/admin/gc", nil, req, &out)
+	return out, err
 }

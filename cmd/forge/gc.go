@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 
 	"github.com/forge-mlops/forge/api"
 )
@@ -25,8 +24,8 @@ func cmdGC(ctx context.Context, c *cli, args []string) error {
 	if err := cf.check(); err != nil {
 		return err
 	}
-	var rep api.GCReport
-	if err := cf.client().Do(ctx, http.MethodPost, "/api/forge/v1/admin/gc", nil, api.GCRequest{DryRun: *dry, Grace: *grace}, &rep); err != nil {
+	rep, err := cf.client().CollectGarbage(ctx, api.GCRequest{DryRun: *dry, Grace: *grace})
+	if err != nil {
 		return err
 	}
 	if cf.json() {

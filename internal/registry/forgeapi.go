@@ -32,7 +32,7 @@ func (r *Registry) upload(req *http.Request) (any, error) {
 		if err := httpapi.Decode(req, &in); err != nil {
 			return nil, err
 		}
-		if err := required("run_id", in.RunID); err != nil {
+		if err := httpapi.Required("run_id", in.RunID); err != nil {
 			return nil, err
 		}
 		nv.Source = "runs:/" + in.RunID + "/" + strings.Trim(in.Path, "/")

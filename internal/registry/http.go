@@ -82,13 +82,6 @@ func decode(req *http.Request, v any) error {
 	return httpapi.Decode(req, v)
 }
 
-func required(name, value string) error {
-	if value == "" {
-		return forge.Errorf(forge.Invalid, "missing value for required parameter '%s'", name)
-	}
-	return nil
-}
-
 func modelToAPI(m Model) api.RegisteredModel {
 	out := api.RegisteredModel{
 		Name: m.Name, CreationTimestamp: m.CreationTimestamp, LastUpdatedTimestamp: m.LastUpdatedTimestamp,
@@ -146,7 +139,7 @@ func (r *Registry) renameModel(req *http.Request) (any, error) {
 	if err := decode(req, &in); err != nil {
 		return nil, err
 	}
-	if err := required("name", in.Name); err != nil {
+	if err := httpapi.Required("name", in.Name); err != nil {
 		return nil, err
 	}
 	m, err := r.RenameModel(req.Context(), in.Name, in.NewName)
@@ -161,7 +154,7 @@ func (r *Registry) updateModel(req *http.Request) (any, error) {
 	if err := decode(req, &in); err != nil {
 		return nil, err
 	}
-	if err := required("name", in.Name); err != nil {
+	if err := httpapi.Required("name", in.Name); err != nil {
 		return nil, err
 	}
 	m, err := r.UpdateModel(req.Context(), in.Name, in.Description)
@@ -176,7 +169,7 @@ func (r *Registry) deleteModel(req *http.Request) (any, error) {
 	if err := decode(req, &in); err != nil {
 		return nil, err
 	}
-	if err := required("name", in.Name); err != nil {
+	if err := httpapi.Required("name", in.Name); err != nil {
 		return nil, err
 	}
 	return nil, r.DeleteModel(req.Context(), in.Name)
@@ -184,7 +177,7 @@ func (r *Registry) deleteModel(req *http.Request) (any, error) {
 
 func (r *Registry) getModel(req *http.Request) (any, error) {
 	name := req.URL.Query().Get("name")
-	if err := required("name", name); err != nil {
+	if err := httpapi.Required("name", name); err != nil {
 		return nil, err
 	}
 	m, err := r.GetModel(req.Context(), name)
@@ -233,7 +226,7 @@ func (r *Registry) latestVersions(req *http.Request) (any, error) {
 	} else if err := decode(req, &in); err != nil {
 		return nil, err
 	}
-	if err := required("name", in.Name); err != nil {
+	if err := httpapi.Required("name", in.Name); err != nil {
 		return nil, err
 	}
 	vs, err := r.LatestVersions(req.Context(), in.Name, in.Stages)
@@ -256,7 +249,7 @@ func (r *Registry) setModelTag(req *http.Request) (any, error) {
 	if err := decode(req, &in); err != nil {
 		return nil, err
 	}
-	if err := required("name", in.Name); err != nil {
+	if err := httpapi.Required("name", in.Name); err != nil {
 		return nil, err
 	}
 	return nil, r.SetModelTag(req.Context(), in.Name, in.Key, in.Value)
@@ -267,7 +260,7 @@ func (r *Registry) deleteModelTag(req *http.Request) (any, error) {
 	if err := decode(req, &in); err != nil {
 		return nil, err
 	}
-	if err := required("name", in.Name); err != nil {
+	if err := httpapi.Required("name", in.Name); err != nil {
 		return nil, err
 	}
 	return nil, r.DeleteModelTag(req.Context(), in.Name, in.Key)
@@ -278,7 +271,7 @@ func (r *Registry) setAlias(req *http.Request) (any, error) {
 	if err := decode(req, &in); err != nil {
 		return nil, err
 	}
-	if err := required("name", in.Name); err != nil {
+	if err := httpapi.Required("name", in.Name); err != nil {
 		return nil, err
 	}
 	v, err := ParseVersion(string(in.Version))
@@ -293,7 +286,7 @@ func (r *Registry) deleteAlias(req *http.Request) (any, error) {
 	if err := decode(req, &in); err != nil {
 		return nil, err
 	}
-	if err := required("name", in.Name); err != nil {
+	if err := httpapi.Required("name", in.Name); err != nil {
 		return nil, err
 	}
 	return nil, r.DeleteAlias(req.Context(), in.Name, in.Alias)
@@ -301,10 +294,10 @@ func (r *Registry) deleteAlias(req *http.Request) (any, error) {
 
 func (r *Registry) getAlias(req *http.Request) (any, error) {
 	q := req.URL.Query()
-	if err := required("name", q.Get("name")); err != nil {
+	if err := httpapi.Required("name", q.Get("name")); err != nil {
 		return nil, err
 	}
-	if err := required("alias", q.Get("alias")); err != nil {
+	if err := httpapi.Required("alias", q.Get("alias")); err != nil {
 		return nil, err
 	}
 	v, err := r.VersionByAlias(req.Context(), q.Get("name"), q.Get("alias"))
@@ -319,10 +312,10 @@ func (r *Registry) createVersion(req *http.Request) (any, error) {
 	if err := decode(req, &in); err != nil {
 		return nil, err
 	}
-	if err := required("name", in.Name); err != nil {
+	if err := httpapi.Required("name", in.Name); err != nil {
 		return nil, err
 	}
-	if err := required("source", in.Source); err != nil {
+	if err := httpapi.Required("source", in.Source); err != nil {
 		return nil, err
 	}
 	v, err := r.CreateVersion(req.Context(), NewVersion{
@@ -337,10 +330,10 @@ func (r *Registry) createVersion(req *http.Request) (any, error) {
 
 // nameVersion checks and converts the name and version of a request.
 func nameVersion(name string, version api.VersionString) (int64, error) {
-	if err := required("name", name); err != nil {
+	if err := httpapi.Required("name", name); err != nil {
 		return 0, err
 	}
-	if err := required("version", string(version)); err != nil {
+	if err := httpapi.Required("version", string(version)); err != nil {
 		return 0, err
 	}
 	return ParseVersion(string(version))

@@ -112,8 +112,8 @@ func TestBlobSweep(t *testing.T) {
 	}
 	sweep := func(dry bool) api.GCReport {
 		t.Helper()
-		var rep api.GCReport
-		if err := client.Do(ctx, "POST", "/api/forge/v1/admin/gc", nil, api.GCRequest{DryRun: dry}, &rep); err != nil {
+		rep, err := client.CollectGarbage(ctx, api.GCRequest{DryRun: dry})
+		if err != nil {
 			t.Fatal(err)
 		}
 		return rep
