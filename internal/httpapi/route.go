@@ -1,0 +1,73 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// Access is what a caller must hold to reach a route. The zero value is
+// deliberately invalid: every route says what it needs.
+type Access int
+
+const (
+	accessUnset Access = iota
+	// Public routes answer without a token (health, readiness, version, the
+	// UI's static assets and sign-in page).
+	Public
+	// Read is every GET and search, and inference.
+	Read
+	// Write is logging, registering, submitting, deploying.
+	Write
+	// Admin is tokens, garbage collection and server settings.
+	Admin
+)
+
+func (a Access) String() string {
+	switch a {
+	case Public:
+		return "public"
+	case Read:
+		return "read"
+	case Write:
+		return "write"
+	case Admin:
+		return "admin"
+	}
+	return "unset"
+}
+
+// Body says which size limit applies to a route's request body.
+type Body int
+
+const (
+	// BodyAPI is the API limit (http.max_body_bytes), the default.
+	BodyAPI Body = iota
+	// BodyUpload is the upload limit (http.max_upload_bytes), for routes
+	// that take files: artifacts, datasets, models, code bundles.
+	BodyUpload
+)
+
+// Route is one HTTP route a component serves, with the rules the edge
+// applies to it. Components declare their routes as data next to their
+// handlers (a Routes() []httpapi.Route method); the server assembles them.
+type Route struct {
+	// Pattern is a net/http ServeMux pattern with its method,
+	// e.g. "POST /api/2.0/mlflow/runs/create".
+	Pattern string
+	Handler http.Handler
+	Access  Access
+	Body    Body
+	// Summary is one line for the OpenAPI document and help.
+	Summary string
+}
+
+// Mount registers routes on mux as they are. It refuses (panics, at start-up)
+// a route that does not say what access it needs.
+func Mount(mux *http.ServeMux, routes []Route) {
+	for _, rt := range routes {
+		if rt.Access == accessUnset {
+			panic(fmt.Sprintf("httpapi: route %q declares no access", rt.Pattern))
+		}
+		mux.Handle(rt.Pattern, rt.Handler)
+	}
+}
