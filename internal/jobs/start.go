@@ -1,0 +1,119 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/bundle"
+)
+
+func (s *Service) attemptDir(id string, attempt int) string {
+	return filepath.Join(s.cfg.WorkDir, id, strconv.Itoa(attempt))
+}
+
+func (s *Service) start(ctx context.Context, j Job) (forge.Handle, error) {
+	dir := s.attemptDir(j.ID, j.Attempt)
+	code := filepath.Join(dir, "code")
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(code, 0o755); err != nil {
+		return "", fmt.Errorf("create job folder: %w", err)
+	}
+	if j.Spec.Code != "" {
+		r, err := s.blobs.Open(ctx, forge.Digest(j.Spec.Code))
+		if err != nil {
+			return "", fmt.Errorf("open code bundle: %w", err)
+		}
+		err = bundle.Extract(r, code)
+		r.Close()
+		if err != nil {
+			return "", fmt.Errorf("extract code bundle: %w", err)
+		}
+	}
+	env := map[string]string{}
+	for k, v := range j.Spec.Env {
+		env[k] = v
+	}
+	tags := map[string]string{"forge.job_id": j.ID}
+	inputs, err := s.materialize(ctx, j, code)
+	if err != nil {
+		return "", err
+	}
+	for _, in := range inputs {
+		tags["forge.input."+in.Name] = in.Ref + " sha256:" + in.Digest
+	}
+	if s.runs != nil {
+		if j.RunID == "" {
+			runID, expID, err := s.runs.CreateRun(ctx, j.Spec.Experiment, j.Name, tags)
+			if err != nil {
+				return "", fmt.Errorf("create tracking run: %w", err)
+			}
+			if err := s.st.setRun(ctx, j.ID, runID, expID); err != nil {
+				return "", err
+			}
+			j.RunID, j.ExperimentID = runID, expID
+		}
+		for _, in := range inputs {
+			if err := s.runs.LogInput(ctx, j.RunID, in.Name, in.Ref, in.Digest); err != nil {
+				return "", fmt.Errorf("record input %s: %w", in.Name, err)
+			}
+		}
+		if err := s.runs.SetRunStatus(ctx, j.RunID, "RUNNING"); err != nil {
+			s.log.Warn("set run status", "job", j.ID, "err", err)
+		}
+		env["MLFLOW_RUN_ID"], env["MLFLOW_EXPERIMENT_ID"] = j.RunID, j.ExperimentID
+		if s.cfg.TrackingURI != "" {
+			env["MLFLOW_TRACKING_URI"] = s.cfg.TrackingURI
+		}
+	}
+	if s.cfg.TrackingURI != "" {
+		env["FORGE_SERVER"] = s.cfg.TrackingURI
+	}
+	if s.cfg.PythonPath != "" {
+		env["PYTHONPATH"] = strings.TrimSuffix(s.cfg.PythonPath+":"+env["PYTHONPATH"], ":")
+	}
+	env["FORGE_JOB_ID"] = j.ID
+	env["FORGE_ATTEMPT"] = strconv.Itoa(j.Attempt)
+	timeout, _ := j.Spec.TimeoutDuration()
+	return s.execs[j.Executor].Start(ctx, &forge.Launch{
+		JobID: j.ID, Attempt: j.Attempt, Dir: code, Command: j.Spec.Command, Env: env,
+		Resources: j.Spec.Resources(), Nodes: j.Spec.Nodes, ProcsPerNode: j.Spec.ProcsPerNode,
+		Image: j.Spec.Image, Code: j.Spec.Code, Timeout: timeout, Inputs: inputs,
+	})
+}
+
+// inputsDir is where a job's inputs are written, relative to its code
+// folder. Inside the code folder, the inputs travel with the code wherever
+// an executor stages it (Slurm's shared folder), and have a path that is
+// the same relative to the working directory on every executor.
+const inputsDir = ".forge/inputs"
+
+// materialize writes each input of j under code/inputsDir. The executor
+// tells the processes where they are (FORGE_INPUT_<NAME>).
+func (s *Service) materialize(ctx context.Context, j Job, code string) ([]forge.Input, error) {
+	var inputs []forge.Input
+	for _, name := range slices.Sorted(maps.Keys(j.Spec.Inputs)) {
+		ref := j.Spec.Inputs[name]
+		format := "parquet"
+		if strings.HasSuffix(ref, ":csv") {
+			format = "csv" // for code without a Parquet reader
+		}
+		rel := inputsDir + "/" + name + "." + format
+		path := filepath.Join(code, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, fmt.Errorf("create inputs folder: %w", err)
+		}
+		resolved, digest, err := s.datasets.Materialize(ctx, ref, path)
+		if err != nil {
+			return nil, fmt.Errorf("input %s=%s: %w", name, ref, err)
+		}
+		inputs = append(inputs, forge.Input{Name: name, Ref: resolved, Digest: digest, Path: rel, Format: format})
+	}
+	return inputs, nil
+}
