@@ -101,8 +101,9 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	defer srv.Close()
 
 	mux := http.NewServeMux()
-	srv.Register(mux)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	edge := httpapi.Edge{MaxBody: cfg.HTTP.MaxBodyBytes, MaxUpload: cfg.HTTP.MaxUploadBytes, Log: log.With("sys", "http")}
+	edge.Mount(mux, append(srv.Routes(),
+		httpapi.Route{Pattern: "GET /metrics", Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}), Access: httpapi.Read}))
 	var handler http.Handler = mux
 	var follow *deploy.Controller
 	if *server != "" {
@@ -119,7 +120,10 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 		follow = deploy.NewController(src, srv, dlog)
 		handler = follow.GateReady(handler)
 	}
-	handler = httpapi.Recover(log)(handler)
+	// The same middleware as forge server's: a replica's requests have ids,
+	// an access log and HTTP metrics too.
+	handler = httpapi.Chain(handler, httpapi.WithRequestID, httpapi.AccessLog(log.With("sys", "http")), httpapi.Recover(log),
+		httpapi.NewMetrics(reg).Wrap)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -139,19 +139,12 @@ func FromRequest(r *http.Request) string {
 	return ""
 }
 
-// Middleware lets through the open paths and requires a live token
-// everywhere else.
-func (t *Tokens) Middleware(log *slog.Logger, open ...string) httpapi.Middleware {
-	free := map[string]bool{}
-	for _, p := range open {
-		free[p] = true
-	}
-	return func(next http.Handler) http.Handler {
+// Guard is the access check httpapi.Edge puts in front of every route
+// that is not public: it requires a live token and tells the handler whose
+// it is.
+func (t *Tokens) Guard(log *slog.Logger) func(httpapi.Access, http.Handler) http.Handler {
+	return func(access httpapi.Access, next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if free[r.URL.Path] {
-				next.ServeHTTP(w, r)
-				return
-			}
 			name, err := t.Check(r.Context(), FromRequest(r))
 			if err != nil {
 				if forge.KindOf(err) == forge.Unauthorized {

@@ -9,19 +9,26 @@ import (
 	"testing"
 
 	"github.com/forge-mlops/forge/internal/auth"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/sqlstore/sqlstoretest"
 )
 
-// The middleware lets a live token in and tells handlers whose it is.
-func TestMiddlewareNamesTheToken(t *testing.T) {
+// The guard lets a live token in and tells handlers whose it is; a public
+// route needs none.
+func TestGuardNamesTheToken(t *testing.T) {
 	tokens := auth.New(sqlstoretest.OpenSQLite(t))
 	secret, err := tokens.Create(context.Background(), "ci-bot")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var seen string
-	h := tokens.Middleware(slog.New(slog.NewTextHandler(io.Discard, nil)), "/health")(
-		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = auth.TokenName(r.Context()) }))
+	mux := http.NewServeMux()
+	record := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = auth.TokenName(r.Context()) })
+	httpapi.Edge{Guard: tokens.Guard(slog.New(slog.NewTextHandler(io.Discard, nil)))}.Mount(mux, []httpapi.Route{
+		{Pattern: "GET /health", Handler: record, Access: httpapi.Public},
+		{Pattern: "GET /x", Handler: record, Access: httpapi.Read},
+	})
+	h := mux
 	do := func(path, authz string) int {
 		req := httptest.NewRequest("GET", path, nil)
 		if authz != "" {

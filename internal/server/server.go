@@ -46,6 +46,7 @@ type Server struct {
 	deploy   *deploy.Controller
 	grpcLn   net.Listener
 	mux      *http.ServeMux
+	routes   []httpapi.Route
 	handler  http.Handler
 	ready    atomic.Bool
 	closers  []io.Closer
@@ -97,7 +98,7 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 	s := &Server{cfg: cfg, log: log, db: db, blobs: blobs, ln: ln, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
 	s.closers = append(s.closers, db)
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := s.routes(ctx); err != nil {
+	if err := s.assemble(ctx); err != nil {
 		ln.Close()
 		s.Close()
 		return nil, err
@@ -115,60 +116,71 @@ func (s *Server) URL() string {
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 }
 
-func (s *Server) routes(ctx context.Context) error {
-	s.mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "OK")
-	})
-	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if !s.ready.Load() {
-			http.Error(w, "starting", http.StatusServiceUnavailable)
-			return
-		}
-		if !s.deploy.Ready() {
-			http.Error(w, "loading deployments", http.StatusServiceUnavailable)
-			return
-		}
-		if err := s.db.Ping(ctx); err != nil {
-			s.log.Warn("readiness: database ping failed", "err", err)
-			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ready")
-	})
-	// MLflow's server answers /version with its bare version string.
-	s.mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, version.Version)
-	})
-	s.mux.Handle("GET /api/forge/v1/version", httpapi.JSON(s.log, func(r *http.Request) (any, error) {
-		return map[string]string{"version": version.Version, "commit": version.Commit(), "mlflow_api": version.MLflowCompat, "database": s.db.Dialect().String()}, nil
-	}))
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+func (s *Server) assemble(ctx context.Context) error {
+	public := func(pattern string, h http.HandlerFunc) httpapi.Route {
+		return httpapi.Route{Pattern: pattern, Handler: h, Access: httpapi.Public}
+	}
+	s.routes = append(s.routes,
+		public("GET /health", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "OK")
+		}),
+		public("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if !s.ready.Load() {
+				http.Error(w, "starting", http.StatusServiceUnavailable)
+				return
+			}
+			if !s.deploy.Ready() {
+				http.Error(w, "loading deployments", http.StatusServiceUnavailable)
+				return
+			}
+			if err := s.db.Ping(ctx); err != nil {
+				s.log.Warn("readiness: database ping failed", "err", err)
+				http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			io.WriteString(w, "ready")
+		}),
+		// MLflow's server answers /version with its bare version string.
+		public("GET /version", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, version.Version)
+		}),
+		httpapi.Route{Pattern: "GET /api/forge/v1/version", Access: httpapi.Read, Handler: httpapi.JSON(s.log, func(r *http.Request) (any, error) {
+			return map[string]string{"version": version.Version, "commit": version.Commit(), "mlflow_api": version.MLflowCompat, "database": s.db.Dialect().String()}, nil
+		})},
+		httpapi.Route{Pattern: "GET /metrics", Access: httpapi.Read, Handler: promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})},
+	)
 	if err := s.mount(ctx); err != nil {
 		return err
 	}
-	// Unknown API paths get a JSON 404 in MLflow's shape, not the mux's text.
-	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	// Unknown API paths get a JSON 404 in MLflow's shape, not the mux's
+	// text; only to a caller who may read the API.
+	s.routes = append(s.routes, httpapi.Route{Pattern: "/api/", Access: httpapi.Read, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteJSON(w, http.StatusNotFound, httpapi.ErrorBody{ErrorCode: "ENDPOINT_NOT_FOUND",
 			Message: fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path)})
-	})
+	})})
+
+	edge := httpapi.Edge{MaxBody: s.cfg.HTTP.MaxBodyBytes, MaxUpload: s.cfg.HTTP.MaxUploadBytes, Log: s.log.With("sys", "http")}
+	if s.cfg.Auth {
+		edge.Guard = auth.New(s.db).Guard(s.log.With("sys", "auth"))
+	}
+	edge.Mount(s.mux, s.routes)
 
 	metrics := httpapi.NewMetrics(s.reg)
-	mws := []httpapi.Middleware{
+	s.handler = httpapi.Chain(s.mux,
 		httpapi.WithRequestID,
 		httpapi.AccessLog(s.log.With("sys", "http")),
 		httpapi.Recover(s.log),
-	}
-	if s.cfg.Auth {
-		mws = append(mws, auth.New(s.db).Middleware(s.log, "/health", "/readyz", "/version"))
-	}
-	mws = append(mws, metrics.Wrap, httpapi.RejectUnclean(s.log), httpapi.LimitBody(s.bodyLimit, s.log), s.deploy.GateReady)
-	s.handler = httpapi.Chain(s.mux, mws...)
+		metrics.Wrap, httpapi.RejectUnclean(s.log), s.deploy.GateReady)
 	return nil
 }
+
+// Routes are every route the server mounts, with the rules it applies to
+// each: what a test of the edge walks.
+func (s *Server) Routes() []httpapi.Route { return s.routes }
 
 // Handler is the whole HTTP API, for tests that serve it themselves.
 func (s *Server) Handler() http.Handler { return s.handler }
