@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +49,7 @@ type Server struct {
 	grpcLn   net.Listener
 	mux      *http.ServeMux
 	routes   []httpapi.Route
+	tokens   *auth.Tokens
 	handler  http.Handler
 	ready    atomic.Bool
 	closers  []io.Closer
@@ -95,8 +98,13 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 		db.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	s := &Server{cfg: cfg, log: log, db: db, blobs: blobs, ln: ln, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: log, db: db, blobs: blobs, ln: ln, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), tokens: auth.New(db)}
 	s.closers = append(s.closers, db)
+	if err := s.adminToken(ctx); err != nil {
+		ln.Close()
+		s.Close()
+		return nil, err
+	}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := s.assemble(ctx); err != nil {
 		ln.Close()
@@ -163,9 +171,11 @@ func (s *Server) assemble(ctx context.Context) error {
 			Message: fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path)})
 	})})
 
+	alog := s.log.With("sys", "auth")
+	s.routes = append(s.routes, s.tokens.Routes(s.cfg.Auth, alog)...)
 	edge := httpapi.Edge{MaxBody: s.cfg.HTTP.MaxBodyBytes, MaxUpload: s.cfg.HTTP.MaxUploadBytes, Log: s.log.With("sys", "http")}
 	if s.cfg.Auth {
-		edge.Guard = auth.New(s.db).Guard(s.log.With("sys", "auth"))
+		edge.Guard = s.tokens.Guard(alog)
 	}
 	edge.Mount(s.mux, s.routes)
 
@@ -181,6 +191,31 @@ func (s *Server) assemble(ctx context.Context) error {
 // Routes are every route the server mounts, with the rules it applies to
 // each: what a test of the edge walks.
 func (s *Server) Routes() []httpapi.Route { return s.routes }
+
+// adminToken stores the first admin token, from --admin-token-file or
+// FORGE_ADMIN_TOKEN, as the token named "admin".
+func (s *Server) adminToken(ctx context.Context) error {
+	secret := s.cfg.AdminToken
+	if s.cfg.AdminTokenFile != "" {
+		b, err := os.ReadFile(s.cfg.AdminTokenFile)
+		if err != nil {
+			return fmt.Errorf("read the admin token (admin_token_file): %w", err)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	if secret == "" {
+		if s.cfg.Auth {
+			if n, err := s.tokens.List(ctx); err == nil && len(n) == 0 {
+				s.log.Warn("auth is on but there are no tokens: give the server a first admin token with --admin-token-file or FORGE_ADMIN_TOKEN")
+			}
+		}
+		return nil
+	}
+	if err := s.tokens.EnsureAdmin(ctx, "admin", secret); err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	return nil
+}
 
 // Handler is the whole HTTP API, for tests that serve it themselves.
 func (s *Server) Handler() http.Handler { return s.handler }
