@@ -396,27 +396,14 @@ func encodeInferResponse(b []byte, resp *Response) ([]byte, int) {
 	return b, n
 }
 
-// writeError renders err as {"error": "..."} with the status of its kind;
-// internal errors are logged and shown without their cause.
+// writeError renders err as {"error": "..."} with the status of its kind
+// (httpapi's table); internal errors are logged and shown without their cause.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	kind := forge.KindOf(err)
-	msg := forge.Message(err)
-	status := http.StatusInternalServerError
-	switch kind {
-	case forge.Invalid:
-		status = http.StatusBadRequest
-	case forge.NotFound:
-		status = http.StatusNotFound
-	case forge.Unavailable:
-		status = http.StatusServiceUnavailable
-	case forge.TooLarge:
-		status = http.StatusRequestEntityTooLarge
-	case forge.Conflict, forge.AlreadyExists:
-		status = http.StatusConflict
-	default:
-		s.log.ErrorContext(r.Context(), "inference request failed", "path", r.URL.Path, "err", err)
+	if kind == forge.Internal {
+		s.log.ErrorContext(r.Context(), "inference request failed", "path", r.URL.Path, "request_id", httpapi.RequestID(r.Context()), "err", err)
 	}
-	writeJSON(w, status, map[string]string{"error": msg})
+	writeJSON(w, httpapi.Render(kind).Status, map[string]string{"error": httpapi.ClientMessage(err)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
