@@ -18,6 +18,19 @@ func (s *Server) RegisterGRPC(g *grpc.Server) {
 	oip.RegisterGRPCInferenceServiceServer(g, grpcService{s: s})
 }
 
+// GRPCAccess is what each gRPC method needs, as its REST twin does:
+// health answers anyone, the rest needs read access.
+func (s *Server) GRPCAccess() map[string]httpapi.Access {
+	return map[string]httpapi.Access{
+		oip.GRPCInferenceService_ServerLive_FullMethodName:     httpapi.Public,
+		oip.GRPCInferenceService_ServerReady_FullMethodName:    httpapi.Public,
+		oip.GRPCInferenceService_ModelReady_FullMethodName:     httpapi.Read,
+		oip.GRPCInferenceService_ServerMetadata_FullMethodName: httpapi.Read,
+		oip.GRPCInferenceService_ModelMetadata_FullMethodName:  httpapi.Read,
+		oip.GRPCInferenceService_ModelInfer_FullMethodName:     httpapi.Read,
+	}
+}
+
 type grpcService struct {
 	oip.UnimplementedGRPCInferenceServiceServer
 	s *Server

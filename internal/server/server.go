@@ -217,6 +217,14 @@ func (s *Server) adminToken(ctx context.Context) error {
 	return nil
 }
 
+// GRPCAddr is where the gRPC inference service listens, or "" when off.
+func (s *Server) GRPCAddr() string {
+	if s.grpcLn == nil {
+		return ""
+	}
+	return s.grpcLn.Addr().String()
+}
+
 // Handler is the whole HTTP API, for tests that serve it themselves.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -240,7 +248,12 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 	go func() { errc <- srv.Serve(ln) }()
 	var gs *grpc.Server
 	if s.grpcLn != nil {
-		gs = grpc.NewServer(grpc.MaxRecvMsgSize(int(min(s.cfg.HTTP.MaxBodyBytes, 1<<31-1))))
+		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(min(s.cfg.HTTP.MaxBodyBytes, 1<<31-1)))}
+		if s.cfg.Auth {
+			unary, stream := s.tokens.GRPC(s.serve.GRPCAccess())
+			opts = append(opts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
+		}
+		gs = grpc.NewServer(opts...)
 		s.serve.RegisterGRPC(gs)
 		go func() { errc <- gs.Serve(s.grpcLn) }()
 	}
