@@ -18,8 +18,12 @@ import (
 // method access does not name is refused. Refusals are UNAUTHENTICATED or
 // PERMISSION_DENIED, through httpapi's error table.
 func (t *Tokens) GRPC(access map[string]httpapi.Access) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+	return interceptors(t.Check, access)
+}
+
+func interceptors(checkToken func(context.Context, string) (Identity, error), access map[string]httpapi.Access) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	check := func(ctx context.Context, method string) (context.Context, error) {
-		ctx, err := t.grpcCheck(ctx, access, method)
+		ctx, err := grpcCheck(ctx, checkToken, access, method)
 		if err != nil {
 			return nil, status.Error(httpapi.Render(forge.KindOf(err)).GRPC, httpapi.ClientMessage(err))
 		}
@@ -42,7 +46,7 @@ func (t *Tokens) GRPC(access map[string]httpapi.Access) (grpc.UnaryServerInterce
 	return unary, stream
 }
 
-func (t *Tokens) grpcCheck(ctx context.Context, access map[string]httpapi.Access, method string) (context.Context, error) {
+func grpcCheck(ctx context.Context, checkToken func(context.Context, string) (Identity, error), access map[string]httpapi.Access, method string) (context.Context, error) {
 	need, ok := access[method]
 	if !ok {
 		return nil, forge.Errorf(forge.Forbidden, "method %s declares no access", method)
@@ -58,7 +62,7 @@ func (t *Tokens) grpcCheck(ctx context.Context, access map[string]httpapi.Access
 	if secret == "" {
 		return nil, forge.Errorf(forge.Unauthorized, "authentication required: send metadata authorization: Bearer <token>")
 	}
-	id, err := t.Check(ctx, secret)
+	id, err := checkToken(ctx, secret)
 	if err != nil {
 		return nil, err
 	}

@@ -66,9 +66,13 @@ func (t *Tokens) session(ctx context.Context, secret string) (Identity, error) {
 // allows the route's access. No token, or an unknown, revoked or expired
 // one, is 401; a role too low is 403 naming the role needed.
 func (t *Tokens) Guard(log *slog.Logger) func(httpapi.Access, http.Handler) http.Handler {
+	return guard(t.authenticate, log)
+}
+
+func guard(authenticate func(*http.Request) (Identity, bool, error), log *slog.Logger) func(httpapi.Access, http.Handler) http.Handler {
 	return func(access httpapi.Access, next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			id, byCookie, err := t.authenticate(r)
+			id, byCookie, err := authenticate(r)
 			if err == nil {
 				err = allow(id, access, byCookie, r)
 			}
