@@ -50,6 +50,7 @@ type Server struct {
 	mux      *http.ServeMux
 	routes   []httpapi.Route
 	tokens   *auth.Tokens
+	openapi  []byte
 	handler  http.Handler
 	ready    atomic.Bool
 	closers  []io.Closer
@@ -173,6 +174,18 @@ func (s *Server) assemble(ctx context.Context) error {
 
 	alog := s.log.With("sys", "auth")
 	s.routes = append(s.routes, s.tokens.Routes(s.cfg.Auth, alog)...)
+	// The OpenAPI document of Forge's own API and the OIP REST routes,
+	// from the route table itself.
+	doc, err := httpapi.OpenAPI("Forge", "v1", append(s.routes, openAPIRoute), "/api/forge/", "/api/openapi.json", "/v2")
+	if err != nil {
+		return fmt.Errorf("build the OpenAPI document: %w", err)
+	}
+	s.openapi = doc
+	s.routes = append(s.routes, httpapi.Route{Pattern: openAPIRoute.Pattern, Access: openAPIRoute.Access, Summary: openAPIRoute.Summary,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(s.openapi)
+		})})
 	edge := httpapi.Edge{MaxBody: s.cfg.HTTP.MaxBodyBytes, MaxUpload: s.cfg.HTTP.MaxUploadBytes, Log: s.log.With("sys", "http")}
 	if s.cfg.Auth {
 		edge.Guard = s.tokens.Guard(alog)
@@ -187,6 +200,11 @@ func (s *Server) assemble(ctx context.Context) error {
 		metrics.Wrap, httpapi.RejectUnclean(s.log), s.deploy.GateReady)
 	return nil
 }
+
+var openAPIRoute = httpapi.Route{Pattern: "GET /api/openapi.json", Access: httpapi.Public, Summary: "this OpenAPI document"}
+
+// OpenAPI is the OpenAPI document served at /api/openapi.json.
+func (s *Server) OpenAPI() []byte { return s.openapi }
 
 // Routes are every route the server mounts, with the rules it applies to
 // each: what a test of the edge walks.
