@@ -31,6 +31,7 @@ import (
 	"github.com/forge-mlops/forge/internal/serve"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 	"github.com/forge-mlops/forge/internal/version"
+	"github.com/forge-mlops/forge/internal/webui"
 )
 
 // Server is a running control plane's parts.
@@ -44,6 +45,7 @@ type Server struct {
 	registry *registry.Registry
 	serve    *serve.Server
 	deploy   *deploy.Controller
+	ui       *webui.UI
 	grpcLn   net.Listener
 	mux      *http.ServeMux
 	handler  http.Handler
@@ -163,7 +165,7 @@ func (s *Server) routes(ctx context.Context) error {
 		httpapi.Recover(s.log),
 	}
 	if s.cfg.Auth {
-		mws = append(mws, auth.New(s.db).Middleware(s.log, "/health", "/readyz", "/version"))
+		mws = append(mws, auth.New(s.db).Middleware(s.log, append([]string{"/health", "/readyz", "/version"}, s.ui.Paths()...)...))
 	}
 	mws = append(mws, metrics.Wrap, httpapi.RejectUnclean(s.log), httpapi.LimitBody(s.bodyLimit, s.log), s.deploy.GateReady)
 	s.handler = httpapi.Chain(s.mux, mws...)
