@@ -6,7 +6,7 @@ export FORGE_ONNXRUNTIME_LIB ?= $(FORGE_CACHE)/onnxruntime/1.30.0/libonnxruntime
 ADDR ?= 127.0.0.1:7700
 DATA ?= ./forge-data
 
-.PHONY: quickstart setup setup-test build test test-go test-python lint bench-tracking bench-datasets bench-jobs bench-serving stop kube-apiserver
+.PHONY: quickstart setup setup-test build test test-go test-python fuzz lint bench-tracking bench-datasets bench-jobs bench-serving stop kube-apiserver
 
 ## quickstart: set up, build, start forge server on embedded defaults and run
 ## the whole lifecycle (examples/quickstart).
@@ -23,7 +23,7 @@ build:
 	go build -o bin/forge ./cmd/forge
 
 ## test: install what the tests need and run them all.
-test: setup-test kube-apiserver test-go test-python
+test: setup-test kube-apiserver test-go fuzz test-python
 
 # A real kube-apiserver for the Kubernetes executor's tests, built from the Go
 # module proxy once (about 11 minutes on 2 cores) and cached in $(FORGE_CACHE).
@@ -32,6 +32,10 @@ kube-apiserver:
 
 test-go:
 	go test -count=1 ./...
+
+## fuzz: run every fuzz target for 5 s each (FUZZTIME=10m make fuzz for longer).
+fuzz:
+	@scripts/fuzz.sh
 
 test-python: build
 	@scripts/test-python.sh
