@@ -18,6 +18,7 @@ const (
 	ReasonCancelled Reason = "cancelled" // stopped by Forge on a user's request
 	ReasonOOM       Reason = "oom"       // killed for using too much memory
 	ReasonLost      Reason = "lost"      // the processes are gone and nobody saw how they ended
+	ReasonInvalid   Reason = "invalid"   // never started: what it was given (its code bundle) is not valid
 )
 
 // Resources is what one node of a job asks for, or what an executor has.

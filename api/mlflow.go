@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -68,10 +69,17 @@ func (n *Int64) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	v, err := strconv.ParseInt(string(b), 10, 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return fmt.Errorf("%s is out of the int64 range", string(b))
+	}
 	if err != nil {
 		f, ferr := strconv.ParseFloat(string(b), 64)
 		if ferr != nil || f != math.Trunc(f) {
 			return fmt.Errorf("%s is not an integer", string(b))
+		}
+		// 2^63 is exact in a float64; int64 of anything outside is undefined.
+		if f < -(1<<63) || f >= 1<<63 {
+			return fmt.Errorf("%s is out of the int64 range", string(b))
 		}
 		v = int64(f)
 	}

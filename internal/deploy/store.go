@@ -23,11 +23,11 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/longpoll"
+	"github.com/forge-mlops/forge/internal/names"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
@@ -51,8 +51,11 @@ func (d *Deployment) Validate() error {
 	if !nameRe.MatchString(d.Name) {
 		return forge.Errorf(forge.Invalid, "invalid deployment name %q: use up to 128 letters, digits, '.', '_' and '-', starting with a letter or digit", d.Name)
 	}
-	if d.Model == "" || strings.ContainsAny(d.Model, "/\x00") {
+	if d.Model == "" {
 		return forge.Errorf(forge.Invalid, "invalid model name %q", d.Model)
+	}
+	if err := names.CheckModel("model name", d.Model); err != nil {
+		return err
 	}
 	if d.Ref == "" {
 		d.Ref = "latest"
@@ -62,8 +65,8 @@ func (d *Deployment) Validate() error {
 			return forge.Errorf(forge.Invalid, "canary_ref and canary_percent need a canary_model")
 		}
 	} else {
-		if strings.ContainsAny(d.CanaryModel, "/\x00") {
-			return forge.Errorf(forge.Invalid, "invalid canary model name %q", d.CanaryModel)
+		if err := names.CheckModel("canary model name", d.CanaryModel); err != nil {
+			return err
 		}
 		if d.CanaryRef == "" {
 			d.CanaryRef = "latest"

@@ -41,8 +41,11 @@ func Decode(r *http.Request, v any) error {
 	if errors.Is(err, io.EOF) {
 		return nil
 	}
-	if err == nil && dec.More() {
-		err = errors.New("unexpected data after the JSON object")
+	if err == nil {
+		// Token, not More: More says false for a stray "}" or "]".
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("unexpected data after the JSON object")
+		}
 	}
 	return DecodeError(err)
 }

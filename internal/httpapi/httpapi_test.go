@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/httpapi"
 )
 
@@ -136,7 +137,7 @@ func TestBodyLimitAndMalformedJSON(t *testing.T) {
 	if e := errorBody(t, rec); rec.Code != 413 || e.ErrorCode != "REQUEST_LIMIT_EXCEEDED" {
 		t.Fatalf("oversized body: %d %+v", rec.Code, e)
 	}
-	for body, want := range map[string]string{`{"n": `: "malformed JSON", `{"n": "one"}`: "invalid value for n", `{"n": 1} {}`: "unexpected data"} {
+	for body, want := range map[string]string{`{"n": `: "malformed JSON", `{"n": "one"}`: "invalid value for n", `{"n": 1} {}`: "unexpected data", `{"n": 1}}`: "unexpected data", `{"n": 1}]`: "unexpected data", `{"n": 1} x`: "unexpected data"} {
 		rec := do(h, "POST", "/echo", body)
 		if e := errorBody(t, rec); rec.Code != 400 || e.ErrorCode != "INVALID_PARAMETER_VALUE" || !strings.Contains(e.Message, want) {
 			t.Errorf("%q: %d %+v, want 400 mentioning %q", body, rec.Code, e, want)
@@ -192,5 +193,30 @@ func TestErrorTable(t *testing.T) {
 	}
 	if got := httpapi.ClientMessage(forge.Errorf(forge.Internal, "password=hunter2")); got != "internal error" {
 		t.Errorf("internal error shown as %q", got)
+	}
+}
+
+// A step or timestamp beyond int64 is refused, not wrapped.
+func TestInt64OutOfRange(t *testing.T) {
+	var logs bytes.Buffer
+	mux := http.NewServeMux()
+	mux.Handle("POST /metric", httpapi.JSON(slog.New(slog.NewTextHandler(io.Discard, nil)), func(r *http.Request) (any, error) {
+		var v struct {
+			Step api.Int64 `json:"step"`
+		}
+		err := httpapi.Decode(r, &v)
+		return map[string]int64{"step": int64(v.Step)}, err
+	}))
+	h, _ := stack(t, &logs, mux)
+	for _, ok := range []string{`9223372036854775807`, `"-9223372036854775808"`, `1e3`} {
+		if rec := do(h, "POST", "/metric", `{"step": `+ok+`}`); rec.Code != 200 {
+			t.Errorf("step %s: %d %s", ok, rec.Code, rec.Body)
+		}
+	}
+	for _, bad := range []string{`9223372036854775808`, `"9223372036854775808"`, `-9223372036854775809`, `1e20`, `-1e20`, `9.3e18`} {
+		rec := do(h, "POST", "/metric", `{"step": `+bad+`}`)
+		if e := errorBody(t, rec); rec.Code != 400 || e.ErrorCode != "INVALID_PARAMETER_VALUE" || !strings.Contains(e.Message, "int64 range") {
+			t.Errorf("step %s: %d %+v, want 400 INVALID_PARAMETER_VALUE out of range", bad, rec.Code, e)
+		}
 	}
 }

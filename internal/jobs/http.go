@@ -1,14 +1,19 @@
 package jobs
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/bundle"
 	"github.com/forge-mlops/forge/internal/httpapi"
 )
 
@@ -83,6 +88,11 @@ func (s *Service) Routes(log *slog.Logger) []httpapi.Route {
 			httpapi.WriteError(w, r, log, bundleNotFound(err, d))
 			return
 		}
+		// Only bundles are served here, not any blob whose digest is known.
+		if err := s.checkBundle(r.Context(), d); err != nil {
+			httpapi.WriteError(w, r, log, err)
+			return
+		}
 		rc, err := s.blobs.Open(r.Context(), forge.Digest(d))
 		if err != nil {
 			httpapi.WriteError(w, r, log, bundleNotFound(err, d))
@@ -117,21 +127,64 @@ func (s *Service) Routes(log *slog.Logger) []httpapi.Route {
 			return nil, forge.Errorf(forge.TooLarge, "code bundle of %d bytes is over the limit of %d bytes", r.ContentLength, s.cfg.MaxBundleBytes)
 		}
 		body := http.MaxBytesReader(nil, r.Body, s.cfg.MaxBundleBytes)
-		info, err := s.blobs.Put(r.Context(), body)
+		// Spooled and checked before storing: a refused bundle leaves no blob.
+		tmp, err := os.CreateTemp("", "forge-bundle-*")
 		if err != nil {
+			return nil, err
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		h := sha256.New()
+		if _, err := io.Copy(io.MultiWriter(tmp, h), body); err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				return nil, forge.Errorf(forge.TooLarge, "code bundle is over the limit of %d bytes", s.cfg.MaxBundleBytes)
 			}
 			return nil, err
 		}
-		if string(info.Digest) != want {
-			// Not deleted: the same content may be stored for something else.
-			return nil, forge.Errorf(forge.Invalid, "the body's sha256 is %s, not %s", info.Digest, want)
+		if got := hex.EncodeToString(h.Sum(nil)); got != want {
+			return nil, forge.Errorf(forge.Invalid, "the body's sha256 is %s, not %s", got, want)
+		}
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		if err := bundle.Validate(tmp); err != nil {
+			return nil, bundleError(err)
+		}
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		info, err := s.blobs.Put(r.Context(), tmp)
+		if err != nil {
+			return nil, err
 		}
 		return map[string]any{"digest": info.Digest, "size": info.Size}, nil
 	}))
 	return routes
+}
+
+// checkBundle answers NotFound unless blob d is a valid code bundle.
+func (s *Service) checkBundle(ctx context.Context, d string) error {
+	rc, err := s.blobs.Open(ctx, forge.Digest(d))
+	if err != nil {
+		return bundleNotFound(err, d)
+	}
+	defer rc.Close()
+	if err := bundle.Validate(rc); err != nil {
+		if bundle.IsInvalid(err) {
+			return forge.Errorf(forge.NotFound, "no code bundle %s", d)
+		}
+		return err
+	}
+	return nil
+}
+
+// bundleError turns a refused bundle into a client error.
+func bundleError(err error) error {
+	if bundle.IsInvalid(err) {
+		return forge.Errorf(forge.Invalid, "%v", err)
+	}
+	return err
 }
 
 // bundleNotFound names the bundle in a blob store's NotFound.

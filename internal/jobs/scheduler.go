@@ -188,6 +188,11 @@ func (s *Service) launch(ctx context.Context, j Job, need forge.Resources) {
 			}
 			return
 		}
+		if forge.IsKind(err, forge.Invalid) {
+			s.log.Warn("job did not start", "job", j.ID, "err", err)
+			s.end(ctx, j, j.Attempt, "", forge.Exit{Code: -1, Reason: forge.ReasonInvalid, Message: forge.Message(err)})
+			return
+		}
 		s.log.Error("job did not start", "job", j.ID, "err", err)
 		s.end(ctx, j, j.Attempt, "", forge.Exit{Code: -1, Reason: forge.ReasonLost, Message: "could not start: " + forge.Message(err) + ": " + err.Error()})
 		return

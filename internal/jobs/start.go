@@ -32,6 +32,9 @@ func (s *Service) start(ctx context.Context, j Job) (forge.Handle, error) {
 		}
 		err = bundle.Extract(r, code)
 		r.Close()
+		if bundle.IsInvalid(err) {
+			return "", forge.Errorf(forge.Invalid, "%v", err)
+		}
 		if err != nil {
 			return "", fmt.Errorf("extract code bundle: %w", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/names"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
@@ -25,11 +26,9 @@ func checkName(name string) error {
 		return forge.Errorf(forge.Invalid, "registered model name cannot be empty")
 	case len(name) > maxNameLen:
 		return forge.Errorf(forge.Invalid, "registered model name is longer than %d characters", maxNameLen)
-	case strings.ContainsAny(name, "/\x00"):
-		// Names are path segments of Forge's own endpoints.
-		return forge.Errorf(forge.Invalid, "registered model name %q cannot contain '/'", name)
 	}
-	return nil
+	// Names are path segments of Forge's own endpoints and NAME in NAME@VERSION.
+	return names.CheckModel("registered model name", name)
 }
 
 func checkTag(key, value string) error {

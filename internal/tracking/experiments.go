@@ -10,6 +10,7 @@ import (
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/filter"
+	"github.com/forge-mlops/forge/internal/names"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
@@ -20,6 +21,9 @@ func (s *Store) CreateExperiment(ctx context.Context, name, artifactLocation str
 	}
 	if len(name) > MaxExperimentName {
 		return "", forge.Errorf(forge.Invalid, "experiment name exceeds the length limit of %d", MaxExperimentName)
+	}
+	if err := names.Check("experiment name", name); err != nil {
+		return "", err
 	}
 	for _, t := range tags {
 		if err := validateTag(t); err != nil {
@@ -82,6 +86,10 @@ func (s *Store) GetExperiment(ctx context.Context, id string) (Experiment, error
 
 // GetExperimentByName returns an experiment by name.
 func (s *Store) GetExperimentByName(ctx context.Context, name string) (Experiment, error) {
+	if names.Check("experiment name", name) != nil {
+		// No such name can be stored; PostgreSQL refuses NUL and bad UTF-8 in a query.
+		return Experiment{}, forge.Errorf(forge.NotFound, "could not find experiment with name %q", name)
+	}
 	e, err := scanExperiment(s.db.QueryRow(ctx, "SELECT "+experimentCols+" FROM experiments WHERE name = ?", name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, forge.Errorf(forge.NotFound, "could not find experiment with name '%s'", name)
@@ -171,6 +179,9 @@ func (s *Store) RenameExperiment(ctx context.Context, id, newName string) error 
 	}
 	if strings.TrimSpace(newName) == "" {
 		return forge.Errorf(forge.Invalid, "invalid experiment name: '%s'", newName)
+	}
+	if err := names.Check("experiment name", newName); err != nil {
+		return err
 	}
 	return s.db.Tx(ctx, func(tx *sqlstore.Tx) error {
 		var stage string

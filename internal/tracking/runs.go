@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/names"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
@@ -45,6 +46,9 @@ func (s *Store) CreateRun(ctx context.Context, o CreateRunOptions) (Run, error) 
 	}
 	if o.Status == "" {
 		o.Status = "RUNNING"
+	}
+	if err := names.Check("run name", o.Name); err != nil {
+		return Run{}, err
 	}
 	if !runStatuses[o.Status] {
 		return Run{}, forge.Errorf(forge.Invalid, "invalid run status '%s'", o.Status)
@@ -277,6 +281,9 @@ func activeRunWith(ctx context.Context, tx *sqlstore.Tx, st *statements, id stri
 func (s *Store) UpdateRun(ctx context.Context, id, status string, endTime int64, name string) (Run, error) {
 	if status != "" && !runStatuses[status] {
 		return Run{}, forge.Errorf(forge.Invalid, "invalid run status '%s'", status)
+	}
+	if err := names.Check("run name", name); err != nil {
+		return Run{}, err
 	}
 	err := s.db.Tx(ctx, func(tx *sqlstore.Tx) error {
 		if err := activeRun(ctx, tx, id); err != nil {

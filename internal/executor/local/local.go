@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/procenv"
 )
 
 var (
@@ -200,7 +201,7 @@ func (e *Executor) start(l *forge.Launch, h *handle, nodes, ppn, world int) ([]p
 	if err != nil {
 		return nil, fmt.Errorf("pick MASTER_PORT: %w", err)
 	}
-	base := os.Environ()
+	base := procenv.Base() // never the server's own environment
 	for k, v := range l.Env {
 		base = append(base, k+"="+v)
 	}

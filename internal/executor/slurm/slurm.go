@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/procenv"
 )
 
 var (
@@ -107,14 +108,16 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	return e, nil
 }
 
-// ExecRunner runs the commands as processes, with env added to this
-// process's environment.
+// ExecRunner runs the commands as processes, with env added to a clean
+// environment: sbatch hands its environment to the job, so the server's
+// own (its database URL, its tokens) must not be in it; only the
+// variables procenv keeps and the Slurm client's SLURM_* settings.
 func ExecRunner(env []string) Runner {
 	return func(ctx context.Context, name string, args ...string) ([]byte, error) {
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.Env = append(os.Environ(), env...)
+		cmd.Env = append(procenv.Base("SLURM_"), env...)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()

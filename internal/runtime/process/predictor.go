@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/procenv"
 )
 
 // Restart backoff: the first restart comes quickly, a predictor that keeps
@@ -76,7 +77,7 @@ func (p *predictor) start(ctx context.Context) error {
 	}
 	cmd := exec.Command(prog, p.man.Command[1:]...)
 	cmd.Dir = p.dir
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(procenv.Base(), // never the server's own environment
 		p.man.PortEnv+"="+strconv.Itoa(port),
 		"FORGE_MODEL_NAME="+p.name,
 		"FORGE_MODEL_VERSION="+p.version)
