@@ -161,7 +161,7 @@ func newBench(ctx context.Context, dir string, threads int) (*bench, error) {
 	}
 	svc := datasets.New(db, blobs, eng, datasets.Options{TempDir: dir, Threads: threads, MemoryLimit: "4GB"}, nil)
 	mux := http.NewServeMux()
-	datasets.NewAPI(svc, nil).Register(mux)
+	httpapi.Mount(mux, datasets.NewAPI(svc, nil).Routes())
 	srv := httptest.NewServer(httpapi.Chain(mux, httpapi.WithRequestID))
 	plain, err := sql.Open("duckdb", "")
 	if err != nil {

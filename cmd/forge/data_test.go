@@ -38,7 +38,7 @@ func dataServer(t *testing.T) string {
 	}
 	svc := datasets.New(sqlstoretest.OpenSQLite(t), blobs, eng, datasets.Options{TempDir: t.TempDir()}, nil)
 	mux := http.NewServeMux()
-	datasets.NewAPI(svc, nil).Register(mux)
+	httpapi.Mount(mux, datasets.NewAPI(svc, nil).Routes())
 	srv := httptest.NewServer(httpapi.Chain(mux, httpapi.WithRequestID))
 	t.Cleanup(srv.Close)
 	return srv.URL

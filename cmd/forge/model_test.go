@@ -66,7 +66,7 @@ func registryServer(t *testing.T) string {
 	reg := registry.New(sqlstoretest.OpenSQLite(t), blobs, runs, log)
 	reg.TempDir = t.TempDir()
 	mux := http.NewServeMux()
-	reg.Register(mux)
+	httpapi.Mount(mux, reg.Routes())
 	srv := httptest.NewServer(httpapi.Chain(mux, httpapi.WithRequestID, httpapi.Recover(log)))
 	t.Cleanup(srv.Close)
 	return srv.URL

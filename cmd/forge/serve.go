@@ -19,6 +19,7 @@ import (
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/api"
+	"github.com/forge-mlops/forge/internal/auth"
 	"github.com/forge-mlops/forge/internal/config"
 	"github.com/forge-mlops/forge/internal/deploy"
 	"github.com/forge-mlops/forge/internal/httpapi"
@@ -47,6 +48,7 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	repo := fs.String("model-repo", "", "model repository folder: NAME/VERSION/model.onnx or model.json")
 	server := fs.String("server", "", "follow the deployments of the Forge server at this URL")
 	token := fs.String("token", config.LoadClient(c.env).Token, "access token for --server (env FORGE_TOKEN)")
+	requireAuth := fs.Bool("auth", false, "require callers' tokens (REST and gRPC), checked with --server; answers are kept 30s")
 	cacheDir := fs.String("cache-dir", "", "where models downloaded from --server are kept (default: the user cache folder)")
 	addr := fs.String("addr", "127.0.0.1:8000", "REST listen address (host:port)")
 	grpcAddr := fs.String("grpc-addr", "127.0.0.1:8001", "gRPC listen address (host:port); empty to disable")
@@ -63,6 +65,13 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	}
 	if (*repo == "") == (*server == "") {
 		return usageError{"forge serve needs one of --model-repo DIR or --server URL"}
+	}
+	if *requireAuth && *server == "" {
+		return usageError{"forge serve --auth checks tokens with the Forge server: it needs --server URL"}
+	}
+	var remote *auth.Remote
+	if *requireAuth {
+		remote = &auth.Remote{Server: *server, TTL: 30 * time.Second}
 	}
 	log := newLogger(c.stderr, cfg.LogFormat, cfg.LogLevel).With("sys", "serve")
 	if _, set := os.LookupEnv("GOGC"); !set {
@@ -101,8 +110,12 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	defer srv.Close()
 
 	mux := http.NewServeMux()
-	srv.Register(mux)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	edge := httpapi.Edge{MaxBody: cfg.HTTP.MaxBodyBytes, MaxUpload: cfg.HTTP.MaxUploadBytes, Log: log.With("sys", "http")}
+	if remote != nil {
+		edge.Guard = remote.Guard(log.With("sys", "auth"))
+	}
+	edge.Mount(mux, append(srv.Routes(),
+		httpapi.Route{Pattern: "GET /metrics", Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}), Access: httpapi.Read}))
 	var handler http.Handler = mux
 	var follow *deploy.Controller
 	if *server != "" {
@@ -119,7 +132,10 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 		follow = deploy.NewController(src, srv, dlog)
 		handler = follow.GateReady(handler)
 	}
-	handler = httpapi.Recover(log)(handler)
+	// The same middleware as forge server's: a replica's requests have ids,
+	// an access log and HTTP metrics too.
+	handler = httpapi.Chain(handler, httpapi.WithRequestID, httpapi.AccessLog(log.With("sys", "http")), httpapi.Recover(log),
+		httpapi.NewMetrics(reg).Wrap)
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -136,7 +152,12 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 			hs.Close()
 			return fmt.Errorf("listen on %s: %w", *grpcAddr, err)
 		}
-		gs = grpc.NewServer(grpc.MaxRecvMsgSize(int(min(cfg.HTTP.MaxBodyBytes, 1<<31-1))))
+		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(min(cfg.HTTP.MaxBodyBytes, 1<<31-1)))}
+		if remote != nil {
+			unary, stream := remote.GRPC(srv.GRPCAccess())
+			opts = append(opts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
+		}
+		gs = grpc.NewServer(opts...)
 		srv.RegisterGRPC(gs)
 		go func() { errc <- gs.Serve(gln) }()
 		log.Info("gRPC listening", "addr", gln.Addr().String())

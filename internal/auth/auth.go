@@ -1,5 +1,7 @@
-// Package auth is access control by bearer tokens. A token is shown once at
-// creation; only its sha256 is stored, so a stolen database yields no tokens.
+// Package auth is access control by bearer tokens with roles. A token is
+// shown once at creation; only its sha256 is stored, so a stolen database
+// yields no tokens. Each token has a role (read, write or admin) and may
+// expire; the edge checks a route's declared access against it.
 package auth
 
 import (
@@ -11,156 +13,264 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
-// Token is a stored token's public record.
-type Token struct {
-	Name      string `json:"name"`
-	CreatedAt int64  `json:"created_at"`
-	RevokedAt int64  `json:"revoked_at,omitempty"`
+// Role is what a token may do; each role includes the ones below it.
+type Role string
+
+const (
+	RoleRead  Role = "read"
+	RoleWrite Role = "write"
+	RoleAdmin Role = "admin"
+)
+
+func (r Role) rank() int {
+	switch r {
+	case RoleRead:
+		return 1
+	case RoleWrite:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// ParseRole reads a role name.
+func ParseRole(s string) (Role, error) {
+	if r := Role(s); r.rank() > 0 {
+		return r, nil
+	}
+	return "", forge.Errorf(forge.Invalid, "role %q: want read, write or admin", s)
+}
+
+// Allows says whether a token with role r may reach a route that needs a.
+func (r Role) Allows(a httpapi.Access) bool {
+	switch a {
+	case httpapi.Public:
+		return true
+	case httpapi.Read:
+		return r.rank() >= 1
+	case httpapi.Write:
+		return r.rank() >= 2
+	case httpapi.Admin:
+		return r.rank() >= 3
+	}
+	return false
+}
+
+// Identity is who a request was let in as.
+type Identity struct {
+	Name string
+	Role Role
+	id   int64
 }
 
 // Tokens stores tokens in the metadata database.
 type Tokens struct {
-	db *sqlstore.DB
+	db  *sqlstore.DB
+	now func() time.Time
 }
 
 // New returns the token store over db.
-func New(db *sqlstore.DB) *Tokens { return &Tokens{db: db} }
+func New(db *sqlstore.DB) *Tokens { return &Tokens{db: db, now: time.Now} }
 
-func hash(token string) string {
-	h := sha256.Sum256([]byte(token))
+func hash(secret string) string {
+	h := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(h[:])
 }
 
-// Create makes a token named name and returns its secret, which is not
-// stored and cannot be shown again.
-func (t *Tokens) Create(ctx context.Context, name string) (string, error) {
-	if name == "" || len(name) > 100 || strings.ContainsAny(name, " \t\n") {
-		return "", forge.Errorf(forge.Invalid, "token name %q: want 1 to 100 characters without spaces", name)
-	}
+func newSecret(prefix string) (string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	secret := "forge_" + base64.RawURLEncoding.EncodeToString(b[:])
-	_, err := t.db.Exec(ctx, "INSERT INTO tokens (name, hash, created_at) VALUES (?, ?, ?)", name, hash(secret), sqlstore.Now())
-	if sqlstore.IsUniqueViolation(err) {
-		return "", forge.Errorf(forge.AlreadyExists, "a token named %q already exists", name)
-	}
-	if err != nil {
-		return "", fmt.Errorf("create token: %w", err)
-	}
-	return secret, nil
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
-// List returns every token, revoked ones included.
-func (t *Tokens) List(ctx context.Context) ([]Token, error) {
-	rows, err := t.db.Query(ctx, "SELECT name, created_at, revoked_at FROM tokens ORDER BY name")
+func checkName(name string) error {
+	if name == "" || len(name) > 100 || strings.ContainsAny(name, " \t\n/") {
+		return forge.Errorf(forge.Invalid, "token name %q: want 1 to 100 characters without spaces or slashes", name)
+	}
+	return nil
+}
+
+// ParseExpiry reads how long a token lives: a Go duration ("12h") or a
+// number of days ("90d"); "" is for ever (0).
+func ParseExpiry(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	var d time.Duration
+	var err error
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		var days int
+		days, err = strconv.Atoi(n)
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	if err != nil || d <= 0 {
+		return 0, forge.Errorf(forge.Invalid, "expires %q: want a positive duration such as 90d or 12h", s)
+	}
+	return d, nil
+}
+
+// Create makes a token named name with role, living for ttl (0: for ever),
+// and returns its record and its secret, which is not stored and cannot be
+// shown again.
+func (t *Tokens) Create(ctx context.Context, name string, role Role, ttl time.Duration) (api.CreatedToken, error) {
+	if err := checkName(name); err != nil {
+		return api.CreatedToken{}, err
+	}
+	if _, err := ParseRole(string(role)); err != nil {
+		return api.CreatedToken{}, err
+	}
+	secret, err := newSecret("forge_")
+	if err != nil {
+		return api.CreatedToken{}, err
+	}
+	now := t.now()
+	tk := api.Token{Name: name, Role: string(role), CreatedAt: now.UnixMilli()}
+	var expires any
+	if ttl > 0 {
+		tk.ExpiresAt = now.Add(ttl).UnixMilli()
+		expires = tk.ExpiresAt
+	}
+	_, err = t.db.Exec(ctx, "INSERT INTO tokens (name, hash, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+		name, hash(secret), string(role), tk.CreatedAt, expires)
+	if sqlstore.IsUniqueViolation(err) {
+		return api.CreatedToken{}, forge.Errorf(forge.AlreadyExists, "a token named %q already exists", name)
+	}
+	if err != nil {
+		return api.CreatedToken{}, fmt.Errorf("create token: %w", err)
+	}
+	return api.CreatedToken{Token: tk, Secret: secret}, nil
+}
+
+// EnsureAdmin makes secret a live admin token named name: the first admin
+// token, read by the server at start (--admin-token-file or
+// FORGE_ADMIN_TOKEN). The secret given is the source of truth: a changed
+// secret replaces the stored one, and a revoked one comes back.
+func (t *Tokens) EnsureAdmin(ctx context.Context, name, secret string) error {
+	if len(secret) < 16 {
+		return forge.Errorf(forge.Invalid, "the admin token must be at least 16 characters")
+	}
+	res, err := t.db.Exec(ctx, "UPDATE tokens SET hash = ?, role = ?, revoked_at = NULL, expires_at = NULL WHERE name = ?",
+		hash(secret), string(RoleAdmin), name)
+	if err != nil {
+		return fmt.Errorf("store the admin token: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return nil
+	}
+	_, err = t.db.Exec(ctx, "INSERT INTO tokens (name, hash, role, created_at) VALUES (?, ?, ?, ?)",
+		name, hash(secret), string(RoleAdmin), t.now().UnixMilli())
+	if sqlstore.IsUniqueViolation(err) {
+		return forge.Errorf(forge.Conflict, "the admin token's secret is already used by another token")
+	}
+	if err != nil {
+		return fmt.Errorf("store the admin token: %w", err)
+	}
+	return nil
+}
+
+// List returns every token, revoked and expired ones included.
+func (t *Tokens) List(ctx context.Context) ([]api.Token, error) {
+	rows, err := t.db.Query(ctx, "SELECT name, role, created_at, expires_at, revoked_at FROM tokens ORDER BY name")
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
 	defer rows.Close()
-	var out []Token
+	out := []api.Token{}
 	for rows.Next() {
-		var tk Token
-		var revoked sql.NullInt64
-		if err := rows.Scan(&tk.Name, &tk.CreatedAt, &revoked); err != nil {
+		var tk api.Token
+		var expires, revoked sql.NullInt64
+		if err := rows.Scan(&tk.Name, &tk.Role, &tk.CreatedAt, &expires, &revoked); err != nil {
 			return nil, err
 		}
-		tk.RevokedAt = revoked.Int64
+		tk.ExpiresAt, tk.RevokedAt = expires.Int64, revoked.Int64
 		out = append(out, tk)
 	}
 	return out, rows.Err()
 }
 
-// Revoke disables the token named name.
+// Revoke disables the token named name and ends its sessions.
 func (t *Tokens) Revoke(ctx context.Context, name string) error {
-	res, err := t.db.Exec(ctx, "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", sqlstore.Now(), name)
-	if err != nil {
-		return fmt.Errorf("revoke token: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		var x int
-		if err := t.db.QueryRow(ctx, "SELECT 1 FROM tokens WHERE name = ?", name).Scan(&x); errors.Is(err, sql.ErrNoRows) {
+	return t.db.Tx(ctx, func(tx *sqlstore.Tx) error {
+		var id int64
+		err := tx.QueryRow(ctx, "SELECT id FROM tokens WHERE name = ?", name).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
 			return forge.Errorf(forge.NotFound, "no token named %q", name)
 		}
-	}
-	return nil
+		if err != nil {
+			return fmt.Errorf("revoke token: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", t.now().UnixMilli(), id); err != nil {
+			return fmt.Errorf("revoke token: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM sessions WHERE token_id = ?", id); err != nil {
+			return fmt.Errorf("end the token's sessions: %w", err)
+		}
+		return nil
+	})
 }
 
-// Check says whether secret is a live token and returns its name; the error
-// is Unauthorized (none or unknown) or Forbidden (revoked).
-func (t *Tokens) Check(ctx context.Context, secret string) (string, error) {
+// Check says whether secret is a live token and returns who it is. Every
+// refusal is Unauthorized: none, unknown, revoked or expired.
+func (t *Tokens) Check(ctx context.Context, secret string) (Identity, error) {
 	if secret == "" {
-		return "", forge.Errorf(forge.Unauthorized, "authentication required: send Authorization: Bearer <token>")
+		return Identity{}, forge.Errorf(forge.Unauthorized, "authentication required: send Authorization: Bearer <token>")
 	}
-	var name string
-	var revoked sql.NullInt64
-	err := t.db.QueryRow(ctx, "SELECT name, revoked_at FROM tokens WHERE hash = ?", hash(secret)).Scan(&name, &revoked)
+	return t.lookup(ctx, "SELECT id, name, role, expires_at, revoked_at FROM tokens WHERE hash = ?", hash(secret))
+}
+
+func (t *Tokens) lookup(ctx context.Context, q string, args ...any) (Identity, error) {
+	var id Identity
+	var role string
+	var expires, revoked sql.NullInt64
+	err := t.db.QueryRow(ctx, q, args...).Scan(&id.id, &id.Name, &role, &expires, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", forge.Errorf(forge.Unauthorized, "unknown token")
+		return Identity{}, forge.Errorf(forge.Unauthorized, "unknown token")
 	}
 	if err != nil {
-		return "", fmt.Errorf("check token: %w", err)
+		return Identity{}, fmt.Errorf("check token: %w", err)
 	}
 	if revoked.Valid {
-		return "", forge.Errorf(forge.Forbidden, "token has been revoked")
+		return Identity{}, forge.Errorf(forge.Unauthorized, "token %q has been revoked", id.Name)
 	}
-	return name, nil
+	if expires.Valid && t.now().UnixMilli() >= expires.Int64 {
+		return Identity{}, forge.Errorf(forge.Unauthorized, "token %q expired at %s", id.Name, time.UnixMilli(expires.Int64).UTC().Format(time.RFC3339))
+	}
+	id.Role = Role(role)
+	return id, nil
 }
 
-type nameKey struct{}
+type identityKey struct{}
+
+// WithIdentity is ctx carrying who the request was let in as.
+func WithIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// IdentityOf is who the request was let in as; ok is false when access
+// control is off.
+func IdentityOf(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	return id, ok
+}
 
 // TokenName is the name of the token the request was let in with, or ""
 // when access control is off.
 func TokenName(ctx context.Context) string {
-	name, _ := ctx.Value(nameKey{}).(string)
-	return name
-}
-
-// FromRequest takes the token from "Authorization: Bearer T" or from Basic
-// auth with the token as password (any user name).
-func FromRequest(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	if _, pw, ok := r.BasicAuth(); ok {
-		return pw
-	}
-	return ""
-}
-
-// Middleware lets through the open paths and requires a live token
-// everywhere else.
-func (t *Tokens) Middleware(log *slog.Logger, open ...string) httpapi.Middleware {
-	free := map[string]bool{}
-	for _, p := range open {
-		free[p] = true
-	}
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if free[r.URL.Path] {
-				next.ServeHTTP(w, r)
-				return
-			}
-			name, err := t.Check(r.Context(), FromRequest(r))
-			if err != nil {
-				if forge.KindOf(err) == forge.Unauthorized {
-					w.Header().Set("WWW-Authenticate", `Bearer realm="forge"`)
-				}
-				httpapi.WriteError(w, r, log, err)
-				return
-			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), nameKey{}, name)))
-		})
-	}
+	id, _ := IdentityOf(ctx)
+	return id.Name
 }

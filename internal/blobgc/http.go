@@ -14,10 +14,10 @@ import (
 // DefaultGrace is the grace period of a sweep that names none.
 const DefaultGrace = 24 * time.Hour
 
-// Mount serves POST /api/forge/v1/admin/gc, one sweep at a time.
-func Mount(mux *http.ServeMux, store Store, refs []Referrer, log *slog.Logger) {
+// Routes serve POST /api/forge/v1/admin/gc, one sweep at a time, to admins.
+func Routes(store Store, refs []Referrer, log *slog.Logger) []httpapi.Route {
 	var running sync.Mutex
-	mux.Handle("POST /api/forge/v1/admin/gc", httpapi.JSON(log, func(r *http.Request) (any, error) {
+	return []httpapi.Route{{Pattern: "POST /api/forge/v1/admin/gc", Access: httpapi.Admin, Handler: httpapi.JSON(log, func(r *http.Request) (any, error) {
 		var req api.GCRequest
 		if err := httpapi.Decode(r, &req); err != nil {
 			return nil, err
@@ -40,5 +40,5 @@ func Mount(mux *http.ServeMux, store Store, refs []Referrer, log *slog.Logger) {
 				"removed", rep.Removed, "removed_bytes", rep.RemovedBytes)
 		}
 		return rep, err
-	}))
+	})}}
 }

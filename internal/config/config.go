@@ -28,7 +28,14 @@ type Server struct {
 	DataDir  string `yaml:"data_dir"`
 	DB       string `yaml:"db"` // empty: SQLite in DataDir; or postgres://...
 	Auth     bool   `yaml:"auth"`
-	LogLevel string `yaml:"log_level"`
+	// AdminTokenFile holds the first admin token (e.g. a mounted
+	// Kubernetes Secret); the server stores it at start as the token
+	// named "admin".
+	AdminTokenFile string `yaml:"admin_token_file"`
+	// AdminToken is the same from FORGE_ADMIN_TOKEN; never from a file
+	// or a flag, so it does not end up in a config or a process list.
+	AdminToken string `yaml:"-"`
+	LogLevel   string `yaml:"log_level"`
 	// LogFormat is json or text.
 	LogFormat string `yaml:"log_format"`
 	HTTP      HTTP   `yaml:"http"`
@@ -279,6 +286,8 @@ func (c *Server) LoadEnv(env Env) error {
 	str("FORGE_ONNXRUNTIME_LIB", &c.ONNXRuntimeLib)
 	str("FORGE_DUCKDB_MEMORY_LIMIT", &c.DuckDB.MemoryLimit)
 	str("FORGE_DEFAULT_EXECUTOR", &c.DefaultExecutor)
+	str("FORGE_ADMIN_TOKEN", &c.AdminToken)
+	str("FORGE_ADMIN_TOKEN_FILE", &c.AdminTokenFile)
 	if v, ok := env("FORGE_AUTH"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -311,6 +320,7 @@ func (c *Server) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for the SQLite database and blobs")
 	fs.StringVar(&c.DB, "db", c.DB, "metadata database: empty for SQLite in the data dir, or postgres://...")
 	fs.BoolVar(&c.Auth, "auth", c.Auth, "require bearer tokens (see forge token create)")
+	fs.StringVar(&c.AdminTokenFile, "admin-token-file", c.AdminTokenFile, "file holding the first admin token (or env FORGE_ADMIN_TOKEN)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
 	fs.Int64Var(&c.HTTP.MaxBodyBytes, "max-body-bytes", c.HTTP.MaxBodyBytes, "largest API request body accepted")

@@ -41,19 +41,25 @@ const prefix = "/api/forge/v1"
 // bodies through to it.
 const UploadPath = prefix + "/datasets/{name}/versions"
 
-// Register mounts the routes on mux.
-func (a *API) Register(mux *http.ServeMux) {
+// Routes are the datasets API. A query is a read: it runs on a read-only
+// DuckDB connection.
+func (a *API) Routes() []httpapi.Route {
 	j := func(h httpapi.HandlerFunc) http.Handler { return httpapi.JSON(a.log, h) }
-	mux.Handle("GET "+prefix+"/datasets", j(a.list))
-	mux.HandleFunc("POST "+UploadPath, a.add)
-	mux.Handle("GET "+prefix+"/datasets/{name}/versions", j(a.versions))
-	mux.Handle("GET "+prefix+"/datasets/{name}/versions/{version}", j(a.show))
-	mux.Handle("DELETE "+prefix+"/datasets/{name}", j(a.remove))
-	mux.Handle("DELETE "+prefix+"/datasets/{name}/versions/{version}", j(a.remove))
-	mux.Handle("GET "+prefix+"/datasets/{name}/versions/{version}/profile", j(a.profile))
-	mux.HandleFunc("GET "+prefix+"/datasets/{name}/versions/{version}/data", a.data)
-	mux.Handle("GET "+prefix+"/dataset-diff", j(a.diff))
-	mux.HandleFunc("POST "+prefix+"/query", a.query)
+	r := func(pattern string, access httpapi.Access, h http.Handler) httpapi.Route {
+		return httpapi.Route{Pattern: pattern, Handler: h, Access: access}
+	}
+	return []httpapi.Route{
+		r("GET "+prefix+"/datasets", httpapi.Read, j(a.list)),
+		{Pattern: "POST " + UploadPath, Handler: http.HandlerFunc(a.add), Access: httpapi.Write, Body: httpapi.BodyUpload},
+		r("GET "+prefix+"/datasets/{name}/versions", httpapi.Read, j(a.versions)),
+		r("GET "+prefix+"/datasets/{name}/versions/{version}", httpapi.Read, j(a.show)),
+		r("DELETE "+prefix+"/datasets/{name}", httpapi.Write, j(a.remove)),
+		r("DELETE "+prefix+"/datasets/{name}/versions/{version}", httpapi.Write, j(a.remove)),
+		r("GET "+prefix+"/datasets/{name}/versions/{version}/profile", httpapi.Read, j(a.profile)),
+		r("GET "+prefix+"/datasets/{name}/versions/{version}/data", httpapi.Read, http.HandlerFunc(a.data)),
+		r("GET "+prefix+"/dataset-diff", httpapi.Read, j(a.diff)),
+		r("POST "+prefix+"/query", httpapi.Read, http.HandlerFunc(a.query)),
+	}
 }
 
 // ref reads {name} and {version} ("latest" or a number) from the path.

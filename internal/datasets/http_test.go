@@ -25,7 +25,7 @@ import (
 func serve(t *testing.T, e *env) (string, chan string) {
 	t.Helper()
 	mux := http.NewServeMux()
-	datasets.NewAPI(e.svc, nil).Register(mux)
+	httpapi.Mount(mux, datasets.NewAPI(e.svc, nil).Routes())
 	done := make(chan string, 100)
 	h := httpapi.Chain(mux, httpapi.WithRequestID)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -23,6 +23,7 @@ import (
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/blob"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/registry"
 	"github.com/forge-mlops/forge/internal/runtime/process"
 	"github.com/forge-mlops/forge/internal/runtime/xgbrt"
@@ -104,9 +105,11 @@ func start(t *testing.T, db *sqlstore.DB, blobs *blob.Local) *plane {
 	p := &plane{db: db, blobs: blobs, srv: newServer()}
 	p.reg = registry.New(db, blobs, nil, discard())
 	mux := http.NewServeMux()
-	p.reg.Register(mux)
-	p.srv.Register(mux)
-	p.ctl = Mount(mux, db, p.reg, blobs, p.srv, t.TempDir(), discard())
+	httpapi.Mount(mux, p.reg.Routes())
+	httpapi.Mount(mux, p.srv.Routes())
+	var dapi *API
+	p.ctl, dapi = Build(db, p.reg, blobs, p.srv, t.TempDir(), discard())
+	httpapi.Mount(mux, dapi.Routes())
 	hs := httptest.NewServer(p.ctl.GateReady(mux))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

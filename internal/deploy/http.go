@@ -15,16 +15,15 @@ import (
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
-// Mount builds the deployments of a Forge server over its parts: the
+// Build makes the deployments of a Forge server over its parts: the
 // store, a controller serving them on srv, and the API under
-// /api/forge/v1/deployments on mux. The caller runs the controller's Run
-// beside the HTTP server and folds its Ready into readiness.
-func Mount(mux *http.ServeMux, db *sqlstore.DB, reg Registry, blobs forge.BlobStore, srv *serve.Server, dataDir string, log *slog.Logger) *Controller {
+// /api/forge/v1/deployments. The caller mounts the API's routes, runs the
+// controller's Run beside the HTTP server and folds its Ready into readiness.
+func Build(db *sqlstore.DB, reg Registry, blobs forge.BlobStore, srv *serve.Server, dataDir string, log *slog.Logger) (*Controller, *API) {
 	store := NewStore(db)
 	src := &Local{Store: store, Registry: reg, Blobs: blobs, CacheDir: filepath.Join(dataDir, "deploy-cache"), Log: log}
 	c := NewController(src, srv, log)
-	NewAPI(store, src, c, log).Register(mux)
-	return c
+	return c, NewAPI(store, src, c, log)
 }
 
 // API is the deployments' HTTP API.
@@ -40,12 +39,14 @@ func NewAPI(store *Store, src Source, ctl *Controller, log *slog.Logger) *API {
 	return &API{store: store, src: src, ctl: ctl, log: log}
 }
 
-// Register mounts the API on mux.
-func (a *API) Register(mux *http.ServeMux) {
-	mux.Handle("GET /api/forge/v1/deployments", httpapi.JSON(a.log, a.list))
-	mux.Handle("GET /api/forge/v1/deployments/{name}", httpapi.JSON(a.log, a.get))
-	mux.Handle("PUT /api/forge/v1/deployments/{name}", httpapi.JSON(a.log, a.put))
-	mux.Handle("DELETE /api/forge/v1/deployments/{name}", httpapi.JSON(a.log, a.delete))
+// Routes are the deployments API.
+func (a *API) Routes() []httpapi.Route {
+	return []httpapi.Route{
+		{Pattern: "GET /api/forge/v1/deployments", Handler: httpapi.JSON(a.log, a.list), Access: httpapi.Read},
+		{Pattern: "GET /api/forge/v1/deployments/{name}", Handler: httpapi.JSON(a.log, a.get), Access: httpapi.Read},
+		{Pattern: "PUT /api/forge/v1/deployments/{name}", Handler: httpapi.JSON(a.log, a.put), Access: httpapi.Write},
+		{Pattern: "DELETE /api/forge/v1/deployments/{name}", Handler: httpapi.JSON(a.log, a.delete), Access: httpapi.Write},
+	}
 }
 
 // GateReady answers the Open Inference Protocol's readiness with 503 until

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/forge-mlops/forge/api"
+	"github.com/forge-mlops/forge/internal/httpapi"
 )
 
 func errorAs(err error, target any) bool { return err != nil && errors.As(err, target) }
@@ -24,7 +25,7 @@ func replica(t *testing.T, p *plane) (string, *Controller) {
 	src := &Remote{Client: api.NewClient(p.url, ""), CacheDir: t.TempDir(), Log: discard()}
 	c := NewController(src, srv, discard())
 	mux := http.NewServeMux()
-	srv.Register(mux)
+	httpapi.Mount(mux, srv.Routes())
 	hs := httptest.NewServer(c.GateReady(mux))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

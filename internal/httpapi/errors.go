@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/forge-mlops/forge"
 )
 
@@ -20,27 +22,49 @@ type ErrorBody struct {
 	Message   string `json:"message"`
 }
 
+// Rendering is how the edge shows an error kind: its HTTP status, its
+// MLflow error code (in MLflow and Forge JSON errors) and its gRPC code.
+type Rendering struct {
+	Status int
+	MLflow string
+	GRPC   codes.Code
+}
+
+// kinds is the one table of error kinds at the edge; REST (MLflow, Forge
+// and Open Inference Protocol JSON) and gRPC all read it.
+var kinds = map[forge.Kind]Rendering{
+	forge.Invalid:       {http.StatusBadRequest, "INVALID_PARAMETER_VALUE", codes.InvalidArgument},
+	forge.NotFound:      {http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST", codes.NotFound},
+	forge.AlreadyExists: {http.StatusConflict, "RESOURCE_ALREADY_EXISTS", codes.AlreadyExists},
+	forge.Conflict:      {http.StatusConflict, "RESOURCE_CONFLICT", codes.FailedPrecondition},
+	forge.Unauthorized:  {http.StatusUnauthorized, "UNAUTHENTICATED", codes.Unauthenticated},
+	forge.Forbidden:     {http.StatusForbidden, "PERMISSION_DENIED", codes.PermissionDenied},
+	forge.Unavailable:   {http.StatusServiceUnavailable, "TEMPORARILY_UNAVAILABLE", codes.Unavailable},
+	forge.TooLarge:      {http.StatusRequestEntityTooLarge, "REQUEST_LIMIT_EXCEEDED", codes.ResourceExhausted},
+	forge.Internal:      {http.StatusInternalServerError, "INTERNAL_ERROR", codes.Internal},
+}
+
+// Render is the row of kinds for k; an unknown kind renders as Internal.
+func Render(k forge.Kind) Rendering {
+	if r, ok := kinds[k]; ok {
+		return r
+	}
+	return kinds[forge.Internal]
+}
+
 // Status returns the HTTP status and MLflow error code for an error kind.
 func Status(k forge.Kind) (int, string) {
-	switch k {
-	case forge.Invalid:
-		return http.StatusBadRequest, "INVALID_PARAMETER_VALUE"
-	case forge.NotFound:
-		return http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST"
-	case forge.AlreadyExists:
-		return http.StatusBadRequest, "RESOURCE_ALREADY_EXISTS"
-	case forge.Conflict:
-		return http.StatusConflict, "RESOURCE_CONFLICT"
-	case forge.Unauthorized:
-		return http.StatusUnauthorized, "UNAUTHENTICATED"
-	case forge.Forbidden:
-		return http.StatusForbidden, "PERMISSION_DENIED"
-	case forge.Unavailable:
-		return http.StatusServiceUnavailable, "TEMPORARILY_UNAVAILABLE"
-	case forge.TooLarge:
-		return http.StatusRequestEntityTooLarge, "REQUEST_LIMIT_EXCEEDED"
+	r := Render(k)
+	return r.Status, r.MLflow
+}
+
+// ClientMessage is what a client may see of err: its message, or for an
+// internal error only a generic text (the cause is for the log).
+func ClientMessage(err error) string {
+	if forge.KindOf(err) == forge.Internal {
+		return "internal error"
 	}
-	return http.StatusInternalServerError, "INTERNAL_ERROR"
+	return forge.Message(err)
 }
 
 // WriteError renders err for the client and logs its cause. Internal errors

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/httpapi"
@@ -55,7 +56,9 @@ func TestErrorKindsMapToStatusAndCode(t *testing.T) {
 	}{
 		{forge.Errorf(forge.Invalid, "bad x"), 400, "INVALID_PARAMETER_VALUE", "bad x"},
 		{forge.Errorf(forge.NotFound, "no x"), 404, "RESOURCE_DOES_NOT_EXIST", "no x"},
-		{forge.Errorf(forge.AlreadyExists, "x exists"), 400, "RESOURCE_ALREADY_EXISTS", "x exists"},
+		{forge.Errorf(forge.AlreadyExists, "x exists"), 409, "RESOURCE_ALREADY_EXISTS", "x exists"},
+		{forge.Errorf(forge.Conflict, "busy x"), 409, "RESOURCE_CONFLICT", "busy x"},
+		{forge.Errorf(forge.TooLarge, "big x"), 413, "REQUEST_LIMIT_EXCEEDED", "big x"},
 		{forge.Errorf(forge.Unauthorized, "who"), 401, "UNAUTHENTICATED", "who"},
 		{forge.Errorf(forge.Forbidden, "no"), 403, "PERMISSION_DENIED", "no"},
 		{forge.Errorf(forge.Unavailable, "busy"), 503, "TEMPORARILY_UNAVAILABLE", "busy"},
@@ -150,4 +153,20 @@ func counter(t *testing.T, reg *prometheus.Registry, route, code string) float64
 	}
 	t.Fatalf("no forge_http_requests_total{route=%q, code=%q}", route, code)
 	return 0
+}
+
+// Every kind has one row: REST and gRPC agree on what it means.
+func TestErrorTable(t *testing.T) {
+	for k, want := range map[forge.Kind]codes.Code{
+		forge.Invalid: codes.InvalidArgument, forge.NotFound: codes.NotFound, forge.AlreadyExists: codes.AlreadyExists,
+		forge.Conflict: codes.FailedPrecondition, forge.Unauthorized: codes.Unauthenticated, forge.Forbidden: codes.PermissionDenied,
+		forge.Unavailable: codes.Unavailable, forge.TooLarge: codes.ResourceExhausted, forge.Internal: codes.Internal,
+	} {
+		if got := httpapi.Render(k).GRPC; got != want {
+			t.Errorf("%v: gRPC %v, want %v", k, got, want)
+		}
+	}
+	if got := httpapi.ClientMessage(forge.Errorf(forge.Internal, "password=hunter2")); got != "internal error" {
+		t.Errorf("internal error shown as %q", got)
+	}
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 )
 
@@ -70,4 +71,50 @@ func Mount(mux *http.ServeMux, routes []Route) {
 		}
 		mux.Handle(rt.Pattern, rt.Handler)
 	}
+}
+
+// Edge is the rules a server applies to each route it mounts, read from the
+// route itself: the body limit its Body names and, for every route that is
+// not Public, the Guard that checks the caller holds its Access. It is the
+// one place those rules live; a route cannot be mounted without them.
+type Edge struct {
+	// MaxBody and MaxUpload are the BodyAPI and BodyUpload limits in bytes.
+	MaxBody, MaxUpload int64
+	// Guard wraps a route's handler with the check that the caller holds
+	// access; nil lets everyone in (access control off).
+	Guard func(access Access, next http.Handler) http.Handler
+	Log   *slog.Logger
+}
+
+// Mount registers routes on mux behind their limits and access checks, and
+// panics, like Mount, on a route that declares no access.
+func (e Edge) Mount(mux *http.ServeMux, routes []Route) {
+	out := make([]Route, len(routes))
+	for i, rt := range routes {
+		if rt.Access == accessUnset {
+			panic(fmt.Sprintf("httpapi: route %q declares no access", rt.Pattern))
+		}
+		max := e.MaxBody
+		if rt.Body == BodyUpload {
+			max = e.MaxUpload
+		}
+		h := e.limit(max, rt.Handler)
+		if e.Guard != nil && rt.Access != Public {
+			h = e.Guard(rt.Access, h)
+		}
+		rt.Handler = h
+		out[i] = rt
+	}
+	Mount(mux, out)
+}
+
+func (e Edge) limit(max int64, next http.Handler) http.Handler {
+	if max <= 0 {
+		return next
+	}
+	log := e.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return LimitBody(func(*http.Request) int64 { return max }, log)(next)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/bundle"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/sqlstore/sqlstoretest"
 )
 
@@ -157,7 +158,7 @@ func TestExecutorsHTTP(t *testing.T) {
 		return nil, errors.New("the box is unplugged")
 	}}
 	mux := http.NewServeMux()
-	e.svc.Register(mux, slog.New(slog.DiscardHandler))
+	httpapi.Mount(mux, e.svc.Routes(slog.New(slog.DiscardHandler)))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	c := api.NewClient(srv.URL, "")

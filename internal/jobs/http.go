@@ -12,7 +12,7 @@ import (
 	"github.com/forge-mlops/forge/internal/httpapi"
 )
 
-// Register mounts the jobs API on mux:
+// Routes are the jobs API:
 //
 //	POST /api/forge/v1/jobs                  submit a Spec
 //	GET  /api/forge/v1/jobs?state=S&limit=N  list, newest first
@@ -23,15 +23,19 @@ import (
 //	HEAD /api/forge/v1/bundles/{digest}      is this code bundle stored?
 //	GET  /api/forge/v1/bundles/{digest}      the code bundle (for pods that fetch it)
 //	PUT  /api/forge/v1/bundles/{digest}      store a code bundle (body: tar.gz)
-func (s *Service) Register(mux *http.ServeMux, log *slog.Logger) {
-	mux.Handle("POST /api/forge/v1/jobs", httpapi.JSON(log, func(r *http.Request) (any, error) {
+func (s *Service) Routes(log *slog.Logger) []httpapi.Route {
+	var routes []httpapi.Route
+	add := func(pattern string, access httpapi.Access, body httpapi.Body, h http.Handler) {
+		routes = append(routes, httpapi.Route{Pattern: pattern, Handler: h, Access: access, Body: body})
+	}
+	add("POST /api/forge/v1/jobs", httpapi.Write, httpapi.BodyAPI, httpapi.JSON(log, func(r *http.Request) (any, error) {
 		var spec Spec
 		if err := httpapi.Decode(r, &spec); err != nil {
 			return nil, err
 		}
 		return s.Submit(r.Context(), spec)
 	}))
-	mux.Handle("GET /api/forge/v1/jobs", httpapi.JSON(log, func(r *http.Request) (any, error) {
+	add("GET /api/forge/v1/jobs", httpapi.Read, httpapi.BodyAPI, httpapi.JSON(log, func(r *http.Request) (any, error) {
 		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 		list, err := s.List(r.Context(), State(r.URL.Query().Get("state")), limit)
 		if list == nil {
@@ -39,13 +43,13 @@ func (s *Service) Register(mux *http.ServeMux, log *slog.Logger) {
 		}
 		return map[string]any{"jobs": list}, err
 	}))
-	mux.Handle("GET /api/forge/v1/jobs/{id}", httpapi.JSON(log, func(r *http.Request) (any, error) {
+	add("GET /api/forge/v1/jobs/{id}", httpapi.Read, httpapi.BodyAPI, httpapi.JSON(log, func(r *http.Request) (any, error) {
 		return s.Get(r.Context(), r.PathValue("id"))
 	}))
-	mux.Handle("POST /api/forge/v1/jobs/{id}/cancel", httpapi.JSON(log, func(r *http.Request) (any, error) {
+	add("POST /api/forge/v1/jobs/{id}/cancel", httpapi.Write, httpapi.BodyAPI, httpapi.JSON(log, func(r *http.Request) (any, error) {
 		return s.Cancel(r.Context(), r.PathValue("id"))
 	}))
-	mux.HandleFunc("GET /api/forge/v1/jobs/{id}/logs", func(w http.ResponseWriter, r *http.Request) {
+	add("GET /api/forge/v1/jobs/{id}/logs", httpapi.Read, httpapi.BodyAPI, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		attempt, _ := strconv.Atoi(q.Get("attempt"))
 		follow := q.Get("follow") == "true" || q.Get("follow") == "1"
@@ -64,11 +68,11 @@ func (s *Service) Register(mux *http.ServeMux, log *slog.Logger) {
 		if err := s.Logs(r.Context(), id, attempt, follow, flushWriter{w, rc}); err != nil && r.Context().Err() == nil {
 			log.Warn("stream job log", "job", id, "err", err)
 		}
-	})
-	mux.Handle("GET /api/forge/v1/executors", httpapi.JSON(log, func(r *http.Request) (any, error) {
+	}))
+	add("GET /api/forge/v1/executors", httpapi.Read, httpapi.BodyAPI, httpapi.JSON(log, func(r *http.Request) (any, error) {
 		return map[string]any{"executors": s.Executors(r.Context())}, nil
 	}))
-	mux.HandleFunc("GET /api/forge/v1/bundles/{digest}", func(w http.ResponseWriter, r *http.Request) {
+	add("GET /api/forge/v1/bundles/{digest}", httpapi.Read, httpapi.BodyAPI, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d := r.PathValue("digest")
 		if !digestRx.MatchString(d) {
 			httpapi.WriteError(w, r, log, forge.Errorf(forge.Invalid, "%q is not a sha256 digest", d))
@@ -93,8 +97,8 @@ func (s *Service) Register(mux *http.ServeMux, log *slog.Logger) {
 		if _, err := io.Copy(w, rc); err != nil && r.Context().Err() == nil {
 			log.Warn("send code bundle", "digest", d, "err", err)
 		}
-	})
-	mux.HandleFunc("HEAD /api/forge/v1/bundles/{digest}", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	add("HEAD /api/forge/v1/bundles/{digest}", httpapi.Read, httpapi.BodyAPI, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info, err := s.blobs.Stat(r.Context(), forge.Digest(r.PathValue("digest")))
 		if err != nil {
 			status, _ := httpapi.Status(forge.KindOf(err))
@@ -103,8 +107,8 @@ func (s *Service) Register(mux *http.ServeMux, log *slog.Logger) {
 		}
 		w.Header().Set("Content-Length", strconv.FormatInt(info.Size, 10))
 		w.WriteHeader(http.StatusOK)
-	})
-	mux.Handle("PUT /api/forge/v1/bundles/{digest}", httpapi.JSON(log, func(r *http.Request) (any, error) {
+	}))
+	add("PUT /api/forge/v1/bundles/{digest}", httpapi.Write, httpapi.BodyUpload, httpapi.JSON(log, func(r *http.Request) (any, error) {
 		want := r.PathValue("digest")
 		if !digestRx.MatchString(want) {
 			return nil, forge.Errorf(forge.Invalid, "%q is not a sha256 digest", want)
@@ -127,6 +131,7 @@ func (s *Service) Register(mux *http.ServeMux, log *slog.Logger) {
 		}
 		return map[string]any{"digest": info.Digest, "size": info.Size}, nil
 	}))
+	return routes
 }
 
 // bundleNotFound names the bundle in a blob store's NotFound.

@@ -24,6 +24,7 @@ import (
 	"github.com/forge-mlops/forge/internal/blob"
 	"github.com/forge-mlops/forge/internal/bundle"
 	"github.com/forge-mlops/forge/internal/executor/local"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 	"github.com/forge-mlops/forge/internal/sqlstore/sqlstoretest"
 )
@@ -432,7 +433,7 @@ func TestPyTorchDDP(t *testing.T) {
 func TestHTTP(t *testing.T) {
 	e := start(t, opts{})
 	mux := http.NewServeMux()
-	e.svc.Register(mux, slog.New(slog.DiscardHandler))
+	httpapi.Mount(mux, e.svc.Routes(slog.New(slog.DiscardHandler)))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	c := api.NewClient(srv.URL, "")

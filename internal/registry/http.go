@@ -14,10 +14,11 @@ import (
 	"github.com/forge-mlops/forge/internal/httpapi"
 )
 
-// Register mounts MLflow's model-registry API (under /api/2.0/mlflow/ and
+// Routes are MLflow's model-registry API (under /api/2.0/mlflow/ and
 // /ajax-api/2.0/mlflow/, as MLflow's server does) and Forge's own model
 // endpoints under /api/forge/v1/models.
-func (r *Registry) Register(mux *http.ServeMux) {
+func (r *Registry) Routes() []httpapi.Route {
+	var out []httpapi.Route
 	routes := map[string]httpapi.HandlerFunc{
 		"POST registered-models/create":              r.createModel,
 		"POST registered-models/rename":              r.renameModel,
@@ -45,20 +46,25 @@ func (r *Registry) Register(mux *http.ServeMux) {
 	for pattern, h := range routes {
 		method, path, _ := strings.Cut(pattern, " ")
 		for _, prefix := range []string{"/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/"} {
-			mux.Handle(method+" "+prefix+path, httpapi.JSON(r.log, h))
+			access := httpapi.Write
+			if method == http.MethodGet || strings.HasSuffix(path, "/search") || strings.HasSuffix(path, "/get-latest-versions") {
+				access = httpapi.Read
+			}
+			out = append(out, httpapi.Route{Pattern: method + " " + prefix + path, Handler: httpapi.JSON(r.log, h), Access: access})
 		}
 	}
-	mux.Handle("POST /api/forge/v1/models/{name}/versions", httpapi.JSON(r.log, r.upload))
-	mux.Handle("GET /api/forge/v1/models/{name}/versions/{ref}", httpapi.JSON(r.log, r.detail))
-	mux.HandleFunc("GET /api/forge/v1/models/{name}/versions/{ref}/files/{path...}", r.serveFile)
 	watch := httpapi.JSON(r.log, r.watch)
-	mux.HandleFunc("GET /api/forge/v1/models/watch", func(w http.ResponseWriter, req *http.Request) {
-		if wantsStream(req) {
-			r.watchStream(w, req)
-			return
-		}
-		watch.ServeHTTP(w, req)
-	})
+	return append(out,
+		httpapi.Route{Pattern: "POST /api/forge/v1/models/{name}/versions", Handler: httpapi.JSON(r.log, r.upload), Access: httpapi.Write, Body: httpapi.BodyUpload},
+		httpapi.Route{Pattern: "GET /api/forge/v1/models/{name}/versions/{ref}", Handler: httpapi.JSON(r.log, r.detail), Access: httpapi.Read},
+		httpapi.Route{Pattern: "GET /api/forge/v1/models/{name}/versions/{ref}/files/{path...}", Handler: http.HandlerFunc(r.serveFile), Access: httpapi.Read},
+		httpapi.Route{Pattern: "GET /api/forge/v1/models/watch", Access: httpapi.Read, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if wantsStream(req) {
+				r.watchStream(w, req)
+				return
+			}
+			watch.ServeHTTP(w, req)
+		})})
 }
 
 // decode reads a write request's JSON body. MLflow clients send DELETE

@@ -92,7 +92,7 @@ func newEnv(t *testing.T, db *sqlstore.DB) *env {
 	reg := registry.New(db, blobs, runs, log)
 	reg.TempDir = t.TempDir()
 	mux := http.NewServeMux()
-	reg.Register(mux)
+	httpapi.Mount(mux, reg.Routes())
 	srv := httptest.NewServer(httpapi.Chain(mux, httpapi.WithRequestID, httpapi.Recover(log)))
 	t.Cleanup(srv.Close)
 	return &env{t: t, db: db, reg: reg, blobs: blobs, runs: runs, srv: srv, client: api.NewClient(srv.URL, "")}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/api/oip"
+	"github.com/forge-mlops/forge/internal/httpapi"
 )
 
 var singleRow = []byte(`{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}`)
@@ -124,7 +125,7 @@ func BenchmarkOverhead(b *testing.B) {
 		}
 	})
 	mux := http.NewServeMux()
-	e.s.Register(mux)
+	httpapi.Mount(mux, e.s.Routes())
 	b.Run("handler", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

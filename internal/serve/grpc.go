@@ -5,11 +5,11 @@ import (
 	"math"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/api/oip"
+	"github.com/forge-mlops/forge/internal/httpapi"
 )
 
 // RegisterGRPC adds inference.GRPCInferenceService to g, answered by the same
@@ -18,27 +18,28 @@ func (s *Server) RegisterGRPC(g *grpc.Server) {
 	oip.RegisterGRPCInferenceServiceServer(g, grpcService{s: s})
 }
 
+// GRPCAccess is what each gRPC method needs, as its REST twin does:
+// health answers anyone, the rest needs read access.
+func (s *Server) GRPCAccess() map[string]httpapi.Access {
+	return map[string]httpapi.Access{
+		oip.GRPCInferenceService_ServerLive_FullMethodName:     httpapi.Public,
+		oip.GRPCInferenceService_ServerReady_FullMethodName:    httpapi.Public,
+		oip.GRPCInferenceService_ModelReady_FullMethodName:     httpapi.Read,
+		oip.GRPCInferenceService_ServerMetadata_FullMethodName: httpapi.Read,
+		oip.GRPCInferenceService_ModelMetadata_FullMethodName:  httpapi.Read,
+		oip.GRPCInferenceService_ModelInfer_FullMethodName:     httpapi.Read,
+	}
+}
+
 type grpcService struct {
 	oip.UnimplementedGRPCInferenceServiceServer
 	s *Server
 }
 
+// grpcError is err as a gRPC status, with the code of its kind (httpapi's
+// table); an internal error shows no cause.
 func grpcError(err error) error {
-	c := codes.Internal
-	msg := forge.Message(err)
-	switch forge.KindOf(err) {
-	case forge.Invalid:
-		c = codes.InvalidArgument
-	case forge.NotFound:
-		c = codes.NotFound
-	case forge.Unavailable:
-		c = codes.Unavailable
-	case forge.TooLarge:
-		c = codes.ResourceExhausted
-	case forge.Conflict, forge.AlreadyExists:
-		c = codes.FailedPrecondition
-	}
-	return status.Error(c, msg)
+	return status.Error(httpapi.Render(forge.KindOf(err)).GRPC, httpapi.ClientMessage(err))
 }
 
 func (g grpcService) ServerLive(context.Context, *oip.ServerLiveRequest) (*oip.ServerLiveResponse, error) {

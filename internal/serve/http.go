@@ -14,29 +14,35 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/httpapi"
 )
 
 // headerLength is the binary tensor extension's header: the length of the
 // JSON part of a body whose binary tensor data follows it.
 const headerLength = "Inference-Header-Content-Length"
 
-// Register mounts the Open Inference Protocol REST API on mux.
-func (s *Server) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v2/health/live", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]bool{"live": true})
-	})
-	mux.HandleFunc("GET /v2/health/ready", func(w http.ResponseWriter, r *http.Request) {
-		ok := s.Ready()
-		writeJSON(w, statusIf(ok), map[string]bool{"ready": ok})
-	})
-	mux.HandleFunc("GET /v2", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.ServerMetadata())
-	})
-	for _, p := range []string{"/v2/models/{name}", "/v2/models/{name}/versions/{version}"} {
-		mux.HandleFunc("GET "+p, s.handleMetadata)
-		mux.HandleFunc("GET "+p+"/ready", s.handleReady)
-		mux.HandleFunc("POST "+p+"/infer", s.handleInfer)
+// Routes are the Open Inference Protocol REST API. Health answers anyone
+// (probes carry no token); metadata and inference need read access.
+func (s *Server) Routes() []httpapi.Route {
+	routes := []httpapi.Route{
+		{Pattern: "GET /v2/health/live", Access: httpapi.Public, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]bool{"live": true})
+		})},
+		{Pattern: "GET /v2/health/ready", Access: httpapi.Public, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ok := s.Ready()
+			writeJSON(w, statusIf(ok), map[string]bool{"ready": ok})
+		})},
+		{Pattern: "GET /v2", Access: httpapi.Read, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, s.ServerMetadata())
+		})},
 	}
+	for _, p := range []string{"/v2/models/{name}", "/v2/models/{name}/versions/{version}"} {
+		routes = append(routes,
+			httpapi.Route{Pattern: "GET " + p, Handler: http.HandlerFunc(s.handleMetadata), Access: httpapi.Read},
+			httpapi.Route{Pattern: "GET " + p + "/ready", Handler: http.HandlerFunc(s.handleReady), Access: httpapi.Read},
+			httpapi.Route{Pattern: "POST " + p + "/infer", Handler: http.HandlerFunc(s.handleInfer), Access: httpapi.Read})
+	}
+	return routes
 }
 
 func statusIf(ok bool) int {
@@ -390,27 +396,14 @@ func encodeInferResponse(b []byte, resp *Response) ([]byte, int) {
 	return b, n
 }
 
-// writeError renders err as {"error": "..."} with the status of its kind;
-// internal errors are logged and shown without their cause.
+// writeError renders err as {"error": "..."} with the status of its kind
+// (httpapi's table); internal errors are logged and shown without their cause.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	kind := forge.KindOf(err)
-	msg := forge.Message(err)
-	status := http.StatusInternalServerError
-	switch kind {
-	case forge.Invalid:
-		status = http.StatusBadRequest
-	case forge.NotFound:
-		status = http.StatusNotFound
-	case forge.Unavailable:
-		status = http.StatusServiceUnavailable
-	case forge.TooLarge:
-		status = http.StatusRequestEntityTooLarge
-	case forge.Conflict, forge.AlreadyExists:
-		status = http.StatusConflict
-	default:
-		s.log.ErrorContext(r.Context(), "inference request failed", "path", r.URL.Path, "err", err)
+	if kind == forge.Internal {
+		s.log.ErrorContext(r.Context(), "inference request failed", "path", r.URL.Path, "request_id", httpapi.RequestID(r.Context()), "err", err)
 	}
-	writeJSON(w, status, map[string]string{"error": msg})
+	writeJSON(w, httpapi.Render(kind).Status, map[string]string{"error": httpapi.ClientMessage(err)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

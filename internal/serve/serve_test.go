@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/ort"
 	"github.com/forge-mlops/forge/internal/runtime/onnxrt"
 	"github.com/forge-mlops/forge/internal/runtime/xgbrt"
@@ -99,7 +100,7 @@ func newEnv(t testing.TB, entries map[string]string, batch BatchOptions) *env {
 		s.LoadRepository(context.Background(), repo(t, entries), LoadOptions{Batch: batch})
 	}
 	mux := http.NewServeMux()
-	s.Register(mux)
+	httpapi.Mount(mux, s.Routes())
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	return &env{s: s, reg: reg, url: hs.URL}

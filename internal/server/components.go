@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"k8s.io/client-go/discovery"
@@ -23,7 +21,6 @@ import (
 	"github.com/forge-mlops/forge/internal/executor/kube"
 	"github.com/forge-mlops/forge/internal/executor/local"
 	"github.com/forge-mlops/forge/internal/executor/slurm"
-	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/jobs"
 	"github.com/forge-mlops/forge/internal/ort"
 	"github.com/forge-mlops/forge/internal/registry"
@@ -36,7 +33,7 @@ import (
 	"github.com/forge-mlops/forge/internal/webui"
 )
 
-// mount builds every subsystem over the stores and mounts its routes: the
+// mount builds every subsystem over the stores and gathers its routes: the
 // one place that says what the control plane is made of.
 func (s *Server) mount(ctx context.Context) error {
 	tmp := filepath.Join(s.cfg.DataDir, "tmp")
@@ -47,7 +44,7 @@ func (s *Server) mount(ctx context.Context) error {
 	// Tracking: MLflow's REST API and artifact proxy.
 	tracks := tracking.New(s.db)
 	artifacts := tracking.NewArtifacts(s.db, s.blobs)
-	tracking.NewAPI(tracks, artifacts, s.log.With("sys", "tracking")).Register(s.mux)
+	s.routes = append(s.routes, tracking.NewAPI(tracks, artifacts, s.log.With("sys", "tracking")).Routes()...)
 
 	// Datasets, explored with DuckDB.
 	eng, err := duckq.NewEngine(duckq.EngineOptions{MemoryLimit: s.cfg.DuckDB.MemoryLimit, Threads: s.cfg.DuckDB.Threads,
@@ -57,7 +54,7 @@ func (s *Server) mount(ctx context.Context) error {
 	}
 	data := datasets.New(s.db, s.blobs, eng, datasets.Options{TempDir: tmp, MemoryLimit: s.cfg.DuckDB.MemoryLimit,
 		Threads: s.cfg.DuckDB.Threads}, s.log.With("sys", "datasets"))
-	datasets.NewAPI(data, s.log.With("sys", "datasets")).Register(s.mux)
+	s.routes = append(s.routes, datasets.NewAPI(data, s.log.With("sys", "datasets")).Routes()...)
 
 	// The model registry copies versions from runs' artifacts.
 	runFiles := registry.RunArtifactsFunc(func(ctx context.Context, runID, path string) ([]registry.File, error) {
@@ -70,7 +67,7 @@ func (s *Server) mount(ctx context.Context) error {
 	})
 	s.registry = registry.New(s.db, s.blobs, runFiles, s.log.With("sys", "registry"))
 	s.registry.TempDir = tmp
-	s.registry.Register(s.mux)
+	s.routes = append(s.routes, s.registry.Routes()...)
 
 	// Jobs, on the executors named in the config.
 	execs, jcfg, err := s.executors(ctx)
@@ -86,7 +83,7 @@ func (s *Server) mount(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start jobs: %w", err)
 	}
-	js.Register(s.mux, s.log)
+	s.routes = append(s.routes, js.Routes(s.log.With("sys", "jobs"))...)
 	s.runners = append(s.runners, js.Run)
 
 	// Inference: the Open Inference Protocol on this port and on gRPC.
@@ -103,16 +100,18 @@ func (s *Server) mount(ctx context.Context) error {
 		Payload: serve.PayloadOptions{Datasets: data, Engine: eng, SampleRate: s.cfg.Serve.PayloadSampleRate, TempDir: tmp},
 	}, s.log.With("sys", "serve"), s.reg)
 	s.closers = append(s.closers, s.serve)
-	s.serve.Register(s.mux)
+	s.routes = append(s.routes, s.serve.Routes()...)
 	// Deployments route endpoint names to registered versions, following aliases.
-	s.deploy = deploy.Mount(s.mux, s.db, s.registry, s.blobs, s.serve, s.cfg.DataDir, s.log.With("sys", "deploy"))
+	var deployAPI *deploy.API
+	s.deploy, deployAPI = deploy.Build(s.db, s.registry, s.blobs, s.serve, s.cfg.DataDir, s.log.With("sys", "deploy"))
+	s.routes = append(s.routes, deployAPI.Routes()...)
 	s.runners = append(s.runners, s.deploy.Run)
 	// Blob garbage collection asks every component that records blob
 	// digests; one left out here would lose its blobs to a sweep.
-	blobgc.Mount(s.mux, s.blobs, []blobgc.Referrer{artifacts, data, s.registry, js}, s.log.With("sys", "blobgc"))
+	s.routes = append(s.routes, blobgc.Routes(s.blobs, []blobgc.Referrer{artifacts, data, s.registry, js}, s.log.With("sys", "blobgc"))...)
 	// The web UI at `/`, over the APIs above.
 	s.ui = webui.New()
-	httpapi.Mount(s.mux, s.ui.Routes())
+	s.routes = append(s.routes, s.ui.Routes()...)
 	if s.cfg.GRPCAddr != "" {
 		if s.grpcLn, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
 			return fmt.Errorf("listen on %s (grpc_addr): %w", s.cfg.GRPCAddr, err)
@@ -188,18 +187,4 @@ func (s *Server) executors(ctx context.Context) (map[string]forge.Executor, jobs
 		}
 	}
 	return execs, jcfg, nil
-}
-
-// bodyLimit gives uploads of files (artifacts, datasets, models, code) the
-// upload limit and every other request the smaller API limit.
-func (s *Server) bodyLimit(r *http.Request) int64 {
-	p := r.URL.Path
-	upload := (r.Method == http.MethodPut && strings.HasPrefix(p, "/api/2.0/mlflow-artifacts/")) ||
-		(r.Method == http.MethodPut && strings.HasPrefix(p, "/api/forge/v1/bundles/")) ||
-		(r.Method == http.MethodPost && strings.HasPrefix(p, "/api/forge/v1/datasets/") && strings.HasSuffix(p, "/versions")) ||
-		(r.Method == http.MethodPost && strings.HasPrefix(p, "/api/forge/v1/models/") && strings.HasSuffix(p, "/versions"))
-	if upload {
-		return s.cfg.HTTP.MaxUploadBytes
-	}
-	return s.cfg.HTTP.MaxBodyBytes
 }

@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +50,9 @@ type Server struct {
 	ui       *webui.UI
 	grpcLn   net.Listener
 	mux      *http.ServeMux
+	routes   []httpapi.Route
+	tokens   *auth.Tokens
+	openapi  []byte
 	handler  http.Handler
 	ready    atomic.Bool
 	closers  []io.Closer
@@ -96,10 +101,15 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 		db.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	s := &Server{cfg: cfg, log: log, db: db, blobs: blobs, ln: ln, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: log, db: db, blobs: blobs, ln: ln, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), tokens: auth.New(db)}
 	s.closers = append(s.closers, db)
+	if err := s.adminToken(ctx); err != nil {
+		ln.Close()
+		s.Close()
+		return nil, err
+	}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := s.routes(ctx); err != nil {
+	if err := s.assemble(ctx); err != nil {
 		ln.Close()
 		s.Close()
 		return nil, err
@@ -117,59 +127,122 @@ func (s *Server) URL() string {
 	return "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
 }
 
-func (s *Server) routes(ctx context.Context) error {
-	s.mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "OK")
-	})
-	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if !s.ready.Load() {
-			http.Error(w, "starting", http.StatusServiceUnavailable)
-			return
-		}
-		if !s.deploy.Ready() {
-			http.Error(w, "loading deployments", http.StatusServiceUnavailable)
-			return
-		}
-		if err := s.db.Ping(ctx); err != nil {
-			s.log.Warn("readiness: database ping failed", "err", err)
-			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ready")
-	})
-	// MLflow's server answers /version with its bare version string.
-	s.mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, version.Version)
-	})
-	s.mux.Handle("GET /api/forge/v1/version", httpapi.JSON(s.log, func(r *http.Request) (any, error) {
-		return map[string]string{"version": version.Version, "commit": version.Commit(), "mlflow_api": version.MLflowCompat, "database": s.db.Dialect().String()}, nil
-	}))
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+func (s *Server) assemble(ctx context.Context) error {
+	public := func(pattern string, h http.HandlerFunc) httpapi.Route {
+		return httpapi.Route{Pattern: pattern, Handler: h, Access: httpapi.Public}
+	}
+	s.routes = append(s.routes,
+		public("GET /health", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "OK")
+		}),
+		public("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if !s.ready.Load() {
+				http.Error(w, "starting", http.StatusServiceUnavailable)
+				return
+			}
+			if !s.deploy.Ready() {
+				http.Error(w, "loading deployments", http.StatusServiceUnavailable)
+				return
+			}
+			if err := s.db.Ping(ctx); err != nil {
+				s.log.Warn("readiness: database ping failed", "err", err)
+				http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			io.WriteString(w, "ready")
+		}),
+		// MLflow's server answers /version with its bare version string.
+		public("GET /version", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, version.Version)
+		}),
+		httpapi.Route{Pattern: "GET /api/forge/v1/version", Access: httpapi.Read, Handler: httpapi.JSON(s.log, func(r *http.Request) (any, error) {
+			return map[string]string{"version": version.Version, "commit": version.Commit(), "mlflow_api": version.MLflowCompat, "database": s.db.Dialect().String()}, nil
+		})},
+		httpapi.Route{Pattern: "GET /metrics", Access: httpapi.Read, Handler: promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})},
+	)
 	if err := s.mount(ctx); err != nil {
 		return err
 	}
-	// Unknown API paths get a JSON 404 in MLflow's shape, not the mux's text.
-	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	// Unknown API paths get a JSON 404 in MLflow's shape, not the mux's
+	// text; only to a caller who may read the API.
+	s.routes = append(s.routes, httpapi.Route{Pattern: "/api/", Access: httpapi.Read, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteJSON(w, http.StatusNotFound, httpapi.ErrorBody{ErrorCode: "ENDPOINT_NOT_FOUND",
 			Message: fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path)})
-	})
+	})})
+
+	alog := s.log.With("sys", "auth")
+	s.routes = append(s.routes, s.tokens.Routes(s.cfg.Auth, alog)...)
+	// The OpenAPI document of Forge's own API and the OIP REST routes,
+	// from the route table itself.
+	doc, err := httpapi.OpenAPI("Forge", "v1", append(s.routes, openAPIRoute), "/api/forge/", "/api/openapi.json", "/v2")
+	if err != nil {
+		return fmt.Errorf("build the OpenAPI document: %w", err)
+	}
+	s.openapi = doc
+	s.routes = append(s.routes, httpapi.Route{Pattern: openAPIRoute.Pattern, Access: openAPIRoute.Access, Summary: openAPIRoute.Summary,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(s.openapi)
+		})})
+	edge := httpapi.Edge{MaxBody: s.cfg.HTTP.MaxBodyBytes, MaxUpload: s.cfg.HTTP.MaxUploadBytes, Log: s.log.With("sys", "http")}
+	if s.cfg.Auth {
+		edge.Guard = s.tokens.Guard(alog)
+	}
+	edge.Mount(s.mux, s.routes)
 
 	metrics := httpapi.NewMetrics(s.reg)
-	mws := []httpapi.Middleware{
+	s.handler = httpapi.Chain(s.mux,
 		httpapi.WithRequestID,
 		httpapi.AccessLog(s.log.With("sys", "http")),
 		httpapi.Recover(s.log),
-	}
-	if s.cfg.Auth {
-		mws = append(mws, auth.New(s.db).Middleware(s.log, append([]string{"/health", "/readyz", "/version"}, s.ui.Paths()...)...))
-	}
-	mws = append(mws, metrics.Wrap, httpapi.RejectUnclean(s.log), httpapi.LimitBody(s.bodyLimit, s.log), s.deploy.GateReady)
-	s.handler = httpapi.Chain(s.mux, mws...)
+		metrics.Wrap, httpapi.RejectUnclean(s.log), s.deploy.GateReady)
 	return nil
+}
+
+var openAPIRoute = httpapi.Route{Pattern: "GET /api/openapi.json", Access: httpapi.Public, Summary: "this OpenAPI document"}
+
+// OpenAPI is the OpenAPI document served at /api/openapi.json.
+func (s *Server) OpenAPI() []byte { return s.openapi }
+
+// Routes are every route the server mounts, with the rules it applies to
+// each: what a test of the edge walks.
+func (s *Server) Routes() []httpapi.Route { return s.routes }
+
+// adminToken stores the first admin token, from --admin-token-file or
+// FORGE_ADMIN_TOKEN, as the token named "admin".
+func (s *Server) adminToken(ctx context.Context) error {
+	secret := s.cfg.AdminToken
+	if s.cfg.AdminTokenFile != "" {
+		b, err := os.ReadFile(s.cfg.AdminTokenFile)
+		if err != nil {
+			return fmt.Errorf("read the admin token (admin_token_file): %w", err)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	if secret == "" {
+		if s.cfg.Auth {
+			if n, err := s.tokens.List(ctx); err == nil && len(n) == 0 {
+				s.log.Warn("auth is on but there are no tokens: give the server a first admin token with --admin-token-file or FORGE_ADMIN_TOKEN")
+			}
+		}
+		return nil
+	}
+	if err := s.tokens.EnsureAdmin(ctx, "admin", secret); err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	return nil
+}
+
+// GRPCAddr is where the gRPC inference service listens, or "" when off.
+func (s *Server) GRPCAddr() string {
+	if s.grpcLn == nil {
+		return ""
+	}
+	return s.grpcLn.Addr().String()
 }
 
 // Handler is the whole HTTP API, for tests that serve it themselves.
@@ -195,7 +268,12 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 	go func() { errc <- srv.Serve(ln) }()
 	var gs *grpc.Server
 	if s.grpcLn != nil {
-		gs = grpc.NewServer(grpc.MaxRecvMsgSize(int(min(s.cfg.HTTP.MaxBodyBytes, 1<<31-1))))
+		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(min(s.cfg.HTTP.MaxBodyBytes, 1<<31-1)))}
+		if s.cfg.Auth {
+			unary, stream := s.tokens.GRPC(s.serve.GRPCAccess())
+			opts = append(opts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
+		}
+		gs = grpc.NewServer(opts...)
 		s.serve.RegisterGRPC(gs)
 		go func() { errc <- gs.Serve(s.grpcLn) }()
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/api"
@@ -25,10 +26,16 @@ func NewAPI(store *Store, artifacts *Artifacts, log *slog.Logger) *API {
 	return &API{store: store, artifacts: artifacts, log: log}
 }
 
-// Register mounts the routes on mux.
-func (a *API) Register(mux *http.ServeMux) {
+// Routes are MLflow's tracking API and artifact proxy. Searches are reads
+// even when they are POSTs.
+func (a *API) Routes() []httpapi.Route {
+	var routes []httpapi.Route
 	h := func(pattern string, fn httpapi.HandlerFunc) {
-		mux.Handle(pattern, httpapi.JSON(a.log, fn))
+		access := httpapi.Write
+		if strings.HasPrefix(pattern, "GET ") || strings.HasSuffix(pattern, "/search") {
+			access = httpapi.Read
+		}
+		routes = append(routes, httpapi.Route{Pattern: pattern, Handler: httpapi.JSON(a.log, fn), Access: access})
 	}
 	const p = "/api/2.0/mlflow/"
 	h("POST "+p+"experiments/create", a.createExperiment)
@@ -59,10 +66,12 @@ func (a *API) Register(mux *http.ServeMux) {
 	h("GET "+p+"artifacts/list", a.listRunArtifacts)
 
 	const ap = "/api/2.0/mlflow-artifacts/artifacts"
-	mux.HandleFunc("PUT "+ap+"/{path...}", a.uploadArtifact)
-	mux.HandleFunc("GET "+ap+"/{path...}", a.downloadArtifact)
+	routes = append(routes,
+		httpapi.Route{Pattern: "PUT " + ap + "/{path...}", Handler: http.HandlerFunc(a.uploadArtifact), Access: httpapi.Write, Body: httpapi.BodyUpload},
+		httpapi.Route{Pattern: "GET " + ap + "/{path...}", Handler: http.HandlerFunc(a.downloadArtifact), Access: httpapi.Read})
 	h("DELETE "+ap+"/{path...}", a.deleteArtifact)
 	h("GET "+ap, a.listArtifacts)
+	return routes
 }
 
 func runID(id, uuid string) (string, error) {
