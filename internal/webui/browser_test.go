@@ -253,3 +253,26 @@ func TestBrowserJourneys(t *testing.T) {
 		screenshot(t, ctx, "compare")
 	})
 }
+
+// With --auth the page asks for a token, refuses a wrong one with the
+// server's message, and shows the data once signed in (by cookie).
+func TestBrowserSignIn(t *testing.T) {
+	base := startServer(t, true)
+	ctx := browser(t)
+	var msg string
+	run(t, ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(`#signin #token`),
+		chromedp.SendKeys(`#token`, "not-a-token"), chromedp.Click(`#signin button`),
+		chromedp.WaitVisible(`#signin-error .error`), chromedp.Text(`#signin-error .error`, &msg))
+	if strings.TrimSpace(msg) == "" {
+		t.Error("a wrong token is refused with no message")
+	}
+	screenshot(t, ctx, "refused")
+	var stored string
+	run(t, ctx, chromedp.SetValue(`#token`, adminToken), chromedp.Click(`#signin button`),
+		chromedp.WaitVisible(`#main h1`), chromedp.Poll(`!document.getElementById('signin')`, nil),
+		chromedp.Evaluate(`location.href + JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie`, &stored))
+	if strings.Contains(stored, adminToken) {
+		t.Errorf("the token is visible to the page: %s", stored)
+	}
+	screenshot(t, ctx, "signed-in")
+}
