@@ -235,6 +235,28 @@ func TestBrowserJourneys(t *testing.T) {
 		screenshot(t, ctx, "xss")
 	})
 
+	t.Run("jobs list and a job", func(t *testing.T) {
+		if err := api.NewClient(base, "").Do(context.Background(), "POST", "/api/forge/v1/jobs", nil,
+			map[string]any{"name": "train " + xss, "command": []string{"true"}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		var name, state string
+		var imgs int
+		run(t, ctx, chromedp.Navigate(base+"/#/jobs"), chromedp.WaitVisible(`#jobs tbody tr a`),
+			chromedp.Text(`#jobs tbody tr a`, &name),
+			chromedp.Evaluate(`document.querySelectorAll('#main img').length`, &imgs))
+		if name != "train "+xss || imgs != 0 {
+			t.Errorf("jobs list shows %q with %d img elements", name, imgs)
+		}
+		screenshot(t, ctx, "jobs")
+		run(t, ctx, chromedp.Click(`#jobs tbody tr a`), chromedp.WaitVisible(`#job-log`),
+			chromedp.Text(`#job-state`, &state))
+		if state == "" {
+			t.Error("job page shows no state")
+		}
+		screenshot(t, ctx, "job")
+	})
+
 	t.Run("compare runs", func(t *testing.T) {
 		var diff string
 		run(t, ctx, chromedp.Navigate(expURL+"?sort=metrics.loss"), chromedp.WaitVisible(`#runs .vt-row`),
