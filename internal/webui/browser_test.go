@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/forge-mlops/forge/api"
@@ -87,7 +88,13 @@ func browser(t *testing.T) context.Context {
 	}
 	ctx, cancel2 := chromedp.NewContext(actx, chromedp.WithErrorf(quiet))
 	t.Cleanup(cancel2)
-	if err := chromedp.Run(ctx); err != nil { // start the browser
+	// Every page records what the Content-Security-Policy blocked.
+	record := chromedp.ActionFunc(func(ctx context.Context) error {
+		_, err := page.AddScriptToEvaluateOnNewDocument(`window.__csp = [];
+			document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));`).Do(ctx)
+		return err
+	})
+	if err := chromedp.Run(ctx, record); err != nil { // start the browser
 		t.Fatal(err)
 	}
 	return ctx
@@ -273,6 +280,12 @@ func TestBrowserJourneys(t *testing.T) {
 			t.Errorf("compare chart legend has %d entries, want 4", series)
 		}
 		screenshot(t, ctx, "compare")
+		// The UI itself needs nothing the policy forbids (no inline script or style).
+		var blocked []string
+		run(t, ctx, chromedp.Evaluate(`window.__csp || ['the recorder is not installed']`, &blocked))
+		if len(blocked) != 0 {
+			t.Errorf("Content-Security-Policy blocked: %v", blocked)
+		}
 	})
 }
 

@@ -60,7 +60,7 @@ export function signInForm() {
     msg.replaceChildren();
     try {
       await post('/api/forge/v1/auth/session', { token: token.value });
-      location.reload();
+      window.dispatchEvent(new HashChangeEvent('hashchange')); // render the page again, now signed in
     } catch (err) {
       msg.replaceChildren(el('div', { class: 'error', role: 'alert' }, err.message));
     }
