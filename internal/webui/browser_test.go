@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -262,6 +263,19 @@ func TestBrowserJourneys(t *testing.T) {
 			t.Error("job page shows no state")
 		}
 		screenshot(t, ctx, "job")
+	})
+
+	t.Run("dark theme follows the system", func(t *testing.T) {
+		var bg string
+		dark := emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}})
+		light := emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}})
+		run(t, ctx, dark, chromedp.Navigate(base+"/#/runs/"+s.bestID), chromedp.WaitVisible(`#charts canvas`),
+			chromedp.Evaluate(`getComputedStyle(document.body).backgroundColor`, &bg))
+		screenshot(t, ctx, "run-dark")
+		run(t, ctx, light)
+		if bg != "rgb(17, 20, 24)" {
+			t.Errorf("dark background %q, want rgb(17, 20, 24)", bg)
+		}
 	})
 
 	t.Run("compare runs", func(t *testing.T) {
