@@ -30,6 +30,7 @@ import (
 	"github.com/forge-mlops/forge/internal/serve"
 	"github.com/forge-mlops/forge/internal/tracking"
 	"github.com/forge-mlops/forge/internal/version"
+	"github.com/forge-mlops/forge/internal/webui"
 )
 
 // mount builds every subsystem over the stores and gathers its routes: the
@@ -108,6 +109,9 @@ func (s *Server) mount(ctx context.Context) error {
 	// Blob garbage collection asks every component that records blob
 	// digests; one left out here would lose its blobs to a sweep.
 	s.routes = append(s.routes, blobgc.Routes(s.blobs, []blobgc.Referrer{artifacts, data, s.registry, js}, s.log.With("sys", "blobgc"))...)
+	// The web UI at `/`, over the APIs above.
+	s.ui = webui.New()
+	s.routes = append(s.routes, s.ui.Routes()...)
 	if s.cfg.GRPCAddr != "" {
 		if s.grpcLn, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
 			return fmt.Errorf("listen on %s (grpc_addr): %w", s.cfg.GRPCAddr, err)

@@ -33,6 +33,7 @@ import (
 	"github.com/forge-mlops/forge/internal/serve"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 	"github.com/forge-mlops/forge/internal/version"
+	"github.com/forge-mlops/forge/internal/webui"
 )
 
 // Server is a running control plane's parts.
@@ -46,6 +47,7 @@ type Server struct {
 	registry *registry.Registry
 	serve    *serve.Server
 	deploy   *deploy.Controller
+	ui       *webui.UI
 	grpcLn   net.Listener
 	mux      *http.ServeMux
 	routes   []httpapi.Route

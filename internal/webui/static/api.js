@@ -1,0 +1,68 @@
+// api calls Forge's REST API on this origin. A failed call throws an
+// Error carrying the API's own message, its status and error code.
+export class APIError extends Error {
+  constructor(message, status, code) { super(message); this.status = status; this.code = code; }
+}
+
+async function call(method, path, body) {
+  const opts = { method, headers: {}, credentials: 'same-origin' };
+  if (body !== undefined) {
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  if (method !== 'GET' && method !== 'HEAD') opts.headers['X-Forge-CSRF'] = '1';
+  const resp = await fetch(path, opts);
+  const text = await resp.text();
+  let data = {};
+  try { data = text ? JSON.parse(text) : {}; } catch { data = { message: text }; }
+  if (!resp.ok) {
+    throw new APIError(data.message || `${resp.status} ${resp.statusText}`, resp.status, data.error_code);
+  }
+  return data;
+}
+
+export const get = (path, params) => call('GET', params ? path + '?' + new URLSearchParams(params) : path);
+export const post = (path, body) => call('POST', path, body);
+
+const ml = '/api/2.0/mlflow/';
+
+export async function experiments() {
+  const out = [];
+  let token = '';
+  do {
+    const r = await post(ml + 'experiments/search', { max_results: 1000, page_token: token });
+    out.push(...(r.experiments || []));
+    token = r.next_page_token || '';
+  } while (token);
+  return out;
+}
+
+export const experiment = (id) => get(ml + 'experiments/get', { experiment_id: id }).then(r => r.experiment);
+
+// searchRuns reads every page of runs/search for an experiment.
+export async function searchRuns(experimentIds, filter, onPage) {
+  const out = [];
+  let token = '';
+  do {
+    const r = await post(ml + 'runs/search', { experiment_ids: experimentIds, filter: filter || '', max_results: 1000, page_token: token });
+    out.push(...(r.runs || []));
+    if (onPage) onPage(out);
+    token = r.next_page_token || '';
+  } while (token);
+  return out;
+}
+
+export const run = (id) => get(ml + 'runs/get', { run_id: id }).then(r => r.run);
+
+export async function metricHistory(runId, key) {
+  const out = [];
+  let token = '';
+  do {
+    const params = { run_id: runId, metric_key: key };
+    if (token) params.page_token = token;
+    const r = await get(ml + 'metrics/get-history', params);
+    out.push(...(r.metrics || []));
+    token = r.next_page_token || '';
+  } while (token);
+  return out;
+}

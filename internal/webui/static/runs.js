@@ -1,0 +1,215 @@
+import * as api from './api.js';
+import { el, fmtNum, fmtTime, fmtDuration, errorBox, notFound } from './dom.js';
+import { setQuery } from './app.js';
+
+const ROW = 28;
+
+// A column is named as in MLflow's search grammar: metrics.loss,
+// params.lr, tags.team, attributes.status, attributes.duration.
+function cellValue(run, col) {
+  const [kind, ...rest] = col.split('.');
+  const key = rest.join('.');
+  const i = run.info, d = run.data || {};
+  switch (kind) {
+    case 'metrics': { const m = (d.metrics || []).find(m => m.key === key); return m ? m.value : null; }
+    case 'params': { const p = (d.params || []).find(p => p.key === key); return p ? p.value : null; }
+    case 'tags': { const t = (d.tags || []).find(t => t.key === key); return t ? t.value : null; }
+  }
+  switch (key) {
+    case 'run_name': return i.run_name || i.run_id;
+    case 'status': return i.status;
+    case 'start_time': return Number(i.start_time) || null;
+    case 'duration': return i.end_time ? Number(i.end_time) - Number(i.start_time) : null;
+    case 'user_id': return i.user_id;
+  }
+  return null;
+}
+
+function cellText(col, v) {
+  if (v == null) return '';
+  if (col === 'attributes.start_time') return fmtTime(v);
+  if (col === 'attributes.duration') return fmtDuration(v);
+  if (col.startsWith('metrics.')) return fmtNum(v);
+  return String(v);
+}
+
+const isNum = (col) => col.startsWith('metrics.') || col === 'attributes.duration' || col === 'attributes.start_time';
+const label = (col) => col.startsWith('attributes.') ? col.slice(11).replace('_', ' ') : col;
+
+// compare orders values with empty cells last, numbers as numbers.
+function compare(a, b) {
+  if (a == null) return b == null ? 0 : 1;
+  if (b == null) return -1;
+  const na = Number(a), nb = Number(b);
+  if (a !== '' && b !== '' && Number.isFinite(na) && Number.isFinite(nb)) return na - nb;
+  return String(a).localeCompare(String(b));
+}
+
+// runsPage is an experiment's runs in a virtualized table: only the rows
+// in view are in the DOM, so 10,000 runs scroll as fast as 10.
+export async function runsPage(expId, query) {
+  const page = el('section');
+  let exp;
+  try {
+    exp = await api.experiment(expId);
+  } catch (err) {
+    if (err.status === 404) return notFound(`Experiment ${expId} does not exist.`, '#/', 'Back to experiments');
+    page.append(errorBox(err));
+    return page;
+  }
+  document.title = exp.name + ' · Forge';
+  const filterInput = el('input', { type: 'text', id: 'filter', 'aria-label': 'Filter runs',
+    placeholder: 'metrics.loss < 0.5 and params.lr = "0.01"', value: query.get('filter') || '' });
+  const errorSlot = el('div', { id: 'filter-error' });
+  const status = el('span', { class: 'muted', id: 'run-count' });
+  const compareBtn = el('button', { id: 'compare', disabled: true }, 'Compare');
+  const colsBtn = el('button', { 'aria-expanded': 'false' }, 'Columns');
+  const colsBox = el('div', { class: 'cols', hidden: true });
+  const vt = el('div', { class: 'vt', id: 'runs', role: 'grid', tabindex: '0' });
+  page.append(el('h1', {}, exp.name),
+    el('p', {}, el('a', { href: '#/' }, '← Experiments')),
+    el('form', { class: 'toolbar', onsubmit: (e) => { e.preventDefault(); load(); } },
+      filterInput, el('button', { type: 'submit' }, 'Search'), colsBtn, compareBtn, status),
+    errorSlot, colsBox, vt);
+
+  let runs = [];
+  let cols = (query.get('cols') || '').split(',').filter(Boolean);
+  let sort = query.get('sort') || '';
+  let desc = query.get('dir') === 'desc';
+  const selected = new Set();
+
+  function saveURL() {
+    const q = new URLSearchParams();
+    if (cols.length) q.set('cols', cols.join(','));
+    if (sort) { q.set('sort', sort); if (desc) q.set('dir', 'desc'); }
+    if (filterInput.value.trim()) q.set('filter', filterInput.value.trim());
+    setQuery(q);
+  }
+
+  function available() {
+    const set = new Set(['attributes.run_name', 'attributes.status', 'attributes.start_time', 'attributes.duration', 'attributes.user_id']);
+    for (const r of runs.slice(0, 2000)) {
+      for (const m of r.data.metrics || []) set.add('metrics.' + m.key);
+      for (const p of r.data.params || []) set.add('params.' + p.key);
+      for (const t of r.data.tags || []) if (!t.key.startsWith('mlflow.')) set.add('tags.' + t.key);
+    }
+    return [...set];
+  }
+
+  function defaultCols() {
+    const all = available();
+    return ['attributes.run_name', 'attributes.status', 'attributes.start_time', 'attributes.duration',
+      ...all.filter(c => c.startsWith('metrics.')).slice(0, 6), ...all.filter(c => c.startsWith('params.')).slice(0, 4)];
+  }
+
+  function drawColumnChooser() {
+    colsBox.replaceChildren(...available().map(c => el('label', {},
+      el('input', { type: 'checkbox', checked: cols.includes(c), onchange: (e) => {
+        cols = e.target.checked ? [...cols, c] : cols.filter(x => x !== c);
+        saveURL(); layout();
+      } }), ' ' + label(c))));
+  }
+  colsBtn.addEventListener('click', () => {
+    colsBox.hidden = !colsBox.hidden;
+    colsBtn.setAttribute('aria-expanded', String(!colsBox.hidden));
+    if (!colsBox.hidden) drawColumnChooser();
+  });
+  compareBtn.addEventListener('click', () => {
+    location.hash = '#/compare?runs=' + encodeURIComponent([...selected].join(','));
+  });
+
+  let order = [];
+  function sortRows() {
+    order = runs.map((r, i) => i);
+    if (sort) {
+      const vals = runs.map(r => cellValue(r, sort));
+      order.sort((a, b) => {
+        const c = compare(vals[a], vals[b]);
+        return desc && vals[a] != null && vals[b] != null ? -c : c;
+      });
+    }
+  }
+
+  const head = el('div', { class: 'vt-head', role: 'row' });
+  const body = el('div', { class: 'vt-body' });
+  vt.append(head, body);
+  let template = '';
+
+  function layout() {
+    if (!cols.length) cols = defaultCols();
+    template = '32px ' + cols.map(c => c === 'attributes.run_name' ? 'minmax(200px, 2fr)' : 'minmax(110px, 1fr)').join(' ');
+    head.style.gridTemplateColumns = template;
+    head.replaceChildren(el('div', { class: 'vt-cell' }), ...cols.map(c => el('div', {
+      class: 'vt-cell' + (isNum(c) ? ' num' : ''), role: 'columnheader', 'data-col': c, tabindex: '0',
+      title: 'Sort by ' + label(c), 'aria-sort': sort === c ? (desc ? 'descending' : 'ascending') : 'none',
+      onclick: () => sortBy(c), onkeydown: (e) => { if (e.key === 'Enter') sortBy(c); },
+    }, label(c) + (sort === c ? (desc ? ' ↓' : ' ↑') : ''))));
+    drawn = { start: -1, end: -1 };
+    draw();
+  }
+
+  function sortBy(c) {
+    if (sort === c) desc = !desc; else { sort = c; desc = false; }
+    saveURL(); sortRows(); layout();
+  }
+
+  let drawn = { start: -1, end: -1 };
+  function draw() {
+    body.style.height = (order.length * ROW + ROW) + 'px';
+    const start = Math.max(0, Math.floor(vt.scrollTop / ROW) - 10);
+    const end = Math.min(order.length, Math.ceil((vt.scrollTop + vt.clientHeight) / ROW) + 10);
+    if (start === drawn.start && end === drawn.end) return;
+    drawn = { start, end };
+    const rows = [];
+    for (let i = start; i < end; i++) {
+      const r = runs[order[i]];
+      const id = r.info.run_id;
+      const row = el('div', { class: 'vt-row' + (selected.has(id) ? ' sel' : ''), role: 'row', 'data-run': id });
+      row.style.top = ((i + 1) * ROW) + 'px';
+      row.style.gridTemplateColumns = template;
+      row.append(el('div', { class: 'vt-cell' }, el('input', { type: 'checkbox', 'aria-label': 'Select run', checked: selected.has(id),
+        onchange: (e) => {
+          if (e.target.checked) selected.add(id); else selected.delete(id);
+          row.classList.toggle('sel', e.target.checked);
+          compareBtn.disabled = selected.size < 2;
+          compareBtn.textContent = selected.size ? `Compare ${selected.size}` : 'Compare';
+        } })));
+      for (const c of cols) {
+        const v = cellValue(r, c);
+        const cell = el('div', { class: 'vt-cell' + (isNum(c) ? ' num' : ''), 'data-col': c });
+        if (c === 'attributes.run_name') cell.append(el('a', { href: '#/runs/' + encodeURIComponent(id) }, cellText(c, v)));
+        else cell.textContent = cellText(c, v);
+        cell.title = cell.textContent;
+        row.append(cell);
+      }
+      rows.push(row);
+    }
+    body.replaceChildren(...rows);
+  }
+  let pending = false;
+  vt.addEventListener('scroll', () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => { pending = false; draw(); });
+  });
+  window.addEventListener('resize', () => { drawn = { start: -1, end: -1 }; draw(); });
+
+  async function load() {
+    errorSlot.replaceChildren();
+    saveURL();
+    status.textContent = 'Loading…';
+    try {
+      runs = await api.searchRuns([expId], filterInput.value.trim());
+    } catch (err) {
+      status.textContent = '';
+      errorSlot.replaceChildren(errorBox(err));
+      return;
+    }
+    status.textContent = `${runs.length} run${runs.length === 1 ? '' : 's'}`;
+    vt.scrollTop = 0;
+    sortRows();
+    layout();
+  }
+  load();
+  return page;
+}
