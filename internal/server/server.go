@@ -205,7 +205,7 @@ func (s *Server) assemble(ctx context.Context) error {
 		httpapi.WithRequestID,
 		httpapi.AccessLog(s.log.With("sys", "http")),
 		httpapi.Recover(s.log),
-		metrics.Wrap, httpapi.RejectUnclean(s.log), s.deploy.GateReady)
+		metrics.Wrap, httpapi.RejectUnclean(s.log))
 	return nil
 }
 
