@@ -130,7 +130,6 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 		dlog := newLogger(c.stderr, cfg.LogFormat, cfg.LogLevel).With("sys", "deploy")
 		src := &deploy.Remote{Client: api.NewClient(*server, *token), CacheDir: dir, Log: dlog}
 		follow = deploy.NewController(src, srv, dlog)
-		handler = follow.GateReady(handler)
 	}
 	// The same middleware as forge server's: a replica's requests have ids,
 	// an access log and HTTP metrics too.

@@ -65,7 +65,7 @@ func NewController(src Source, srv *serve.Server, log *slog.Logger) *Controller 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Controller{
+	c := &Controller{
 		src: src, srv: srv, log: log,
 		kick:   make(chan struct{}, 1),
 		doneCh: make(chan struct{}),
@@ -76,6 +76,9 @@ func NewController(src Source, srv *serve.Server, log *slog.Logger) *Controller 
 		routes: map[string][]serve.Target{},
 		seen:   map[string]Deployment{},
 	}
+	// The server is not ready before the stored deployments are loaded.
+	srv.GateReady(c.Ready)
+	return c
 }
 
 // Ready reports whether the deployments stored at start have been loaded

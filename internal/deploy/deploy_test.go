@@ -110,7 +110,7 @@ func start(t *testing.T, db *sqlstore.DB, blobs *blob.Local) *plane {
 	var dapi *API
 	p.ctl, dapi = Build(db, p.reg, blobs, p.srv, t.TempDir(), discard())
 	httpapi.Mount(mux, dapi.Routes())
-	hs := httptest.NewServer(p.ctl.GateReady(mux))
+	hs := httptest.NewServer(mux)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.ctl.Run(ctx); close(done) }()
@@ -397,10 +397,13 @@ func TestRestart(t *testing.T) {
 }
 
 func TestReadyWaitsForLoad(t *testing.T) {
-	c := NewController(&Local{}, newServer(), nil)
+	srv := newServer()
+	c := NewController(&Local{}, srv, nil)
+	mux := http.NewServeMux()
+	httpapi.Mount(mux, srv.Routes())
 	rec := httptest.NewRecorder()
-	c.GateReady(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "/v2/health/ready", nil))
-	if rec.Code != 503 || c.Ready() {
+	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/v2/health/ready", nil))
+	if rec.Code != 503 || c.Ready() || srv.Ready() {
 		t.Fatalf("a controller that has not loaded its deployments answered %d, ready %v", rec.Code, c.Ready())
 	}
 }

@@ -49,19 +49,6 @@ func (a *API) Routes() []httpapi.Route {
 	}
 }
 
-// GateReady answers the Open Inference Protocol's readiness with 503 until
-// the controller has loaded the stored deployments; the inference server
-// by itself would say ready with no models loaded yet.
-func (c *Controller) GateReady(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && r.URL.Path == "/v2/health/ready" && !c.Ready() {
-			httpapi.WriteJSON(w, http.StatusServiceUnavailable, map[string]bool{"ready": false})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // FromAPI reads a deployment from its wire form.
 func FromAPI(name string, s api.DeploymentSpec) Deployment {
 	return Deployment{Name: name, Model: s.Model, Ref: s.Ref, CanaryModel: s.CanaryModel, CanaryRef: s.CanaryRef,

@@ -26,7 +26,7 @@ func replica(t *testing.T, p *plane) (string, *Controller) {
 	c := NewController(src, srv, discard())
 	mux := http.NewServeMux()
 	httpapi.Mount(mux, srv.Routes())
-	hs := httptest.NewServer(c.GateReady(mux))
+	hs := httptest.NewServer(mux)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }()

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 
@@ -28,20 +29,25 @@ type Rendering struct {
 	Status int
 	MLflow string
 	GRPC   codes.Code
+	// MLflowStatus is the HTTP status MLflow's own server gives this error
+	// code, where it differs from Status: MLflow answers 400 for
+	// RESOURCE_ALREADY_EXISTS, and MLflow clients expect it on MLflow's
+	// routes; Forge's own API says 409.
+	MLflowStatus int
 }
 
 // kinds is the one table of error kinds at the edge; REST (MLflow, Forge
 // and Open Inference Protocol JSON) and gRPC all read it.
 var kinds = map[forge.Kind]Rendering{
-	forge.Invalid:       {http.StatusBadRequest, "INVALID_PARAMETER_VALUE", codes.InvalidArgument},
-	forge.NotFound:      {http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST", codes.NotFound},
-	forge.AlreadyExists: {http.StatusConflict, "RESOURCE_ALREADY_EXISTS", codes.AlreadyExists},
-	forge.Conflict:      {http.StatusConflict, "RESOURCE_CONFLICT", codes.FailedPrecondition},
-	forge.Unauthorized:  {http.StatusUnauthorized, "UNAUTHENTICATED", codes.Unauthenticated},
-	forge.Forbidden:     {http.StatusForbidden, "PERMISSION_DENIED", codes.PermissionDenied},
-	forge.Unavailable:   {http.StatusServiceUnavailable, "TEMPORARILY_UNAVAILABLE", codes.Unavailable},
-	forge.TooLarge:      {http.StatusRequestEntityTooLarge, "REQUEST_LIMIT_EXCEEDED", codes.ResourceExhausted},
-	forge.Internal:      {http.StatusInternalServerError, "INTERNAL_ERROR", codes.Internal},
+	forge.Invalid:       {http.StatusBadRequest, "INVALID_PARAMETER_VALUE", codes.InvalidArgument, 0},
+	forge.NotFound:      {http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST", codes.NotFound, 0},
+	forge.AlreadyExists: {http.StatusConflict, "RESOURCE_ALREADY_EXISTS", codes.AlreadyExists, http.StatusBadRequest},
+	forge.Conflict:      {http.StatusConflict, "RESOURCE_CONFLICT", codes.FailedPrecondition, 0},
+	forge.Unauthorized:  {http.StatusUnauthorized, "UNAUTHENTICATED", codes.Unauthenticated, 0},
+	forge.Forbidden:     {http.StatusForbidden, "PERMISSION_DENIED", codes.PermissionDenied, 0},
+	forge.Unavailable:   {http.StatusServiceUnavailable, "TEMPORARILY_UNAVAILABLE", codes.Unavailable, 0},
+	forge.TooLarge:      {http.StatusRequestEntityTooLarge, "REQUEST_LIMIT_EXCEEDED", codes.ResourceExhausted, 0},
+	forge.Internal:      {http.StatusInternalServerError, "INTERNAL_ERROR", codes.Internal, 0},
 }
 
 // Render is the row of kinds for k; an unknown kind renders as Internal.
@@ -56,6 +62,18 @@ func Render(k forge.Kind) Rendering {
 func Status(k forge.Kind) (int, string) {
 	r := Render(k)
 	return r.Status, r.MLflow
+}
+
+// IsMLflowPath says whether path is one of MLflow's REST routes (the
+// tracking and registry API, its /ajax-api twin, the artifact proxy), whose
+// errors keep the statuses MLflow's server gives.
+func IsMLflowPath(path string) bool {
+	for _, p := range []string{"/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/", "/api/2.0/mlflow-artifacts/", "/ajax-api/2.0/mlflow-artifacts/"} {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // ClientMessage is what a client may see of err: its message, or for an
@@ -78,6 +96,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	kind := forge.KindOf(err)
 	status, code := Status(kind)
+	if rd := Render(kind); rd.MLflowStatus != 0 && IsMLflowPath(r.URL.Path) {
+		status = rd.MLflowStatus
+	}
 	msg := forge.Message(err)
 	if kind == forge.Internal {
 		msg = "internal error (request id " + RequestID(r.Context()) + ")"

@@ -80,6 +80,30 @@ func TestErrorKindsMapToStatusAndCode(t *testing.T) {
 	}
 }
 
+// MLflow's server answers 400 for RESOURCE_ALREADY_EXISTS, and MLflow clients
+// (and tests written against it) expect that on MLflow's routes; Forge's own
+// API keeps 409.
+func TestAlreadyExistsOnMLflowRoutesIs400(t *testing.T) {
+	var logs bytes.Buffer
+	mux := http.NewServeMux()
+	fail := func(*http.Request) (any, error) { return nil, forge.Errorf(forge.AlreadyExists, "x exists") }
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	mux.Handle("POST /api/2.0/mlflow/experiments/create", httpapi.JSON(log, fail))
+	mux.Handle("POST /ajax-api/2.0/mlflow/experiments/create", httpapi.JSON(log, fail))
+	mux.Handle("POST /api/forge/v1/datasets", httpapi.JSON(log, fail))
+	h, _ := stack(t, &logs, mux)
+	for path, want := range map[string]int{
+		"/api/2.0/mlflow/experiments/create":      400,
+		"/ajax-api/2.0/mlflow/experiments/create": 400,
+		"/api/forge/v1/datasets":                  409,
+	} {
+		rec := do(h, "POST", path, "{}")
+		if e := errorBody(t, rec); rec.Code != want || e.ErrorCode != "RESOURCE_ALREADY_EXISTS" {
+			t.Errorf("%s: %d %+v, want %d RESOURCE_ALREADY_EXISTS", path, rec.Code, e, want)
+		}
+	}
+}
+
 func TestPanicIsA500WithRequestID(t *testing.T) {
 	var logs bytes.Buffer
 	mux := http.NewServeMux()

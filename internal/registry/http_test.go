@@ -160,7 +160,7 @@ func TestMLflowRegistryAPI(t *testing.T) {
 		if rm["name"] != "iris" || rm["description"] != "an MLP" || num(rm["creation_timestamp"]) == 0 || num(rm["last_updated_timestamp"]) == 0 {
 			t.Fatalf("create: %v", rm)
 		}
-		e.refused("POST", p+"registered-models/create", map[string]any{"name": "iris"}, 409, "RESOURCE_ALREADY_EXISTS")
+		e.refused("POST", p+"registered-models/create", map[string]any{"name": "iris"}, 400, "RESOURCE_ALREADY_EXISTS")
 		e.refused("POST", p+"registered-models/create", map[string]any{"name": ""}, 400, "INVALID_PARAMETER_VALUE")
 		e.refused("GET", p+"registered-models/get?name=nope", nil, 404, "RESOURCE_DOES_NOT_EXIST")
 
@@ -311,7 +311,7 @@ func TestMLflowRegistryAPI(t *testing.T) {
 		if rm := out["registered_model"].(map[string]any); rm["name"] != "flowers" {
 			t.Fatalf("rename: %v", rm)
 		}
-		e.refused("POST", p+"registered-models/rename", map[string]any{"name": "flowers", "new_name": "other"}, 409, "RESOURCE_ALREADY_EXISTS")
+		e.refused("POST", p+"registered-models/rename", map[string]any{"name": "flowers", "new_name": "other"}, 400, "RESOURCE_ALREADY_EXISTS")
 		e.refused("GET", p+"model-versions/get?name=iris&version=1", nil, 404, "RESOURCE_DOES_NOT_EXIST")
 		e.must("GET", p+"model-versions/get?name=flowers&version=1", nil)
 		e.must("DELETE", p+"model-versions/delete", map[string]any{"name": "flowers", "version": "2"})

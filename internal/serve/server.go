@@ -85,6 +85,10 @@ type Server struct {
 	metrics *metrics
 	payload *payloadLog // nil: payload logging is off
 
+	// gate, when set, must also say ready: a deployment controller's
+	// "stored deployments loaded" (see GateReady).
+	gate atomic.Pointer[func() bool]
+
 	mu     sync.RWMutex
 	models map[string]map[string]*version // name -> version -> state
 	routes map[string]*route
@@ -361,9 +365,17 @@ func (s *Server) Unroute(name string) {
 	s.mu.Unlock()
 }
 
+// GateReady makes Ready (REST /v2/health/ready and gRPC ServerReady alike)
+// also wait for ready: the inference server by itself would say ready with
+// no models loaded yet.
+func (s *Server) GateReady(ready func() bool) { s.gate.Store(&ready) }
+
 // Ready reports whether every loaded version is ready: none is loading and
 // none failed (Triton's strict readiness).
 func (s *Server) Ready() bool {
+	if g := s.gate.Load(); g != nil && !(*g)() {
+		return false
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, vs := range s.models {

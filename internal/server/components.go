@@ -84,7 +84,7 @@ func (s *Server) mount(ctx context.Context) error {
 		return fmt.Errorf("start jobs: %w", err)
 	}
 	s.routes = append(s.routes, js.Routes(s.log.With("sys", "jobs"))...)
-	s.runners = append(s.runners, js.Run)
+	s.runners = append(s.runners, part{"jobs", js.Run})
 
 	// Inference: the Open Inference Protocol on this port and on gRPC.
 	s.serve = serve.New(serve.Options{
@@ -105,7 +105,7 @@ func (s *Server) mount(ctx context.Context) error {
 	var deployAPI *deploy.API
 	s.deploy, deployAPI = deploy.Build(s.db, s.registry, s.blobs, s.serve, s.cfg.DataDir, s.log.With("sys", "deploy"))
 	s.routes = append(s.routes, deployAPI.Routes()...)
-	s.runners = append(s.runners, s.deploy.Run)
+	s.runners = append(s.runners, part{"deploy", s.deploy.Run})
 	// Blob garbage collection asks every component that records blob
 	// digests; one left out here would lose its blobs to a sweep.
 	s.routes = append(s.routes, blobgc.Routes(s.blobs, []blobgc.Referrer{artifacts, data, s.registry, js}, s.log.With("sys", "blobgc"))...)

@@ -59,7 +59,8 @@ type Server struct {
 	ln       net.Listener
 	// runners are the long-lived parts (the job scheduler ...), run beside
 	// the HTTP server until shutdown.
-	runners []func(context.Context) error
+	runners []part
+	parts   *group
 }
 
 // New opens the stores named by cfg and builds the routes. Nothing is
@@ -102,6 +103,7 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	s := &Server{cfg: cfg, log: log, db: db, blobs: blobs, ln: ln, reg: prometheus.NewRegistry(), mux: http.NewServeMux(), tokens: auth.New(db)}
+	s.parts = newGroup(s.reg)
 	s.closers = append(s.closers, db)
 	if err := s.adminToken(ctx); err != nil {
 		ln.Close()
@@ -141,6 +143,10 @@ func (s *Server) assemble(ctx context.Context) error {
 			defer cancel()
 			if !s.ready.Load() {
 				http.Error(w, "starting", http.StatusServiceUnavailable)
+				return
+			}
+			if down := s.parts.unready(); down != "" {
+				http.Error(w, "restarting: "+down, http.StatusServiceUnavailable)
 				return
 			}
 			if !s.deploy.Ready() {
@@ -199,7 +205,7 @@ func (s *Server) assemble(ctx context.Context) error {
 		httpapi.WithRequestID,
 		httpapi.AccessLog(s.log.With("sys", "http")),
 		httpapi.Recover(s.log),
-		metrics.Wrap, httpapi.RejectUnclean(s.log), s.deploy.GateReady)
+		metrics.Wrap, httpapi.RejectUnclean(s.log))
 	return nil
 }
 
@@ -279,13 +285,11 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 	}
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	for _, run := range s.runners {
+	for _, p := range s.runners {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := run(bg); err != nil && bg.Err() == nil {
-				s.log.Error("background part stopped", "err", err)
-			}
+			s.parts.run(bg, p, s.log.Error)
 		}()
 	}
 	s.SetReady()

@@ -446,65 +446,6 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 }
 
-// The first admin token comes from a file; forge token commands create and
-// revoke tokens through the API with it; a revoked token is 401.
-func TestAuth(t *testing.T) {
-	dir := t.TempDir()
-	admin := "test-admin-secret-0123456789"
-	file := filepath.Join(t.TempDir(), "admin-token")
-	if err := os.WriteFile(file, []byte(admin+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p, _ := startForge(t, "--data-dir", dir, "--auth", "--admin-token-file", file)
-	env := []string{"FORGE_SERVER=" + p.url, "FORGE_TOKEN=" + admin}
-	token, stderr, code := runForge(t, env, "token", "create", "ci", "--role", "read", "--expires", "90d")
-	token = strings.TrimSpace(token)
-	if code != 0 || token == "" {
-		t.Fatalf("token create: exit %d, %q %s", code, token, stderr)
-	}
-	if _, stderr, code := runForge(t, []string{"FORGE_SERVER=" + p.url, "FORGE_TOKEN=" + token}, "token", "create", "other"); code == 0 || !strings.Contains(stderr, "needs the admin role") {
-		t.Errorf("token create with a read token: exit %d, %s", code, stderr)
-	}
-	search := p.url + mlflow + "experiments/search?max_results=10"
-	for _, path := range []string{"/health", "/readyz", "/version"} {
-		if status, b := call(t, "GET", p.url+path, nil); status != 200 {
-			t.Errorf("%s without a token: %d %s, want 200", path, status, b)
-		}
-	}
-	check := func(name string, want int, header ...string) {
-		t.Helper()
-		status, b := call(t, "GET", search, nil, header...)
-		if status != want {
-			t.Errorf("%s: %d %s, want %d", name, status, b, want)
-		}
-	}
-	check("no token", 401)
-	check("wrong token", 401, "Authorization", "Bearer nope")
-	check("bearer", 200, "Authorization", "Bearer "+token)
-	check("basic, token as password", 200, "Authorization", "Basic "+basic("anyone", token))
-	out, stderr, code := runForge(t, env, "token", "ls")
-	if code != 0 || !strings.Contains(out, "ci") || !strings.Contains(out, "read") || !strings.Contains(out, "admin") {
-		t.Errorf("token ls: exit %d\n%s%s", code, out, stderr)
-	}
-	if _, stderr, code := runForge(t, env, "token", "revoke", "ci"); code != 0 {
-		t.Fatalf("token revoke: exit %d %s", code, stderr)
-	}
-	check("revoked bearer", 401, "Authorization", "Bearer "+token)
-	check("revoked basic", 401, "Authorization", "Basic "+basic("anyone", token))
-	p.term(t)
-	// With no server to talk to, the token commands say so and create nothing.
-	cwd := t.TempDir()
-	cmd := exec.Command(forgePath(t), "token", "ls")
-	cmd.Dir, cmd.Env = cwd, append(os.Environ(), "FORGE_SERVER="+p.url)
-	b, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(b), "cannot reach the forge server") {
-		t.Errorf("token ls without a server: %v %s", err, b)
-	}
-	if entries, _ := os.ReadDir(cwd); len(entries) != 0 {
-		t.Errorf("token ls without a server left %s in the working folder", entries[0].Name())
-	}
-}
-
 func basic(user, pw string) string {
 	req, _ := http.NewRequest("GET", "http://x", nil)
 	req.SetBasicAuth(user, pw)

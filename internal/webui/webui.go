@@ -75,19 +75,6 @@ func New() *UI {
 // Prefix is where the assets are served, e.g. "/ui/0123abcd/".
 func (u *UI) Prefix() string { return u.prefix }
 
-// Paths lists every path the UI answers, for an edge that lets through an
-// exact list of public paths.
-func (u *UI) Paths() []string {
-	out := []string{"/"}
-	for n := range u.files {
-		if n != "index.html" {
-			out = append(out, u.prefix+n)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 // Routes are the shell at `/` and the assets, both public: they hold no
 // data, and the page signs in through the API.
 func (u *UI) Routes() []httpapi.Route {

@@ -52,6 +52,10 @@ export async function searchRuns(experimentIds, filter, onPage) {
   return out;
 }
 
+// runsPage reads one page of an experiment's runs, newest first.
+export const runsPage = (experimentId, maxResults) => post(ml + 'runs/search',
+  { experiment_ids: [experimentId], max_results: maxResults, order_by: ['attributes.start_time DESC'] });
+
 export const run = (id) => get(ml + 'runs/get', { run_id: id }).then(r => r.run);
 
 export async function metricHistory(runId, key) {

@@ -4,6 +4,7 @@ import { experimentsPage } from './experiments.js';
 import { runsPage } from './runs.js';
 import { runPage } from './run.js';
 import { comparePage } from './compare.js';
+import { jobsPage, jobPage } from './jobs.js';
 import { el, notFound } from './dom.js';
 
 const routes = [
@@ -11,6 +12,8 @@ const routes = [
   [/^\/experiments\/([^/]+)$/, (m, q) => runsPage(decodeURIComponent(m[1]), q)],
   [/^\/runs\/([^/]+)$/, (m, q) => runPage(decodeURIComponent(m[1]), q)],
   [/^\/compare$/, (m, q) => comparePage(q)],
+  [/^\/jobs$/, () => jobsPage()],
+  [/^\/jobs\/([^/]+)$/, (m) => jobPage(decodeURIComponent(m[1]))],
 ];
 
 // parseHash splits "#/path?query" into its path and URLSearchParams.

@@ -1,3 +1,5 @@
+import { post } from './api.js';
+
 // el builds an element. Stored values only ever become text (textContent):
 // nothing from the API is parsed as HTML.
 export function el(tag, attrs = {}, ...children) {
@@ -40,8 +42,29 @@ export function fmtDuration(ms) {
   return Math.floor(s / 3600) + 'h ' + Math.floor((s % 3600) / 60) + 'm';
 }
 
+// errorBox shows the API's message where the action was; a 401 (auth on,
+// no session) comes with a sign-in form.
 export function errorBox(err) {
-  return el('div', { class: 'error', role: 'alert' }, err && err.message ? err.message : String(err));
+  const box = el('div', { class: 'error', role: 'alert' }, err && err.message ? err.message : String(err));
+  if (err && err.status === 401) return el('div', {}, box, signInForm());
+  return box;
+}
+
+// signInForm trades a token for the server's HttpOnly session cookie (the
+// token is never kept by the page: not in the URL, not in storage).
+export function signInForm() {
+  const token = el('input', { type: 'password', id: 'token', autocomplete: 'current-password', 'aria-label': 'Token', placeholder: 'forge token' });
+  const msg = el('div', { id: 'signin-error' });
+  return el('form', { class: 'toolbar', id: 'signin', onsubmit: async (e) => {
+    e.preventDefault();
+    msg.replaceChildren();
+    try {
+      await post('/api/forge/v1/auth/session', { token: token.value });
+      window.dispatchEvent(new HashChangeEvent('hashchange')); // render the page again, now signed in
+    } catch (err) {
+      msg.replaceChildren(el('div', { class: 'error', role: 'alert' }, err.message));
+    }
+  } }, el('label', {}, 'Sign in with a token ', token), el('button', { type: 'submit' }, 'Sign in'), msg);
 }
 
 export function notFound(what, backHref, backText) {

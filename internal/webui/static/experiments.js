@@ -27,8 +27,9 @@ export async function experimentsPage() {
     tbody.append(el('tr', {},
       el('td', {}, el('a', { href: '#/experiments/' + encodeURIComponent(e.experiment_id) }, e.name)),
       el('td', { class: 'num' }, e.experiment_id), count, last));
-    api.searchRuns([e.experiment_id], '').then(runs => {
-      count.textContent = String(runs.length);
+    // One page is enough: past 1,000 runs the count says "1000+".
+    api.runsPage(e.experiment_id, 1000).then(({ runs = [], next_page_token: more }) => {
+      count.textContent = runs.length + (more ? '+' : '');
       let t = Number(e.last_update_time || e.creation_time || 0);
       for (const r of runs) t = Math.max(t, Number(r.info.end_time || 0), Number(r.info.start_time || 0));
       last.replaceChildren(timeEl(t));

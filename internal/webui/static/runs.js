@@ -62,14 +62,14 @@ export async function runsPage(expId, query) {
     placeholder: 'metrics.loss < 0.5 and params.lr = "0.01"', value: query.get('filter') || '' });
   const errorSlot = el('div', { id: 'filter-error' });
   const status = el('span', { class: 'muted', id: 'run-count' });
-  const compareBtn = el('button', { id: 'compare', disabled: true }, 'Compare');
-  const colsBtn = el('button', { 'aria-expanded': 'false' }, 'Columns');
+  const compareBtn = el('button', { type: 'button', id: 'compare', disabled: true }, 'Compare');
+  const colsBtn = el('button', { type: 'button', id: 'columns', 'aria-expanded': 'false' }, 'Columns');
   const colsBox = el('div', { class: 'cols', hidden: true });
   const vt = el('div', { class: 'vt', id: 'runs', role: 'grid', tabindex: '0' });
   page.append(el('h1', {}, exp.name),
     el('p', {}, el('a', { href: '#/' }, '← Experiments')),
     el('form', { class: 'toolbar', onsubmit: (e) => { e.preventDefault(); load(); } },
-      filterInput, el('button', { type: 'submit' }, 'Search'), colsBtn, compareBtn, status),
+      filterInput, el('button', { type: 'submit', id: 'search' }, 'Search'), colsBtn, compareBtn, status),
     errorSlot, colsBox, vt);
 
   let runs = [];
@@ -137,7 +137,7 @@ export async function runsPage(expId, query) {
 
   function layout() {
     if (!cols.length) cols = defaultCols();
-    template = '32px ' + cols.map(c => c === 'attributes.run_name' ? 'minmax(200px, 2fr)' : 'minmax(110px, 1fr)').join(' ');
+    template = '32px ' + cols.map(c => c === 'attributes.run_name' ? 'minmax(200px, 2fr)' : c === 'attributes.start_time' ? 'minmax(180px, 1fr)' : 'minmax(110px, 1fr)').join(' ');
     head.style.gridTemplateColumns = template;
     head.replaceChildren(el('div', { class: 'vt-cell' }), ...cols.map(c => el('div', {
       class: 'vt-cell' + (isNum(c) ? ' num' : ''), role: 'columnheader', 'data-col': c, tabindex: '0',

@@ -1,0 +1,103 @@
+package webui_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/forge-mlops/forge/internal/config"
+	"github.com/forge-mlops/forge/internal/server"
+)
+
+const adminToken = "forge-ui-test-admin-token-0123456789"
+
+// startServer runs a real Forge server (SQLite in a temp dir) over HTTP.
+func startServer(t *testing.T, authOn bool) string {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Addr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Auth = authOn
+	if authOn {
+		cfg.AdminToken = adminToken
+	}
+	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetReady()
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		ts.Close()
+		s.Close()
+	})
+	return ts.URL
+}
+
+func get(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+var assetRef = regexp.MustCompile(`(?:src|href)="(/ui/[0-9a-f]{16}/[^"]+)"`)
+
+func TestShellAndAssetHeaders(t *testing.T) {
+	for _, authOn := range []bool{false, true} {
+		t.Run(fmt.Sprintf("auth=%v", authOn), func(t *testing.T) {
+			base := startServer(t, authOn)
+			resp, body := get(t, base+"/")
+			if resp.StatusCode != 200 || !strings.Contains(body, `<main id="main"`) {
+				t.Fatalf("GET /: %d\n%s", resp.StatusCode, body)
+			}
+			if cc := resp.Header.Get("Cache-Control"); cc != "no-cache" {
+				t.Errorf("index Cache-Control %q, want no-cache", cc)
+			}
+			if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") {
+				t.Errorf("index CSP %q", csp)
+			}
+			refs := assetRef.FindAllStringSubmatch(body, -1)
+			if len(refs) != 3 { // uPlot's CSS, the app's CSS, app.js
+				t.Fatalf("index names %d hashed assets, want 3:\n%s", len(refs), body)
+			}
+			for _, ref := range refs {
+				resp, b := get(t, base+ref[1])
+				if resp.StatusCode != 200 || len(b) == 0 {
+					t.Fatalf("GET %s: %d", ref[1], resp.StatusCode)
+				}
+				if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=31536000, immutable" {
+					t.Errorf("%s Cache-Control %q", ref[1], cc)
+				}
+			}
+			// The module app.js imports, through the same hashed prefix.
+			prefix := refs[0][1][:len("/ui/")+17]
+			if resp, _ := get(t, base+prefix+"vendor/uPlot.esm.js"); resp.StatusCode != 200 ||
+				!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
+				t.Errorf("uPlot module: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			// An asset under another hash (a page from before an upgrade) is not served.
+			if resp, _ := get(t, base+"/ui/0000000000000000/app.js"); resp.StatusCode != 404 {
+				t.Errorf("stale hash: %d, want 404", resp.StatusCode)
+			}
+			// The API stays behind the token when auth is on.
+			resp, _ = get(t, base+"/api/2.0/mlflow/experiments/search")
+			if want := map[bool]int{false: 200, true: 401}[authOn]; resp.StatusCode != want {
+				t.Errorf("API without a token: %d, want %d", resp.StatusCode, want)
+			}
+		})
+	}
+}
