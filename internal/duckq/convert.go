@@ -1,6 +1,7 @@
 package duckq
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -354,6 +355,11 @@ func csvSelect(files []string, format Format, src Source) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if src.Delimiter == "" {
+		if err := otherDelimiter(files, delim); err != nil {
+			return "", err
+		}
+	}
 	args := []string{
 		stringList(files),
 		"delim = " + quoteString(delim),
@@ -490,6 +496,30 @@ func diagnoseCSV(ctx context.Context, db *sql.DB, file string, format Format, sr
 	msg := qerr.Error()
 	if m := csvLineRe.FindStringSubmatch(msg); m != nil {
 		return forge.WrapError(forge.Invalid, qerr, "%s: line %s: %s", filepath.Base(file), m[1], csvReason(msg))
+	}
+	return nil
+}
+
+// otherDelimiter refuses, with a hint, a file whose first line has none of
+// the default delimiter but another common one: a ';'-separated export
+// would otherwise import as a single column without a word.
+func otherDelimiter(files []string, delim string) error {
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil // read_csv reports it
+		}
+		line, _ := bufio.NewReaderSize(io.LimitReader(f, 64<<10), 64<<10).ReadString('\n')
+		f.Close()
+		if strings.Contains(line, delim) {
+			continue
+		}
+		for _, d := range []string{";", "\t", "|", ","} {
+			if d != delim && strings.Contains(line, d) {
+				return forge.Errorf(forge.Invalid, "%s: the first line has no %q but has %q: if %q separates the fields, say so (forge data --delimiter %q)",
+					filepath.Base(name), delim, d, d, d)
+			}
+		}
 	}
 	return nil
 }

@@ -195,6 +195,7 @@ func TestConvertBadInput(t *testing.T) {
 		schema []Column
 		want   []string // substrings of the error message
 	}{
+		{"semicolons", "semi.csv", "a;b\n1;2\n", nil, []string{"semi.csv", `has ";"`, "--delimiter"}},
 		{"ragged long row", "r.csv", "x,y\n1,a\n2,b,c\n3,d\n", nil, []string{"r.csv", "line 3", "Expected Number of Columns: 2 Found: 3"}},
 		{"ragged short row", "s.csv", "x,y\n1,a\n2\n", nil, []string{"s.csv", "line 3", "Found: 1"}},
 		{"ragged after sample", "l.csv", long.String(), nil, []string{"l.csv", "line 30002", "Found: 3"}},
