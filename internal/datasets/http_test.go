@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -210,5 +212,53 @@ func TestQueryStreams(t *testing.T) {
 	// The service's cap is 1000 rows.
 	if err := json.Unmarshal([]byte(last), &trailer); err != nil || n != 1002 || trailer.Rows != 1000 || !trailer.Truncated {
 		t.Fatalf("%d lines, trailer %q", n, last)
+	}
+}
+
+// TestUploadWithCorruptedPagesRefused: a Parquet file whose footer is intact
+// but whose data pages are damaged is refused with 400 before anything is
+// stored, instead of being accepted and breaking every later query.
+func TestUploadWithCorruptedPagesRefused(t *testing.T) {
+	e := newEnv(t, sqlstoretest.OpenSQLite(t))
+	base, _ := serve(t, e)
+	api := base + "/api/forge/v1"
+	var csv strings.Builder
+	csv.WriteString("id,label\n")
+	for i := range 20000 {
+		fmt.Fprintf(&csv, "%d,label-%d-%x\n", i, i*7919%10007, i*31337)
+	}
+	p, tab := e.parquet(t, "big", csv.String())
+	if tab.Rows != 20000 {
+		t.Fatalf("fixture: %d rows", tab.Rows)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The footer (metadata) is at the end, the data pages start after the
+	// leading "PAR1": damage bytes well inside the data, far from the footer.
+	footer := int(binary.LittleEndian.Uint32(b[len(b)-8:])) + 8
+	if footer > len(b)/2 {
+		t.Fatalf("fixture: footer %d bytes of %d, want a file mostly data", footer, len(b))
+	}
+	for _, at := range []int{len(b) / 4, len(b) / 2} {
+		bad := append([]byte{}, b...)
+		for i := at; i < at+4096; i++ {
+			bad[i] = 0xff
+		}
+		code, body := post(t, api+"/datasets/broken/versions", "application/vnd.apache.parquet", bad)
+		if code != http.StatusBadRequest || !strings.Contains(body, "not a readable Parquet file") {
+			t.Errorf("upload damaged at byte %d: %d %s, want 400 saying it is not readable", at, code, body)
+		}
+	}
+	if n := e.blobCount(t); n != 0 {
+		t.Errorf("%d blobs stored after a refused upload, want 0", n)
+	}
+	if list, _ := e.svc.List(context.Background()); len(list) != 0 {
+		t.Errorf("datasets after a refused upload: %+v", list)
+	}
+	// The intact file is still accepted.
+	if code, body := post(t, api+"/datasets/broken/versions", "application/vnd.apache.parquet", b); code != http.StatusCreated {
+		t.Errorf("intact upload: %d %s", code, body)
 	}
 }

@@ -136,8 +136,8 @@ func (s *Service) Add(ctx context.Context, name string, r io.Reader, info AddInf
 
 var parquetMagic = []byte("PAR1")
 
-// describe checks that path is a Parquet file DuckDB can read, and reads its
-// row count and schema. It runs its own DuckDB instance because the upload is
+// describe checks that path is a Parquet file DuckDB can read in full, and
+// reads its row count and schema. It runs its own DuckDB instance because the upload is
 // not a dataset yet and duckq reads only datasets and user sources.
 func (s *Service) describe(ctx context.Context, path string, size int64) (duckq.Table, error) {
 	f, err := os.Open(path)
@@ -175,9 +175,6 @@ func (s *Service) describe(ctx context.Context, path string, size int64) (duckq.
 	db.SetMaxOpenConns(1)
 	src := "read_parquet('" + strings.ReplaceAll(path, "'", "''") + "')"
 	var t duckq.Table
-	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+src).Scan(&t.Rows); err != nil {
-		return duckq.Table{}, badParquet(ctx, err)
-	}
 	rows, err := db.QueryContext(ctx, "DESCRIBE SELECT * FROM "+src)
 	if err != nil {
 		return duckq.Table{}, badParquet(ctx, err)
@@ -196,6 +193,18 @@ func (s *Service) describe(ctx context.Context, path string, size int64) (duckq.
 	}
 	if len(t.Columns) == 0 {
 		return duckq.Table{}, forge.Errorf(forge.Invalid, "the uploaded Parquet file has no columns")
+	}
+	// count(*) alone is answered from the footer. Hashing every column of
+	// every row decodes every page once, so damaged data is refused here
+	// rather than accepted and failing every later query.
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = `"` + strings.ReplaceAll(c.Name, `"`, `""`) + `"`
+	}
+	var sum any
+	scan := "SELECT count(*), bit_xor(hash(" + strings.Join(cols, ", ") + ")) FROM " + src
+	if err := db.QueryRowContext(ctx, scan).Scan(&t.Rows, &sum); err != nil {
+		return duckq.Table{}, badParquet(ctx, err)
 	}
 	return t, nil
 }
