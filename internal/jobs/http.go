@@ -56,12 +56,26 @@ func (s *Service) Routes(log *slog.Logger) []httpapi.Route {
 	}))
 	add("GET /api/forge/v1/jobs/{id}/logs", httpapi.Read, httpapi.BodyAPI, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		attempt, _ := strconv.Atoi(q.Get("attempt"))
 		follow := q.Get("follow") == "true" || q.Get("follow") == "1"
 		id := r.PathValue("id")
-		// Check the job before the 200 goes out, so a bad id gets a 404.
-		if _, err := s.Get(r.Context(), id); err != nil {
+		attempt := 0 // every attempt
+		if v := q.Get("attempt"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				httpapi.WriteError(w, r, log, forge.Errorf(forge.Invalid, "attempt %q: want a number from 1 (0 or none: every attempt)", v))
+				return
+			}
+			attempt = n
+		}
+		// Check the job and the attempt before the 200 goes out, so a bad
+		// id or an attempt the job never had gets a 404, not an empty log.
+		j, err := s.Get(r.Context(), id)
+		if err != nil {
 			httpapi.WriteError(w, r, log, err)
+			return
+		}
+		if attempt > j.Attempt {
+			httpapi.WriteError(w, r, log, forge.Errorf(forge.NotFound, "job %s has no attempt %d (it has %d)", id, attempt, j.Attempt))
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

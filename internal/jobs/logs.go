@@ -22,6 +22,9 @@ func (s *Service) Logs(ctx context.Context, id string, attempt int, follow bool,
 	if err != nil {
 		return err
 	}
+	if attempt < 0 {
+		return forge.Errorf(forge.Invalid, "attempt %d: want a number from 1 (0: every attempt)", attempt)
+	}
 	all := attempt == 0
 	if all {
 		attempt = max(j.Attempt, 1)
