@@ -2,6 +2,7 @@ package webui_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,11 +16,11 @@ import (
 
 // addDataset stores a small dataset version through the API, as `forge
 // data add` does (CSV converted to Parquet on the client).
-func addDataset(t *testing.T, c *api.Client, name string) {
+func addDataset(t *testing.T, c *api.Client, name, content string) {
 	t.Helper()
 	dir := t.TempDir()
 	csv := filepath.Join(dir, "iris.csv")
-	if err := os.WriteFile(csv, []byte("sepal,species\n5.1,setosa\n4.9,setosa\n6.3,virginica\n"), 0o644); err != nil {
+	if err := os.WriteFile(csv, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	eng, err := duckq.NewEngine(duckq.EngineOptions{MemoryLimit: "256MB", Threads: 1, TempDir: dir})
@@ -95,17 +96,42 @@ func TestBrowserPages(t *testing.T) {
 		}
 	})
 
-	t.Run("datasets and a profile", func(t *testing.T) {
-		addDataset(t, c, "iris")
+	t.Run("datasets: profile, diff and a query", func(t *testing.T) {
+		addDataset(t, c, "iris", "sepal,species\n5.1,setosa\n4.9,setosa\n6.3,virginica\n")
 		var rows, cols string
+		var bars int
 		run(t, ctx, chromedp.Navigate(base+"/#/datasets"), chromedp.WaitVisible(`#datasets tr[data-dataset="iris"] a`),
 			chromedp.Text(`#datasets tr[data-dataset="iris"] td:nth-child(3)`, &rows),
 			chromedp.Click(`#datasets tr[data-dataset="iris"] a`), chromedp.WaitVisible(`#columns tr[data-column="species"]`),
-			chromedp.Text(`#columns`, &cols))
-		if rows != "3" || !strings.Contains(cols, "setosa (2)") || !strings.Contains(cols, "sepal") {
-			t.Errorf("datasets list rows %q; profile %q", rows, cols)
+			chromedp.Text(`#columns`, &cols), chromedp.Evaluate(`document.querySelectorAll('#columns tr[data-column="species"] .hist .bar').length`, &bars))
+		if rows != "3" || !strings.Contains(cols, "setosa (2)") || !strings.Contains(cols, "sepal") || bars != 2 {
+			t.Errorf("datasets list rows %q; profile %q with %d species bars, want 2", rows, cols, bars)
 		}
 		screenshot(t, ctx, "dataset")
+		// A second version whose sepal moved: the diff flags it.
+		var b strings.Builder
+		b.WriteString("sepal,species\n")
+		for i := 0; i < 200; i++ {
+			b.WriteString(fmt.Sprintf("%d.5,setosa\n", 10+i%5))
+		}
+		addDataset(t, c, "iris", b.String())
+		var psiClass, schema string
+		run(t, ctx, chromedp.Navigate(base+"/#/datasets/iris?v=2"), chromedp.WaitVisible(`#diff-columns tr[data-column="sepal"]`),
+			chromedp.Evaluate(`document.querySelector('#diff-columns tr[data-column="sepal"]').className`, &psiClass),
+			chromedp.Text(`#diff`, &schema))
+		if psiClass != "shifted" || !strings.Contains(schema, "3 rows") || !strings.Contains(schema, "200 rows") {
+			t.Errorf("diff: sepal row class %q; %q", psiClass, schema)
+		}
+		// A bad query says why where it was typed; a good one is a table.
+		var msg, count, cell string
+		run(t, ctx, chromedp.SetValue(`#sql`, `SELECT nope FROM "iris@2"`), chromedp.Click(`#run-sql`),
+			chromedp.WaitVisible(`#sql-result .error`), chromedp.Text(`#sql-result .error`, &msg),
+			chromedp.SetValue(`#sql`, `SELECT species, count(*) AS n FROM "iris@1" GROUP BY species ORDER BY n DESC`), chromedp.Click(`#run-sql`),
+			chromedp.WaitVisible(`#sql-rows tbody tr`), chromedp.Text(`#sql-count`, &count), chromedp.Text(`#sql-rows tbody tr td`, &cell))
+		if !strings.Contains(msg, "nope") || count != "2 rows" || cell != "setosa" {
+			t.Errorf("query: error %q; then %q, first cell %q", msg, count, cell)
+		}
+		screenshot(t, ctx, "query")
 	})
 
 	t.Run("models and deployments", func(t *testing.T) {
@@ -127,6 +153,26 @@ func TestBrowserPages(t *testing.T) {
 			t.Errorf("version 1 aliases %q, want @champion", aliases)
 		}
 		screenshot(t, ctx, "model")
+		// Move the alias to a second version, confirming first.
+		if _, err := c.UploadModelVersion(bg, "churn", []string{filepath.Join(dir, "model.bin")}, api.UploadOptions{Format: "other"}); err != nil {
+			t.Fatal(err)
+		}
+		var ask string
+		run(t, ctx, chromedp.Reload(), chromedp.WaitVisible(`#alias-form`), chromedp.SendKeys(`#alias-name`, "champion"),
+			chromedp.SetValue(`#alias-version`, "2"), chromedp.Click(`#alias-move`),
+			chromedp.Poll(`document.getElementById('alias-move').textContent.startsWith('Move')`, nil), chromedp.Text(`#alias-move`, &ask))
+		if ask != "Move @champion from v1 to v2?" {
+			t.Errorf("confirmation %q", ask)
+		}
+		if v, err := c.GetModelVersionByAlias(bg, "churn", "champion"); err != nil || v.Version != "1" {
+			t.Fatalf("the alias moved before the confirmation: %+v %v", v, err)
+		}
+		run(t, ctx, chromedp.Click(`#alias-move`), chromedp.WaitVisible(`#versions tr[data-version="2"]`),
+			chromedp.Poll(`document.querySelector('#versions tr[data-version="2"] td:nth-child(2)').textContent === '@champion'`, nil))
+		if v, err := c.GetModelVersionByAlias(bg, "churn", "champion"); err != nil || v.Version != "2" {
+			t.Errorf("after the confirmation the alias is at %+v (%v), want v2", v, err)
+		}
+		screenshot(t, ctx, "alias-moved")
 		// A model that cannot be served: the deployment says why.
 		if _, err := c.PutDeployment(bg, "churn-api", api.DeploymentSpec{Model: "churn", Ref: "champion"}); err != nil {
 			t.Fatal(err)
