@@ -77,7 +77,8 @@ export async function searchRuns(experimentIds, filter, onPage) {
   const out = [];
   let token = '';
   do {
-    const r = await post(ml + 'runs/search', { experiment_ids: experimentIds, filter: filter || '', max_results: 1000, page_token: token });
+    // A small first page shows the top of the table at once.
+    const r = await post(ml + 'runs/search', { experiment_ids: experimentIds, filter: filter || '', max_results: out.length ? 1000 : 100, page_token: token });
     out.push(...(r.runs || []));
     if (onPage) onPage(out);
     token = r.next_page_token || '';
