@@ -134,7 +134,7 @@ func (s *Server) executors(ctx context.Context) (map[string]forge.Executor, jobs
 			if ec.Name == "local" {
 				state = filepath.Join(s.cfg.DataDir, "executor") // where it was before executors had names
 			}
-			ex, err := local.New(ctx, local.Config{Root: state, Logger: log})
+			ex, err := local.New(ctx, local.Config{Root: state, RunAs: s.cfg.JobUser(), Logger: log})
 			if err != nil {
 				return nil, jcfg, fmt.Errorf("executor %s: %w", ec.Name, err)
 			}

@@ -116,6 +116,12 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 		s.Close()
 		return nil, err
 	}
+	// After assemble: every component has made its folders.
+	if err := lockDataDir(cfg.DataDir); err != nil {
+		ln.Close()
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
