@@ -120,7 +120,6 @@ func (s *Service) users(ctx context.Context, v Version, latest bool) ([]string, 
 	return out, nil
 }
 
-
 // Remove deletes the metadata of the version ref names, or of every
 // version when ref has none. A version that a run, a job or a model still
 // references is a Conflict unless force is set. Blobs stay: another version,

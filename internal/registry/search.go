@@ -183,7 +183,6 @@ func compileWhere(d sqlstore.Dialect, clauses []filter.Clause, t *searchTarget) 
 	return strings.Join(conds, " AND "), args, nil
 }
 
-
 type pageState struct {
 	Offset int `json:"offset"`
 }
