@@ -41,3 +41,37 @@ func TestErrorsShowNoServerPaths(t *testing.T) {
 		}
 	}
 }
+
+// Over MLflow's artifact proxy, a file under a file is a 400 that says so,
+// and the listing keeps only the first.
+func TestArtifactFileOrFolderHTTP(t *testing.T) {
+	base := inProcess(t, nil)
+	run := createRun(t, base)
+	art := base + "/api/2.0/mlflow-artifacts/artifacts/0/" + run + "/artifacts/"
+	put := func(p string) (int, string) {
+		req, _ := http.NewRequest("PUT", art+p, strings.NewReader("bytes of "+p))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := put("a"); code != 200 {
+		t.Fatalf("put a: %d %s", code, body)
+	}
+	if code, body := put("a/b"); code != 400 || !strings.Contains(body, "which is a file") {
+		t.Errorf("put a/b over the file a: %d %s, want 400 saying a is a file", code, body)
+	}
+	if code, body := put("c/d"); code != 200 {
+		t.Fatalf("put c/d: %d %s", code, body)
+	}
+	if code, body := put("c"); code != 400 || !strings.Contains(body, "is a folder") {
+		t.Errorf("put c over the folder c: %d %s, want 400 saying c is a folder", code, body)
+	}
+	status, b := call(t, "GET", base+"/api/2.0/mlflow/artifacts/list?run_id="+run, nil)
+	if status != 200 || strings.Count(string(b), `"path"`) != 2 || !strings.Contains(string(b), `"path":"a","is_dir":false`) || !strings.Contains(string(b), `"path":"c","is_dir":true`) {
+		t.Errorf("listing after the refused uploads: %d %s", status, b)
+	}
+}
