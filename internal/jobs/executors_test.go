@@ -230,3 +230,25 @@ func TestExecutorsHTTP(t *testing.T) {
 		}
 	})
 }
+
+// failing is an executor whose starts fail for a reason of the server's.
+type failing struct{ forge.Executor }
+
+func (failing) Start(context.Context, *forge.Launch) (forge.Handle, error) {
+	return "", errors.New("create attempt folder: mkdir /srv/forge-data/executor/x: no space left on device")
+}
+
+// A start that fails for an internal reason fails the job without showing
+// the cause, which names the server's folders, to clients.
+func TestInternalStartFailureHidesCause(t *testing.T) {
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		e := start(t, opts{db: db, wrap: func(_ string, x forge.Executor) forge.Executor { return failing{x} }})
+		j := e.final(t, e.submit(t, Spec{Command: sh("true")}).ID)
+		if j.State != Failed || j.Reason != forge.ReasonLost || !strings.Contains(j.Message, "internal error") {
+			t.Fatalf("job = %s %s %q, want failed, lost, an internal error", j.State, j.Reason, j.Message)
+		}
+		if strings.Contains(j.Message, "/srv/forge-data") {
+			t.Errorf("the job's message shows the server's path: %q", j.Message)
+		}
+	})
+}
