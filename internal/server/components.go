@@ -40,6 +40,13 @@ func (s *Server) mount(ctx context.Context) error {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", tmp, err)
 	}
+	// Folders the components make on first use are made now, so that
+	// lockDataDir closes them too (models' files are no job's business).
+	for _, d := range []string{"predictors", "deploy-cache"} {
+		if err := os.MkdirAll(filepath.Join(s.cfg.DataDir, d), 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
 
 	// Tracking: MLflow's REST API and artifact proxy.
 	tracks := tracking.New(s.db)

@@ -47,7 +47,8 @@ func TestJobIsolation(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	<-ready
 
-	for path, want := range map[string]os.FileMode{dir: 0o711, filepath.Join(dir, "forge.db"): 0o600, filepath.Join(dir, "blobs"): 0o700, filepath.Join(dir, "tmp"): 0o700} {
+	for path, want := range map[string]os.FileMode{dir: 0o711, filepath.Join(dir, "forge.db"): 0o600, filepath.Join(dir, "blobs"): 0o700, filepath.Join(dir, "tmp"): 0o700,
+		filepath.Join(dir, "predictors"): 0o700, filepath.Join(dir, "deploy-cache"): 0o700, filepath.Join(dir, "executor"): 0o700} {
 		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
 			t.Errorf("%s: mode %v (%v), want %#o", path, fi.Mode().Perm(), err, want)
 		}
