@@ -81,11 +81,23 @@ func (s *Server) mount(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pypath, err := pyclient.Install(filepath.Join(s.cfg.DataDir, "python"))
+	root, moved, err := jobsRoot(s.cfg.DataDir, s.cfg.JobUser())
 	if err != nil {
 		return err
 	}
-	jcfg.WorkDir, jcfg.TrackingURI, jcfg.PythonPath = filepath.Join(s.cfg.DataDir, "jobs"), s.URL(), pypath
+	if moved {
+		s.log.Warn("job folders are outside the data dir: a folder above it does not let run_as through (o+x)",
+			"jobs_dir", root, "run_as", s.cfg.JobUser())
+	}
+	pypath, err := pyclient.Install(filepath.Join(root, "python"))
+	if err != nil {
+		return err
+	}
+	jobsDir := filepath.Join(root, "jobs")
+	if err := os.MkdirAll(jobsDir, 0o711); err != nil {
+		return err
+	}
+	jcfg.WorkDir, jcfg.TrackingURI, jcfg.PythonPath = jobsDir, s.URL(), pypath
 	if s.cfg.Auth {
 		// Each attempt gets a token that writes only its own run.
 		jcfg.Tokens = s.tokens
