@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 want=(gcc make ca-certificates curl)
 case "${1:-run}" in
 run) want+=(python3-xgboost python3-sklearn python3-pandas python3-numpy) ;;
-test) want+=(postgresql python3-pytest python3-numpy python3-pandas python3-sklearn python3-xgboost python3-torch python3-onnx
+test) want+=(postgresql python3-pytest python3-numpy python3-scipy python3-pandas python3-sklearn python3-xgboost python3-torch python3-onnx
 	slurm-wlm munge etcd-server perl chromium) ;;
 bench) want+=(wrk python3-fastapi python3-uvicorn python3-sklearn python3-torch python3-xgboost) ;;
 *) echo "usage: scripts/setup.sh [run|test|bench]" >&2; exit 2 ;;
