@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-
-	"github.com/forge-mlops/forge"
 )
 
 // Bind fills v (a pointer to a struct with json tags) from the request: the
@@ -43,14 +41,6 @@ func Bind(r *http.Request, v any) error {
 	b, _ := json.Marshal(m)
 	if err := json.Unmarshal(b, v); err != nil {
 		return DecodeError(err)
-	}
-	return nil
-}
-
-// Required returns an Invalid error in MLflow's words when value is empty.
-func Required(name, value string) error {
-	if value == "" {
-		return forge.Errorf(forge.Invalid, "missing value for required parameter '%s'", name)
 	}
 	return nil
 }
