@@ -185,15 +185,8 @@ func (r *Registry) serveFile(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 		defer rc.Close()
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Length", strconv.FormatInt(f.Size, 10))
 		w.Header().Set("X-Forge-Digest", string(f.Digest))
-		if _, err := io.Copy(w, rc); err != nil {
-			// The status is sent: cut the connection so the client sees a
-			// broken body, never a short or corrupted file that looks whole.
-			r.log.ErrorContext(ctx, "serve model file", "model", v.Name, "version", v.Version, "path", f.Path, "err", err)
-			panic(http.ErrAbortHandler)
-		}
+		httpapi.ServeAttachment(w, req, r.log, f.Path, f.Size, rc)
 		return
 	}
 	fail(forge.Errorf(forge.NotFound, "model %s version %d has no file %q", v.Name, v.Version, want))

@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -134,5 +136,45 @@ func TestMLflowUnsafeVersionSources(t *testing.T) {
 	mustCall(t, "GET", base+mlflow+"model-versions/search?filter=name%3D%27m1%27", nil, &out)
 	if len(out.ModelVersions) != 3 {
 		t.Errorf("%d versions stored, want 3: %+v", len(out.ModelVersions), out.ModelVersions)
+	}
+}
+
+// Downloads as MLflow's server sends them (artifact proxy, get-artifact):
+// an attachment, nosniff, the type from the name, text files as text/plain.
+var mlflowDownloadTypes = map[string]string{
+	"x.html": "text/html", "x.htm": "text/html", "x.png": "image/png", "x.json": "text/plain", "x.svg": "image/svg+xml",
+	"x.js": "text/plain", "m.onnx": "application/octet-stream", "MLmodel": "text/plain", "x.yaml": "text/plain",
+	"x.csv": "text/plain", "x.txt.html": "text/html", "x.xhtml": "application/xhtml+xml", "x.pkl": "application/octet-stream",
+	"x.md": "text/plain", "x.xml": "text/plain", "dir/a.txt": "text/plain",
+}
+
+func checkDownload(t *testing.T, url, name string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	h := resp.Header
+	base := name[strings.LastIndex(name, "/")+1:]
+	if resp.StatusCode != 200 || string(b) != "hello <b>"+name+"</b>" || h.Get("Content-Type") != mlflowDownloadTypes[name] ||
+		h.Get("Content-Disposition") != "attachment; filename="+base || h.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("%s: %d %q, Content-Type %q (want %q), Content-Disposition %q, X-Content-Type-Options %q", url, resp.StatusCode, b,
+			h.Get("Content-Type"), mlflowDownloadTypes[name], h.Get("Content-Disposition"), h.Get("X-Content-Type-Options"))
+	}
+}
+
+func TestMLflowArtifactDownloadHeaders(t *testing.T) {
+	base := inProcess(t, nil)
+	const proxy = "/api/2.0/mlflow-artifacts/artifacts/0/r/artifacts/"
+	for name := range mlflowDownloadTypes {
+		req, _ := http.NewRequest("PUT", base+proxy+name, strings.NewReader("hello <b>"+name+"</b>"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("upload %s: %v %v", name, err, resp)
+		}
+		resp.Body.Close()
+		checkDownload(t, base+proxy+name, name)
 	}
 }

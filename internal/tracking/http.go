@@ -2,10 +2,8 @@ package tracking
 
 import (
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/forge-mlops/forge"
@@ -504,13 +502,8 @@ func (a *API) downloadArtifact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rc.Close()
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.FormatInt(fi.Size, 10))
 	w.Header().Set("X-Content-Sha256", string(fi.Digest))
-	if _, err := io.Copy(w, rc); err != nil {
-		// Headers are gone; the short body tells the client. Log the cause.
-		a.log.Error("artifact download failed", "path", fi.Path, "err", err)
-	}
+	httpapi.ServeAttachment(w, r, a.log, fi.Path, fi.Size, rc)
 }
 
 func (a *API) deleteArtifact(r *http.Request) (any, error) {
