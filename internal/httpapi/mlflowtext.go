@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"fmt"
+	"net/url"
+	"strings"
 
 	"github.com/forge-mlops/forge"
 )
@@ -130,4 +132,30 @@ func pyRepr(v any, top bool) string {
 		return s + "}"
 	}
 	return fmt.Sprint(v)
+}
+
+// SafePath checks an artifact path from a query string as MLflow's server
+// does (validate_path_is_safe): percent-decoded until it no longer changes,
+// it must hold no '#', no backslash, no '..' segment and not be absolute
+// (a file: URI is read as its path). Anything else is "Invalid path".
+func SafePath(p string) (string, error) {
+	for {
+		u, err := url.PathUnescape(p)
+		if err != nil || u == p {
+			break
+		}
+		p = u
+	}
+	if strings.HasPrefix(p, "file:") {
+		p = strings.TrimPrefix(strings.TrimPrefix(p, "file:"), "//")
+	}
+	if strings.ContainsAny(p, "#\\\x00") || strings.HasPrefix(p, "/") || len(p) >= 2 && p[1] == ':' {
+		return "", InvalidPath()
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == ".." {
+			return "", InvalidPath()
+		}
+	}
+	return p, nil
 }

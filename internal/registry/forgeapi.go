@@ -248,3 +248,45 @@ func eventOut(e Event) api.ModelEvent {
 	}
 	return ev
 }
+
+// getArtifact is MLflow's UI download of a file of a model version
+// (/model-versions/get-artifact?name=&version=&path=), served from Forge's
+// copy of the version's files.
+func (r *Registry) getArtifact(w http.ResponseWriter, req *http.Request) {
+	ctx := req.Context()
+	fail := func(err error) { httpapi.WriteError(w, req, r.log, err) }
+	q := req.URL.Query()
+	if !q.Has("path") {
+		fail(httpapi.MissingParam("path"))
+		return
+	}
+	p, err := httpapi.SafePath(q.Get("path"))
+	if err != nil {
+		fail(err)
+		return
+	}
+	n, err := nameVersion(q.Get("name"), api.VersionString(q.Get("version")))
+	if err != nil {
+		fail(err)
+		return
+	}
+	files, err := r.Files(ctx, q.Get("name"), n)
+	if err != nil {
+		fail(err)
+		return
+	}
+	for _, f := range files {
+		if f.Path != strings.Trim(p, "/") {
+			continue
+		}
+		rc, err := r.blobs.Open(ctx, f.Digest)
+		if err != nil {
+			fail(err)
+			return
+		}
+		defer rc.Close()
+		httpapi.ServeAttachment(w, req, r.log, f.Path, f.Size, rc)
+		return
+	}
+	fail(forge.Errorf(forge.NotFound, "model %s version %d has no file %q", q.Get("name"), n, p))
+}

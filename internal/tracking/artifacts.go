@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
@@ -205,7 +206,7 @@ func (a *Artifacts) RunFiles(ctx context.Context, s *Store, runID, rel string) (
 	var uri string
 	err := s.db.QueryRow(ctx, "SELECT artifact_uri FROM runs WHERE run_uuid = ?", runID).Scan(&uri)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, forge.Errorf(forge.NotFound, "run with id=%s not found", runID)
+		return nil, httpapi.RunNotFound(runID)
 	}
 	if err != nil {
 		return nil, err
