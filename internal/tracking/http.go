@@ -69,6 +69,7 @@ func (a *API) Routes() []httpapi.Route {
 		httpapi.Route{Pattern: "GET " + ap + "/{path...}", Handler: http.HandlerFunc(a.downloadArtifact), Access: httpapi.Read})
 	h("DELETE "+ap+"/{path...}", a.deleteArtifact)
 	h("GET "+ap, a.listArtifacts)
+	routes = append(routes, a.bucketRoutes()...)
 	return append(routes, a.uiRoutes()...)
 }
 

@@ -4,7 +4,7 @@ export class APIError extends Error {
   constructor(message, status, code) { super(message); this.status = status; this.code = code; }
 }
 
-async function call(method, path, body) {
+export async function call(method, path, body) {
   const opts = { method, headers: {}, credentials: 'same-origin' };
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';
@@ -23,6 +23,7 @@ async function call(method, path, body) {
 
 export const get = (path, params) => call('GET', params ? path + '?' + new URLSearchParams(params) : path);
 export const post = (path, body) => call('POST', path, body);
+export const del = (path) => call('DELETE', path);
 
 const ml = '/api/2.0/mlflow/';
 
@@ -37,6 +38,38 @@ export async function experiments() {
   return out;
 }
 
+export const createExperiment = (name) => post(ml + 'experiments/create', { name });
+export const renameExperiment = (id, name) => post(ml + 'experiments/update', { experiment_id: id, new_name: name });
+export const deleteExperiment = (id) => post(ml + 'experiments/delete', { experiment_id: id });
+
+export async function registeredModels() {
+  const out = [];
+  let token = '';
+  do {
+    const params = { max_results: 1000 };
+    if (token) params.page_token = token;
+    const r = await get(ml + 'registered-models/search', params);
+    out.push(...(r.registered_models || []));
+    token = r.next_page_token || '';
+  } while (token);
+  return out;
+}
+
+export const registeredModel = (name) => get(ml + 'registered-models/get', { name }).then(r => r.registered_model);
+
+export async function modelVersions(name) {
+  const out = [];
+  let token = '';
+  do {
+    const params = { filter: `name='${name.replace(/'/g, "''")}'`, max_results: 1000 };
+    if (token) params.page_token = token;
+    const r = await get(ml + 'model-versions/search', params);
+    out.push(...(r.model_versions || []));
+    token = r.next_page_token || '';
+  } while (token);
+  return out;
+}
+
 export const experiment = (id) => get(ml + 'experiments/get', { experiment_id: id }).then(r => r.experiment);
 
 // searchRuns reads every page of runs/search for an experiment.
@@ -44,7 +77,8 @@ export async function searchRuns(experimentIds, filter, onPage) {
   const out = [];
   let token = '';
   do {
-    const r = await post(ml + 'runs/search', { experiment_ids: experimentIds, filter: filter || '', max_results: 1000, page_token: token });
+    // A small first page shows the top of the table at once.
+    const r = await post(ml + 'runs/search', { experiment_ids: experimentIds, filter: filter || '', max_results: out.length ? 1000 : 100, page_token: token });
     out.push(...(r.runs || []));
     if (onPage) onPage(out);
     token = r.next_page_token || '';
@@ -68,5 +102,20 @@ export async function metricHistory(runId, key) {
     out.push(...(r.metrics || []));
     token = r.next_page_token || '';
   } while (token);
+  return out;
+}
+
+// metricBuckets reads a metric's history of each run cut into at most n
+// min/max/mean buckets by step (the server aggregates: a chart never
+// downloads more points than it has pixels). Answers one history per run,
+// in the order given.
+export async function metricBuckets(runIds, key, n) {
+  const out = [];
+  for (let i = 0; i < runIds.length; i += 100) {
+    const q = new URLSearchParams({ key, buckets: String(n) });
+    for (const id of runIds.slice(i, i + 100)) q.append('run_id', id);
+    const r = await get('/api/forge/v1/metrics/buckets?' + q);
+    out.push(...(r.histories || []));
+  }
   return out;
 }
