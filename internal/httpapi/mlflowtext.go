@@ -159,3 +159,8 @@ func SafePath(p string) (string, error) {
 	}
 	return p, nil
 }
+
+// BadStage is MLflow's error for a stage that is not one of the four.
+func BadStage(s string) error {
+	return forge.Errorf(forge.Invalid, "Invalid Model Version stage: %s. Value must be one of None, Staging, Production, Archived.", s)
+}

@@ -550,7 +550,7 @@ func CanonicalStage(s string) (string, error) {
 			return st, nil
 		}
 	}
-	return "", forge.Errorf(forge.Invalid, "invalid model version stage %q: want one of None, Staging, Production, Archived", s)
+	return "", httpapi.BadStage(s)
 }
 
 // TransitionStage moves a version to a stage; with archiveExisting, the

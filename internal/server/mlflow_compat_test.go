@@ -178,3 +178,72 @@ func TestMLflowArtifactDownloadHeaders(t *testing.T) {
 		checkDownload(t, base+proxy+name, name)
 	}
 }
+
+// The common errors, in MLflow's words and in the order MLflow checks the
+// fields, as MLflow 2.12.2's server answered each request.
+func TestMLflowErrorTexts(t *testing.T) {
+	base := inProcess(t, nil)
+	mustCall(t, "POST", base+mlflow+"experiments/create", map[string]string{"name": "e1"}, nil)
+	mustCall(t, "POST", base+mlflow+"registered-models/create", map[string]string{"name": "m1"}, nil)
+	const hint = " See the API docs for more information about request parameters."
+	missing := func(p string) string { return "Missing value for required parameter '" + p + "'." + hint }
+	bad := func(v, p, ty string) string {
+		return "Invalid value " + v + " for parameter '" + p + "' supplied. Hint: Value was of type '" + ty + "'." + hint
+	}
+	const inv, nf, exists = "INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS"
+	get := func(path string, status int, code, msg string) mlflowCase {
+		return mlflowCase{name: "GET " + path, method: "GET", path: mlflow + path, status: status, code: code, message: msg}
+	}
+	post := func(path, body string, status int, code, msg string) mlflowCase {
+		return mlflowCase{name: path + " " + body, method: "POST", path: mlflow + path, body: body, status: status, code: code, message: msg}
+	}
+	checkMLflow(t, base, []mlflowCase{
+		get("runs/get?run_id=nope", 404, nf, "Run with id=nope not found"),
+		get("runs/get", 400, inv, missing("run_id")),
+		get("experiments/get?experiment_id=999", 404, nf, "No Experiment with id=999 exists"),
+		get("experiments/get?experiment_id=abc", 404, nf, "No Experiment with id=abc exists"),
+		get("experiments/get-by-name?experiment_name=zz", 404, nf, "Could not find experiment with name 'zz'"),
+		get("registered-models/get?name=zz", 404, nf, "Registered Model with name=zz not found"),
+		get("model-versions/get?name=m1&version=99", 404, nf, "Model Version (name=m1, version=99) not found"),
+		get("model-versions/get?name=m1&version=x", 400, inv, "Model version must be an integer, got 'x'"),
+		get("artifacts/list?run_id=nope", 404, nf, "Run with id=nope not found"),
+		{name: "experiment exists", method: "POST", path: mlflow + "experiments/create", body: `{"name":"e1"}`, status: 400, code: exists,
+			message: "Experiment(name=e1) already exists.", messagePrefix: true},
+		{name: "model exists", method: "POST", path: mlflow + "registered-models/create", body: `{"name":"m1"}`, status: 400, code: exists,
+			message: "Registered Model (name=m1) already exists.", messagePrefix: true},
+		post("experiments/create", `{}`, 400, inv, missing("name")),
+		post("experiments/create", `{"name":""}`, 400, inv, missing("name")),
+		post("experiments/create", `{"name":5}`, 400, inv, bad("5", "name", "int")),
+		post("experiments/create", `{"name":"z","tags":"x"}`, 400, inv, bad("x", "tags", "str")),
+		post("experiments/delete", `{"experiment_id":"999"}`, 404, nf, "No Experiment with id=999 exists"),
+		post("runs/create", `{"experiment_id":"999"}`, 404, nf, "No Experiment with id=999 exists"),
+		post("runs/create", `{"experiment_id":"abc"}`, 404, nf, "No Experiment with id=abc exists"),
+		post("runs/create", `{"experiment_id":"0","start_time":"abc"}`, 400, inv, bad("abc", "start_time", "str")),
+		post("runs/log-metric", `{"run_id":31}`, 400, inv, bad("31", "run_id", "int")),
+		post("runs/log-metric", `{"run_id":["a",1],"key":"k"}`, 400, inv, bad("['a', 1]", "run_id", "list")),
+		post("runs/log-metric", `{"run_id":{"a":true},"key":"k"}`, 400, inv, bad("{'a': True}", "run_id", "dict")),
+		post("runs/log-metric", `{"run_id":"x","key":5,"value":1,"timestamp":1}`, 400, inv, bad("5", "key", "int")),
+		post("runs/log-metric", `{"run_id":"x","key":"k","value":"abc","timestamp":1}`, 400, inv, bad("abc", "value", "str")),
+		post("runs/log-metric", `{"run_id":"x","key":"k","timestamp":1}`, 400, inv, missing("value")),
+		post("runs/log-metric", `{"key":"a","value":1,"timestamp":1}`, 400, inv, missing("run_id")),
+		post("runs/log-metric", `{"run_id":"nope","key":"a","value":1,"timestamp":1}`, 404, nf, "Run with id=nope not found"),
+		post("runs/set-tag", `{"run_id":"x","key":"k","value":3}`, 400, inv, bad("3", "value", "int")),
+		post("runs/log-inputs", `{"datasets":5}`, 400, inv, missing("run_id")),
+		post("runs/log-inputs", `{"run_id":"x","datasets":5}`, 400, inv, bad("5", "datasets", "int")),
+		post("runs/log-batch", `{"run_id":"x","metrics":{}}`, 400, inv, bad("{}", "metrics", "dict")),
+		post("runs/log-batch", `{"run_id":5,"metrics":{}}`, 400, inv, bad("5", "run_id", "int")),
+		post("runs/log-batch", `{"metrics":[{"key":"a"}]}`, 400, inv, missing("run_id")),
+		post("runs/log-batch", `{"run_id":"nope"}`, 404, nf, "Run with id=nope not found"),
+		post("runs/update", `{"run_id":"nope","status":"FINISHED"}`, 404, nf, "Run with id=nope not found"),
+		post("runs/delete", `{"run_id":"nope"}`, 404, nf, "Run with id=nope not found"),
+		post("registered-models/rename", `{"name":"zz","new_name":"yy"}`, 404, nf, "Registered Model with name=zz not found"),
+		post("model-versions/create", `{"name":"m1","source":"s3://b/m"}`, 200, "", ""),
+		post("model-versions/transition-stage", `{"name":"m1","version":"1","stage":"Bogus"}`, 400, inv,
+			"Invalid Model Version stage: Bogus. Value must be one of None, Staging, Production, Archived."),
+	})
+	// MLflow matches no run for an experiment id it does not have.
+	status, b := call(t, "POST", base+mlflow+"runs/search", map[string]any{"experiment_ids": []string{"abc"}})
+	if status != 200 || strings.Contains(string(b), "run_id") {
+		t.Errorf("search of experiment abc: %d %s", status, b)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/sqlstore"
@@ -82,7 +81,7 @@ func runID(id, uuid string) (string, error) {
 
 func (a *API) createExperiment(r *http.Request) (any, error) {
 	var req api.CreateExperimentRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, createExperimentSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("name", req.Name); err != nil {
@@ -97,7 +96,7 @@ func (a *API) createExperiment(r *http.Request) (any, error) {
 
 func (a *API) getExperiment(r *http.Request) (any, error) {
 	var req api.ExperimentIDRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, experimentIDSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("experiment_id", req.ExperimentID); err != nil {
@@ -112,7 +111,7 @@ func (a *API) getExperiment(r *http.Request) (any, error) {
 
 func (a *API) getExperimentByName(r *http.Request) (any, error) {
 	var req api.GetExperimentByNameRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, byNameSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("experiment_name", req.ExperimentName); err != nil {
@@ -127,7 +126,7 @@ func (a *API) getExperimentByName(r *http.Request) (any, error) {
 
 func (a *API) searchExperiments(r *http.Request) (any, error) {
 	var req api.SearchExperimentsRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, searchExpSchema...); err != nil {
 		return nil, err
 	}
 	view, err := ParseViewType(req.ViewType)
@@ -148,7 +147,7 @@ func (a *API) searchExperiments(r *http.Request) (any, error) {
 
 func (a *API) experimentID(r *http.Request) (string, error) {
 	var req api.ExperimentIDRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, experimentIDSchema...); err != nil {
 		return "", err
 	}
 	return req.ExperimentID, httpapi.Required("experiment_id", req.ExperimentID)
@@ -172,21 +171,18 @@ func (a *API) restoreExperiment(r *http.Request) (any, error) {
 
 func (a *API) updateExperiment(r *http.Request) (any, error) {
 	var req api.UpdateExperimentRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, updateExpSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("experiment_id", req.ExperimentID); err != nil {
 		return nil, err
-	}
-	if req.NewName == "" {
-		return nil, nil // MLflow: nothing to update
 	}
 	return nil, a.store.RenameExperiment(r.Context(), req.ExperimentID, req.NewName)
 }
 
 func (a *API) setExperimentTag(r *http.Request) (any, error) {
 	var req api.SetExperimentTagRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, expTagSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("experiment_id", req.ExperimentID); err != nil {
@@ -200,7 +196,7 @@ func (a *API) setExperimentTag(r *http.Request) (any, error) {
 
 func (a *API) createRun(r *http.Request) (any, error) {
 	var req api.CreateRunRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, createRunSchema...); err != nil {
 		return nil, err
 	}
 	run, err := a.store.CreateRun(r.Context(), CreateRunOptions{ExperimentID: req.ExperimentID, UserID: req.UserID,
@@ -213,7 +209,7 @@ func (a *API) createRun(r *http.Request) (any, error) {
 
 func (a *API) getRun(r *http.Request) (any, error) {
 	var req api.RunIDRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, runIDSchema...); err != nil {
 		return nil, err
 	}
 	id, err := runID(req.RunID, req.RunUUID)
@@ -229,7 +225,7 @@ func (a *API) getRun(r *http.Request) (any, error) {
 
 func (a *API) updateRun(r *http.Request) (any, error) {
 	var req api.UpdateRunRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, updateRunSchema...); err != nil {
 		return nil, err
 	}
 	id, err := runID(req.RunID, req.RunUUID)
@@ -245,7 +241,7 @@ func (a *API) updateRun(r *http.Request) (any, error) {
 
 func (a *API) runIDOnly(r *http.Request) (string, error) {
 	var req api.RunIDRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, runIDSchema...); err != nil {
 		return "", err
 	}
 	return runID(req.RunID, req.RunUUID)
@@ -269,7 +265,7 @@ func (a *API) restoreRun(r *http.Request) (any, error) {
 
 func (a *API) logMetric(r *http.Request) (any, error) {
 	var req api.LogMetricRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, logMetricSchema...); err != nil {
 		return nil, err
 	}
 	id, err := runID(req.RunID, req.RunUUID)
@@ -280,7 +276,7 @@ func (a *API) logMetric(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if req.Value == nil {
-		return nil, forge.Errorf(forge.Invalid, "missing value for required parameter 'value'")
+		return nil, httpapi.MissingParam("value")
 	}
 	m := Metric{Key: req.Key, Value: float64(*req.Value), Timestamp: int64(req.Timestamp), Step: int64(req.Step)}
 	if m.Timestamp == 0 {
@@ -291,7 +287,7 @@ func (a *API) logMetric(r *http.Request) (any, error) {
 
 func (a *API) logParam(r *http.Request) (any, error) {
 	var req api.LogParamRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, keyValueSchema...); err != nil {
 		return nil, err
 	}
 	id, err := runID(req.RunID, req.RunUUID)
@@ -302,14 +298,14 @@ func (a *API) logParam(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if req.Value == nil {
-		return nil, forge.Errorf(forge.Invalid, "missing value for required parameter 'value'")
+		return nil, httpapi.MissingParam("value")
 	}
 	return nil, a.store.LogBatch(r.Context(), id, nil, []KV{{req.Key, *req.Value}}, nil)
 }
 
 func (a *API) setTag(r *http.Request) (any, error) {
 	var req api.SetTagRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, keyValueSchema...); err != nil {
 		return nil, err
 	}
 	id, err := runID(req.RunID, req.RunUUID)
@@ -320,14 +316,14 @@ func (a *API) setTag(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if req.Value == nil {
-		return nil, forge.Errorf(forge.Invalid, "missing value for required parameter 'value'")
+		return nil, httpapi.MissingParam("value")
 	}
 	return nil, a.store.LogBatch(r.Context(), id, nil, nil, []KV{{req.Key, *req.Value}})
 }
 
 func (a *API) deleteTag(r *http.Request) (any, error) {
 	var req api.DeleteTagRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, deleteTagSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("run_id", req.RunID); err != nil {
@@ -341,7 +337,7 @@ func (a *API) deleteTag(r *http.Request) (any, error) {
 
 func (a *API) logBatch(r *http.Request) (any, error) {
 	var req api.LogBatchRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, logBatchSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("run_id", req.RunID); err != nil {
@@ -360,7 +356,7 @@ func (a *API) logBatch(r *http.Request) (any, error) {
 
 func (a *API) logModel(r *http.Request) (any, error) {
 	var req api.LogModelRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, logModelSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("run_id", req.RunID); err != nil {
@@ -374,7 +370,7 @@ func (a *API) logModel(r *http.Request) (any, error) {
 
 func (a *API) logInputs(r *http.Request) (any, error) {
 	var req api.LogInputsRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, logInputsSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("run_id", req.RunID); err != nil {
@@ -390,7 +386,7 @@ func (a *API) logInputs(r *http.Request) (any, error) {
 
 func (a *API) searchRuns(r *http.Request) (any, error) {
 	var req api.SearchRunsRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, searchRunsSchema...); err != nil {
 		return nil, err
 	}
 	view, err := ParseViewType(req.RunViewType)
@@ -411,7 +407,7 @@ func (a *API) searchRuns(r *http.Request) (any, error) {
 
 func (a *API) metricHistory(r *http.Request) (any, error) {
 	var req api.GetMetricHistoryRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, historySchema...); err != nil {
 		return nil, err
 	}
 	id, err := runID(req.RunID, req.RunUUID)
@@ -430,7 +426,7 @@ func (a *API) metricHistory(r *http.Request) (any, error) {
 
 func (a *API) metricHistoryBulk(r *http.Request) (any, error) {
 	var req api.GetMetricHistoryBulkIntervalRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, bulkSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("metric_key", req.MetricKey); err != nil {
@@ -445,7 +441,7 @@ func (a *API) metricHistoryBulk(r *http.Request) (any, error) {
 
 func (a *API) listRunArtifacts(r *http.Request) (any, error) {
 	var req api.ListArtifactsRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, listArtifactsSchema...); err != nil {
 		return nil, err
 	}
 	id, err := runID(req.RunID, req.RunUUID)

@@ -79,7 +79,7 @@ func (s *Store) CreateRun(ctx context.Context, o CreateRunOptions) (Run, error) 
 		var stage, loc string
 		err := tx.QueryRow(ctx, "SELECT lifecycle_stage, artifact_location FROM experiments WHERE experiment_id = ?", expID).Scan(&stage, &loc)
 		if errors.Is(err, sql.ErrNoRows) {
-			return forge.Errorf(forge.NotFound, "no experiment with id=%s exists", o.ExperimentID)
+			return httpapi.ExperimentNotFound(o.ExperimentID)
 		}
 		if err != nil {
 			return err

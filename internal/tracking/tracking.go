@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
@@ -205,7 +206,7 @@ func loadedValue(v float64, isNaN bool) float64 {
 func parseExperimentID(id string) (int64, error) {
 	var n int64
 	if _, err := fmt.Sscan(id, &n); err != nil || fmt.Sprint(n) != id {
-		return 0, forge.Errorf(forge.Invalid, "invalid experiment ID: '%s'", id)
+		return 0, httpapi.ExperimentNotFound(id) // MLflow: 404, as for any id it does not have
 	}
 	return n, nil
 }
