@@ -90,7 +90,11 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 			return nil, err
 		}
 	}
-	blobs, err := blob.NewLocal(filepath.Join(cfg.DataDir, "blobs"))
+	blobDir := filepath.Join(cfg.DataDir, "blobs")
+	if cfg.Artifacts.Destination != "" { // MLflow's --artifacts-destination
+		blobDir = cfg.Artifacts.Destination
+	}
+	blobs, err := blob.NewLocal(blobDir)
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -213,7 +213,9 @@ func (a *Artifacts) RunFiles(ctx context.Context, s *Store, runID, rel string) (
 	}
 	root, err := RunArtifactRoot(uri)
 	if err != nil {
-		return nil, err
+		// The client wrote them straight to the run's location (file://,
+		// s3://...): this server has none of them.
+		return nil, forge.Errorf(forge.NotFound, "the artifacts of run %s are not on this server (artifact URI %s)", runID, uri)
 	}
 	rel, err = CleanPath(rel)
 	if err != nil {

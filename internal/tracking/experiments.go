@@ -42,9 +42,12 @@ func (s *Store) CreateExperiment(ctx context.Context, name, artifactLocation str
 		if err != nil {
 			return fmt.Errorf("create experiment: %w", err)
 		}
-		loc := artifactLocation
-		if loc == "" {
-			loc = "mlflow-artifacts:/" + strconv.FormatInt(id, 10)
+		loc := strings.TrimRight(s.artifactRoot, "/") + "/" + strconv.FormatInt(id, 10)
+		if artifactLocation != "" {
+			// MLflow makes a local location absolute.
+			if loc, err = AbsoluteArtifactURI(artifactLocation, s.workDir); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?", loc, id); err != nil {
 			return err

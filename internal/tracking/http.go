@@ -2,6 +2,7 @@ package tracking
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -16,7 +17,12 @@ type API struct {
 	store     *Store
 	artifacts *Artifacts
 	log       *slog.Logger
+	noProxy   bool
 }
+
+// DisableArtifactProxy turns the artifact proxy's routes off, as MLflow's
+// --no-serve-artifacts does: they answer 503 saying so.
+func (a *API) DisableArtifactProxy() { a.noProxy = true }
 
 // NewAPI returns the tracking API over a store and an artifact root.
 func NewAPI(store *Store, artifacts *Artifacts, log *slog.Logger) *API {
@@ -63,14 +69,29 @@ func (a *API) Routes() []httpapi.Route {
 	h("GET "+p+"artifacts/list", a.listRunArtifacts)
 
 	const ap = "/api/2.0/mlflow-artifacts/artifacts"
-	routes = append(routes,
-		httpapi.Route{Pattern: "PUT " + ap + "/{path...}", Handler: http.HandlerFunc(a.uploadArtifact), Access: httpapi.Write, Body: httpapi.BodyUpload},
-		httpapi.Route{Pattern: "GET " + ap + "/{path...}", Handler: http.HandlerFunc(a.downloadArtifact), Access: httpapi.Read})
-	h("DELETE "+ap+"/{path...}", a.deleteArtifact)
-	h("GET "+ap, a.listArtifacts)
+	proxy := []httpapi.Route{
+		{Pattern: "PUT " + ap + "/{path...}", Handler: http.HandlerFunc(a.uploadArtifact), Access: httpapi.Write, Body: httpapi.BodyUpload},
+		{Pattern: "GET " + ap + "/{path...}", Handler: http.HandlerFunc(a.downloadArtifact), Access: httpapi.Read},
+		{Pattern: "DELETE " + ap + "/{path...}", Handler: httpapi.JSON(a.log, a.deleteArtifact), Access: httpapi.Write},
+		{Pattern: "GET " + ap, Handler: httpapi.JSON(a.log, a.listArtifacts), Access: httpapi.Read},
+	}
+	for i := range proxy {
+		if a.noProxy {
+			proxy[i].Handler = proxyOff
+		}
+	}
+	routes = append(routes, proxy...)
 	routes = append(routes, a.bucketRoutes()...)
 	return append(routes, a.uiRoutes()...)
 }
+
+// proxyOff answers for the artifact proxy when it is off, in MLflow's words.
+var proxyOff = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprintf(w, "Endpoint: %s disabled due to the mlflow server running with `--no-serve-artifacts`. "+
+		"To enable artifacts server functionality, run `mlflow server` with `--serve-artifacts`", r.URL.Path)
+})
 
 func runID(id, uuid string) (string, error) {
 	if id == "" {

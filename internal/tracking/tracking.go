@@ -96,13 +96,31 @@ type Run struct {
 // Store is the tracking store over the metadata database.
 type Store struct {
 	db *sqlstore.DB
+	// artifactRoot is where new experiments' artifacts go (ROOT/<id>) and
+	// workDir what a relative artifact_location is joined to.
+	artifactRoot, workDir string
 
 	prepOnce sync.Once
 	prep     *statements // nil if preparing failed: plain statements then
 }
 
 // New returns the tracking store.
-func New(db *sqlstore.DB) *Store { return &Store{db: db} }
+func New(db *sqlstore.DB) *Store { return &Store{db: db, artifactRoot: "mlflow-artifacts:/"} }
+
+// SetArtifactRoot sets the artifact root of new experiments (MLflow's
+// --default-artifact-root; a local path is made absolute against workDir)
+// and the folder a relative artifact_location is resolved in.
+func (s *Store) SetArtifactRoot(root, workDir string) error {
+	if root != "" {
+		abs, err := AbsoluteArtifactURI(root, workDir)
+		if err != nil {
+			return err
+		}
+		s.artifactRoot = abs
+	}
+	s.workDir = workDir
+	return nil
+}
 
 func newRunID() string {
 	var b [16]byte
