@@ -3,6 +3,7 @@ package webui_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,6 +225,101 @@ func TestBrowserPages(t *testing.T) {
 			chromedp.Evaluate(`document.querySelector('#charts .x-axis').dispatchEvent(new Event('change'))`, nil),
 			chromedp.WaitVisible(`#charts canvas`))
 		screenshot(t, ctx, "long-history-log-time")
+	})
+
+	t.Run("a run's artifacts and lineage", func(t *testing.T) {
+		var r api.RunResponse
+		if err := c.Do(bg, "POST", "/api/2.0/mlflow/runs/create", nil, map[string]any{"experiment_id": "0", "run_name": "with-files",
+			"tags": []map[string]string{{"key": "forge.job_id", "value": "job-123"}, {"key": "forge.input.train", "value": "iris@1 sha256:abc"}}}, &r); err != nil {
+			t.Fatal(err)
+		}
+		root := strings.TrimPrefix(r.Run.Info.ArtifactURI, "mlflow-artifacts:")
+		// A 1x1 red PNG.
+		png := []byte{0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0, 0x90, 0x77, 0x53, 0xde,
+			0, 0, 0, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x08, 0xd7, 0x63, 0xf8, 0xcf, 0xc0, 0, 0, 0x03, 0x01, 0x01, 0, 0x18, 0xdd, 0x8d, 0xb0, 0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82}
+		for p, body := range map[string][]byte{
+			"metrics.json":         []byte(`{"auc":0.91,"f1":0.8}`),
+			"eval/predictions.csv": []byte("id,label,score\n1,cat,0.9\n2,\"dog, big\",0.2\n"),
+			"plots/roc.png":        png,
+			xss + ".txt":           []byte(xss),
+		} {
+			u := "/api/2.0/mlflow-artifacts/artifacts" + root + "/" + (&url.URL{Path: p}).EscapedPath()
+			resp, err := c.Request(bg, "PUT", u, nil, strings.NewReader(string(body)), "application/octet-stream")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("PUT %s: %s", u, resp.Status)
+			}
+		}
+		var files, inputs, job string
+		run(t, ctx, chromedp.Navigate(base+"/#/runs/"+r.Run.Info.RunID), chromedp.WaitVisible(`#artifact-tree button.file`),
+			chromedp.Text(`#artifact-tree`, &files), chromedp.Text(`#inputs`, &inputs), chromedp.Text(`#run-job`, &job))
+		if !strings.Contains(files, "metrics.json") || !strings.Contains(files, "eval/") || !strings.Contains(inputs, "iris@1") || job != "job-123" {
+			t.Errorf("tree %q, inputs %q, job %q", files, inputs, job)
+		}
+		var text string
+		run(t, ctx, chromedp.Click(`#artifact-tree button[data-path="metrics.json"]`), chromedp.WaitVisible(`#artifact-text`),
+			chromedp.Text(`#artifact-text`, &text))
+		if !strings.Contains(text, "\"auc\": 0.91") {
+			t.Errorf("JSON preview %q, want it indented", text)
+		}
+		var cell string
+		run(t, ctx, chromedp.Click(`#artifact-tree button[data-path="eval"]`), chromedp.WaitVisible(`#artifact-tree button[data-path="eval/predictions.csv"]`),
+			chromedp.Click(`#artifact-tree button[data-path="eval/predictions.csv"]`), chromedp.WaitVisible(`#artifact-csv`),
+			chromedp.Text(`#artifact-csv tbody tr:nth-child(2) td:nth-child(2)`, &cell))
+		if cell != "dog, big" {
+			t.Errorf("CSV preview cell %q, want the quoted field", cell)
+		}
+		var width int
+		run(t, ctx, chromedp.Click(`#artifact-tree button[data-path="plots"]`), chromedp.WaitVisible(`#artifact-tree button[data-path="plots/roc.png"]`),
+			chromedp.Click(`#artifact-tree button[data-path="plots/roc.png"]`), chromedp.WaitVisible(`#artifact-preview img`),
+			chromedp.Poll(`document.querySelector('#artifact-preview img').naturalWidth`, &width))
+		if width != 1 {
+			t.Errorf("image preview width %d, want 1", width)
+		}
+		var fired bool
+		var imgs int
+		run(t, ctx, chromedp.Click(`#artifact-tree button.file:last-of-type`), chromedp.Evaluate(`[...document.querySelectorAll('#artifact-tree button.file')].find(b => b.textContent.startsWith('<img')).click()`, nil),
+			chromedp.WaitVisible(`#artifact-text`), chromedp.Evaluate(`window.__xss === 1`, &fired),
+			chromedp.Evaluate(`document.querySelectorAll('#main img:not(.artifact-img)').length`, &imgs))
+		if fired || imgs != 0 {
+			t.Errorf("a stored HTML file name or content ran (%v) or made %d img elements", fired, imgs)
+		}
+		screenshot(t, ctx, "artifacts")
+	})
+
+	t.Run("a deployment served, tried and measured", func(t *testing.T) {
+		model, err := filepath.Abs("../../testdata/models/xgb_binary.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.UploadModelVersion(bg, "cancer", []string{model}, api.UploadOptions{Format: "xgboost"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.PutDeployment(bg, "cancer-api", api.DeploymentSpec{Model: "cancer", Ref: "latest"}); err != nil {
+			t.Fatal(err)
+		}
+		var state, reply string
+		run(t, ctx, chromedp.Navigate(base+"/#/deployments"), chromedp.WaitVisible(`#deployments tr[data-deployment="cancer-api"] a`),
+			chromedp.Click(`#deployments tr[data-deployment="cancer-api"] a`), chromedp.WaitVisible(`#try-send`),
+			chromedp.Text(`#deployment-status`, &state),
+			chromedp.Click(`#try-send`), chromedp.WaitVisible(`#try-response`), chromedp.Text(`#try-response`, &reply))
+		if state != "ready" || !strings.Contains(reply, `"outputs"`) {
+			t.Errorf("status %q; try-it answered %q", state, reply)
+		}
+		// The request just sent shows in the traffic table (polled).
+		run(t, ctx, chromedp.Reload(), chromedp.WaitVisible(`#deployment-stats tr[data-version="1"]`),
+			chromedp.Poll(`Number(document.querySelector('#deployment-stats tr[data-version="1"] .requests').textContent) >= 1`, nil))
+		// A bad request: the server's error where the form is.
+		var msg string
+		run(t, ctx, chromedp.SetValue(`#try-body`, `{"inputs": [{"name": "nope", "datatype": "FP32", "shape": [1], "data": [1]}]}`),
+			chromedp.Click(`#try-send`), chromedp.WaitVisible(`#try-result .error`), chromedp.Text(`#try-result .error`, &msg))
+		if !strings.Contains(msg, "nope") {
+			t.Errorf("a bad request shows %q, want the server's message naming the input", msg)
+		}
+		screenshot(t, ctx, "deployment")
 	})
 
 	t.Run("a running job cancelled from its page", func(t *testing.T) {
