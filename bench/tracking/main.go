@@ -39,19 +39,22 @@ func main() {
 }
 
 type options struct {
-	server    string
-	start     bool
-	forge     string
-	db        string
-	scenarios []string
-	duration  time.Duration
-	writers   int
-	runs      int
-	workers   int
-	timeout   time.Duration
-	mlflow    string
-	rounds    int
-	mlWorkers int
+	server       string
+	start        bool
+	forge        string
+	db           string
+	scenarios    []string
+	duration     time.Duration
+	writers      int
+	runs         int
+	workers      int
+	timeout      time.Duration
+	mlflow       string
+	rounds       int
+	mlWorkers    int
+	client       bool
+	clientScript string
+	tag          string
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -71,6 +74,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.mlflow, "mlflow", "", "folder of the MLflow 2.12.2 peer (server.sh): start it and measure it in the same run")
 	fs.IntVar(&o.rounds, "rounds", 2, "with -mlflow: rounds of scenarios a-d on each server, alternating")
 	fs.IntVar(&o.mlWorkers, "mlflow-workers", 2, "with -mlflow: MLflow's gunicorn workers")
+	fs.BoolVar(&o.client, "client", false, "with -mlflow: drive a-d with the real mlflow client against Forge, MLflow and a null server instead")
+	fs.StringVar(&o.clientScript, "client-script", "bench/tracking/mlflow_client.py", "with -client: the client's scenario script")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -102,6 +107,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := checkLoopback(o.server); err != nil {
 		return err
 	}
+	if o.client && o.mlflow == "" {
+		return fmt.Errorf("-client needs -mlflow PEER_DIR (the client and MLflow's server come from the peer)")
+	}
 	var ml *client
 	if o.mlflow != "" {
 		p, err := startPeer(ctx, o.mlflow, o.mlWorkers)
@@ -111,6 +119,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		defer p.stop()
 		ml = newClient(p.URL)
 		fmt.Fprintf(out, "started MLflow 2.12.2 (%s, SQLite, %d gunicorn workers) on %s\n", o.mlflow, o.mlWorkers, p.URL)
+	}
+	if o.client {
+		o.tag = time.Now().Format("20060102-150405")
+		return clientSideBySide(ctx, o, o.server, ml.base, out)
 	}
 	return bench(ctx, newClient(o.server), ml, o, out)
 }
