@@ -49,6 +49,8 @@ type Server struct {
 	// DefaultExecutor runs the jobs that name none; empty: the first of
 	// Executors.
 	DefaultExecutor string `yaml:"default_executor"`
+	// Artifacts are MLflow's artifact-root settings.
+	Artifacts Artifacts `yaml:"artifacts"`
 	// RunAs is the user (a name or a uid) local jobs run as; empty: see
 	// JobUser.
 	RunAs string `yaml:"run_as"`
@@ -122,6 +124,7 @@ func Default() Server {
 		DuckDB:         DuckDB{MemoryLimit: "4GB", Threads: 2, QueryTimeout: 5 * time.Minute},
 		ONNXRuntimeLib: defaultONNXRuntimeLib(),
 		Executors:      DefaultExecutors(),
+		Artifacts:      Artifacts{Serve: true},
 	}
 }
 
@@ -167,6 +170,9 @@ func (c *Server) Validate() error {
 	case "json", "text":
 	default:
 		return &FieldError{"log_format", fmt.Sprintf("%q: want json or text", c.LogFormat)}
+	}
+	if err := c.validateArtifacts(); err != nil {
+		return err
 	}
 	if r := c.Serve.PayloadSampleRate; !(r >= 0 && r <= 1) {
 		return &FieldError{"serve.payload_sample_rate", fmt.Sprintf("%v: want 0 to 1", r)}
@@ -311,6 +317,15 @@ func (c *Server) LoadEnv(env Env) error {
 	str("FORGE_RUN_AS", &c.RunAs)
 	str("FORGE_ADMIN_TOKEN", &c.AdminToken)
 	str("FORGE_ADMIN_TOKEN_FILE", &c.AdminTokenFile)
+	str("FORGE_DEFAULT_ARTIFACT_ROOT", &c.Artifacts.DefaultRoot)
+	str("FORGE_ARTIFACTS_DESTINATION", &c.Artifacts.Destination)
+	if v, ok := env("FORGE_SERVE_ARTIFACTS"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return &FieldError{"FORGE_SERVE_ARTIFACTS", fmt.Sprintf("%q is not a boolean", v)}
+		}
+		c.Artifacts.Serve = b
+	}
 	if v, ok := env("FORGE_AUTH"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -368,7 +383,11 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Server, error) {
 	}
 	fs.String("config", "", "YAML configuration file")
 	c.RegisterFlags(fs)
+	mlflow := c.registerMLflowFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if err := mlflow.apply(&c, fs); err != nil {
 		return c, err
 	}
 	return c, c.Validate()

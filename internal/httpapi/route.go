@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 )
 
 // Access is what a caller must hold to reach a route. The zero value is
@@ -122,4 +123,34 @@ func (e Edge) limit(max int64, next http.Handler) http.Handler {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return LimitBody(func(*http.Request) int64 { return max }, log)(next)
+}
+
+// MLflowAjaxPrefix is where MLflow's server serves its whole REST API a
+// second time, for its web UI (and the UI-only routes beside it).
+const MLflowAjaxPrefix = "/ajax-api/2.0/"
+
+// WithAjaxTwins returns routes followed by a second mount of every MLflow
+// route (/api/2.0/mlflow/..., /api/2.0/mlflow-artifacts/...) under
+// /ajax-api/2.0/, with the same handler, access and body limit, as MLflow's
+// server does. The twins are rows of the route table like any other, so
+// access checks and the route listing cover them.
+func WithAjaxTwins(routes []Route) []Route {
+	out := append([]Route(nil), routes...)
+	for _, rt := range routes {
+		method, p, hasMethod := strings.Cut(rt.Pattern, " ")
+		if !hasMethod {
+			method, p = "", rt.Pattern
+		}
+		rest, ok := strings.CutPrefix(p, "/api/2.0/")
+		if !ok || !(strings.HasPrefix(rest, "mlflow/") || strings.HasPrefix(rest, "mlflow-artifacts/")) {
+			continue
+		}
+		twin := rt
+		twin.Pattern = MLflowAjaxPrefix + rest
+		if hasMethod {
+			twin.Pattern = method + " " + twin.Pattern
+		}
+		out = append(out, twin)
+	}
+	return out
 }

@@ -50,8 +50,19 @@ func (s *Server) mount(ctx context.Context) error {
 
 	// Tracking: MLflow's REST API and artifact proxy.
 	tracks := tracking.New(s.db)
+	wd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("working directory: %w", err)
+	}
+	if err := tracks.SetArtifactRoot(s.cfg.ArtifactRoot(), wd); err != nil {
+		return fmt.Errorf("default artifact root: %w", err)
+	}
 	artifacts := tracking.NewArtifacts(s.db, s.blobs)
-	s.routes = append(s.routes, tracking.NewAPI(tracks, artifacts, s.log.With("sys", "tracking")).Routes()...)
+	tapi := tracking.NewAPI(tracks, artifacts, s.log.With("sys", "tracking"))
+	if !s.cfg.Artifacts.Serve {
+		tapi.DisableArtifactProxy()
+	}
+	s.routes = append(s.routes, tapi.Routes()...)
 
 	// Datasets, explored with DuckDB.
 	eng, err := duckq.NewEngine(duckq.EngineOptions{MemoryLimit: s.cfg.DuckDB.MemoryLimit, Threads: s.cfg.DuckDB.Threads,

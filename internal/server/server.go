@@ -90,7 +90,11 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 			return nil, err
 		}
 	}
-	blobs, err := blob.NewLocal(filepath.Join(cfg.DataDir, "blobs"))
+	blobDir := filepath.Join(cfg.DataDir, "blobs")
+	if cfg.Artifacts.Destination != "" { // MLflow's --artifacts-destination
+		blobDir = cfg.Artifacts.Destination
+	}
+	blobs, err := blob.NewLocal(blobDir)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -179,12 +183,16 @@ func (s *Server) assemble(ctx context.Context) error {
 	if err := s.mount(ctx); err != nil {
 		return err
 	}
+	// MLflow's API again under /ajax-api/, where its web UI calls it.
+	s.routes = httpapi.WithAjaxTwins(s.routes)
 	// Unknown API paths get a JSON 404 in MLflow's shape, not the mux's
 	// text; only to a caller who may read the API.
-	s.routes = append(s.routes, httpapi.Route{Pattern: "/api/", Access: httpapi.Read, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteJSON(w, http.StatusNotFound, httpapi.ErrorBody{ErrorCode: "ENDPOINT_NOT_FOUND",
 			Message: fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path)})
-	})})
+	})
+	s.routes = append(s.routes, httpapi.Route{Pattern: "/api/", Access: httpapi.Read, Handler: notFound},
+		httpapi.Route{Pattern: "/ajax-api/", Access: httpapi.Read, Handler: notFound})
 
 	alog := s.log.With("sys", "auth")
 	s.routes = append(s.routes, s.tokens.Routes(s.cfg.Auth, alog)...)
