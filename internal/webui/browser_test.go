@@ -330,8 +330,13 @@ func TestBrowserJourneys(t *testing.T) {
 		if !strings.Contains(diff, "lr") || !strings.Contains(diff, "best-run") {
 			t.Errorf("params that differ: %q, want lr and best-run", diff)
 		}
+		var metric string
+		run(t, ctx, chromedp.Evaluate(`document.getElementById('metric').value`, &metric))
+		if metric != "loss" {
+			t.Errorf("compare charts %q first, want loss, the metric the table was sorted by", metric)
+		}
 		var series int
-		run(t, ctx, chromedp.Evaluate(`document.querySelectorAll('#charts .u-legend .u-series').length`, &series))
+		run(t, ctx, chromedp.Evaluate(`[...document.querySelectorAll('#charts .u-legend .u-series')].filter(r => r.style.display !== 'none').length`, &series))
 		if series != 4 { // the step axis and three runs
 			t.Errorf("compare chart legend has %d entries, want 4", series)
 		}
