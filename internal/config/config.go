@@ -79,11 +79,16 @@ type HTTP struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
-// DuckDB bounds the query engine.
+// DuckDB bounds the query engine. MemoryLimit and Threads are the budget
+// of all DuckDB work at once (queries, imports, profiles), shared equally
+// among MaxConcurrent instances; MaxQueued more callers may wait for one
+// (0: no limit), the rest are answered 503.
 type DuckDB struct {
-	MemoryLimit  string        `yaml:"memory_limit"`
-	Threads      int           `yaml:"threads"`
-	QueryTimeout time.Duration `yaml:"query_timeout"`
+	MemoryLimit   string        `yaml:"memory_limit"`
+	Threads       int           `yaml:"threads"`
+	QueryTimeout  time.Duration `yaml:"query_timeout"`
+	MaxConcurrent int           `yaml:"max_concurrent"`
+	MaxQueued     int           `yaml:"max_queued"`
 }
 
 // Default returns the embedded defaults: everything on this machine.
@@ -102,7 +107,7 @@ func Default() Server {
 			IdleTimeout:     120 * time.Second,
 			ShutdownTimeout: 15 * time.Second,
 		},
-		DuckDB:         DuckDB{MemoryLimit: "4GB", Threads: 2, QueryTimeout: 5 * time.Minute},
+		DuckDB:         DuckDB{MemoryLimit: "4GB", Threads: 2, QueryTimeout: 5 * time.Minute, MaxConcurrent: 2, MaxQueued: 32},
 		ONNXRuntimeLib: defaultONNXRuntimeLib(),
 		Executors:      DefaultExecutors(),
 	}
@@ -176,6 +181,12 @@ func (c *Server) Validate() error {
 	}
 	if c.DuckDB.Threads <= 0 {
 		return &FieldError{"duckdb.threads", "must be positive"}
+	}
+	if c.DuckDB.MaxConcurrent <= 0 {
+		return &FieldError{"duckdb.max_concurrent", "must be positive"}
+	}
+	if c.DuckDB.MaxQueued < 0 {
+		return &FieldError{"duckdb.max_queued", "must not be negative"}
 	}
 	return ValidateExecutors(c.Executors, c.DefaultExecutor)
 }

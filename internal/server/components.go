@@ -48,12 +48,12 @@ func (s *Server) mount(ctx context.Context) error {
 
 	// Datasets, explored with DuckDB.
 	eng, err := duckq.NewEngine(duckq.EngineOptions{MemoryLimit: s.cfg.DuckDB.MemoryLimit, Threads: s.cfg.DuckDB.Threads,
-		TempDir: filepath.Join(tmp, "duckdb"), QueryTimeout: s.cfg.DuckDB.QueryTimeout})
+		TempDir: filepath.Join(tmp, "duckdb"), QueryTimeout: s.cfg.DuckDB.QueryTimeout,
+		MaxConcurrent: s.cfg.DuckDB.MaxConcurrent, MaxQueued: s.cfg.DuckDB.MaxQueued})
 	if err != nil {
 		return err
 	}
-	data := datasets.New(s.db, s.blobs, eng, datasets.Options{TempDir: tmp, MemoryLimit: s.cfg.DuckDB.MemoryLimit,
-		Threads: s.cfg.DuckDB.Threads}, s.log.With("sys", "datasets"))
+	data := datasets.New(s.db, s.blobs, eng, datasets.Options{TempDir: tmp}, s.log.With("sys", "datasets"))
 	s.routes = append(s.routes, datasets.NewAPI(data, s.log.With("sys", "datasets")).Routes()...)
 
 	// The model registry copies versions from runs' artifacts.
