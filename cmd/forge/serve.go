@@ -110,7 +110,8 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	defer srv.Close()
 
 	mux := http.NewServeMux()
-	edge := httpapi.Edge{MaxBody: cfg.HTTP.MaxBodyBytes, MaxUpload: cfg.HTTP.MaxUploadBytes, Log: log.With("sys", "http")}
+	edge := httpapi.Edge{MaxBody: cfg.HTTP.MaxBodyBytes, MaxUpload: cfg.HTTP.MaxUploadBytes,
+		UploadIdle: cfg.HTTP.UploadIdleTimeout, WriteTimeout: cfg.HTTP.WriteTimeout, Log: log.With("sys", "http")}
 	if remote != nil {
 		edge.Guard = remote.Guard(log.With("sys", "auth"))
 	}

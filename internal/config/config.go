@@ -72,11 +72,16 @@ type Serve struct {
 type HTTP struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// MaxUploadBytes bounds file uploads: artifacts, datasets, models, code.
-	MaxUploadBytes  int64         `yaml:"max_upload_bytes"`
-	ReadTimeout     time.Duration `yaml:"read_timeout"`
-	WriteTimeout    time.Duration `yaml:"write_timeout"`
-	IdleTimeout     time.Duration `yaml:"idle_timeout"`
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// ReadTimeout and WriteTimeout bound each API request; uploads instead
+	// may take as long as they need while no read waits longer than
+	// UploadIdleTimeout, and may answer until WriteTimeout after their
+	// last byte.
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	UploadIdleTimeout time.Duration `yaml:"upload_idle_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 }
 
 // DuckDB bounds the query engine. MemoryLimit and Threads are the budget
@@ -100,12 +105,13 @@ func Default() Server {
 		LogLevel:  "info",
 		LogFormat: "text",
 		HTTP: HTTP{
-			MaxBodyBytes:    64 << 20,
-			MaxUploadBytes:  16 << 30,
-			ReadTimeout:     60 * time.Second,
-			WriteTimeout:    10 * time.Minute,
-			IdleTimeout:     120 * time.Second,
-			ShutdownTimeout: 15 * time.Second,
+			MaxBodyBytes:      64 << 20,
+			MaxUploadBytes:    16 << 30,
+			ReadTimeout:       60 * time.Second,
+			WriteTimeout:      10 * time.Minute,
+			UploadIdleTimeout: 60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ShutdownTimeout:   15 * time.Second,
 		},
 		DuckDB:         DuckDB{MemoryLimit: "4GB", Threads: 2, QueryTimeout: 5 * time.Minute, MaxConcurrent: 2, MaxQueued: 32},
 		ONNXRuntimeLib: defaultONNXRuntimeLib(),
@@ -173,7 +179,8 @@ func (c *Server) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"http.read_timeout": c.HTTP.ReadTimeout, "http.write_timeout": c.HTTP.WriteTimeout,
 		"http.idle_timeout": c.HTTP.IdleTimeout, "http.shutdown_timeout": c.HTTP.ShutdownTimeout,
-		"duckdb.query_timeout": c.DuckDB.QueryTimeout,
+		"http.upload_idle_timeout": c.HTTP.UploadIdleTimeout,
+		"duckdb.query_timeout":     c.DuckDB.QueryTimeout,
 	} {
 		if d <= 0 {
 			return &FieldError{name, "must be a positive duration"}

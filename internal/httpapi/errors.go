@@ -88,7 +88,7 @@ func ClientMessage(err error) string {
 // WriteError renders err for the client and logs its cause. Internal errors
 // show only a generic message and the request id to quote.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+	if errors.Is(err, ErrClientGone) || r.Context().Err() != nil && errors.Is(err, context.Canceled) {
 		// The client went away: not a server fault, and nobody reads the answer.
 		log.DebugContext(r.Context(), "request cancelled by the client", "path", r.URL.Path, "request_id", RequestID(r.Context()))
 		w.WriteHeader(499) // nginx's "client closed request", for the access log

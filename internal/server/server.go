@@ -194,7 +194,8 @@ func (s *Server) assemble(ctx context.Context) error {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(s.openapi)
 		})})
-	edge := httpapi.Edge{MaxBody: s.cfg.HTTP.MaxBodyBytes, MaxUpload: s.cfg.HTTP.MaxUploadBytes, Log: s.log.With("sys", "http")}
+	edge := httpapi.Edge{MaxBody: s.cfg.HTTP.MaxBodyBytes, MaxUpload: s.cfg.HTTP.MaxUploadBytes,
+		UploadIdle: s.cfg.HTTP.UploadIdleTimeout, WriteTimeout: s.cfg.HTTP.WriteTimeout, Log: s.log.With("sys", "http")}
 	if s.cfg.Auth {
 		edge.Guard = s.tokens.Guard(alog)
 	}
