@@ -103,3 +103,18 @@ export async function metricHistory(runId, key) {
   } while (token);
   return out;
 }
+
+// metricBuckets reads a metric's history of each run cut into at most n
+// min/max/mean buckets by step (the server aggregates: a chart never
+// downloads more points than it has pixels). Answers one history per run,
+// in the order given.
+export async function metricBuckets(runIds, key, n) {
+  const out = [];
+  for (let i = 0; i < runIds.length; i += 100) {
+    const q = new URLSearchParams({ key, buckets: String(n) });
+    for (const id of runIds.slice(i, i + 100)) q.append('run_id', id);
+    const r = await get('/api/forge/v1/metrics/buckets?' + q);
+    out.push(...(r.histories || []));
+  }
+  return out;
+}

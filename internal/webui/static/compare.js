@@ -29,8 +29,8 @@ export async function comparePage(query) {
     if (!key) { chartSlot.replaceChildren(el('p', { class: 'muted' }, 'These runs have no metrics.')); return; }
     const q = new URLSearchParams(query); q.set('metric', key); setQuery(q);
     try {
-      const hist = await Promise.all(runs.map(r => api.metricHistory(r.info.run_id, key)));
-      chartSlot.replaceChildren(lineChart(key, runs.map((r, i) => ({ label: name(r), points: hist[i] }))));
+      const hist = await api.metricBuckets(runs.map(r => r.info.run_id), key, 1000);
+      chartSlot.replaceChildren(lineChart(key, runs.map((r, i) => ({ label: name(r), ...hist[i] }))));
     } catch (err) { chartSlot.replaceChildren(errorBox(err)); }
   }
   pick.addEventListener('change', draw);

@@ -1,0 +1,152 @@
+package tracking
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+
+	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/httpapi"
+)
+
+// Bucket is a run of consecutive steps of one metric reduced to what a
+// chart needs to draw them as one pixel column: the mean for the line, and
+// the min and max so that a spike stays visible at any zoom.
+type Bucket struct {
+	Step    int64   `json:"step"`     // first step in the bucket
+	StepMax int64   `json:"step_max"` // last step in the bucket
+	TimeMin int64   `json:"time_min"` // ms since the epoch
+	TimeMax int64   `json:"time_max"`
+	Min     float64 `json:"min"`
+	Max     float64 `json:"max"`
+	Mean    float64 `json:"mean"`
+	Count   int64   `json:"count"`
+}
+
+// BucketedHistory is one run's metric history cut into at most the buckets
+// asked for, by step.
+type BucketedHistory struct {
+	RunID   string   `json:"run_id"`
+	Key     string   `json:"key"`
+	Points  int64    `json:"points"` // the points stored (NaN ones not drawn)
+	Buckets []Bucket `json:"buckets"`
+}
+
+// MaxBuckets bounds what one history is cut into: more pixels than any
+// screen is wide.
+const MaxBuckets = 10000
+
+// StepRange bounds the steps read, both ends inclusive; nil is no bound.
+type StepRange struct{ From, To *int64 }
+
+// MetricBuckets cuts a metric's history, within steps, into at most n
+// buckets of equal step width, aggregated by the database: a chart of a
+// million points downloads n rows per run.
+func (s *Store) MetricBuckets(ctx context.Context, runID, key string, n int, steps StepRange) (BucketedHistory, error) {
+	h := BucketedHistory{RunID: runID, Key: key, Buckets: []Bucket{}}
+	if n < 1 || n > MaxBuckets {
+		return h, forge.Errorf(forge.Invalid, "buckets must be between 1 and %d, got %d", MaxBuckets, n)
+	}
+	if _, err := s.runExists(ctx, runID); err != nil {
+		return h, err
+	}
+	where := "run_uuid = ? AND key = ? AND NOT is_nan"
+	args := []any{runID, key}
+	if steps.From != nil {
+		where += " AND step >= ?"
+		args = append(args, *steps.From)
+	}
+	if steps.To != nil {
+		where += " AND step <= ?"
+		args = append(args, *steps.To)
+	}
+	var lo, hi *int64
+	if err := s.db.QueryRow(ctx, "SELECT min(step), max(step), count(*) FROM metrics WHERE "+where, args...).Scan(&lo, &hi, &h.Points); err != nil {
+		return h, fmt.Errorf("metric buckets: %w", err)
+	}
+	if lo == nil {
+		return h, nil
+	}
+	// width is the steps per bucket, so that (step - lo) / width < n. The
+	// subtraction is done unsigned: steps are any int64.
+	span := uint64(*hi) - uint64(*lo)
+	width := span/uint64(n) + 1
+	bucket := "(step - CAST(? AS BIGINT)) / CAST(? AS BIGINT)"
+	bargs := []any{*lo, int64(width)}
+	if span > math.MaxInt64 {
+		// step - lo would overflow: divide first (buckets stay in order,
+		// one more may appear).
+		w := int64(math.MaxInt64)
+		if width != 0 && width < math.MaxInt64 { // 0: span/1 + 1 wrapped
+			w = int64(width)
+		}
+		bucket, bargs = "step / CAST(? AS BIGINT) - CAST(? AS BIGINT) / CAST(? AS BIGINT)", []any{w, *lo, w}
+	}
+	rows, err := s.db.Query(ctx, "SELECT "+bucket+" AS b, min(step), max(step), min(timestamp), max(timestamp), min(value), max(value), avg(value), count(*) FROM metrics WHERE "+
+		where+" GROUP BY b ORDER BY b", append(bargs, args...)...)
+	if err != nil {
+		return h, fmt.Errorf("metric buckets: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b Bucket
+		var idx int64
+		if err := rows.Scan(&idx, &b.Step, &b.StepMax, &b.TimeMin, &b.TimeMax, &b.Min, &b.Max, &b.Mean, &b.Count); err != nil {
+			return h, err
+		}
+		h.Buckets = append(h.Buckets, b)
+	}
+	return h, rows.Err()
+}
+
+// bucketRoutes is Forge's own chart endpoint next to MLflow's.
+func (a *API) bucketRoutes() []httpapi.Route {
+	return []httpapi.Route{{Pattern: "GET /api/forge/v1/metrics/buckets", Access: httpapi.Read,
+		Summary: "a metric's history of each run_id, cut into at most `buckets` min/max/mean buckets by step",
+		Handler: httpapi.JSON(a.log, a.metricBuckets)}}
+}
+
+// maxBucketRuns bounds one request: a chart overlays at most this many runs.
+const maxBucketRuns = 1000
+
+func (a *API) metricBuckets(r *http.Request) (any, error) {
+	q := r.URL.Query()
+	ids, key := q["run_id"], q.Get("key")
+	if len(ids) == 0 || len(ids) > maxBucketRuns {
+		return nil, forge.Errorf(forge.Invalid, "give 1 to %d run_id parameters, got %d", maxBucketRuns, len(ids))
+	}
+	if err := httpapi.Required("key", key); err != nil {
+		return nil, err
+	}
+	n := int64(1000)
+	if v := q.Get("buckets"); v != "" {
+		var err error
+		if n, err = strconv.ParseInt(v, 10, 32); err != nil {
+			return nil, forge.Errorf(forge.Invalid, "buckets must be an integer, got %q", v)
+		}
+	}
+	var steps StepRange
+	for _, p := range []struct {
+		name string
+		dst  **int64
+	}{{"start_step", &steps.From}, {"end_step", &steps.To}} {
+		if v := q.Get(p.name); v != "" {
+			i, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, forge.Errorf(forge.Invalid, "%s must be an integer, got %q", p.name, v)
+			}
+			*p.dst = &i
+		}
+	}
+	out := make([]BucketedHistory, 0, len(ids))
+	for _, id := range ids {
+		h, err := a.store.MetricBuckets(r.Context(), id, key, int(n), steps)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return map[string]any{"histories": out}, nil
+}
