@@ -99,6 +99,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if rd := Render(kind); rd.MLflowStatus != 0 && IsMLflowPath(r.URL.Path) {
 		status = rd.MLflowStatus
 	}
+	if kind == forge.Unavailable {
+		w.Header().Set("Retry-After", "1") // busy, loading, starting: short-lived
+	}
 	msg := forge.Message(err)
 	if kind == forge.Internal {
 		msg = "internal error (request id " + RequestID(r.Context()) + ")"
