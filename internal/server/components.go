@@ -40,6 +40,13 @@ func (s *Server) mount(ctx context.Context) error {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", tmp, err)
 	}
+	// What a killed server left half-written; nothing writes there yet.
+	temps := []string{tmp, s.blobs.TempDir()}
+	if rep, err := blobgc.SweepTemp(temps, 0, false); err != nil {
+		s.log.Warn("remove temporary files", "err", err)
+	} else if rep.Entries > 0 {
+		s.log.Info("removed temporary files left by the last run", "entries", rep.Entries, "bytes", rep.Bytes)
+	}
 
 	// Tracking: MLflow's REST API and artifact proxy.
 	tracks := tracking.New(s.db)
@@ -108,7 +115,7 @@ func (s *Server) mount(ctx context.Context) error {
 	s.runners = append(s.runners, part{"deploy", s.deploy.Run})
 	// Blob garbage collection asks every component that records blob
 	// digests; one left out here would lose its blobs to a sweep.
-	s.routes = append(s.routes, blobgc.Routes(s.blobs, []blobgc.Referrer{artifacts, data, s.registry, js}, s.log.With("sys", "blobgc"))...)
+	s.routes = append(s.routes, blobgc.Routes(s.blobs, []blobgc.Referrer{artifacts, data, s.registry, js}, temps, s.log.With("sys", "blobgc"))...)
 	// The web UI at `/`, over the APIs above.
 	s.ui = webui.New()
 	s.routes = append(s.routes, s.ui.Routes()...)
