@@ -143,8 +143,9 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	}
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: cfg.HTTP.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	drain := httpapi.NewDrainer(hs, ln)
 	errc := make(chan error, 3)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- drain.Serve() }()
 	var gs *grpc.Server
 	if *grpcAddr != "" {
 		gln, err := net.Listen("tcp", *grpcAddr)
@@ -186,7 +187,7 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	if gs != nil {
 		gs.GracefulStop()
 	}
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := drain.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return nil

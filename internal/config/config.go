@@ -82,6 +82,10 @@ type HTTP struct {
 	UploadIdleTimeout time.Duration `yaml:"upload_idle_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long a stopping server keeps serving, answering
+	// not ready and closing each connection after its next answer, before
+	// it stops accepting: time for load balancers and clients to move on.
+	DrainDelay time.Duration `yaml:"drain_delay"`
 }
 
 // DuckDB bounds the query engine. MemoryLimit and Threads are the budget
@@ -112,6 +116,7 @@ func Default() Server {
 			UploadIdleTimeout: 60 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			ShutdownTimeout:   15 * time.Second,
+			DrainDelay:        2 * time.Second,
 		},
 		DuckDB:         DuckDB{MemoryLimit: "4GB", Threads: 2, QueryTimeout: 5 * time.Minute, MaxConcurrent: 2, MaxQueued: 32},
 		ONNXRuntimeLib: defaultONNXRuntimeLib(),
@@ -191,6 +196,9 @@ func (c *Server) Validate() error {
 	}
 	if c.DuckDB.MaxConcurrent <= 0 {
 		return &FieldError{"duckdb.max_concurrent", "must be positive"}
+	}
+	if c.HTTP.DrainDelay < 0 {
+		return &FieldError{"http.drain_delay", "must not be negative"}
 	}
 	if c.DuckDB.MaxQueued < 0 {
 		return &FieldError{"duckdb.max_queued", "must not be negative"}
@@ -344,6 +352,7 @@ func (c *Server) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.HTTP.MaxBodyBytes, "max-body-bytes", c.HTTP.MaxBodyBytes, "largest API request body accepted")
 	fs.Int64Var(&c.HTTP.MaxUploadBytes, "max-upload-bytes", c.HTTP.MaxUploadBytes, "largest file upload accepted")
 	fs.DurationVar(&c.HTTP.ShutdownTimeout, "shutdown-timeout", c.HTTP.ShutdownTimeout, "how long to drain requests on shutdown")
+	fs.DurationVar(&c.HTTP.DrainDelay, "drain-delay", c.HTTP.DrainDelay, "how long to keep serving, not ready, before shutdown stops accepting")
 	fs.StringVar(&c.ONNXRuntimeLib, "onnxruntime-lib", c.ONNXRuntimeLib, "path of libonnxruntime.so")
 	fs.StringVar(&c.DefaultExecutor, "default-executor", c.DefaultExecutor, "executor of jobs that name none (default: the first of executors)")
 }

@@ -271,8 +271,9 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 		IdleTimeout:       s.cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	drain := httpapi.NewDrainer(srv, ln)
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- drain.Serve() }()
 	var gs *grpc.Server
 	if s.grpcLn != nil {
 		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(min(s.cfg.HTTP.MaxBodyBytes, 1<<31-1)))}
@@ -306,17 +307,20 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	// Not ready first, while still serving as before, so that load
+	// balancers stop sending; then stop accepting and drain.
 	s.ready.Store(false)
+	s.log.Info("shutting down: not ready, still serving", "drain_delay", s.cfg.HTTP.DrainDelay)
+	time.Sleep(s.cfg.HTTP.DrainDelay)
 	s.log.Info("shutting down: draining requests", "timeout", s.cfg.HTTP.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if gs != nil {
 		gs.GracefulStop()
 	}
-	err := srv.Shutdown(sctx)
+	err := drain.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
-		s.log.Warn("shutdown timeout: closing remaining connections")
-		srv.Close()
+		s.log.Warn("shutdown timeout: closed the remaining connections")
 		err = nil
 	}
 	stopBG()
