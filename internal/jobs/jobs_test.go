@@ -102,6 +102,8 @@ type opts struct {
 	wrap  func(name string, e forge.Executor) forge.Executor
 	// datasets, if set, materialises the jobs' inputs.
 	datasets Datasets
+	// tokens, if set, gives each attempt a token.
+	tokens Tokens
 }
 
 func newExecutor(t testing.TB, root string, cpus float64) *local.Executor {
@@ -145,7 +147,7 @@ func start(t testing.TB, o opts) *env {
 	}
 	e.svc, err = New(o.db, e.execs, blobs, e.runs, o.datasets, Config{
 		WorkDir: filepath.Join(o.root, "work"), TrackingURI: "http://127.0.0.1:7700", SampleEvery: 200 * time.Millisecond, Tick: 200 * time.Millisecond,
-		DefaultExecutor: "local", Kinds: map[string]string{"local": "local"},
+		DefaultExecutor: "local", Kinds: map[string]string{"local": "local"}, Tokens: o.tokens,
 	}, nil)
 	if err != nil {
 		t.Fatal(err)

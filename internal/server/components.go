@@ -86,6 +86,10 @@ func (s *Server) mount(ctx context.Context) error {
 		return err
 	}
 	jcfg.WorkDir, jcfg.TrackingURI, jcfg.PythonPath = filepath.Join(s.cfg.DataDir, "jobs"), s.URL(), pypath
+	if s.cfg.Auth {
+		// Each attempt gets a token that writes only its own run.
+		jcfg.Tokens = s.tokens
+	}
 	js, err := jobs.New(s.db, execs, s.blobs, jobRuns{tracks}, jobInputs{data}, jcfg, s.log.With("sys", "jobs"))
 	if err != nil {
 		return fmt.Errorf("start jobs: %w", err)

@@ -276,12 +276,11 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 	go func() { errc <- drain.Serve() }()
 	var gs *grpc.Server
 	if s.grpcLn != nil {
-		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(min(s.cfg.HTTP.MaxBodyBytes, 1<<31-1)))}
+		o := httpapi.GRPCOptions{Log: s.log.With("sys", "http"), Registerer: s.reg, MaxRecvBytes: s.cfg.HTTP.MaxBodyBytes}
 		if s.cfg.Auth {
-			unary, stream := s.tokens.GRPC(s.serve.GRPCAccess())
-			opts = append(opts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
+			o.Unary, o.Stream = s.tokens.GRPC(s.serve.GRPCAccess())
 		}
-		gs = grpc.NewServer(opts...)
+		gs = httpapi.NewGRPCServer(o)
 		s.serve.RegisterGRPC(gs)
 		go func() { errc <- gs.Serve(s.grpcLn) }()
 	}

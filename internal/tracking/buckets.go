@@ -1,11 +1,15 @@
 package tracking
 
 import (
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/httpapi"
@@ -104,14 +108,85 @@ func (s *Store) MetricBuckets(ctx context.Context, runID, key string, n int, ste
 // bucketRoutes is Forge's own chart endpoint next to MLflow's.
 func (a *API) bucketRoutes() []httpapi.Route {
 	return []httpapi.Route{{Pattern: "GET /api/forge/v1/metrics/buckets", Access: httpapi.Read,
-		Summary: "a metric's history of each run_id, cut into at most `buckets` min/max/mean buckets by step",
-		Handler: httpapi.JSON(a.log, a.metricBuckets)}}
+		Summary: "a metric's history of each run_id, cut into at most `buckets` min/max/mean buckets by step (columns, gzip when accepted)",
+		Handler: http.HandlerFunc(a.serveBuckets)}}
 }
 
 // maxBucketRuns bounds one request: a chart overlays at most this many runs.
 const maxBucketRuns = 1000
 
-func (a *API) metricBuckets(r *http.Request) (any, error) {
+// bucketColumns is a BucketedHistory as columns, the shape a chart draws
+// from, a third the bytes of an array of objects; means are rounded to 7
+// significant digits, more than a chart can show.
+type bucketColumns struct {
+	RunID   string    `json:"run_id"`
+	Key     string    `json:"key"`
+	Points  int64     `json:"points"`
+	Step    []int64   `json:"step"`
+	StepMax []int64   `json:"step_max"`
+	TimeMin []int64   `json:"time_min"`
+	TimeMax []int64   `json:"time_max"`
+	Min     []float64 `json:"min"`
+	Max     []float64 `json:"max"`
+	Mean    []float64 `json:"mean"`
+	Count   []int64   `json:"count"`
+}
+
+func columns(h BucketedHistory) bucketColumns {
+	n := len(h.Buckets)
+	c := bucketColumns{RunID: h.RunID, Key: h.Key, Points: h.Points, Step: make([]int64, n), StepMax: make([]int64, n),
+		TimeMin: make([]int64, n), TimeMax: make([]int64, n), Min: make([]float64, n), Max: make([]float64, n),
+		Mean: make([]float64, n), Count: make([]int64, n)}
+	for i, b := range h.Buckets {
+		c.Step[i], c.StepMax[i], c.TimeMin[i], c.TimeMax[i] = b.Step, b.StepMax, b.TimeMin, b.TimeMax
+		c.Min[i], c.Max[i], c.Mean[i], c.Count[i] = finite(b.Min), finite(b.Max), round7(finite(b.Mean)), b.Count
+	}
+	return c
+}
+
+// finite keeps JSON encodable: an infinity logged through MLflow becomes
+// the largest float, as MLflow's own store does.
+func finite(v float64) float64 {
+	switch {
+	case math.IsInf(v, 1):
+		return math.MaxFloat64
+	case math.IsInf(v, -1):
+		return -math.MaxFloat64
+	}
+	return v
+}
+
+func round7(v float64) float64 {
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 7, 64), 64)
+	if math.IsInf(r, 0) {
+		return v
+	}
+	return r
+}
+
+// serveBuckets answers the histories gzip-compressed when the client takes
+// it: a chart of 100 runs is then a few hundred KB.
+func (a *API) serveBuckets(w http.ResponseWriter, r *http.Request) {
+	out, err := a.metricBuckets(r)
+	if err != nil {
+		httpapi.WriteError(w, r, a.log, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Add("Vary", "Accept-Encoding")
+	var dst io.Writer = w
+	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		w.Header().Set("Content-Encoding", "gzip")
+		gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+		defer gz.Close()
+		dst = gz
+	}
+	if err := json.NewEncoder(dst).Encode(out); err != nil {
+		a.log.Debug("metric buckets: write", "err", err)
+	}
+}
+
+func (a *API) metricBuckets(r *http.Request) (map[string][]bucketColumns, error) {
 	q := r.URL.Query()
 	ids, key := q["run_id"], q.Get("key")
 	if len(ids) == 0 || len(ids) > maxBucketRuns {
@@ -140,13 +215,13 @@ func (a *API) metricBuckets(r *http.Request) (any, error) {
 			*p.dst = &i
 		}
 	}
-	out := make([]BucketedHistory, 0, len(ids))
+	out := make([]bucketColumns, 0, len(ids))
 	for _, id := range ids {
 		h, err := a.store.MetricBuckets(r.Context(), id, key, int(n), steps)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, h)
+		out = append(out, columns(h))
 	}
-	return map[string]any{"histories": out}, nil
+	return map[string][]bucketColumns{"histories": out}, nil
 }

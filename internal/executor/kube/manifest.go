@@ -179,7 +179,9 @@ func (e *Executor) env(l *forge.Launch, name string, nodes, ppn int) []corev1.En
 	if e.cfg.ServerURL != "" && l.Env["FORGE_SERVER"] == "" {
 		env = append(env, corev1.EnvVar{Name: "FORGE_SERVER", Value: e.cfg.ServerURL})
 	}
-	if e.cfg.TokenSecret != "" {
+	// The server's token for this attempt, when it gives one, comes in
+	// l.Env; the shared Secret is for servers that give none.
+	if e.cfg.TokenSecret != "" && l.Env["FORGE_TOKEN"] == "" {
 		for _, k := range []string{"FORGE_TOKEN", "MLFLOW_TRACKING_TOKEN"} {
 			env = append(env, corev1.EnvVar{Name: k, ValueFrom: &corev1.EnvVarSource{
 				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: e.cfg.TokenSecret}, Key: "token"},

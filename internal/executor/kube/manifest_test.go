@@ -196,3 +196,32 @@ func TestManifestsInputs(t *testing.T) {
 		t.Errorf("inputs without a forge image to fetch them: %v", err)
 	}
 }
+
+// An attempt that comes with its own token (the server's job token) gets
+// it in every container, and not the shared Secret's.
+func TestManifestJobToken(t *testing.T) {
+	e := &Executor{cfg: Config{Namespace: "ml", Image: "default:1", ForgeImage: "forge:dev", ServerURL: "http://forge.ml.svc:8080",
+		TokenSecret: "forge-token", MasterPort: 29500}}
+	l := testLaunch()
+	l.Env = map[string]string{"FORGE_TOKEN": "forge_job_abc", "MLFLOW_TRACKING_TOKEN": "forge_job_abc"}
+	job, _, err := e.manifests(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := job.Spec.Template.Spec
+	for _, c := range append(pod.InitContainers, pod.Containers...) {
+		n := 0
+		for _, v := range c.Env {
+			if v.Name != "FORGE_TOKEN" && v.Name != "MLFLOW_TRACKING_TOKEN" {
+				continue
+			}
+			n++
+			if v.ValueFrom != nil || v.Value != "forge_job_abc" {
+				t.Errorf("container %s: %s = %+v, want the attempt's token", c.Name, v.Name, v)
+			}
+		}
+		if n == 0 {
+			t.Errorf("container %s has no token", c.Name)
+		}
+	}
+}

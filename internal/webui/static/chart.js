@@ -42,25 +42,24 @@ const SLOTS = 1500;
 
 const yFmt = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 4 });
 
-// xOf reads a bucket's position on the chosen x axis: the step, the wall
-// time (s), or the time since the series' first point (s).
-function xOf(mode, b, t0) {
-  if (mode === 'time') return b.time_max / 1000;
-  if (mode === 'relative') return (b.time_max - t0) / 1000;
-  return b.step;
+// xsOf reads a history's bucket positions on the chosen x axis: the
+// step, the wall time (s), or the time since its first point (s).
+function xsOf(mode, h) {
+  const n = (h.step || []).length;
+  if (mode === 'step') return h.step || [];
+  const t0 = n ? Math.min(...h.time_min) : 0;
+  return h.time_max.map(t => mode === 'time' ? t / 1000 : (t - t0) / 1000);
 }
 
-// align puts every series on one x array of at most SLOTS positions: each
-// slot keeps the mean (last bucket wins) and the min and max of the
-// buckets falling in it, so a spike survives.
+// align puts every history (columns from the buckets API) on one x array
+// of at most SLOTS positions: each slot keeps the mean (last bucket wins)
+// and the min and max of the buckets falling in it, so a spike survives.
 export function align(series, mode) {
-  const xs = [];
-  const t0s = series.map(s => s.buckets.length ? Math.min(...s.buckets.map(b => b.time_min)) : 0);
-  series.forEach((s, i) => { for (const b of s.buckets) xs.push(xOf(mode, b, t0s[i])); });
-  if (!xs.length) return { x: [], mean: series.map(() => []), lo: series.map(() => []), hi: series.map(() => []) };
+  const xss = series.map(h => xsOf(mode, h));
   let lo = Infinity, hi = -Infinity;
-  for (const x of xs) { if (x < lo) lo = x; if (x > hi) hi = x; }
-  const distinct = new Set(xs);
+  const distinct = new Set();
+  for (const xs of xss) for (const x of xs) { if (x < lo) lo = x; if (x > hi) hi = x; if (distinct.size <= SLOTS) distinct.add(x); }
+  if (lo === Infinity) return { x: [], mean: series.map(() => []), lo: series.map(() => []), hi: series.map(() => []) };
   let x, slotOf;
   if (distinct.size <= SLOTS) {
     x = [...distinct].sort((a, b) => a - b);
@@ -72,20 +71,20 @@ export function align(series, mode) {
     slotOf = (v) => Math.min(SLOTS - 1, Math.round((v - lo) / w));
   }
   const mean = [], mins = [], maxs = [];
-  series.forEach((s, i) => {
+  series.forEach((h, i) => {
     const m = new Array(x.length).fill(null), a = new Array(x.length).fill(null), b = new Array(x.length).fill(null);
-    for (const k of s.buckets) {
-      const j = slotOf(xOf(mode, k, t0s[i]));
-      m[j] = k.mean;
-      a[j] = a[j] == null ? k.min : Math.min(a[j], k.min);
-      b[j] = b[j] == null ? k.max : Math.max(b[j], k.max);
-    }
+    xss[i].forEach((v, k) => {
+      const j = slotOf(v);
+      m[j] = h.mean[k];
+      a[j] = a[j] == null ? h.min[k] : Math.min(a[j], h.min[k]);
+      b[j] = b[j] == null ? h.max[k] : Math.max(b[j], h.max[k]);
+    });
     mean.push(m); mins.push(a); maxs.push(b);
   });
   return { x, mean, lo: mins, hi: maxs };
 }
 
-// lineChart draws series (each {label, buckets} from the buckets API) with
+// lineChart draws series (each {label, ...history columns} from the buckets API) with
 // a choice of x axis (step, wall time, relative time), linear or log y,
 // smoothing (EMA or window mean), and the min-max band of each bucket when
 // a few series are drawn. box.update(series) redraws with new data.
@@ -113,7 +112,7 @@ export function lineChart(title, series, opts = {}) {
     return smoothSel.value === 'ema' ? ema(ys, w) : windowMean(ys, Math.round(1 + w * 100));
   };
   const positive = (ys) => logBox.checked ? ys.map(y => (y != null && y > 0 ? y : null)) : ys;
-  const bands = () => series.length <= (opts.maxBands || 10) && series.some(s => s.buckets.some(b => b.count > 1));
+  const bands = () => series.length <= (opts.maxBands || 10) && series.some(s => (s.count || []).some(c => c > 1));
   function columns() {
     const cols = [data.x];
     data.mean.forEach((m, i) => {
