@@ -86,6 +86,7 @@ func (s *Server) mount(ctx context.Context) error {
 		return err
 	}
 	jcfg.WorkDir, jcfg.TrackingURI, jcfg.PythonPath = filepath.Join(s.cfg.DataDir, "jobs"), s.URL(), pypath
+	jcfg.TempDir = tmp
 	if s.cfg.Auth {
 		// Each attempt gets a token that writes only its own run.
 		jcfg.Tokens = s.tokens
