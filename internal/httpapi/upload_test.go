@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +149,16 @@ func TestUploadClientGoneIs499(t *testing.T) {
 	}
 	if n := counter(t, reg, "PUT /up", "499"); n != 1 {
 		t.Errorf("forge_http_requests_total{route=PUT /up, code=499} = %v, want 1", n)
+	}
+}
+
+// Unavailable (busy, loading, starting) tells the client when to retry.
+func TestUnavailableHasRetryAfter(t *testing.T) {
+	for kind, want := range map[forge.Kind]string{forge.Unavailable: "1", forge.Invalid: "", forge.Internal: ""} {
+		rec := httptest.NewRecorder()
+		httpapi.WriteError(rec, httptest.NewRequest("GET", "/x", nil), slog.New(slog.DiscardHandler), forge.Errorf(kind, "no"))
+		if got := rec.Header().Get("Retry-After"); got != want {
+			t.Errorf("%v: Retry-After %q, want %q", kind, got, want)
+		}
 	}
 }
