@@ -186,7 +186,14 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if gs != nil {
-		gs.GracefulStop()
+		// GracefulStop waits for every RPC, a stream too, without a bound.
+		stopped := make(chan struct{})
+		go func() { gs.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			gs.Stop()
+		}
 	}
 	if err := drain.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err

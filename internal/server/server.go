@@ -315,7 +315,14 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if gs != nil {
-		gs.GracefulStop()
+		// GracefulStop waits for every RPC, a stream too, without a bound.
+		stopped := make(chan struct{})
+		go func() { gs.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			gs.Stop()
+		}
 	}
 	err := drain.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
