@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -145,7 +146,11 @@ func (s *Service) describe(ctx context.Context, path string, size int64) (duckq.
 	}
 	t, err := s.engine.ReadParquet(ctx, path)
 	if forge.KindOf(err) == forge.Invalid {
-		err = forge.WrapError(forge.Invalid, err, "the upload is %s", forge.Message(err))
+		// DuckDB names the file: the upload's temporary name in the data
+		// dir, which is none of the client's business.
+		msg := duckq.ClientText(strings.ReplaceAll(forge.Message(err), path, "upload.parquet"))
+		msg = strings.ReplaceAll(msg, filepath.Base(path), "upload.parquet")
+		err = forge.WrapError(forge.Invalid, err, "the upload is %s", msg)
 	}
 	return t, err
 }

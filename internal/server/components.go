@@ -47,6 +47,13 @@ func (s *Server) mount(ctx context.Context) error {
 	} else if rep.Entries > 0 {
 		s.log.Info("removed temporary files left by the last run", "entries", rep.Entries, "bytes", rep.Bytes)
 	}
+	// Folders the components make on first use are made now, so that
+	// lockDataDir closes them too (models' files are no job's business).
+	for _, d := range []string{"predictors", "deploy-cache"} {
+		if err := os.MkdirAll(filepath.Join(s.cfg.DataDir, d), 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
 
 	// Tracking: MLflow's REST API and artifact proxy.
 	tracks := tracking.New(s.db)
@@ -81,11 +88,23 @@ func (s *Server) mount(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pypath, err := pyclient.Install(filepath.Join(s.cfg.DataDir, "python"))
+	root, moved, err := jobsRoot(s.cfg.DataDir, s.cfg.JobUser())
 	if err != nil {
 		return err
 	}
-	jcfg.WorkDir, jcfg.TrackingURI, jcfg.PythonPath = filepath.Join(s.cfg.DataDir, "jobs"), s.URL(), pypath
+	if moved {
+		s.log.Warn("job folders are outside the data dir: a folder above it does not let run_as through (o+x)",
+			"jobs_dir", root, "run_as", s.cfg.JobUser())
+	}
+	pypath, err := pyclient.Install(filepath.Join(root, "python"))
+	if err != nil {
+		return err
+	}
+	jobsDir := filepath.Join(root, "jobs")
+	if err := os.MkdirAll(jobsDir, 0o711); err != nil {
+		return err
+	}
+	jcfg.WorkDir, jcfg.TrackingURI, jcfg.PythonPath = jobsDir, s.URL(), pypath
 	jcfg.TempDir = tmp
 	if s.cfg.Auth {
 		// Each attempt gets a token that writes only its own run.
@@ -146,7 +165,7 @@ func (s *Server) executors(ctx context.Context) (map[string]forge.Executor, jobs
 			if ec.Name == "local" {
 				state = filepath.Join(s.cfg.DataDir, "executor") // where it was before executors had names
 			}
-			ex, err := local.New(ctx, local.Config{Root: state, Logger: log})
+			ex, err := local.New(ctx, local.Config{Root: state, RunAs: s.cfg.JobUser(), Logger: log})
 			if err != nil {
 				return nil, jcfg, fmt.Errorf("executor %s: %w", ec.Name, err)
 			}

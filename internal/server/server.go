@@ -116,6 +116,12 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 		s.Close()
 		return nil, err
 	}
+	// After assemble: every component has made its folders. A data dir the
+	// server may write but not chmod (a volume owned by another user) still
+	// works: jobs that run as the server's user could read it anyway.
+	if err := lockDataDir(cfg.DataDir); err != nil {
+		log.Warn("data dir left readable by others", "err", err)
+	}
 	return s, nil
 }
 

@@ -290,6 +290,38 @@ func TestBrowserPages(t *testing.T) {
 		screenshot(t, ctx, "artifacts")
 	})
 
+	t.Run("a deployment served, tried and measured", func(t *testing.T) {
+		model, err := filepath.Abs("../../testdata/models/xgb_binary.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.UploadModelVersion(bg, "cancer", []string{model}, api.UploadOptions{Format: "xgboost"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.PutDeployment(bg, "cancer-api", api.DeploymentSpec{Model: "cancer", Ref: "latest"}); err != nil {
+			t.Fatal(err)
+		}
+		var state, reply string
+		run(t, ctx, chromedp.Navigate(base+"/#/deployments"), chromedp.WaitVisible(`#deployments tr[data-deployment="cancer-api"] a`),
+			chromedp.Click(`#deployments tr[data-deployment="cancer-api"] a`), chromedp.WaitVisible(`#try-send`),
+			chromedp.Text(`#deployment-status`, &state),
+			chromedp.Click(`#try-send`), chromedp.WaitVisible(`#try-response`), chromedp.Text(`#try-response`, &reply))
+		if state != "ready" || !strings.Contains(reply, `"outputs"`) {
+			t.Errorf("status %q; try-it answered %q", state, reply)
+		}
+		// The request just sent shows in the traffic table (polled).
+		run(t, ctx, chromedp.Reload(), chromedp.WaitVisible(`#deployment-stats tr[data-version="1"]`),
+			chromedp.Poll(`Number(document.querySelector('#deployment-stats tr[data-version="1"] .requests').textContent) >= 1`, nil))
+		// A bad request: the server's error where the form is.
+		var msg string
+		run(t, ctx, chromedp.SetValue(`#try-body`, `{"inputs": [{"name": "nope", "datatype": "FP32", "shape": [1], "data": [1]}]}`),
+			chromedp.Click(`#try-send`), chromedp.WaitVisible(`#try-result .error`), chromedp.Text(`#try-result .error`, &msg))
+		if !strings.Contains(msg, "nope") {
+			t.Errorf("a bad request shows %q, want the server's message naming the input", msg)
+		}
+		screenshot(t, ctx, "deployment")
+	})
+
 	t.Run("a running job cancelled from its page", func(t *testing.T) {
 		j, err := c.SubmitJob(bg, api.JobSpec{Name: "long", Command: []string{"sleep", "600"}})
 		if err != nil {
