@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Access is what a caller must hold to reach a route. The zero value is
@@ -89,7 +90,11 @@ type Edge struct {
 	// Guard wraps a route's handler with the check that the caller holds
 	// access; nil lets everyone in (access control off).
 	Guard func(access Access, next http.Handler) http.Handler
-	Log   *slog.Logger
+	// UploadIdle and WriteTimeout are the deadlines of BodyUpload routes
+	// (see UploadDeadlines), which replace the server's fixed timeouts;
+	// UploadIdle 0 keeps the server's.
+	UploadIdle, WriteTimeout time.Duration
+	Log                      *slog.Logger
 }
 
 // Mount registers routes on mux behind their limits and access checks, and
@@ -105,6 +110,9 @@ func (e Edge) Mount(mux *http.ServeMux, routes []Route) {
 			max = e.MaxUpload
 		}
 		h := e.limit(max, rt.Handler)
+		if rt.Body == BodyUpload {
+			h = UploadDeadlines(e.UploadIdle, e.WriteTimeout)(h)
+		}
 		if e.Guard != nil && rt.Access != Public {
 			h = e.Guard(rt.Access, h)
 		}

@@ -208,7 +208,8 @@ func (s *Server) assemble(ctx context.Context) error {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(s.openapi)
 		})})
-	edge := httpapi.Edge{MaxBody: s.cfg.HTTP.MaxBodyBytes, MaxUpload: s.cfg.HTTP.MaxUploadBytes, Log: s.log.With("sys", "http")}
+	edge := httpapi.Edge{MaxBody: s.cfg.HTTP.MaxBodyBytes, MaxUpload: s.cfg.HTTP.MaxUploadBytes,
+		UploadIdle: s.cfg.HTTP.UploadIdleTimeout, WriteTimeout: s.cfg.HTTP.WriteTimeout, Log: s.log.With("sys", "http")}
 	if s.cfg.Auth {
 		edge.Guard = s.tokens.Guard(alog)
 	}
@@ -284,8 +285,9 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 		IdleTimeout:       s.cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	drain := httpapi.NewDrainer(srv, ln)
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- drain.Serve() }()
 	var gs *grpc.Server
 	if s.grpcLn != nil {
 		o := httpapi.GRPCOptions{Log: s.log.With("sys", "http"), Registerer: s.reg, MaxRecvBytes: s.cfg.HTTP.MaxBodyBytes}
@@ -318,17 +320,27 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	// Not ready first, while still serving as before, so that load
+	// balancers stop sending; then stop accepting and drain.
 	s.ready.Store(false)
+	s.log.Info("shutting down: not ready, still serving", "drain_delay", s.cfg.HTTP.DrainDelay)
+	time.Sleep(s.cfg.HTTP.DrainDelay)
 	s.log.Info("shutting down: draining requests", "timeout", s.cfg.HTTP.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if gs != nil {
-		gs.GracefulStop()
+		// GracefulStop waits for every RPC, a stream too, without a bound.
+		stopped := make(chan struct{})
+		go func() { gs.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			gs.Stop()
+		}
 	}
-	err := srv.Shutdown(sctx)
+	err := drain.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
-		s.log.Warn("shutdown timeout: closing remaining connections")
-		srv.Close()
+		s.log.Warn("shutdown timeout: closed the remaining connections")
 		err = nil
 	}
 	stopBG()
