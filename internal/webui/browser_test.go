@@ -320,6 +320,22 @@ func TestBrowserJourneys(t *testing.T) {
 		}
 	})
 
+	t.Run("a narrow window", func(t *testing.T) {
+		// At 600 px the pages fit the width: wide tables scroll inside
+		// their own box, the page itself never scrolls sideways.
+		narrow := emulation.SetDeviceMetricsOverride(600, 900, 1, false)
+		defer chromedp.Run(ctx, emulation.ClearDeviceMetricsOverride())
+		for _, u := range []string{base + "/#/jobs", base + "/", base + "/#/runs/" + s.bestID, expURL} {
+			var over int
+			run(t, ctx, narrow, chromedp.Navigate(u), chromedp.WaitVisible(`#main h1`),
+				chromedp.Evaluate(`document.documentElement.scrollWidth - window.innerWidth`, &over))
+			if over > 0 {
+				t.Errorf("%s at 600 px: the page is %d px wider than the window", u, over)
+			}
+		}
+		screenshot(t, ctx, "narrow-runs")
+	})
+
 	t.Run("compare runs", func(t *testing.T) {
 		var diff string
 		run(t, ctx, chromedp.Navigate(expURL+"?sort=metrics.loss"), chromedp.WaitVisible(`#runs .vt-row`),
