@@ -363,6 +363,16 @@ func TestBrowserJourneys(t *testing.T) {
 			t.Errorf("parallel coordinates draw %s lines and the scatter %s points, want 3 each", lines, points)
 		}
 		screenshot(t, ctx, "compare")
+		// Lines by group: one per lr value, the mean of its runs with a band.
+		var legend []string
+		run(t, ctx, chromedp.SetValue(`#chart-group`, "lr"),
+			chromedp.Evaluate(`document.getElementById('chart-group').dispatchEvent(new Event('change'))`, nil),
+			chromedp.Poll(`document.querySelector('#charts .u-legend').textContent.includes('runs)')`, nil),
+			chromedp.Evaluate(`[...document.querySelectorAll('#charts .u-legend .u-series')].filter(r => r.style.display !== 'none').map(r => r.textContent).slice(1)`, &legend))
+		if len(legend) != 2 || !strings.Contains(strings.Join(legend, " "), "lr=0.01 (2 runs)") {
+			t.Errorf("grouped legend %q, want lr=0.01 (2 runs) and lr=0.001 (1 runs)", legend)
+		}
+		screenshot(t, ctx, "compare-grouped")
 		// The UI itself needs nothing the policy forbids (no inline script or style).
 		var blocked []string
 		run(t, ctx, chromedp.Evaluate(`window.__csp || ['the recorder is not installed']`, &blocked))
