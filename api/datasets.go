@@ -95,7 +95,8 @@ type ColumnProfile struct {
 	Histogram      *Histogram `json:"histogram,omitempty"`
 }
 
-// Quantiles of a number column.
+// Quantiles of a number column, exact (interpolated between the closest
+// ranks, as DuckDB's quantile_cont) over all its finite values.
 type Quantiles struct {
 	P05 float64 `json:"p05"`
 	P25 float64 `json:"p25"`
