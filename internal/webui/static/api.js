@@ -4,7 +4,7 @@ export class APIError extends Error {
   constructor(message, status, code) { super(message); this.status = status; this.code = code; }
 }
 
-async function call(method, path, body) {
+export async function call(method, path, body) {
   const opts = { method, headers: {}, credentials: 'same-origin' };
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';
@@ -23,6 +23,7 @@ async function call(method, path, body) {
 
 export const get = (path, params) => call('GET', params ? path + '?' + new URLSearchParams(params) : path);
 export const post = (path, body) => call('POST', path, body);
+export const del = (path) => call('DELETE', path);
 
 const ml = '/api/2.0/mlflow/';
 
@@ -32,6 +33,38 @@ export async function experiments() {
   do {
     const r = await post(ml + 'experiments/search', { max_results: 1000, page_token: token });
     out.push(...(r.experiments || []));
+    token = r.next_page_token || '';
+  } while (token);
+  return out;
+}
+
+export const createExperiment = (name) => post(ml + 'experiments/create', { name });
+export const renameExperiment = (id, name) => post(ml + 'experiments/update', { experiment_id: id, new_name: name });
+export const deleteExperiment = (id) => post(ml + 'experiments/delete', { experiment_id: id });
+
+export async function registeredModels() {
+  const out = [];
+  let token = '';
+  do {
+    const params = { max_results: 1000 };
+    if (token) params.page_token = token;
+    const r = await get(ml + 'registered-models/search', params);
+    out.push(...(r.registered_models || []));
+    token = r.next_page_token || '';
+  } while (token);
+  return out;
+}
+
+export const registeredModel = (name) => get(ml + 'registered-models/get', { name }).then(r => r.registered_model);
+
+export async function modelVersions(name) {
+  const out = [];
+  let token = '';
+  do {
+    const params = { filter: `name='${name.replace(/'/g, "''")}'`, max_results: 1000 };
+    if (token) params.page_token = token;
+    const r = await get(ml + 'model-versions/search', params);
+    out.push(...(r.model_versions || []));
     token = r.next_page_token || '';
   } while (token);
   return out;

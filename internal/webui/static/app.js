@@ -5,6 +5,10 @@ import { runsPage } from './runs.js';
 import { runPage } from './run.js';
 import { comparePage } from './compare.js';
 import { jobsPage, jobPage } from './jobs.js';
+import { modelsPage, modelPage } from './models.js';
+import { deploymentsPage } from './deployments.js';
+import { datasetsPage, datasetPage } from './datasets.js';
+import { userBox } from './session.js';
 import { el, notFound } from './dom.js';
 
 const routes = [
@@ -14,6 +18,11 @@ const routes = [
   [/^\/compare$/, (m, q) => comparePage(q)],
   [/^\/jobs$/, () => jobsPage()],
   [/^\/jobs\/([^/]+)$/, (m) => jobPage(decodeURIComponent(m[1]))],
+  [/^\/models$/, () => modelsPage()],
+  [/^\/models\/([^/]+)$/, (m) => modelPage(decodeURIComponent(m[1]))],
+  [/^\/deployments$/, () => deploymentsPage()],
+  [/^\/datasets$/, () => datasetsPage()],
+  [/^\/datasets\/([^/]+)$/, (m, q) => datasetPage(decodeURIComponent(m[1]), q)],
 ];
 
 // parseHash splits "#/path?query" into its path and URLSearchParams.
@@ -44,6 +53,11 @@ async function render() {
   node = await node;
   if (seq !== current) return; // a later navigation won
   main.replaceChildren(node);
+  for (const a of document.querySelectorAll('.top nav a')) {
+    const href = a.getAttribute('href').slice(1);
+    a.classList.toggle('here', href === '/' ? path === '/' || path.startsWith('/experiments') || path.startsWith('/runs') || path === '/compare' : path.startsWith(href));
+  }
+  userBox(document.getElementById('user-box'));
 }
 
 window.addEventListener('hashchange', render);

@@ -1,4 +1,5 @@
 import { post } from './api.js';
+import { forget } from './session.js';
 
 // el builds an element. Stored values only ever become text (textContent):
 // nothing from the API is parsed as HTML.
@@ -60,6 +61,7 @@ export function signInForm() {
     msg.replaceChildren();
     try {
       await post('/api/forge/v1/auth/session', { token: token.value });
+      forget();
       window.dispatchEvent(new HashChangeEvent('hashchange')); // render the page again, now signed in
     } catch (err) {
       msg.replaceChildren(el('div', { class: 'error', role: 'alert' }, err.message));

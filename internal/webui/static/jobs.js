@@ -1,5 +1,6 @@
 import * as api from './api.js';
 import { el, timeEl, fmtDuration, errorBox, notFound } from './dom.js';
+import { may } from './session.js';
 
 const final = (s) => s === 'succeeded' || s === 'failed' || s === 'cancelled';
 
@@ -51,8 +52,21 @@ export async function jobPage(id) {
     el('p', {}, 'State: ', state, ` · executor ${job.executor || ''} · attempt ${job.attempt || 0}`,
       job.run_id ? el('span', {}, ' · run ', el('a', { href: '#/runs/' + encodeURIComponent(job.run_id) }, job.run_id)) : '',
       job.message ? ` · ${job.message}` : ''),
-    el('p', { class: 'muted' }, (job.spec && job.spec.command || []).join(' ')),
+    el('dl', { class: 'facts' }, el('dt', {}, 'Command'), el('dd', {}, el('code', { id: 'job-command' }, (job.spec && job.spec.command || []).join(' ')))),
     el('h2', {}, 'Log'), log);
+  if (!final(job.state) && await may('write')) {
+    const msg = el('span', { id: 'cancel-error' });
+    const cancel = el('button', { type: 'button', id: 'cancel-job', onclick: async () => {
+      cancel.disabled = true;
+      try {
+        await api.post('/api/forge/v1/jobs/' + encodeURIComponent(id) + '/cancel');
+      } catch (err) {
+        cancel.disabled = false;
+        msg.replaceChildren(el('span', { class: 'error', role: 'alert' }, err.message));
+      }
+    } }, 'Cancel job');
+    page.querySelector('h1').after(el('div', { class: 'toolbar' }, cancel, msg));
+  }
   const tick = async () => {
     if (!page.isConnected && log.textContent) return; // navigated away
     try {
@@ -61,7 +75,8 @@ export async function jobPage(id) {
       log.textContent = text.split('\n').slice(-500).join('\n') || '(no output yet)';
       const j = await api.get('/api/forge/v1/jobs/' + encodeURIComponent(id));
       state.textContent = j.state;
-      if (!final(j.state)) setTimeout(tick, 2000);
+      if (final(j.state)) { const b = page.querySelector('#cancel-job'); if (b) b.remove(); }
+      else setTimeout(tick, 2000);
     } catch (err) {
       log.replaceChildren(errorBox(err));
     }
