@@ -386,6 +386,9 @@ func (s *QueryStream) Close() error { return s.body.Close() }
 
 // send is Request for a prepared request (an upload with its length).
 func (c *Client) send(req *http.Request) (*http.Response, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}

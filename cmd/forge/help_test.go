@@ -177,3 +177,23 @@ func TestCompletion(t *testing.T) {
 		t.Errorf("completion tcsh: %v", err)
 	}
 }
+
+// TestServerURLWithoutScheme: a URL like localhost:7700 is refused before
+// anything is sent, saying what is expected (exit 2).
+func TestServerURLWithoutScheme(t *testing.T) {
+	cleanEnv(t)
+	for _, args := range [][]string{
+		{"data", "ls", "--server", "localhost:7700"},
+		{"model", "download", "iris", "--out", t.TempDir(), "--server", "localhost:7700"},
+		{"data", "query", "SELECT 1", "--server", "localhost:7700"},
+	} {
+		_, _, err := runCLI(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "needs a scheme: want http://HOST:PORT or https://HOST, e.g. http://localhost:7700") {
+			t.Errorf("forge %s: %v", strings.Join(args, " "), err)
+		}
+	}
+	t.Setenv("FORGE_SERVER", "127.0.0.1:7700")
+	if _, _, err := runCLI(t, "jobs", "ls"); err == nil || !strings.Contains(err.Error(), "FORGE_SERVER") || exitCode(err, &bytes.Buffer{}) != 2 {
+		t.Errorf("FORGE_SERVER without scheme: %v", err)
+	}
+}

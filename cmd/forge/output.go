@@ -34,6 +34,9 @@ func (f *clientFlags) check() error {
 	if f.output != "table" && f.output != "json" {
 		return usageError{fmt.Sprintf("-o %q: want table or json", f.output)}
 	}
+	if err := api.CheckServerURL(f.server); err != nil {
+		return usageError{err.Error()}
+	}
 	return nil
 }
 
