@@ -71,7 +71,7 @@ func (a *API) Routes() []httpapi.Route {
 		httpapi.Route{Pattern: "GET " + ap + "/{path...}", Handler: http.HandlerFunc(a.downloadArtifact), Access: httpapi.Read})
 	h("DELETE "+ap+"/{path...}", a.deleteArtifact)
 	h("GET "+ap, a.listArtifacts)
-	return routes
+	return append(routes, a.bucketRoutes()...)
 }
 
 func runID(id, uuid string) (string, error) {

@@ -147,6 +147,39 @@ func TestBrowserPages(t *testing.T) {
 		screenshot(t, ctx, "deployments")
 	})
 
+	t.Run("a long history is drawn from buckets", func(t *testing.T) {
+		var r api.RunResponse
+		if err := c.Do(bg, "POST", "/api/2.0/mlflow/runs/create", nil, map[string]any{"experiment_id": "0", "run_name": "long-history"}, &r); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 10; i++ {
+			var ms []map[string]any
+			for j := 0; j < 1000; j++ {
+				step := i*1000 + j
+				ms = append(ms, map[string]any{"key": "loss", "value": 1 / float64(step+1), "step": step, "timestamp": 1764750000000 + int64(step)*10})
+			}
+			if err := c.Do(bg, "POST", "/api/2.0/mlflow/runs/log-batch", nil, map[string]any{"run_id": r.Run.Info.RunID, "metrics": ms}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var info string
+		var got int
+		run(t, ctx, chromedp.Navigate(base+"/#/runs/"+r.Run.Info.RunID), chromedp.WaitVisible(`#charts canvas`),
+			chromedp.Text(`#charts .chart-info`, &info),
+			chromedp.Evaluate(`performance.getEntriesByType('resource').filter(e => e.name.includes('/metrics/')).map(e => e.name).filter(n => n.includes('get-history')).length`, &got))
+		if !strings.Contains(info, "10,000 points") || !strings.Contains(info, "1,000 positions") {
+			t.Errorf("chart info %q, want 10,000 points drawn at 1,000 positions", info)
+		}
+		if got != 0 {
+			t.Errorf("the chart downloaded the full history (%d get-history calls)", got)
+		}
+		// Log scale and the wall-time axis redraw without an error.
+		run(t, ctx, chromedp.Click(`#charts .log-y`), chromedp.SetValue(`#charts .x-axis`, "time"),
+			chromedp.Evaluate(`document.querySelector('#charts .x-axis').dispatchEvent(new Event('change'))`, nil),
+			chromedp.WaitVisible(`#charts canvas`))
+		screenshot(t, ctx, "long-history-log-time")
+	})
+
 	t.Run("a running job cancelled from its page", func(t *testing.T) {
 		j, err := c.SubmitJob(bg, api.JobSpec{Name: "long", Command: []string{"sleep", "600"}})
 		if err != nil {

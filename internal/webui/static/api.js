@@ -77,7 +77,8 @@ export async function searchRuns(experimentIds, filter, onPage) {
   const out = [];
   let token = '';
   do {
-    const r = await post(ml + 'runs/search', { experiment_ids: experimentIds, filter: filter || '', max_results: 1000, page_token: token });
+    // A small first page shows the top of the table at once.
+    const r = await post(ml + 'runs/search', { experiment_ids: experimentIds, filter: filter || '', max_results: out.length ? 1000 : 100, page_token: token });
     out.push(...(r.runs || []));
     if (onPage) onPage(out);
     token = r.next_page_token || '';
@@ -101,5 +102,20 @@ export async function metricHistory(runId, key) {
     out.push(...(r.metrics || []));
     token = r.next_page_token || '';
   } while (token);
+  return out;
+}
+
+// metricBuckets reads a metric's history of each run cut into at most n
+// min/max/mean buckets by step (the server aggregates: a chart never
+// downloads more points than it has pixels). Answers one history per run,
+// in the order given.
+export async function metricBuckets(runIds, key, n) {
+  const out = [];
+  for (let i = 0; i < runIds.length; i += 100) {
+    const q = new URLSearchParams({ key, buckets: String(n) });
+    for (const id of runIds.slice(i, i + 100)) q.append('run_id', id);
+    const r = await get('/api/forge/v1/metrics/buckets?' + q);
+    out.push(...(r.histories || []));
+  }
   return out;
 }

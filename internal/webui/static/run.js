@@ -2,6 +2,9 @@ import * as api from './api.js';
 import { el, fmtNum, timeEl, fmtDuration, errorBox, notFound } from './dom.js';
 import { lineChart } from './chart.js';
 
+// BUCKETS is how many min/max/mean buckets a chart asks the server for.
+const BUCKETS = 1000;
+
 function kvTable(title, rows, id) {
   return el('div', {}, el('h2', {}, title), rows.length
     ? el('table', { class: 'grid', id }, el('tbody', {}, rows.map(([k, v]) => el('tr', {}, el('th', {}, k), el('td', {}, v)))))
@@ -34,12 +37,25 @@ export async function runPage(runId) {
   const charts = el('div', { id: 'charts' }, el('h2', {}, 'Charts'));
   page.append(charts);
   if (!metrics.length) charts.append(el('p', { class: 'muted' }, 'No metrics logged.'));
+  const drawn = [];
   for (const m of metrics) {
-    const slot = el('div', {}, el('p', { class: 'muted' }, `Loading ${m.key}…`));
+    const slot = el('div', { 'data-metric': m.key }, el('p', { class: 'muted' }, `Loading ${m.key}…`));
     charts.append(slot);
-    api.metricHistory(runId, m.key).then(
-      pts => slot.replaceChildren(lineChart(m.key, [{ label: m.key, points: pts }])),
+    api.metricBuckets([runId], m.key, BUCKETS).then(
+      ([h]) => { const c = lineChart(m.key, [{ label: m.key, ...h }]); drawn.push([m.key, c]); slot.replaceChildren(c); },
       err => slot.replaceChildren(errorBox(err)));
+  }
+  // A running run's charts follow it until it ends or the page is left.
+  if (i.status === 'RUNNING') {
+    const follow = async () => {
+      if (!page.isConnected && drawn.length) return;
+      try {
+        const r = await api.run(runId);
+        for (const [key, c] of drawn) c.update(await api.metricBuckets([runId], key, BUCKETS).then(([h]) => [{ label: key, ...h }]));
+        if (r.info.status === 'RUNNING') setTimeout(follow, 3000);
+      } catch { setTimeout(follow, 10000); }
+    };
+    setTimeout(follow, 3000);
   }
   return page;
 }

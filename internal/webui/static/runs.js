@@ -154,37 +154,49 @@ export async function runsPage(expId, query) {
   }
 
   let drawn = { start: -1, end: -1 };
+  // Rows stay in the DOM while they are in view: scrolling creates only
+  // the rows that come into view and drops those that leave.
+  let live = new Map(); // position in order -> row element
+  function rowFor(i) {
+    const r = runs[order[i]];
+    const id = r.info.run_id;
+    const row = el('div', { class: 'vt-row' + (selected.has(id) ? ' sel' : ''), role: 'row', 'data-run': id });
+    row.style.top = ((i + 1) * ROW) + 'px';
+    row.style.gridTemplateColumns = template;
+    row.append(el('div', { class: 'vt-cell' }, el('input', { type: 'checkbox', 'aria-label': 'Select run', checked: selected.has(id),
+      onchange: (e) => {
+        if (e.target.checked) selected.add(id); else selected.delete(id);
+        row.classList.toggle('sel', e.target.checked);
+        compareBtn.disabled = selected.size < 2;
+        compareBtn.textContent = selected.size ? `Compare ${selected.size}` : 'Compare';
+      } })));
+    for (const c of cols) {
+      const v = cellValue(r, c);
+      const cell = el('div', { class: 'vt-cell' + (isNum(c) ? ' num' : ''), 'data-col': c });
+      if (c === 'attributes.run_name') cell.append(el('a', { href: '#/runs/' + encodeURIComponent(id) }, cellText(c, v)));
+      else cell.textContent = cellText(c, v);
+      cell.title = cell.textContent;
+      row.append(cell);
+    }
+    return row;
+  }
   function draw() {
     body.style.height = (order.length * ROW + ROW) + 'px';
     const start = Math.max(0, Math.floor(vt.scrollTop / ROW) - 10);
     const end = Math.min(order.length, Math.ceil((vt.scrollTop + vt.clientHeight) / ROW) + 10);
     if (start === drawn.start && end === drawn.end) return;
+    const fresh = drawn.start < 0;
     drawn = { start, end };
-    const rows = [];
-    for (let i = start; i < end; i++) {
-      const r = runs[order[i]];
-      const id = r.info.run_id;
-      const row = el('div', { class: 'vt-row' + (selected.has(id) ? ' sel' : ''), role: 'row', 'data-run': id });
-      row.style.top = ((i + 1) * ROW) + 'px';
-      row.style.gridTemplateColumns = template;
-      row.append(el('div', { class: 'vt-cell' }, el('input', { type: 'checkbox', 'aria-label': 'Select run', checked: selected.has(id),
-        onchange: (e) => {
-          if (e.target.checked) selected.add(id); else selected.delete(id);
-          row.classList.toggle('sel', e.target.checked);
-          compareBtn.disabled = selected.size < 2;
-          compareBtn.textContent = selected.size ? `Compare ${selected.size}` : 'Compare';
-        } })));
-      for (const c of cols) {
-        const v = cellValue(r, c);
-        const cell = el('div', { class: 'vt-cell' + (isNum(c) ? ' num' : ''), 'data-col': c });
-        if (c === 'attributes.run_name') cell.append(el('a', { href: '#/runs/' + encodeURIComponent(id) }, cellText(c, v)));
-        else cell.textContent = cellText(c, v);
-        cell.title = cell.textContent;
-        row.append(cell);
-      }
-      rows.push(row);
+    if (fresh) { live = new Map(); body.replaceChildren(); }
+    for (const [i, row] of live) if (i < start || i >= end) { row.remove(); live.delete(i); }
+    const added = [];
+    for (let i = start; i < end; i++) if (!live.has(i)) { const row = rowFor(i); live.set(i, row); added.push([i, row]); }
+    // Keep DOM order the table's order (tests and screen readers read it):
+    // placed from the last, each new row goes before its successor.
+    for (const [i, row] of added.reverse()) {
+      const next = live.get(i + 1);
+      if (next && next.parentNode === body) body.insertBefore(row, next); else body.append(row);
     }
-    body.replaceChildren(...rows);
   }
   let pending = false;
   vt.addEventListener('scroll', () => {
@@ -194,19 +206,34 @@ export async function runsPage(expId, query) {
   });
   window.addEventListener('resize', () => { drawn = { start: -1, end: -1 }; draw(); });
 
+  let loads = 0;
   async function load() {
+    const seq = ++loads;
     errorSlot.replaceChildren();
     saveURL();
     status.textContent = 'Loading…';
+    let shown = false;
     try {
-      runs = await api.searchRuns([expId], filterInput.value.trim());
+      // The first page is drawn as soon as it arrives; the rest follow.
+      const all = await api.searchRuns([expId], filterInput.value.trim(), (sofar) => {
+        if (shown || seq !== loads) return;
+        shown = true;
+        runs = sofar.slice();
+        status.textContent = `${runs.length}+ runs, loading the rest…`;
+        vt.scrollTop = 0;
+        sortRows();
+        layout();
+      });
+      if (seq !== loads) return;
+      runs = all;
     } catch (err) {
+      if (seq !== loads) return;
       status.textContent = '';
       errorSlot.replaceChildren(errorBox(err));
       return;
     }
+    if (!shown) vt.scrollTop = 0;
     status.textContent = `${runs.length} run${runs.length === 1 ? '' : 's'}`;
-    vt.scrollTop = 0;
     sortRows();
     layout();
   }

@@ -1,0 +1,227 @@
+package tracking
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/httpapi"
+)
+
+// Bucket is a run of consecutive steps of one metric reduced to what a
+// chart needs to draw them as one pixel column: the mean for the line, and
+// the min and max so that a spike stays visible at any zoom.
+type Bucket struct {
+	Step    int64   `json:"step"`     // first step in the bucket
+	StepMax int64   `json:"step_max"` // last step in the bucket
+	TimeMin int64   `json:"time_min"` // ms since the epoch
+	TimeMax int64   `json:"time_max"`
+	Min     float64 `json:"min"`
+	Max     float64 `json:"max"`
+	Mean    float64 `json:"mean"`
+	Count   int64   `json:"count"`
+}
+
+// BucketedHistory is one run's metric history cut into at most the buckets
+// asked for, by step.
+type BucketedHistory struct {
+	RunID   string   `json:"run_id"`
+	Key     string   `json:"key"`
+	Points  int64    `json:"points"` // the points stored (NaN ones not drawn)
+	Buckets []Bucket `json:"buckets"`
+}
+
+// MaxBuckets bounds what one history is cut into: more pixels than any
+// screen is wide.
+const MaxBuckets = 10000
+
+// StepRange bounds the steps read, both ends inclusive; nil is no bound.
+type StepRange struct{ From, To *int64 }
+
+// MetricBuckets cuts a metric's history, within steps, into at most n
+// buckets of equal step width, aggregated by the database: a chart of a
+// million points downloads n rows per run.
+func (s *Store) MetricBuckets(ctx context.Context, runID, key string, n int, steps StepRange) (BucketedHistory, error) {
+	h := BucketedHistory{RunID: runID, Key: key, Buckets: []Bucket{}}
+	if n < 1 || n > MaxBuckets {
+		return h, forge.Errorf(forge.Invalid, "buckets must be between 1 and %d, got %d", MaxBuckets, n)
+	}
+	if _, err := s.runExists(ctx, runID); err != nil {
+		return h, err
+	}
+	where := "run_uuid = ? AND key = ? AND NOT is_nan"
+	args := []any{runID, key}
+	if steps.From != nil {
+		where += " AND step >= ?"
+		args = append(args, *steps.From)
+	}
+	if steps.To != nil {
+		where += " AND step <= ?"
+		args = append(args, *steps.To)
+	}
+	var lo, hi *int64
+	if err := s.db.QueryRow(ctx, "SELECT min(step), max(step), count(*) FROM metrics WHERE "+where, args...).Scan(&lo, &hi, &h.Points); err != nil {
+		return h, fmt.Errorf("metric buckets: %w", err)
+	}
+	if lo == nil {
+		return h, nil
+	}
+	// width is the steps per bucket, so that (step - lo) / width < n. The
+	// subtraction is done unsigned: steps are any int64.
+	span := uint64(*hi) - uint64(*lo)
+	width := span/uint64(n) + 1
+	bucket := "(step - CAST(? AS BIGINT)) / CAST(? AS BIGINT)"
+	bargs := []any{*lo, int64(width)}
+	if span > math.MaxInt64 {
+		// step - lo would overflow: divide first (buckets stay in order,
+		// one more may appear).
+		w := int64(math.MaxInt64)
+		if width != 0 && width < math.MaxInt64 { // 0: span/1 + 1 wrapped
+			w = int64(width)
+		}
+		bucket, bargs = "step / CAST(? AS BIGINT) - CAST(? AS BIGINT) / CAST(? AS BIGINT)", []any{w, *lo, w}
+	}
+	rows, err := s.db.Query(ctx, "SELECT "+bucket+" AS b, min(step), max(step), min(timestamp), max(timestamp), min(value), max(value), avg(value), count(*) FROM metrics WHERE "+
+		where+" GROUP BY b ORDER BY b", append(bargs, args...)...)
+	if err != nil {
+		return h, fmt.Errorf("metric buckets: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b Bucket
+		var idx int64
+		if err := rows.Scan(&idx, &b.Step, &b.StepMax, &b.TimeMin, &b.TimeMax, &b.Min, &b.Max, &b.Mean, &b.Count); err != nil {
+			return h, err
+		}
+		h.Buckets = append(h.Buckets, b)
+	}
+	return h, rows.Err()
+}
+
+// bucketRoutes is Forge's own chart endpoint next to MLflow's.
+func (a *API) bucketRoutes() []httpapi.Route {
+	return []httpapi.Route{{Pattern: "GET /api/forge/v1/metrics/buckets", Access: httpapi.Read,
+		Summary: "a metric's history of each run_id, cut into at most `buckets` min/max/mean buckets by step (columns, gzip when accepted)",
+		Handler: http.HandlerFunc(a.serveBuckets)}}
+}
+
+// maxBucketRuns bounds one request: a chart overlays at most this many runs.
+const maxBucketRuns = 1000
+
+// bucketColumns is a BucketedHistory as columns, the shape a chart draws
+// from, a third the bytes of an array of objects; means are rounded to 7
+// significant digits, more than a chart can show.
+type bucketColumns struct {
+	RunID   string    `json:"run_id"`
+	Key     string    `json:"key"`
+	Points  int64     `json:"points"`
+	Step    []int64   `json:"step"`
+	StepMax []int64   `json:"step_max"`
+	TimeMin []int64   `json:"time_min"`
+	TimeMax []int64   `json:"time_max"`
+	Min     []float64 `json:"min"`
+	Max     []float64 `json:"max"`
+	Mean    []float64 `json:"mean"`
+	Count   []int64   `json:"count"`
+}
+
+func columns(h BucketedHistory) bucketColumns {
+	n := len(h.Buckets)
+	c := bucketColumns{RunID: h.RunID, Key: h.Key, Points: h.Points, Step: make([]int64, n), StepMax: make([]int64, n),
+		TimeMin: make([]int64, n), TimeMax: make([]int64, n), Min: make([]float64, n), Max: make([]float64, n),
+		Mean: make([]float64, n), Count: make([]int64, n)}
+	for i, b := range h.Buckets {
+		c.Step[i], c.StepMax[i], c.TimeMin[i], c.TimeMax[i] = b.Step, b.StepMax, b.TimeMin, b.TimeMax
+		c.Min[i], c.Max[i], c.Mean[i], c.Count[i] = finite(b.Min), finite(b.Max), round7(finite(b.Mean)), b.Count
+	}
+	return c
+}
+
+// finite keeps JSON encodable: an infinity logged through MLflow becomes
+// the largest float, as MLflow's own store does.
+func finite(v float64) float64 {
+	switch {
+	case math.IsInf(v, 1):
+		return math.MaxFloat64
+	case math.IsInf(v, -1):
+		return -math.MaxFloat64
+	}
+	return v
+}
+
+func round7(v float64) float64 {
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 7, 64), 64)
+	if math.IsInf(r, 0) {
+		return v
+	}
+	return r
+}
+
+// serveBuckets answers the histories gzip-compressed when the client takes
+// it: a chart of 100 runs is then a few hundred KB.
+func (a *API) serveBuckets(w http.ResponseWriter, r *http.Request) {
+	out, err := a.metricBuckets(r)
+	if err != nil {
+		httpapi.WriteError(w, r, a.log, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Add("Vary", "Accept-Encoding")
+	var dst io.Writer = w
+	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		w.Header().Set("Content-Encoding", "gzip")
+		gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+		defer gz.Close()
+		dst = gz
+	}
+	if err := json.NewEncoder(dst).Encode(out); err != nil {
+		a.log.Debug("metric buckets: write", "err", err)
+	}
+}
+
+func (a *API) metricBuckets(r *http.Request) (map[string][]bucketColumns, error) {
+	q := r.URL.Query()
+	ids, key := q["run_id"], q.Get("key")
+	if len(ids) == 0 || len(ids) > maxBucketRuns {
+		return nil, forge.Errorf(forge.Invalid, "give 1 to %d run_id parameters, got %d", maxBucketRuns, len(ids))
+	}
+	if err := httpapi.Required("key", key); err != nil {
+		return nil, err
+	}
+	n := int64(1000)
+	if v := q.Get("buckets"); v != "" {
+		var err error
+		if n, err = strconv.ParseInt(v, 10, 32); err != nil {
+			return nil, forge.Errorf(forge.Invalid, "buckets must be an integer, got %q", v)
+		}
+	}
+	var steps StepRange
+	for _, p := range []struct {
+		name string
+		dst  **int64
+	}{{"start_step", &steps.From}, {"end_step", &steps.To}} {
+		if v := q.Get(p.name); v != "" {
+			i, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, forge.Errorf(forge.Invalid, "%s must be an integer, got %q", p.name, v)
+			}
+			*p.dst = &i
+		}
+	}
+	out := make([]bucketColumns, 0, len(ids))
+	for _, id := range ids {
+		h, err := a.store.MetricBuckets(r.Context(), id, key, int(n), steps)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, columns(h))
+	}
+	return map[string][]bucketColumns{"histories": out}, nil
+}
