@@ -161,7 +161,9 @@ func (s *Spec) TimeoutDuration() (time.Duration, error) {
 
 // retryable says whether an attempt that ended with exit deserves another.
 func (s *Spec) retryable(exit forge.Exit) bool {
-	if exit.Reason == forge.ReasonCancelled {
+	// Cancelled is what someone asked for; invalid is a fixed reason (what
+	// the job was given), the same on every attempt.
+	if exit.Reason == forge.ReasonCancelled || exit.Reason == forge.ReasonInvalid {
 		return false
 	}
 	if len(s.RetryOn) == 0 {

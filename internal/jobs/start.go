@@ -113,6 +113,10 @@ func (s *Service) materialize(ctx context.Context, j Job, code string) ([]forge.
 			return nil, fmt.Errorf("create inputs folder: %w", err)
 		}
 		resolved, digest, err := s.datasets.Materialize(ctx, ref, path)
+		if forge.IsKind(err, forge.NotFound) {
+			// Submit checked it: it was removed since.
+			return nil, forge.Errorf(forge.Invalid, "input %s=%s: %s (removed since the job was submitted)", name, ref, forge.Message(err))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("input %s=%s: %w", name, ref, err)
 		}
