@@ -18,12 +18,19 @@ import (
 	"github.com/forge-mlops/forge/internal/blob"
 	"github.com/forge-mlops/forge/internal/datasets"
 	"github.com/forge-mlops/forge/internal/duckq"
+	"github.com/forge-mlops/forge/internal/executor/local"
 	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/sqlstore/sqlstoretest"
 )
 
-// TestMain stops the throwaway PostgreSQL that the data tests start.
-func TestMain(m *testing.M) { os.Exit(sqlstoretest.Main(m)) }
+// TestMain stops the throwaway PostgreSQL that the data tests start. The
+// test binary doubles as the local executor's shim, as forge does.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == local.ShimCommand {
+		os.Exit(local.Shim(os.Args[2:]))
+	}
+	os.Exit(sqlstoretest.Main(m))
+}
 
 // dataServer serves the datasets API over a SQLite store and a blob folder.
 func dataServer(t *testing.T) string {

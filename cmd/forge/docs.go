@@ -203,6 +203,20 @@ var docs = map[string]doc{
 		"forge runs compare RUN_A RUN_B RUN_C --all",
 	}},
 
+	"artifacts": {"", "the files a run logged", []string{
+		"forge artifacts ls RUN_ID",
+		"forge artifacts ls RUN_ID model",
+		"forge artifacts get RUN_ID model/model.json --out model.json",
+	}},
+	"artifacts ls": {"artifacts ls RUN_ID [PATH] [-o json]", "list a run's artifacts under PATH (default: the root)", []string{
+		"forge artifacts ls RUN_ID",
+		"forge artifacts ls RUN_ID model -o json",
+	}},
+	"artifacts get": {"artifacts get RUN_ID PATH [--out FILE|DIR]", "download an artifact file, or a folder of them", []string{
+		"forge artifacts get RUN_ID metrics.json",
+		"forge artifacts get RUN_ID model --out ./model",
+	}},
+
 	"completion": {"completion bash|zsh|fish", "print a shell completion script", []string{
 		"source <(forge completion bash)",
 		"forge completion zsh > \"${fpath[1]}/_forge\"",

@@ -129,6 +129,26 @@ func jobsLogs(ctx context.Context, c *cli, args []string) error {
 	if _, err := io.Copy(c.stdout, rc); err != nil && ctx.Err() == nil {
 		return err
 	}
+	if !*follow || ctx.Err() != nil {
+		return nil
+	}
+	// Followed to its end, the log ends with how the job ended.
+	j, err := cf.client().Job(ctx, id)
+	if err != nil || !j.Final() {
+		return err
+	}
+	code := "-"
+	if j.ExitCode != nil {
+		code = strconv.Itoa(*j.ExitCode)
+	}
+	fmt.Fprintf(c.stderr, "job %s %s (exit %s", j.ID, j.State, code)
+	if j.Reason != "" {
+		fmt.Fprintf(c.stderr, ", %s", j.Reason)
+	}
+	if j.Message != "" {
+		fmt.Fprintf(c.stderr, ": %s", j.Message)
+	}
+	fmt.Fprintln(c.stderr, ")")
 	return nil
 }
 
