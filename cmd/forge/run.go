@@ -117,9 +117,13 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 	client := cf.client()
 	if !*noCode && spec.Code == "" {
 		var buf bytes.Buffer
-		digest, size, err := bundle.Create(*dir, &buf, bundle.DefaultMaxBytes)
+		b, err := bundle.Build(*dir, &buf, bundle.DefaultMaxBytes)
 		if err != nil {
 			return err
+		}
+		digest, size := b.Digest, b.Size
+		for _, d := range b.DataDirs {
+			fmt.Fprintf(c.stderr, "left out %s/ from the code: it is a Forge data folder (a server's database and blobs)\n", d)
 		}
 		has, err := client.HasBundle(ctx, digest)
 		if err != nil {

@@ -148,3 +148,35 @@ func TestRunWaitInterrupted(t *testing.T) {
 	}
 	cl.CancelJob(context.Background(), job.ID)
 }
+
+// TestRunLeavesOutDataDir: forge run from the folder where forge server
+// keeps ./forge-data ships the code, not the server's data, and says so.
+func TestRunLeavesOutDataDir(t *testing.T) {
+	cleanEnv(t)
+	code := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir = filepath.Join(code, "forge-data")
+	cfg.Addr, cfg.GRPCAddr = "127.0.0.1:0", ""
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan string, 1)
+	go func() { done <- srv.Run(ctx, ready) }()
+	<-ready
+	t.Cleanup(func() { cancel(); <-done })
+	os.WriteFile(filepath.Join(code, "train.py"), []byte("print('hi')\n"), 0o644)
+	var out, errOut bytes.Buffer
+	err = run(context.Background(), []string{"run", "--wait", "-C", code, "--server", srv.URL(), "--", "sh", "-c", "ls -A"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "left out forge-data/ from the code: it is a Forge data folder") {
+		t.Errorf("stderr does not say what was left out:\n%s", errOut.String())
+	}
+	if !strings.Contains(out.String(), "train.py") || strings.Contains(out.String(), "forge-data") {
+		t.Errorf("the job's folder holds:\n%s", out.String())
+	}
+}
