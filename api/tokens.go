@@ -16,6 +16,8 @@ type Token struct {
 	// ExpiresAt is 0 for a token that does not expire (Unix ms).
 	ExpiresAt int64 `json:"expires_at,omitempty"`
 	RevokedAt int64 `json:"revoked_at,omitempty"`
+	// RunID is set on a job's token: it may write only to that run.
+	RunID string `json:"run_id,omitempty"`
 }
 
 // CreateTokenRequest is the body of POST /api/forge/v1/tokens.
@@ -38,6 +40,8 @@ type CreatedToken struct {
 type Identity struct {
 	Name string `json:"name"`
 	Role string `json:"role"`
+	// RunID is set for a job's token: the one run it may write.
+	RunID string `json:"run_id,omitempty"`
 	// Auth is false when the server runs without access control.
 	Auth bool `json:"auth"`
 }

@@ -32,6 +32,13 @@ if ((${#missing[@]})); then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# A server running as root runs local jobs as this user (run_as), so a job
+# cannot read the server's data dir. Not root: jobs run as the server's user.
+if [[ $(id -u) == 0 ]] && ! id forge-job >/dev/null 2>&1; then
+	echo "setup: creating the system user forge-job (local jobs run as it)" >&2
+	useradd --system --no-create-home --shell /usr/sbin/nologin forge-job
+fi
+
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 go mod download
 scripts/fetch-onnxruntime.sh >/dev/null

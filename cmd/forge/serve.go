@@ -151,12 +151,13 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 			hs.Close()
 			return fmt.Errorf("listen on %s: %w", *grpcAddr, err)
 		}
-		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(min(cfg.HTTP.MaxBodyBytes, 1<<31-1)))}
+		// The same gRPC edge as forge server's: request ids, access log,
+		// metrics, recovery, error rendering, then access.
+		o := httpapi.GRPCOptions{Log: log.With("sys", "http"), Registerer: reg, MaxRecvBytes: cfg.HTTP.MaxBodyBytes}
 		if remote != nil {
-			unary, stream := remote.GRPC(srv.GRPCAccess())
-			opts = append(opts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
+			o.Unary, o.Stream = remote.GRPC(srv.GRPCAccess())
 		}
-		gs = grpc.NewServer(opts...)
+		gs = httpapi.NewGRPCServer(o)
 		srv.RegisterGRPC(gs)
 		go func() { errc <- gs.Serve(gln) }()
 		log.Info("gRPC listening", "addr", gln.Addr().String())

@@ -22,10 +22,13 @@ import (
 
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/api/oip"
+	"github.com/forge-mlops/forge/internal/auth"
 	"github.com/forge-mlops/forge/internal/config"
 	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/serve"
 	"github.com/forge-mlops/forge/internal/server"
+	"github.com/forge-mlops/forge/internal/sqlstore"
+	"github.com/forge-mlops/forge/internal/sqlstore/sqlstoretest"
 )
 
 func freePort(t *testing.T) string {
@@ -39,13 +42,26 @@ func freePort(t *testing.T) string {
 }
 
 // A `forge serve --auth` replica applies forge server's access rules to
-// every serving route, over REST and gRPC, checking tokens with the server.
+// every serving route and gRPC method it declares, checking tokens with
+// the server: a table walk with no token, an unknown, revoked and expired
+// one, and each role (a job's token too), over REST and gRPC, on SQLite
+// and PostgreSQL behind the server. It has forge server's edge as well:
+// request ids and metrics on both.
 func TestServeReplicaAuth(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) { replicaWalk(t, backend == "postgres") })
+	}
+}
+
+func replicaWalk(t *testing.T, postgres bool) {
 	const admin = "replica-admin-secret-0123456789"
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Addr, cfg.GRPCAddr = "127.0.0.1:0", ""
 	cfg.Auth, cfg.AdminToken = true, admin
+	if postgres {
+		cfg.DB = sqlstoretest.PostgresURL(t)
+	}
 	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -55,16 +71,31 @@ func TestServeReplicaAuth(t *testing.T) {
 	ready := make(chan string, 1)
 	go func() { done <- srv.Run(ctx, ready) }()
 	<-ready
-	ac := api.NewClient(srv.URL(), admin)
-	reader, err := ac.CreateToken(ctx, api.CreateTokenRequest{Name: "reader", Role: "read"})
+	db, err := sqlstore.Open(ctx, sqlstore.Options{URL: cfg.DB, DataDir: cfg.DataDir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	revoked, err := ac.CreateToken(ctx, api.CreateTokenRequest{Name: "revoked", Role: "admin"})
-	if err != nil {
-		t.Fatal(err)
+	defer db.Close()
+	ac := api.NewClient(srv.URL(), admin)
+	secrets := map[string]string{"none": "", "unknown": "forge_not-a-token", "admin": admin}
+	for _, name := range []string{"read", "write", "revoked", "expired"} {
+		role := name
+		if name == "revoked" || name == "expired" {
+			role = "admin" // refused for what they are, not for their role
+		}
+		tk, err := ac.CreateToken(ctx, api.CreateTokenRequest{Name: name, Role: role})
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[name] = tk.Secret
 	}
 	if err := ac.RevokeToken(ctx, "revoked"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, "UPDATE tokens SET expires_at = 1 WHERE name = 'expired'"); err != nil {
+		t.Fatal(err)
+	}
+	if secrets["job"], err = auth.New(db).CreateJobToken(ctx, "job-replica-1", "some-run", 0); err != nil {
 		t.Fatal(err)
 	}
 
@@ -77,10 +108,13 @@ func TestServeReplicaAuth(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	base := "http://" + rest
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		resp, err := http.Get(base + "/v2/health/live")
+		// Ready: it has loaded the (no) deployments it follows.
+		resp, err := http.Get(base + "/v2/health/ready")
 		if err == nil {
 			resp.Body.Close()
-			break
+			if resp.StatusCode == 200 {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("replica not up: %v\n%s", err, errOut.String())
@@ -88,30 +122,42 @@ func TestServeReplicaAuth(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	routes := append(serve.New(serve.Options{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry()).Routes(),
-		httpapi.Route{Pattern: "GET /metrics", Access: httpapi.Read})
+	// What a replica declares: the serving component's routes and gRPC
+	// methods, and its /metrics.
+	decl := serve.New(serve.Options{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	routes := append(decl.Routes(), httpapi.Route{Pattern: "GET /metrics", Access: httpapi.Read})
+	refusedAs := map[string]bool{"none": true, "unknown": true, "revoked": true, "expired": true}
 	wild := regexp.MustCompile(`\{[^}]*\}`)
 	for _, rt := range routes {
 		method, path, _ := strings.Cut(rt.Pattern, " ")
+		named := wild.MatchString(path) // names a model no one deployed: 404 past the edge
 		path = wild.ReplaceAllString(path, "x")
-		for who, secret := range map[string]string{"none": "", "revoked": revoked.Secret, "read": reader.Secret} {
+		for _, who := range []string{"none", "unknown", "revoked", "expired", "read", "write", "admin", "job"} {
 			req, _ := http.NewRequest(method, base+path, strings.NewReader("{}"))
-			if secret != "" {
-				req.Header.Set("Authorization", "Bearer "+secret)
+			if secrets[who] != "" {
+				req.Header.Set("Authorization", "Bearer "+secrets[who])
 			}
+			req.Header.Set("X-Request-Id", "walk-"+who)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			refused := resp.StatusCode == 401 || resp.StatusCode == 403
+			if got := resp.Header.Get("X-Request-Id"); got != "walk-"+who {
+				t.Errorf("%s as %s: X-Request-Id %q", rt.Pattern, who, got)
+			}
 			switch {
-			case rt.Access == httpapi.Public || who == "read":
-				if refused {
-					t.Errorf("%s as %s: %d, want past the edge", rt.Pattern, who, resp.StatusCode)
+			case rt.Access != httpapi.Public && refusedAs[who]:
+				if resp.StatusCode != 401 {
+					t.Errorf("%s as %s: %d %s, want 401", rt.Pattern, who, resp.StatusCode, b)
 				}
-			case resp.StatusCode != 401:
-				t.Errorf("%s as %s: %d, want 401", rt.Pattern, who, resp.StatusCode)
+			case named:
+				if resp.StatusCode == 401 || resp.StatusCode == 403 || resp.StatusCode >= 500 {
+					t.Errorf("%s as %s: %d %s, want past the edge", rt.Pattern, who, resp.StatusCode, b)
+				}
+			case method == "GET" && resp.StatusCode != 200:
+				t.Errorf("%s as %s: %d %s, want 200", rt.Pattern, who, resp.StatusCode, b)
 			}
 		}
 	}
@@ -122,20 +168,78 @@ func TestServeReplicaAuth(t *testing.T) {
 	}
 	defer conn.Close()
 	c := oip.NewGRPCInferenceServiceClient(conn)
-	with := func(secret string) context.Context {
-		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+secret)
+	calls := map[string]func(context.Context) error{
+		oip.GRPCInferenceService_ServerLive_FullMethodName: func(ctx context.Context) error {
+			_, err := c.ServerLive(ctx, &oip.ServerLiveRequest{})
+			return err
+		},
+		oip.GRPCInferenceService_ServerReady_FullMethodName: func(ctx context.Context) error {
+			_, err := c.ServerReady(ctx, &oip.ServerReadyRequest{})
+			return err
+		},
+		oip.GRPCInferenceService_ServerMetadata_FullMethodName: func(ctx context.Context) error {
+			_, err := c.ServerMetadata(ctx, &oip.ServerMetadataRequest{})
+			return err
+		},
+		oip.GRPCInferenceService_ModelReady_FullMethodName: func(ctx context.Context) error {
+			_, err := c.ModelReady(ctx, &oip.ModelReadyRequest{Name: "x"})
+			return err
+		},
+		oip.GRPCInferenceService_ModelMetadata_FullMethodName: func(ctx context.Context) error {
+			_, err := c.ModelMetadata(ctx, &oip.ModelMetadataRequest{Name: "x"})
+			return err
+		},
+		oip.GRPCInferenceService_ModelInfer_FullMethodName: func(ctx context.Context) error {
+			_, err := c.ModelInfer(ctx, &oip.ModelInferRequest{ModelName: "x"})
+			return err
+		},
 	}
-	if _, err := c.ServerLive(ctx, &oip.ServerLiveRequest{}); err != nil {
-		t.Errorf("gRPC ServerLive without a token: %v", err)
+	access := decl.GRPCAccess()
+	if len(access) != len(calls) {
+		t.Fatalf("the replica declares %d gRPC methods, the test calls %d", len(access), len(calls))
 	}
-	if _, err := c.ServerMetadata(ctx, &oip.ServerMetadataRequest{}); status.Code(err) != codes.Unauthenticated {
-		t.Errorf("gRPC ServerMetadata without a token: %v, want Unauthenticated", err)
+	for method, need := range access {
+		call := calls[method]
+		if call == nil {
+			t.Fatalf("the test does not call %s", method)
+		}
+		for _, who := range []string{"none", "unknown", "revoked", "expired", "read", "write", "admin", "job"} {
+			ctx := metadata.AppendToOutgoingContext(ctx, "x-request-id", "walk-"+who)
+			if secrets[who] != "" {
+				ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+secrets[who])
+			}
+			code := status.Code(call(ctx))
+			switch {
+			case need != httpapi.Public && refusedAs[who]:
+				if code != codes.Unauthenticated {
+					t.Errorf("gRPC %s as %s: %v, want Unauthenticated", method, who, code)
+				}
+			case strings.Contains(method, "/Model"):
+				if code == codes.Unauthenticated || code == codes.PermissionDenied || code == codes.Internal {
+					t.Errorf("gRPC %s as %s: %v, want past the check", method, who, code)
+				}
+			case code != codes.OK:
+				t.Errorf("gRPC %s as %s: %v, want OK", method, who, code)
+			}
+		}
 	}
-	if _, err := c.ServerMetadata(with(revoked.Secret), &oip.ServerMetadataRequest{}); status.Code(err) != codes.Unauthenticated {
-		t.Errorf("gRPC ServerMetadata with a revoked token: %v, want Unauthenticated", err)
+
+	// The replica counts both edges on its one registry.
+	req, _ := http.NewRequest("GET", base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+secrets["read"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := c.ServerMetadata(with(reader.Secret), &oip.ServerMetadataRequest{}); err != nil {
-		t.Errorf("gRPC ServerMetadata with a read token: %v", err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`forge_grpc_requests_total{code="Unauthenticated",method="/inference.GRPCInferenceService/ModelInfer"} 4`,
+		`forge_http_requests_total{code="401",method="GET",route="GET /v2/models/{name}"} 4`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the replica's /metrics lacks %s", want)
+		}
 	}
 }
 

@@ -78,7 +78,11 @@ func tokenList(ctx context.Context, c *cli, args []string) error {
 		if t.RevokedAt != 0 {
 			state = "revoked " + stamp(t.RevokedAt)
 		}
-		rows = append(rows, []string{t.Name, t.Role, stamp(t.CreatedAt), expires, state})
+		role := t.Role
+		if t.RunID != "" {
+			role += " (run " + t.RunID + " only)" // a running job's token
+		}
+		rows = append(rows, []string{t.Name, role, stamp(t.CreatedAt), expires, state})
 	}
 	return table(c.stdout, []string{"NAME", "ROLE", "CREATED", "EXPIRES", "STATE"}, rows)
 }

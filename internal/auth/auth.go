@@ -59,7 +59,7 @@ func (r Role) Allows(a httpapi.Access) bool {
 		return true
 	case httpapi.Read:
 		return r.rank() >= 1
-	case httpapi.Write:
+	case httpapi.Write, httpapi.WriteRun:
 		return r.rank() >= 2
 	case httpapi.Admin:
 		return r.rank() >= 3
@@ -71,7 +71,35 @@ func (r Role) Allows(a httpapi.Access) bool {
 type Identity struct {
 	Name string
 	Role Role
-	id   int64
+	// Run, when set, is the one tracking run the token may write: a job's
+	// token (see CreateJobToken). It reads like any read token.
+	Run string
+	id  int64
+}
+
+// MayWriteRun is nil when id may write to run runID, else Forbidden naming
+// the one run it may write.
+func (id Identity) MayWriteRun(runID string) error {
+	if id.Run == "" || id.Run == runID {
+		return nil
+	}
+	return forge.Errorf(forge.Forbidden, "token %q is a job's token: it may write only to its own run %s, not to run %s", id.Name, id.Run, runID)
+}
+
+// MayWriteRun is nil when the request with ctx may write to run runID:
+// always, unless it was let in with a job's token for another run.
+// Requests without an identity (access control off, or the server's own
+// work) may.
+func MayWriteRun(ctx context.Context, runID string) error {
+	id, _ := IdentityOf(ctx)
+	return id.MayWriteRun(runID)
+}
+
+// ScopedRun is the one run the request with ctx may write, or "" when its
+// writes are not limited to a run.
+func ScopedRun(ctx context.Context) string {
+	id, _ := IdentityOf(ctx)
+	return id.Run
 }
 
 // Tokens stores tokens in the metadata database.
@@ -183,9 +211,64 @@ func (t *Tokens) EnsureAdmin(ctx context.Context, name, secret string) error {
 	return nil
 }
 
+// CreateJobToken makes the token of a job attempt, named name: the write
+// role on run runID only (read elsewhere), living for ttl (0: until
+// DeleteToken). A token left by an earlier try of the same name (a server
+// stopped between start and end) is replaced.
+func (t *Tokens) CreateJobToken(ctx context.Context, name, runID string, ttl time.Duration) (string, error) {
+	if err := checkName(name); err != nil {
+		return "", err
+	}
+	if runID == "" {
+		return "", forge.Errorf(forge.Invalid, "a job's token needs the job's run")
+	}
+	secret, err := newSecret("forge_job_")
+	if err != nil {
+		return "", err
+	}
+	now := t.now()
+	var expires any
+	if ttl > 0 {
+		expires = now.Add(ttl).UnixMilli()
+	}
+	err = t.db.Tx(ctx, func(tx *sqlstore.Tx) error {
+		if _, err := tx.Exec(ctx, "DELETE FROM sessions WHERE token_id IN (SELECT id FROM tokens WHERE name = ? AND run_id IS NOT NULL)", name); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM tokens WHERE name = ? AND run_id IS NOT NULL", name); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "INSERT INTO tokens (name, hash, role, created_at, expires_at, run_id) VALUES (?, ?, ?, ?, ?, ?)",
+			name, hash(secret), string(RoleWrite), now.UnixMilli(), expires, runID)
+		return err
+	})
+	if sqlstore.IsUniqueViolation(err) {
+		return "", forge.Errorf(forge.AlreadyExists, "a token named %q already exists", name)
+	}
+	if err != nil {
+		return "", fmt.Errorf("create job token: %w", err)
+	}
+	return secret, nil
+}
+
+// DeleteJobToken removes the job token named name (and its sessions): at
+// the job's end, after which it is an unknown token. Deleting one that is
+// gone is not an error; a token that is not a job's is left alone.
+func (t *Tokens) DeleteJobToken(ctx context.Context, name string) error {
+	return t.db.Tx(ctx, func(tx *sqlstore.Tx) error {
+		if _, err := tx.Exec(ctx, "DELETE FROM sessions WHERE token_id IN (SELECT id FROM tokens WHERE name = ? AND run_id IS NOT NULL)", name); err != nil {
+			return fmt.Errorf("delete job token: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM tokens WHERE name = ? AND run_id IS NOT NULL", name); err != nil {
+			return fmt.Errorf("delete job token: %w", err)
+		}
+		return nil
+	})
+}
+
 // List returns every token, revoked and expired ones included.
 func (t *Tokens) List(ctx context.Context) ([]api.Token, error) {
-	rows, err := t.db.Query(ctx, "SELECT name, role, created_at, expires_at, revoked_at FROM tokens ORDER BY name")
+	rows, err := t.db.Query(ctx, "SELECT name, role, created_at, expires_at, revoked_at, run_id FROM tokens ORDER BY name")
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
@@ -194,10 +277,11 @@ func (t *Tokens) List(ctx context.Context) ([]api.Token, error) {
 	for rows.Next() {
 		var tk api.Token
 		var expires, revoked sql.NullInt64
-		if err := rows.Scan(&tk.Name, &tk.Role, &tk.CreatedAt, &expires, &revoked); err != nil {
+		var run sql.NullString
+		if err := rows.Scan(&tk.Name, &tk.Role, &tk.CreatedAt, &expires, &revoked, &run); err != nil {
 			return nil, err
 		}
-		tk.ExpiresAt, tk.RevokedAt = expires.Int64, revoked.Int64
+		tk.ExpiresAt, tk.RevokedAt, tk.RunID = expires.Int64, revoked.Int64, run.String
 		out = append(out, tk)
 	}
 	return out, rows.Err()
@@ -230,14 +314,15 @@ func (t *Tokens) Check(ctx context.Context, secret string) (Identity, error) {
 	if secret == "" {
 		return Identity{}, forge.Errorf(forge.Unauthorized, "authentication required: send Authorization: Bearer <token>")
 	}
-	return t.lookup(ctx, "SELECT id, name, role, expires_at, revoked_at FROM tokens WHERE hash = ?", hash(secret))
+	return t.lookup(ctx, "SELECT id, name, role, expires_at, revoked_at, run_id FROM tokens WHERE hash = ?", hash(secret))
 }
 
 func (t *Tokens) lookup(ctx context.Context, q string, args ...any) (Identity, error) {
 	var id Identity
 	var role string
 	var expires, revoked sql.NullInt64
-	err := t.db.QueryRow(ctx, q, args...).Scan(&id.id, &id.Name, &role, &expires, &revoked)
+	var run sql.NullString
+	err := t.db.QueryRow(ctx, q, args...).Scan(&id.id, &id.Name, &role, &expires, &revoked, &run)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Identity{}, forge.Errorf(forge.Unauthorized, "unknown token")
 	}
@@ -250,7 +335,7 @@ func (t *Tokens) lookup(ctx context.Context, q string, args ...any) (Identity, e
 	if expires.Valid && t.now().UnixMilli() >= expires.Int64 {
 		return Identity{}, forge.Errorf(forge.Unauthorized, "token %q expired at %s", id.Name, time.UnixMilli(expires.Int64).UTC().Format(time.RFC3339))
 	}
-	id.Role = Role(role)
+	id.Role, id.Run = Role(role), run.String
 	return id, nil
 }
 

@@ -6,7 +6,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/httpapi"
@@ -25,7 +24,7 @@ func interceptors(checkToken func(context.Context, string) (Identity, error), ac
 	check := func(ctx context.Context, method string) (context.Context, error) {
 		ctx, err := grpcCheck(ctx, checkToken, access, method)
 		if err != nil {
-			return nil, status.Error(httpapi.Render(forge.KindOf(err)).GRPC, httpapi.ClientMessage(err))
+			return nil, httpapi.GRPCError(err)
 		}
 		return ctx, nil
 	}

@@ -53,7 +53,7 @@ func (t *Tokens) authenticate(r *http.Request) (id Identity, byCookie bool, err 
 
 // session is who the session with secret belongs to.
 func (t *Tokens) session(ctx context.Context, secret string) (Identity, error) {
-	id, err := t.lookup(ctx, `SELECT t.id, t.name, t.role, t.expires_at, t.revoked_at FROM sessions s
+	id, err := t.lookup(ctx, `SELECT t.id, t.name, t.role, t.expires_at, t.revoked_at, t.run_id FROM sessions s
 		JOIN tokens t ON t.id = s.token_id WHERE s.hash = ? AND s.expires_at > ?`, hash(secret), t.now().UnixMilli())
 	if err != nil && forge.IsKind(err, forge.Unauthorized) {
 		return Identity{}, forge.Errorf(forge.Unauthorized, "the session has ended: sign in again")
@@ -96,10 +96,14 @@ func allow(id Identity, access httpapi.Access, byCookie bool, r *http.Request) e
 }
 
 // Permit is nil when id may reach what needs access, else Forbidden with
-// the role needed.
+// the role needed. A job's token (Identity.Run set) reaches no write but
+// the WriteRun routes, whose handlers check the run (MayWriteRun).
 func Permit(id Identity, access httpapi.Access) error {
 	if !id.Role.Allows(access) {
 		return forge.Errorf(forge.Forbidden, "this needs the %s role; token %q has the %s role", access, id.Name, id.Role)
+	}
+	if id.Run != "" && (access == httpapi.Write || access == httpapi.Admin) {
+		return forge.Errorf(forge.Forbidden, "token %q is a job's token: it may write only to its own run %s", id.Name, id.Run)
 	}
 	return nil
 }

@@ -35,7 +35,7 @@ func (t *Tokens) Routes(enabled bool, log *slog.Logger) []httpapi.Route {
 			if err != nil {
 				return nil, err
 			}
-			return api.Identity{Name: id.Name, Role: string(id.Role), Auth: true}, nil
+			return api.Identity{Name: id.Name, Role: string(id.Role), RunID: id.Run, Auth: true}, nil
 		})},
 	}
 }

@@ -59,7 +59,7 @@ func (r *Remote) Check(ctx context.Context, secret string) (Identity, error) {
 		// Not remembered: the next request asks again.
 		return Identity{}, forge.WrapError(forge.Unavailable, err, "cannot check the token with the Forge server")
 	}
-	id := Identity{Name: who.Name, Role: Role(who.Role)}
+	id := Identity{Name: who.Name, Role: Role(who.Role), Run: who.RunID}
 	if err == nil && !who.Auth {
 		id.Role = RoleAdmin // the server itself lets everyone in
 	}

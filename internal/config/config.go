@@ -49,6 +49,23 @@ type Server struct {
 	// DefaultExecutor runs the jobs that name none; empty: the first of
 	// Executors.
 	DefaultExecutor string `yaml:"default_executor"`
+	// RunAs is the user (a name or a uid) local jobs run as; empty: see
+	// JobUser.
+	RunAs string `yaml:"run_as"`
+}
+
+// DefaultJobUser is who local jobs run as when the server runs as root and
+// run_as is not set (scripts/setup.sh creates it).
+const DefaultJobUser = "forge-job"
+
+// JobUser is the user local jobs run as: run_as, or else DefaultJobUser for
+// a server running as root (a job must not read the server's database and
+// blobs), or else the server's own user (nobody else to switch to).
+func (c *Server) JobUser() string {
+	if c.RunAs == "" && os.Geteuid() == 0 {
+		return DefaultJobUser
+	}
+	return c.RunAs
 }
 
 // DefaultExecutorName is the executor of jobs that name none.
@@ -177,6 +194,9 @@ func (c *Server) Validate() error {
 	if c.DuckDB.Threads <= 0 {
 		return &FieldError{"duckdb.threads", "must be positive"}
 	}
+	if c.RunAs != "" && !userName.MatchString(c.RunAs) {
+		return &FieldError{"run_as", fmt.Sprintf("%q: want a user name or a uid", c.RunAs)}
+	}
 	return ValidateExecutors(c.Executors, c.DefaultExecutor)
 }
 
@@ -204,6 +224,8 @@ func (c *Server) LoadFile(path string) error {
 	}
 	return nil
 }
+
+var userName = regexp.MustCompile(`^([a-z_][a-z0-9_.-]{0,31}|[0-9]{1,10})$`)
 
 var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
 
@@ -286,6 +308,7 @@ func (c *Server) LoadEnv(env Env) error {
 	str("FORGE_ONNXRUNTIME_LIB", &c.ONNXRuntimeLib)
 	str("FORGE_DUCKDB_MEMORY_LIMIT", &c.DuckDB.MemoryLimit)
 	str("FORGE_DEFAULT_EXECUTOR", &c.DefaultExecutor)
+	str("FORGE_RUN_AS", &c.RunAs)
 	str("FORGE_ADMIN_TOKEN", &c.AdminToken)
 	str("FORGE_ADMIN_TOKEN_FILE", &c.AdminTokenFile)
 	if v, ok := env("FORGE_AUTH"); ok {
@@ -328,6 +351,7 @@ func (c *Server) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HTTP.ShutdownTimeout, "shutdown-timeout", c.HTTP.ShutdownTimeout, "how long to drain requests on shutdown")
 	fs.StringVar(&c.ONNXRuntimeLib, "onnxruntime-lib", c.ONNXRuntimeLib, "path of libonnxruntime.so")
 	fs.StringVar(&c.DefaultExecutor, "default-executor", c.DefaultExecutor, "executor of jobs that name none (default: the first of executors)")
+	fs.StringVar(&c.RunAs, "run-as", c.RunAs, "user local jobs run as (default: "+DefaultJobUser+" when the server runs as root, else the server's user)")
 }
 
 // Load builds the server configuration from defaults, the YAML file named by

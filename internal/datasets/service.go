@@ -177,7 +177,7 @@ func (s *Service) describe(ctx context.Context, path string, size int64) (duckq.
 	var t duckq.Table
 	rows, err := db.QueryContext(ctx, "DESCRIBE SELECT * FROM "+src)
 	if err != nil {
-		return duckq.Table{}, badParquet(ctx, err)
+		return duckq.Table{}, badParquet(ctx, err, path)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -189,7 +189,7 @@ func (s *Service) describe(ctx context.Context, path string, size int64) (duckq.
 		t.Columns = append(t.Columns, c)
 	}
 	if err := rows.Err(); err != nil {
-		return duckq.Table{}, badParquet(ctx, err)
+		return duckq.Table{}, badParquet(ctx, err, path)
 	}
 	if len(t.Columns) == 0 {
 		return duckq.Table{}, forge.Errorf(forge.Invalid, "the uploaded Parquet file has no columns")
@@ -204,16 +204,19 @@ func (s *Service) describe(ctx context.Context, path string, size int64) (duckq.
 	var sum any
 	scan := "SELECT count(*), bit_xor(hash(" + strings.Join(cols, ", ") + ")) FROM " + src
 	if err := db.QueryRowContext(ctx, scan).Scan(&t.Rows, &sum); err != nil {
-		return duckq.Table{}, badParquet(ctx, err)
+		return duckq.Table{}, badParquet(ctx, err, path)
 	}
 	return t, nil
 }
 
-func badParquet(ctx context.Context, err error) error {
+func badParquet(ctx context.Context, err error, path string) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	// DuckDB names the file: the upload's temporary name in the data dir,
+	// which is none of the client's business.
 	msg, _, _ := strings.Cut(strings.TrimSpace(err.Error()), "\n")
+	msg = duckq.ClientText(strings.ReplaceAll(msg, path, "upload.parquet"))
 	return forge.WrapError(forge.Invalid, err, "the upload is not a readable Parquet file: %s", msg)
 }
 

@@ -275,7 +275,9 @@ func (c *Controller) apply(ctx context.Context, d Deployment) Status {
 	fail := func(err error) Status {
 		st := Status{Error: forge.Message(err)}
 		if forge.KindOf(err) == forge.Internal {
-			st.Error = err.Error()
+			// The cause (a folder of the data dir, an OS error) is for the
+			// server's log, not for whoever lists deployments.
+			st.Error = "internal error loading the deployment (the server's log has the cause)"
 		}
 		// What the deployment still serves: its last good route.
 		for _, t := range c.routes[d.Name] {

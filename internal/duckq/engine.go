@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -136,10 +137,24 @@ func mapError(ctx context.Context, err error, doing string) error {
 }
 
 // firstLine keeps the part of a DuckDB message worth showing: the first
-// line, without the hints and the echo of the SQL that follow it.
+// line, without the hints and the echo of the SQL that follow it, and
+// without the folders of the files it names (ClientText).
 func firstLine(msg string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(msg), "\n")
-	return strings.TrimSpace(line)
+	return ClientText(strings.TrimSpace(line))
+}
+
+// quotedPath is an absolute path as DuckDB quotes it in a message.
+var quotedPath = regexp.MustCompile(`(['"])(/[^'"\n]*)(['"])`)
+
+// ClientText makes DuckDB's text fit for a client: a file it names (an
+// upload in the data dir's tmp, a dataset's blob) keeps its base name, never
+// the server's folders.
+func ClientText(msg string) string {
+	return quotedPath.ReplaceAllStringFunc(msg, func(m string) string {
+		q := m[:1]
+		return q + filepath.Base(m[1:len(m)-1]) + q
+	})
 }
 
 func quoteString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -21,6 +21,11 @@ const (
 	Write
 	// Admin is tokens, garbage collection and server settings.
 	Admin
+	// WriteRun is a write to one tracking run (logging to it, its
+	// artifacts): Write for every token, and the one write a job's token
+	// (which may write only its own run) gets past the edge; the handler
+	// checks which run the request names (auth.MayWriteRun).
+	WriteRun
 )
 
 func (a Access) String() string {
@@ -29,7 +34,7 @@ func (a Access) String() string {
 		return "public"
 	case Read:
 		return "read"
-	case Write:
+	case Write, WriteRun:
 		return "write"
 	case Admin:
 		return "admin"

@@ -37,6 +37,15 @@ type Datasets interface {
 	Materialize(ctx context.Context, ref, dstPath string) (resolvedRef, digest string, err error)
 }
 
+// Tokens mints each attempt's token, given to its processes as
+// MLFLOW_TRACKING_TOKEN and FORGE_TOKEN: the write role on the job's own
+// run only, read elsewhere (auth.Tokens).
+type Tokens interface {
+	CreateJobToken(ctx context.Context, name, runID string, ttl time.Duration) (secret string, err error)
+	// DeleteJobToken ends the token at the attempt's end.
+	DeleteJobToken(ctx context.Context, name string) error
+}
+
 // Config configures the jobs service.
 type Config struct {
 	// WorkDir holds each attempt's folder: the extracted code and inputs.
@@ -62,6 +71,9 @@ type Config struct {
 	// Probes check the cluster behind an executor, for listings; an
 	// executor without one counts as reachable.
 	Probes map[string]Probe
+	// Tokens, if set (the server runs with access control), gives every
+	// attempt a token of its own for its run, ended when it ends.
+	Tokens Tokens
 }
 
 // Probe reports whether an executor reaches its cluster, and what the

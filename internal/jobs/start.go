@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/bundle"
@@ -18,7 +19,24 @@ func (s *Service) attemptDir(id string, attempt int) string {
 	return filepath.Join(s.cfg.WorkDir, id, strconv.Itoa(attempt))
 }
 
-func (s *Service) start(ctx context.Context, j Job) (forge.Handle, error) {
+// jobTokenName names the token of a job's attempt.
+func jobTokenName(id string, attempt int) string { return "job-" + id + "-" + strconv.Itoa(attempt) }
+
+// jobTokenGrace is how long a job's token outlives the job's timeout, as a
+// bound should its end never be recorded; the end deletes it at once.
+const jobTokenGrace = time.Hour
+
+// dropToken ends the token of an attempt, if it has one.
+func (s *Service) dropToken(ctx context.Context, id string, attempt int) {
+	if s.cfg.Tokens == nil {
+		return
+	}
+	if err := s.cfg.Tokens.DeleteJobToken(context.WithoutCancel(ctx), jobTokenName(id, attempt)); err != nil {
+		s.log.Error("delete the job's token", "job", id, "attempt", attempt, "err", err)
+	}
+}
+
+func (s *Service) start(ctx context.Context, j Job) (h forge.Handle, err error) {
 	dir := s.attemptDir(j.ID, j.Attempt)
 	code := filepath.Join(dir, "code")
 	os.RemoveAll(dir)
@@ -71,6 +89,28 @@ func (s *Service) start(ctx context.Context, j Job) (forge.Handle, error) {
 			s.log.Warn("set run status", "job", j.ID, "err", err)
 		}
 		env["MLFLOW_RUN_ID"], env["MLFLOW_EXPERIMENT_ID"] = j.RunID, j.ExperimentID
+		if s.cfg.Tokens != nil {
+			ttl, _ := j.Spec.TimeoutDuration()
+			if ttl > 0 {
+				ttl += jobTokenGrace
+			}
+			secret, err := s.cfg.Tokens.CreateJobToken(ctx, jobTokenName(j.ID, j.Attempt), j.RunID, ttl)
+			if err != nil {
+				return "", fmt.Errorf("create the job's token: %w", err)
+			}
+			defer func() {
+				if err != nil {
+					s.dropToken(ctx, j.ID, j.Attempt)
+				}
+			}()
+			// A token the spec sets itself (one that may do more) is its
+			// owner's choice and stays.
+			for _, k := range []string{"MLFLOW_TRACKING_TOKEN", "FORGE_TOKEN"} {
+				if _, set := j.Spec.Env[k]; !set {
+					env[k] = secret
+				}
+			}
+		}
 		if s.cfg.TrackingURI != "" {
 			env["MLFLOW_TRACKING_URI"] = s.cfg.TrackingURI
 		}
@@ -113,9 +153,11 @@ func (s *Service) materialize(ctx context.Context, j Job, code string) ([]forge.
 			return nil, fmt.Errorf("create inputs folder: %w", err)
 		}
 		resolved, digest, err := s.datasets.Materialize(ctx, ref, path)
-		if forge.IsKind(err, forge.NotFound) {
-			// Submit checked it: it was removed since.
-			return nil, forge.Errorf(forge.Invalid, "input %s=%s: %s (removed since the job was submitted)", name, ref, forge.Message(err))
+		if k := forge.KindOf(err); k == forge.NotFound || k == forge.Invalid {
+			// The spec's fault (no such dataset or version; Submit checked
+			// it, so it was removed since): the job fails saying which
+			// input, as a job that cannot run as written.
+			return nil, forge.WrapError(forge.Invalid, err, "input %s=%s: %s", name, ref, forge.Message(err))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("input %s=%s: %w", name, ref, err)

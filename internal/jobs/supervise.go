@@ -115,6 +115,8 @@ func (s *Service) end(ctx context.Context, j Job, attempt int, h forge.Handle, e
 	// after the processes ended.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
+	// The processes are gone: so is their token.
+	s.dropToken(ctx, j.ID, attempt)
 	var digest string
 	var size int64
 	if exec := s.execs[j.Executor]; h != "" && exec != nil {

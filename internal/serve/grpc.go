@@ -5,7 +5,6 @@ import (
 	"math"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/status"
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/api/oip"
@@ -38,9 +37,7 @@ type grpcService struct {
 
 // grpcError is err as a gRPC status, with the code of its kind (httpapi's
 // table); an internal error shows no cause.
-func grpcError(err error) error {
-	return status.Error(httpapi.Render(forge.KindOf(err)).GRPC, httpapi.ClientMessage(err))
-}
+func grpcError(err error) error { return httpapi.GRPCError(err) }
 
 func (g grpcService) ServerLive(context.Context, *oip.ServerLiveRequest) (*oip.ServerLiveResponse, error) {
 	return &oip.ServerLiveResponse{Live: true}, nil

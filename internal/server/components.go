@@ -40,6 +40,13 @@ func (s *Server) mount(ctx context.Context) error {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", tmp, err)
 	}
+	// Folders the components make on first use are made now, so that
+	// lockDataDir closes them too (models' files are no job's business).
+	for _, d := range []string{"predictors", "deploy-cache"} {
+		if err := os.MkdirAll(filepath.Join(s.cfg.DataDir, d), 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
 
 	// Tracking: MLflow's REST API and artifact proxy.
 	tracks := tracking.New(s.db)
@@ -79,6 +86,10 @@ func (s *Server) mount(ctx context.Context) error {
 		return err
 	}
 	jcfg.WorkDir, jcfg.TrackingURI, jcfg.PythonPath = filepath.Join(s.cfg.DataDir, "jobs"), s.URL(), pypath
+	if s.cfg.Auth {
+		// Each attempt gets a token that writes only its own run.
+		jcfg.Tokens = s.tokens
+	}
 	js, err := jobs.New(s.db, execs, s.blobs, jobRuns{tracks}, jobInputs{data}, jcfg, s.log.With("sys", "jobs"))
 	if err != nil {
 		return fmt.Errorf("start jobs: %w", err)
@@ -134,7 +145,7 @@ func (s *Server) executors(ctx context.Context) (map[string]forge.Executor, jobs
 			if ec.Name == "local" {
 				state = filepath.Join(s.cfg.DataDir, "executor") // where it was before executors had names
 			}
-			ex, err := local.New(ctx, local.Config{Root: state, Logger: log})
+			ex, err := local.New(ctx, local.Config{Root: state, RunAs: s.cfg.JobUser(), Logger: log})
 			if err != nil {
 				return nil, jcfg, fmt.Errorf("executor %s: %w", ec.Name, err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -83,5 +84,15 @@ func TestGRPCAuth(t *testing.T) {
 		if got := status.Code(call(with(reader.Secret))); got != codes.Unauthenticated {
 			t.Errorf("%s with a revoked token: %v, want Unauthenticated", name, got)
 		}
+	}
+	// The same edge as HTTP's: a request id comes back, and calls are
+	// counted on the server's one registry.
+	var header metadata.MD
+	if _, err := c.ServerLive(metadata.AppendToOutgoingContext(ctx, "x-request-id", "grpc-edge-1"), &oip.ServerLiveRequest{}, grpc.Header(&header)); err != nil || len(header.Get("x-request-id")) == 0 || header.Get("x-request-id")[0] != "grpc-edge-1" {
+		t.Errorf("ServerLive request id: %v %v", header, err)
+	}
+	got, b := call(t, "GET", s.URL()+"/metrics", nil, "Authorization", "Bearer "+edgeAdmin)
+	if want := `forge_grpc_requests_total{code="Unauthenticated",method="/inference.GRPCInferenceService/ModelInfer"} 3`; got != 200 || !strings.Contains(string(b), want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 }

@@ -116,6 +116,12 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 		s.Close()
 		return nil, err
 	}
+	// After assemble: every component has made its folders. A data dir the
+	// server may write but not chmod (a volume owned by another user) still
+	// works: jobs that run as the server's user could read it anyway.
+	if err := lockDataDir(cfg.DataDir); err != nil {
+		log.Warn("data dir left readable by others", "err", err)
+	}
 	return s, nil
 }
 
@@ -274,12 +280,11 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 	go func() { errc <- srv.Serve(ln) }()
 	var gs *grpc.Server
 	if s.grpcLn != nil {
-		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(min(s.cfg.HTTP.MaxBodyBytes, 1<<31-1)))}
+		o := httpapi.GRPCOptions{Log: s.log.With("sys", "http"), Registerer: s.reg, MaxRecvBytes: s.cfg.HTTP.MaxBodyBytes}
 		if s.cfg.Auth {
-			unary, stream := s.tokens.GRPC(s.serve.GRPCAccess())
-			opts = append(opts, grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream))
+			o.Unary, o.Stream = s.tokens.GRPC(s.serve.GRPCAccess())
 		}
-		gs = grpc.NewServer(opts...)
+		gs = httpapi.NewGRPCServer(o)
 		s.serve.RegisterGRPC(gs)
 		go func() { errc <- gs.Serve(s.grpcLn) }()
 	}

@@ -37,6 +37,11 @@ func (a *API) Routes() []httpapi.Route {
 		}
 		routes = append(routes, httpapi.Route{Pattern: pattern, Handler: httpapi.JSON(a.log, fn), Access: access})
 	}
+	// Writes to one run: a job's token gets past the edge for its own run,
+	// and each handler checks the run (auth.MayWriteRun).
+	run := func(pattern string, fn httpapi.HandlerFunc) {
+		routes = append(routes, httpapi.Route{Pattern: pattern, Handler: httpapi.JSON(a.log, fn), Access: httpapi.WriteRun})
+	}
 	const p = "/api/2.0/mlflow/"
 	h("POST "+p+"experiments/create", a.createExperiment)
 	h("GET "+p+"experiments/get", a.getExperiment)
@@ -50,16 +55,16 @@ func (a *API) Routes() []httpapi.Route {
 
 	h("POST "+p+"runs/create", a.createRun)
 	h("GET "+p+"runs/get", a.getRun)
-	h("POST "+p+"runs/update", a.updateRun)
-	h("POST "+p+"runs/delete", a.deleteRun)
-	h("POST "+p+"runs/restore", a.restoreRun)
-	h("POST "+p+"runs/log-metric", a.logMetric)
-	h("POST "+p+"runs/log-parameter", a.logParam)
-	h("POST "+p+"runs/log-batch", a.logBatch)
-	h("POST "+p+"runs/log-model", a.logModel)
-	h("POST "+p+"runs/log-inputs", a.logInputs)
-	h("POST "+p+"runs/set-tag", a.setTag)
-	h("POST "+p+"runs/delete-tag", a.deleteTag)
+	run("POST "+p+"runs/update", a.updateRun)
+	run("POST "+p+"runs/delete", a.deleteRun)
+	run("POST "+p+"runs/restore", a.restoreRun)
+	run("POST "+p+"runs/log-metric", a.logMetric)
+	run("POST "+p+"runs/log-parameter", a.logParam)
+	run("POST "+p+"runs/log-batch", a.logBatch)
+	run("POST "+p+"runs/log-model", a.logModel)
+	run("POST "+p+"runs/log-inputs", a.logInputs)
+	run("POST "+p+"runs/set-tag", a.setTag)
+	run("POST "+p+"runs/delete-tag", a.deleteTag)
 	h("POST "+p+"runs/search", a.searchRuns)
 	h("GET "+p+"metrics/get-history", a.metricHistory)
 	h("GET "+p+"metrics/get-history-bulk-interval", a.metricHistoryBulk)
@@ -67,9 +72,9 @@ func (a *API) Routes() []httpapi.Route {
 
 	const ap = "/api/2.0/mlflow-artifacts/artifacts"
 	routes = append(routes,
-		httpapi.Route{Pattern: "PUT " + ap + "/{path...}", Handler: http.HandlerFunc(a.uploadArtifact), Access: httpapi.Write, Body: httpapi.BodyUpload},
+		httpapi.Route{Pattern: "PUT " + ap + "/{path...}", Handler: http.HandlerFunc(a.uploadArtifact), Access: httpapi.WriteRun, Body: httpapi.BodyUpload},
 		httpapi.Route{Pattern: "GET " + ap + "/{path...}", Handler: http.HandlerFunc(a.downloadArtifact), Access: httpapi.Read})
-	h("DELETE "+ap+"/{path...}", a.deleteArtifact)
+	run("DELETE "+ap+"/{path...}", a.deleteArtifact)
 	h("GET "+ap, a.listArtifacts)
 	return append(routes, a.bucketRoutes()...)
 }
@@ -233,7 +238,7 @@ func (a *API) updateRun(r *http.Request) (any, error) {
 	if err := httpapi.Bind(r, &req); err != nil {
 		return nil, err
 	}
-	id, err := runID(req.RunID, req.RunUUID)
+	id, err := writeRunID(r, req.RunID, req.RunUUID)
 	if err != nil {
 		return nil, err
 	}
@@ -244,16 +249,17 @@ func (a *API) updateRun(r *http.Request) (any, error) {
 	return api.UpdateRunResponse{RunInfo: runOut(run).Info}, nil
 }
 
-func (a *API) runIDOnly(r *http.Request) (string, error) {
+// writeRunIDOnly reads a body that names only a run to write.
+func (a *API) writeRunIDOnly(r *http.Request) (string, error) {
 	var req api.RunIDRequest
 	if err := httpapi.Bind(r, &req); err != nil {
 		return "", err
 	}
-	return runID(req.RunID, req.RunUUID)
+	return writeRunID(r, req.RunID, req.RunUUID)
 }
 
 func (a *API) deleteRun(r *http.Request) (any, error) {
-	id, err := a.runIDOnly(r)
+	id, err := a.writeRunIDOnly(r)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +267,7 @@ func (a *API) deleteRun(r *http.Request) (any, error) {
 }
 
 func (a *API) restoreRun(r *http.Request) (any, error) {
-	id, err := a.runIDOnly(r)
+	id, err := a.writeRunIDOnly(r)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +279,7 @@ func (a *API) logMetric(r *http.Request) (any, error) {
 	if err := httpapi.Bind(r, &req); err != nil {
 		return nil, err
 	}
-	id, err := runID(req.RunID, req.RunUUID)
+	id, err := writeRunID(r, req.RunID, req.RunUUID)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +301,7 @@ func (a *API) logParam(r *http.Request) (any, error) {
 	if err := httpapi.Bind(r, &req); err != nil {
 		return nil, err
 	}
-	id, err := runID(req.RunID, req.RunUUID)
+	id, err := writeRunID(r, req.RunID, req.RunUUID)
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +319,7 @@ func (a *API) setTag(r *http.Request) (any, error) {
 	if err := httpapi.Bind(r, &req); err != nil {
 		return nil, err
 	}
-	id, err := runID(req.RunID, req.RunUUID)
+	id, err := writeRunID(r, req.RunID, req.RunUUID)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +337,7 @@ func (a *API) deleteTag(r *http.Request) (any, error) {
 	if err := httpapi.Bind(r, &req); err != nil {
 		return nil, err
 	}
-	if err := httpapi.Required("run_id", req.RunID); err != nil {
+	if _, err := writeRunID(r, req.RunID, ""); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("key", req.Key); err != nil {
@@ -345,7 +351,7 @@ func (a *API) logBatch(r *http.Request) (any, error) {
 	if err := httpapi.Bind(r, &req); err != nil {
 		return nil, err
 	}
-	if err := httpapi.Required("run_id", req.RunID); err != nil {
+	if _, err := writeRunID(r, req.RunID, ""); err != nil {
 		return nil, err
 	}
 	now := nowMillis()
@@ -364,7 +370,7 @@ func (a *API) logModel(r *http.Request) (any, error) {
 	if err := httpapi.Bind(r, &req); err != nil {
 		return nil, err
 	}
-	if err := httpapi.Required("run_id", req.RunID); err != nil {
+	if _, err := writeRunID(r, req.RunID, ""); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("model_json", req.ModelJSON); err != nil {
@@ -378,7 +384,7 @@ func (a *API) logInputs(r *http.Request) (any, error) {
 	if err := httpapi.Bind(r, &req); err != nil {
 		return nil, err
 	}
-	if err := httpapi.Required("run_id", req.RunID); err != nil {
+	if _, err := writeRunID(r, req.RunID, ""); err != nil {
 		return nil, err
 	}
 	inputs := make([]DatasetInput, len(req.Datasets))
@@ -485,7 +491,10 @@ func (a *API) listRunArtifacts(r *http.Request) (any, error) {
 }
 
 func (a *API) uploadArtifact(w http.ResponseWriter, r *http.Request) {
-	_, err := a.artifacts.Put(r.Context(), r.PathValue("path"), r.Body)
+	err := a.mayWriteArtifact(r, r.PathValue("path"))
+	if err == nil {
+		_, err = a.artifacts.Put(r.Context(), r.PathValue("path"), r.Body)
+	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		err = httpapi.DecodeError(err) // a body over the limit is the client's fault
@@ -514,6 +523,9 @@ func (a *API) downloadArtifact(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteArtifact(r *http.Request) (any, error) {
+	if err := a.mayWriteArtifact(r, r.PathValue("path")); err != nil {
+		return nil, err
+	}
 	return nil, a.artifacts.Delete(r.Context(), r.PathValue("path"))
 }
 

@@ -293,6 +293,12 @@ func TestBrowserJourneys(t *testing.T) {
 		if series != 4 { // the step axis and three runs
 			t.Errorf("compare chart legend has %d entries, want 4", series)
 		}
+		var lines, points string
+		run(t, ctx, chromedp.WaitVisible(`#pcoords canvas`), chromedp.AttributeValue(`#pcoords canvas`, "data-lines", &lines, nil),
+			chromedp.AttributeValue(`#scatter canvas`, "data-points", &points, nil))
+		if lines != "3" || points != "3" {
+			t.Errorf("parallel coordinates draw %s lines and the scatter %s points, want 3 each", lines, points)
+		}
 		screenshot(t, ctx, "compare")
 		// The UI itself needs nothing the policy forbids (no inline script or style).
 		var blocked []string

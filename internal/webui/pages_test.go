@@ -2,6 +2,8 @@ package webui_test
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,11 +17,11 @@ import (
 
 // addDataset stores a small dataset version through the API, as `forge
 // data add` does (CSV converted to Parquet on the client).
-func addDataset(t *testing.T, c *api.Client, name string) {
+func addDataset(t *testing.T, c *api.Client, name, content string) {
 	t.Helper()
 	dir := t.TempDir()
 	csv := filepath.Join(dir, "iris.csv")
-	if err := os.WriteFile(csv, []byte("sepal,species\n5.1,setosa\n4.9,setosa\n6.3,virginica\n"), 0o644); err != nil {
+	if err := os.WriteFile(csv, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	eng, err := duckq.NewEngine(duckq.EngineOptions{MemoryLimit: "256MB", Threads: 1, TempDir: dir})
@@ -95,17 +97,42 @@ func TestBrowserPages(t *testing.T) {
 		}
 	})
 
-	t.Run("datasets and a profile", func(t *testing.T) {
-		addDataset(t, c, "iris")
+	t.Run("datasets: profile, diff and a query", func(t *testing.T) {
+		addDataset(t, c, "iris", "sepal,species\n5.1,setosa\n4.9,setosa\n6.3,virginica\n")
 		var rows, cols string
+		var bars int
 		run(t, ctx, chromedp.Navigate(base+"/#/datasets"), chromedp.WaitVisible(`#datasets tr[data-dataset="iris"] a`),
 			chromedp.Text(`#datasets tr[data-dataset="iris"] td:nth-child(3)`, &rows),
 			chromedp.Click(`#datasets tr[data-dataset="iris"] a`), chromedp.WaitVisible(`#columns tr[data-column="species"]`),
-			chromedp.Text(`#columns`, &cols))
-		if rows != "3" || !strings.Contains(cols, "setosa (2)") || !strings.Contains(cols, "sepal") {
-			t.Errorf("datasets list rows %q; profile %q", rows, cols)
+			chromedp.Text(`#columns`, &cols), chromedp.Evaluate(`document.querySelectorAll('#columns tr[data-column="species"] .hist .bar').length`, &bars))
+		if rows != "3" || !strings.Contains(cols, "setosa (2)") || !strings.Contains(cols, "sepal") || bars != 2 {
+			t.Errorf("datasets list rows %q; profile %q with %d species bars, want 2", rows, cols, bars)
 		}
 		screenshot(t, ctx, "dataset")
+		// A second version whose sepal moved: the diff flags it.
+		var b strings.Builder
+		b.WriteString("sepal,species\n")
+		for i := 0; i < 200; i++ {
+			b.WriteString(fmt.Sprintf("%d.5,setosa\n", 10+i%5))
+		}
+		addDataset(t, c, "iris", b.String())
+		var psiClass, schema string
+		run(t, ctx, chromedp.Navigate(base+"/#/datasets/iris?v=2"), chromedp.WaitVisible(`#diff-columns tr[data-column="sepal"]`),
+			chromedp.Evaluate(`document.querySelector('#diff-columns tr[data-column="sepal"]').className`, &psiClass),
+			chromedp.Text(`#diff`, &schema))
+		if psiClass != "shifted" || !strings.Contains(schema, "3 rows") || !strings.Contains(schema, "200 rows") {
+			t.Errorf("diff: sepal row class %q; %q", psiClass, schema)
+		}
+		// A bad query says why where it was typed; a good one is a table.
+		var msg, count, cell string
+		run(t, ctx, chromedp.SetValue(`#sql`, `SELECT nope FROM "iris@2"`), chromedp.Click(`#run-sql`),
+			chromedp.WaitVisible(`#sql-result .error`), chromedp.Text(`#sql-result .error`, &msg),
+			chromedp.SetValue(`#sql`, `SELECT species, count(*) AS n FROM "iris@1" GROUP BY species ORDER BY n DESC`), chromedp.Click(`#run-sql`),
+			chromedp.WaitVisible(`#sql-rows tbody tr`), chromedp.Text(`#sql-count`, &count), chromedp.Text(`#sql-rows tbody tr td`, &cell))
+		if !strings.Contains(msg, "nope") || count != "2 rows" || cell != "setosa" {
+			t.Errorf("query: error %q; then %q, first cell %q", msg, count, cell)
+		}
+		screenshot(t, ctx, "query")
 	})
 
 	t.Run("models and deployments", func(t *testing.T) {
@@ -127,6 +154,26 @@ func TestBrowserPages(t *testing.T) {
 			t.Errorf("version 1 aliases %q, want @champion", aliases)
 		}
 		screenshot(t, ctx, "model")
+		// Move the alias to a second version, confirming first.
+		if _, err := c.UploadModelVersion(bg, "churn", []string{filepath.Join(dir, "model.bin")}, api.UploadOptions{Format: "other"}); err != nil {
+			t.Fatal(err)
+		}
+		var ask string
+		run(t, ctx, chromedp.Reload(), chromedp.WaitVisible(`#alias-form`), chromedp.SendKeys(`#alias-name`, "champion"),
+			chromedp.SetValue(`#alias-version`, "2"), chromedp.Click(`#alias-move`),
+			chromedp.Poll(`document.getElementById('alias-move').textContent.startsWith('Move')`, nil), chromedp.Text(`#alias-move`, &ask))
+		if ask != "Move @champion from v1 to v2?" {
+			t.Errorf("confirmation %q", ask)
+		}
+		if v, err := c.GetModelVersionByAlias(bg, "churn", "champion"); err != nil || v.Version != "1" {
+			t.Fatalf("the alias moved before the confirmation: %+v %v", v, err)
+		}
+		run(t, ctx, chromedp.Click(`#alias-move`), chromedp.WaitVisible(`#versions tr[data-version="2"]`),
+			chromedp.Poll(`document.querySelector('#versions tr[data-version="2"] td:nth-child(2)').textContent === '@champion'`, nil))
+		if v, err := c.GetModelVersionByAlias(bg, "churn", "champion"); err != nil || v.Version != "2" {
+			t.Errorf("after the confirmation the alias is at %+v (%v), want v2", v, err)
+		}
+		screenshot(t, ctx, "alias-moved")
 		// A model that cannot be served: the deployment says why.
 		if _, err := c.PutDeployment(bg, "churn-api", api.DeploymentSpec{Model: "churn", Ref: "champion"}); err != nil {
 			t.Fatal(err)
@@ -178,6 +225,101 @@ func TestBrowserPages(t *testing.T) {
 			chromedp.Evaluate(`document.querySelector('#charts .x-axis').dispatchEvent(new Event('change'))`, nil),
 			chromedp.WaitVisible(`#charts canvas`))
 		screenshot(t, ctx, "long-history-log-time")
+	})
+
+	t.Run("a run's artifacts and lineage", func(t *testing.T) {
+		var r api.RunResponse
+		if err := c.Do(bg, "POST", "/api/2.0/mlflow/runs/create", nil, map[string]any{"experiment_id": "0", "run_name": "with-files",
+			"tags": []map[string]string{{"key": "forge.job_id", "value": "job-123"}, {"key": "forge.input.train", "value": "iris@1 sha256:abc"}}}, &r); err != nil {
+			t.Fatal(err)
+		}
+		root := strings.TrimPrefix(r.Run.Info.ArtifactURI, "mlflow-artifacts:")
+		// A 1x1 red PNG.
+		png := []byte{0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0, 0x90, 0x77, 0x53, 0xde,
+			0, 0, 0, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x08, 0xd7, 0x63, 0xf8, 0xcf, 0xc0, 0, 0, 0x03, 0x01, 0x01, 0, 0x18, 0xdd, 0x8d, 0xb0, 0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82}
+		for p, body := range map[string][]byte{
+			"metrics.json":         []byte(`{"auc":0.91,"f1":0.8}`),
+			"eval/predictions.csv": []byte("id,label,score\n1,cat,0.9\n2,\"dog, big\",0.2\n"),
+			"plots/roc.png":        png,
+			xss + ".txt":           []byte(xss),
+		} {
+			u := "/api/2.0/mlflow-artifacts/artifacts" + root + "/" + (&url.URL{Path: p}).EscapedPath()
+			resp, err := c.Request(bg, "PUT", u, nil, strings.NewReader(string(body)), "application/octet-stream")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("PUT %s: %s", u, resp.Status)
+			}
+		}
+		var files, inputs, job string
+		run(t, ctx, chromedp.Navigate(base+"/#/runs/"+r.Run.Info.RunID), chromedp.WaitVisible(`#artifact-tree button.file`),
+			chromedp.Text(`#artifact-tree`, &files), chromedp.Text(`#inputs`, &inputs), chromedp.Text(`#run-job`, &job))
+		if !strings.Contains(files, "metrics.json") || !strings.Contains(files, "eval/") || !strings.Contains(inputs, "iris@1") || job != "job-123" {
+			t.Errorf("tree %q, inputs %q, job %q", files, inputs, job)
+		}
+		var text string
+		run(t, ctx, chromedp.Click(`#artifact-tree button[data-path="metrics.json"]`), chromedp.WaitVisible(`#artifact-text`),
+			chromedp.Text(`#artifact-text`, &text))
+		if !strings.Contains(text, "\"auc\": 0.91") {
+			t.Errorf("JSON preview %q, want it indented", text)
+		}
+		var cell string
+		run(t, ctx, chromedp.Click(`#artifact-tree button[data-path="eval"]`), chromedp.WaitVisible(`#artifact-tree button[data-path="eval/predictions.csv"]`),
+			chromedp.Click(`#artifact-tree button[data-path="eval/predictions.csv"]`), chromedp.WaitVisible(`#artifact-csv`),
+			chromedp.Text(`#artifact-csv tbody tr:nth-child(2) td:nth-child(2)`, &cell))
+		if cell != "dog, big" {
+			t.Errorf("CSV preview cell %q, want the quoted field", cell)
+		}
+		var width int
+		run(t, ctx, chromedp.Click(`#artifact-tree button[data-path="plots"]`), chromedp.WaitVisible(`#artifact-tree button[data-path="plots/roc.png"]`),
+			chromedp.Click(`#artifact-tree button[data-path="plots/roc.png"]`), chromedp.WaitVisible(`#artifact-preview img`),
+			chromedp.Poll(`document.querySelector('#artifact-preview img').naturalWidth`, &width))
+		if width != 1 {
+			t.Errorf("image preview width %d, want 1", width)
+		}
+		var fired bool
+		var imgs int
+		run(t, ctx, chromedp.Click(`#artifact-tree button.file:last-of-type`), chromedp.Evaluate(`[...document.querySelectorAll('#artifact-tree button.file')].find(b => b.textContent.startsWith('<img')).click()`, nil),
+			chromedp.WaitVisible(`#artifact-text`), chromedp.Evaluate(`window.__xss === 1`, &fired),
+			chromedp.Evaluate(`document.querySelectorAll('#main img:not(.artifact-img)').length`, &imgs))
+		if fired || imgs != 0 {
+			t.Errorf("a stored HTML file name or content ran (%v) or made %d img elements", fired, imgs)
+		}
+		screenshot(t, ctx, "artifacts")
+	})
+
+	t.Run("a deployment served, tried and measured", func(t *testing.T) {
+		model, err := filepath.Abs("../../testdata/models/xgb_binary.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.UploadModelVersion(bg, "cancer", []string{model}, api.UploadOptions{Format: "xgboost"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.PutDeployment(bg, "cancer-api", api.DeploymentSpec{Model: "cancer", Ref: "latest"}); err != nil {
+			t.Fatal(err)
+		}
+		var state, reply string
+		run(t, ctx, chromedp.Navigate(base+"/#/deployments"), chromedp.WaitVisible(`#deployments tr[data-deployment="cancer-api"] a`),
+			chromedp.Click(`#deployments tr[data-deployment="cancer-api"] a`), chromedp.WaitVisible(`#try-send`),
+			chromedp.Text(`#deployment-status`, &state),
+			chromedp.Click(`#try-send`), chromedp.WaitVisible(`#try-response`), chromedp.Text(`#try-response`, &reply))
+		if state != "ready" || !strings.Contains(reply, `"outputs"`) {
+			t.Errorf("status %q; try-it answered %q", state, reply)
+		}
+		// The request just sent shows in the traffic table (polled).
+		run(t, ctx, chromedp.Reload(), chromedp.WaitVisible(`#deployment-stats tr[data-version="1"]`),
+			chromedp.Poll(`Number(document.querySelector('#deployment-stats tr[data-version="1"] .requests').textContent) >= 1`, nil))
+		// A bad request: the server's error where the form is.
+		var msg string
+		run(t, ctx, chromedp.SetValue(`#try-body`, `{"inputs": [{"name": "nope", "datatype": "FP32", "shape": [1], "data": [1]}]}`),
+			chromedp.Click(`#try-send`), chromedp.WaitVisible(`#try-result .error`), chromedp.Text(`#try-result .error`, &msg))
+		if !strings.Contains(msg, "nope") {
+			t.Errorf("a bad request shows %q, want the server's message naming the input", msg)
+		}
+		screenshot(t, ctx, "deployment")
 	})
 
 	t.Run("a running job cancelled from its page", func(t *testing.T) {

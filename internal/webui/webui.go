@@ -28,7 +28,7 @@ import (
 var static embed.FS
 
 // CSP is the Content-Security-Policy of every UI response.
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
 	"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // UI serves the embedded assets.

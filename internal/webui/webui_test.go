@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -31,13 +30,23 @@ func startServer(t *testing.T, authOn bool) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SetReady()
-	ts := httptest.NewServer(s.Handler())
+	// Run, not just the handler: the deploy controller and the scheduler
+	// are what the deployments and jobs pages show.
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("server stopped before it was ready: %v", err)
+	}
 	t.Cleanup(func() {
-		ts.Close()
-		s.Close()
+		cancel()
+		<-done
 	})
-	return ts.URL
+	return "http://" + addr
 }
 
 func get(t *testing.T, url string) (*http.Response, string) {

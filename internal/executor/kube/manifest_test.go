@@ -106,6 +106,11 @@ func TestManifests(t *testing.T) {
 	if ic.Image != "forge:dev" || !slices.Equal(ic.Command, wantCmd) || envOf(ic)["FORGE_SERVER"].Value != "http://forge.ml.svc:8080" {
 		t.Errorf("init container: image %q command %q env %v", ic.Image, ic.Command, ic.Env)
 	}
+	for _, c := range []corev1.Container{main, ic} {
+		if sc := c.SecurityContext; sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Errorf("container %s may escalate privileges: %+v", c.Name, sc)
+		}
+	}
 	if svc.Spec.ClusterIP != corev1.ClusterIPNone || !svc.Spec.PublishNotReadyAddresses || svc.Spec.Selector[LabelName] != name {
 		t.Errorf("service: %+v", svc.Spec)
 	}
@@ -194,5 +199,34 @@ func TestManifestsInputs(t *testing.T) {
 	e.cfg.ForgeImage = ""
 	if _, _, err := e.manifests(l); forge.KindOf(err) != forge.Invalid {
 		t.Errorf("inputs without a forge image to fetch them: %v", err)
+	}
+}
+
+// An attempt that comes with its own token (the server's job token) gets
+// it in every container, and not the shared Secret's.
+func TestManifestJobToken(t *testing.T) {
+	e := &Executor{cfg: Config{Namespace: "ml", Image: "default:1", ForgeImage: "forge:dev", ServerURL: "http://forge.ml.svc:8080",
+		TokenSecret: "forge-token", MasterPort: 29500}}
+	l := testLaunch()
+	l.Env = map[string]string{"FORGE_TOKEN": "forge_job_abc", "MLFLOW_TRACKING_TOKEN": "forge_job_abc"}
+	job, _, err := e.manifests(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := job.Spec.Template.Spec
+	for _, c := range append(pod.InitContainers, pod.Containers...) {
+		n := 0
+		for _, v := range c.Env {
+			if v.Name != "FORGE_TOKEN" && v.Name != "MLFLOW_TRACKING_TOKEN" {
+				continue
+			}
+			n++
+			if v.ValueFrom != nil || v.Value != "forge_job_abc" {
+				t.Errorf("container %s: %s = %+v, want the attempt's token", c.Name, v.Name, v)
+			}
+		}
+		if n == 0 {
+			t.Errorf("container %s has no token", c.Name)
+		}
 	}
 }

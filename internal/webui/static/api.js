@@ -16,7 +16,7 @@ export async function call(method, path, body) {
   let data = {};
   try { data = text ? JSON.parse(text) : {}; } catch { data = { message: text }; }
   if (!resp.ok) {
-    throw new APIError(data.message || `${resp.status} ${resp.statusText}`, resp.status, data.error_code);
+    throw new APIError(data.message || data.error || `${resp.status} ${resp.statusText}`, resp.status, data.error_code);
   }
   return data;
 }
@@ -118,4 +118,21 @@ export async function metricBuckets(runIds, key, n) {
     out.push(...(r.histories || []));
   }
   return out;
+}
+
+// runsByID reads many runs at once: runs/search with a run_id IN filter in
+// the first run's experiment, then one by one for any found elsewhere.
+// Answers them in the order given; a missing one throws its 404.
+export async function runsByID(ids) {
+  if (!ids.length) return [];
+  const first = await run(ids[0]);
+  const found = new Map([[ids[0], first]]);
+  const rest = ids.slice(1);
+  for (let i = 0; i < rest.length; i += 100) {
+    const chunk = rest.slice(i, i + 100);
+    const filter = `attributes.run_id IN (${chunk.map(id => `'${id.replace(/'/g, '')}'`).join(', ')})`;
+    for (const r of await searchRuns([first.info.experiment_id], filter)) found.set(r.info.run_id, r);
+  }
+  for (const id of ids) if (!found.has(id)) found.set(id, await run(id));
+  return ids.map(id => found.get(id));
 }

@@ -6,7 +6,7 @@ import { runPage } from './run.js';
 import { comparePage } from './compare.js';
 import { jobsPage, jobPage } from './jobs.js';
 import { modelsPage, modelPage } from './models.js';
-import { deploymentsPage } from './deployments.js';
+import { deploymentsPage, deploymentPage } from './deployments.js';
 import { datasetsPage, datasetPage } from './datasets.js';
 import { userBox } from './session.js';
 import { el, notFound } from './dom.js';
@@ -21,6 +21,7 @@ const routes = [
   [/^\/models$/, () => modelsPage()],
   [/^\/models\/([^/]+)$/, (m) => modelPage(decodeURIComponent(m[1]))],
   [/^\/deployments$/, () => deploymentsPage()],
+  [/^\/deployments\/([^/]+)$/, (m) => deploymentPage(decodeURIComponent(m[1]))],
   [/^\/datasets$/, () => datasetsPage()],
   [/^\/datasets\/([^/]+)$/, (m, q) => datasetPage(decodeURIComponent(m[1]), q)],
 ];

@@ -2,6 +2,7 @@ import * as api from './api.js';
 import { el, errorBox, notFound } from './dom.js';
 import { lineChart } from './chart.js';
 import { setQuery } from './app.js';
+import { parallelCoords, scatter } from './pcoords.js';
 
 // comparePage overlays one metric of the selected runs (?runs=a,b,c) and
 // lists the params whose values differ between them.
@@ -12,7 +13,7 @@ export async function comparePage(query) {
   if (!ids.length) return notFound('No runs chosen to compare.', '#/', 'Back to experiments');
   let runs;
   try {
-    runs = await Promise.all(ids.map(id => api.run(id)));
+    runs = await api.runsByID(ids);
   } catch (err) {
     page.append(errorBox(err));
     return page;
@@ -27,7 +28,7 @@ export async function comparePage(query) {
   async function draw() {
     const key = pick.value;
     if (!key) { chartSlot.replaceChildren(el('p', { class: 'muted' }, 'These runs have no metrics.')); return; }
-    const q = new URLSearchParams(query); q.set('metric', key); setQuery(q);
+    const q = new URLSearchParams(location.hash.split('?')[1] || ''); q.set('metric', key); setQuery(q);
     try {
       // About 50,000 buckets in all: 1,000 per run for a few runs, fewer
       // (never under 100) for many, so 100 runs stay under a few MB.
@@ -42,10 +43,43 @@ export async function comparePage(query) {
   const params = [...new Set(runs.flatMap(r => (r.data.params || []).map(p => p.key)))].sort();
   const val = (r, k) => { const p = (r.data.params || []).find(p => p.key === k); return p ? p.value : ''; };
   const differ = params.filter(k => new Set(runs.map(r => val(r, k))).size > 1);
-  page.append(el('h2', {}, 'Params that differ'), differ.length
-    ? el('table', { class: 'grid diff', id: 'param-diff' },
+
+  // Params against a metric: parallel coordinates and a scatter.
+  const rows = runs.map(r => ({ label: name(r), values: new Map([
+    ...(r.data.params || []).map(p => ['params.' + p.key, p.value]),
+    ...(r.data.metrics || []).map(m => ['metrics.' + m.key, m.value])]) }));
+  const all = [...params.map(k => 'params.' + k), ...keys.map(k => 'metrics.' + k)];
+  const pcSlot = el('div', { id: 'pcoords' });
+  const drawPC = () => {
+    if (!pick.value) return;
+    const axes = (differ.length ? differ : params).slice(0, 12).map(k => 'params.' + k);
+    pcSlot.replaceChildren(parallelCoords(rows, axes, 'metrics.' + pick.value));
+  };
+  const xSel = el('select', { id: 'scatter-x', 'aria-label': 'Scatter x' }, all.map(k => el('option', { value: k }, k)));
+  const ySel = el('select', { id: 'scatter-y', 'aria-label': 'Scatter y' }, all.map(k => el('option', { value: k }, k)));
+  xSel.value = query.get('x') && all.includes(query.get('x')) ? query.get('x') : (differ[0] ? 'params.' + differ[0] : all[0] || '');
+  ySel.value = query.get('y') && all.includes(query.get('y')) ? query.get('y') : (pick.value ? 'metrics.' + pick.value : all[1] || '');
+  const scSlot = el('div', { id: 'scatter' });
+  const drawSC = () => {
+    const q = new URLSearchParams(location.hash.split('?')[1] || ''); q.set('x', xSel.value); q.set('y', ySel.value); setQuery(q);
+    scSlot.replaceChildren(scatter(rows, xSel.value, ySel.value));
+  };
+  pick.addEventListener('change', drawPC);
+  xSel.addEventListener('change', drawSC);
+  ySel.addEventListener('change', drawSC);
+  if (params.length && keys.length) {
+    page.append(el('h2', {}, 'Params against the metric'), pcSlot);
+    drawPC();
+  }
+  if (all.length > 1) {
+    page.append(el('h2', {}, 'Scatter'), el('div', { class: 'toolbar' }, el('label', {}, 'x ', xSel), el('label', {}, 'y ', ySel)), scSlot);
+    drawSC();
+  }
+
+  page.append(el('h2', {}, 'Params that differ'), !differ.length ? el('p', { class: 'muted' }, 'All params are the same.')
+    : runs.length > 20 ? el('p', { id: 'param-diff' }, `${differ.length} of ${params.length} params differ across ${runs.length} runs: ${differ.join(', ')}.`)
+    : el('table', { class: 'grid diff', id: 'param-diff' },
       el('thead', {}, el('tr', {}, el('th', {}, 'Param'), runs.map(r => el('th', {}, el('a', { href: '#/runs/' + encodeURIComponent(r.info.run_id) }, name(r)))))),
-      el('tbody', {}, differ.map(k => el('tr', {}, el('th', {}, k), runs.map(r => el('td', {}, val(r, k)))))))
-    : el('p', { class: 'muted' }, 'All params are the same.'));
+      el('tbody', {}, differ.map(k => el('tr', {}, el('th', {}, k), runs.map(r => el('td', {}, val(r, k))))))));
   return page;
 }

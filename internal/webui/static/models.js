@@ -1,5 +1,6 @@
 import * as api from './api.js';
 import { el, timeEl, errorBox, notFound } from './dom.js';
+import { may } from './session.js';
 
 // modelsPage lists the registered models with their newest version and
 // aliases.
@@ -64,5 +65,39 @@ export async function modelPage(name) {
         el('td', {}, v.run_id ? el('a', { href: '#/runs/' + encodeURIComponent(v.run_id) }, v.run_id.slice(0, 8)) : ''),
         el('td', { class: 'muted' }, v.source || ''),
         el('td', {}, timeEl(v.creation_timestamp)))))));
+  if (await may('write') && versions.length) page.append(el('h2', {}, 'Aliases'), aliasForm(name, model.aliases || [], versions));
   return page;
+}
+
+// aliasForm points an alias (new or existing) at a version, after a second
+// click that says what moves: deployments following the alias switch.
+function aliasForm(name, aliases, versions) {
+  const alias = el('input', { type: 'text', id: 'alias-name', placeholder: 'alias, e.g. champion', 'aria-label': 'Alias',
+    list: 'alias-list' });
+  const list = el('datalist', { id: 'alias-list' }, aliases.map(a => el('option', { value: a.alias })));
+  const version = el('select', { id: 'alias-version', 'aria-label': 'Version' }, versions.map(v => el('option', { value: v.version }, 'v' + v.version)));
+  const msg = el('div', { id: 'alias-msg' });
+  const go = el('button', { type: 'submit', id: 'alias-move' }, 'Set alias');
+  const reset = () => { delete go.dataset.armed; go.textContent = 'Set alias'; };
+  alias.addEventListener('input', reset);
+  version.addEventListener('change', reset);
+  return el('form', { class: 'toolbar', id: 'alias-form', onsubmit: async (e) => {
+    e.preventDefault();
+    msg.replaceChildren();
+    const a = alias.value.trim();
+    if (!a) return;
+    const current = aliases.find(x => x.alias === a);
+    if (go.dataset.armed !== '1') {
+      go.dataset.armed = '1';
+      go.textContent = current ? `Move @${a} from v${current.version} to v${version.value}?` : `Create @${a} at v${version.value}?`;
+      return;
+    }
+    try {
+      await api.post('/api/2.0/mlflow/registered-models/alias', { name, alias: a, version: version.value });
+      window.dispatchEvent(new HashChangeEvent('hashchange'));
+    } catch (err) {
+      reset();
+      msg.replaceChildren(errorBox(err));
+    }
+  } }, el('label', {}, 'Point ', alias, list), el('label', {}, ' at ', version), go, msg);
 }

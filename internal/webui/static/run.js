@@ -1,6 +1,7 @@
 import * as api from './api.js';
 import { el, fmtNum, timeEl, fmtDuration, errorBox, notFound } from './dom.js';
 import { lineChart } from './chart.js';
+import { artifactBrowser } from './artifacts.js';
 
 // BUCKETS is how many min/max/mean buckets a chart asks the server for.
 const BUCKETS = 1000;
@@ -34,8 +35,10 @@ export async function runPage(runId) {
     kvTable('Params', (d.params || []).map(p => [p.key, p.value]), 'params'),
     kvTable('Metrics (last)', metrics.map(m => [m.key, fmtNum(m.value)]), 'metrics'),
     kvTable('Tags', (d.tags || []).filter(t => !t.key.startsWith('mlflow.')).map(t => [t.key, t.value]), 'tags')));
+  page.append(lineage(run));
   const charts = el('div', { id: 'charts' }, el('h2', {}, 'Charts'));
   page.append(charts);
+  page.append(el('h2', {}, 'Artifacts'), artifactBrowser(run));
   if (!metrics.length) charts.append(el('p', { class: 'muted' }, 'No metrics logged.'));
   const drawn = [];
   for (const m of metrics) {
@@ -58,4 +61,39 @@ export async function runPage(runId) {
     setTimeout(follow, 3000);
   }
   return page;
+}
+
+// lineage: the datasets the run read (the versions Forge's job recorded,
+// else MLflow's dataset inputs), the job that ran it, and the model
+// versions registered from it.
+function lineage(run) {
+  const tags = new Map((run.data.tags || []).map(t => [t.key, t.value]));
+  const box = el('div', { class: 'kv', id: 'lineage' });
+  const inputs = [];
+  for (const [k, v] of tags) {
+    if (!k.startsWith('forge.input.')) continue;
+    const ref = v.split(' ')[0]; // NAME@VERSION sha256:...
+    const [name, ver] = ref.split('@');
+    inputs.push(el('li', {}, k.slice(12) + ': ', el('a', { href: `#/datasets/${encodeURIComponent(name)}${ver ? '?v=' + encodeURIComponent(ver) : ''}` }, ref)));
+  }
+  if (!inputs.length) {
+    for (const d of (run.inputs && run.inputs.dataset_inputs) || []) {
+      const ds = d.dataset || {};
+      inputs.push(el('li', {}, el('a', { href: '#/datasets/' + encodeURIComponent(ds.name || '') }, ds.name || '?'),
+        ds.digest ? el('span', { class: 'muted' }, ' ' + String(ds.digest).slice(0, 12)) : ''));
+    }
+  }
+  box.append(el('div', {}, el('h2', {}, 'Inputs'), inputs.length ? el('ul', { id: 'inputs' }, inputs) : el('p', { class: 'muted' }, 'None recorded.')));
+  const job = tags.get('forge.job_id');
+  box.append(el('div', {}, el('h2', {}, 'Job'), job ? el('p', {}, el('a', { href: '#/jobs/' + encodeURIComponent(job), id: 'run-job' }, job))
+    : el('p', { class: 'muted' }, 'Not run by a Forge job.')));
+  const models = el('div', {}, el('h2', {}, 'Models'), el('p', { class: 'muted' }, '…'));
+  box.append(models);
+  api.get('/api/2.0/mlflow/model-versions/search', { filter: `run_id='${run.info.run_id}'`, max_results: 100 }).then(r => {
+    const vs = r.model_versions || [];
+    models.replaceChildren(el('h2', {}, 'Models'), vs.length ? el('ul', { id: 'run-models' }, vs.map(v => el('li', {},
+      el('a', { href: '#/models/' + encodeURIComponent(v.name) }, `${v.name} v${v.version}`))))
+      : el('p', { class: 'muted' }, 'No model version registered from this run.'));
+  }, err => models.replaceChildren(el('h2', {}, 'Models'), errorBox(err)));
+  return box;
 }
