@@ -196,6 +196,7 @@ func modelAlias(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "model alias")
 	cf := addClientFlags(fs, c)
 	del := fs.Bool("d", false, "delete the alias instead")
+	force := fs.Bool("force", false, "move the alias even to a version with another signature")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -211,9 +212,13 @@ func modelAlias(ctx context.Context, c *cli, args []string) error {
 		return nil
 	}
 	if len(pos) != 3 || *del {
-		return usageError{"usage: forge model alias NAME ALIAS VERSION, or forge model alias -d NAME ALIAS"}
+		return usageError{"usage: forge model alias NAME ALIAS VERSION [--force], or forge model alias -d NAME ALIAS"}
 	}
-	if err := cf.client().SetModelAlias(ctx, pos[0], pos[1], pos[2]); err != nil {
+	set := cf.client().SetModelAlias
+	if *force {
+		set = cf.client().ForceModelAlias
+	}
+	if err := set(ctx, pos[0], pos[1], pos[2]); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "%s@%s -> version %s\n", pos[0], pos[1], pos[2])

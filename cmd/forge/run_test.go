@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,9 @@ func forgeServer(t *testing.T) string {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Addr, cfg.GRPCAddr = "127.0.0.1:0", ""
+	// Jobs run as the test's own user: t.TempDir() is 0700, out of reach
+	// of the unprivileged user a root server would switch to.
+	cfg.RunAs = strconv.Itoa(os.Geteuid())
 	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +161,9 @@ func TestRunLeavesOutDataDir(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = filepath.Join(code, "forge-data")
 	cfg.Addr, cfg.GRPCAddr = "127.0.0.1:0", ""
+	// Jobs run as the test's own user: t.TempDir() is 0700, out of reach
+	// of the unprivileged user a root server would switch to.
+	cfg.RunAs = strconv.Itoa(os.Geteuid())
 	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
