@@ -49,6 +49,8 @@ type Server struct {
 	// DefaultExecutor runs the jobs that name none; empty: the first of
 	// Executors.
 	DefaultExecutor string `yaml:"default_executor"`
+	// Artifacts are MLflow's artifact-root settings.
+	Artifacts Artifacts `yaml:"artifacts"`
 	// RunAs is the user (a name or a uid) local jobs run as; empty: see
 	// JobUser.
 	RunAs string `yaml:"run_as"`
@@ -89,18 +91,32 @@ type Serve struct {
 type HTTP struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// MaxUploadBytes bounds file uploads: artifacts, datasets, models, code.
-	MaxUploadBytes  int64         `yaml:"max_upload_bytes"`
-	ReadTimeout     time.Duration `yaml:"read_timeout"`
-	WriteTimeout    time.Duration `yaml:"write_timeout"`
-	IdleTimeout     time.Duration `yaml:"idle_timeout"`
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// ReadTimeout and WriteTimeout bound each API request; uploads instead
+	// may take as long as they need while no read waits longer than
+	// UploadIdleTimeout, and may answer until WriteTimeout after their
+	// last byte.
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	UploadIdleTimeout time.Duration `yaml:"upload_idle_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long a stopping server keeps serving, answering
+	// not ready and closing each connection after its next answer, before
+	// it stops accepting: time for load balancers and clients to move on.
+	DrainDelay time.Duration `yaml:"drain_delay"`
 }
 
-// DuckDB bounds the query engine.
+// DuckDB bounds the query engine. MemoryLimit and Threads are the budget
+// of all DuckDB work at once (queries, imports, profiles), shared equally
+// among MaxConcurrent instances; MaxQueued more callers may wait for one
+// (0: no limit), the rest are answered 503.
 type DuckDB struct {
-	MemoryLimit  string        `yaml:"memory_limit"`
-	Threads      int           `yaml:"threads"`
-	QueryTimeout time.Duration `yaml:"query_timeout"`
+	MemoryLimit   string        `yaml:"memory_limit"`
+	Threads       int           `yaml:"threads"`
+	QueryTimeout  time.Duration `yaml:"query_timeout"`
+	MaxConcurrent int           `yaml:"max_concurrent"`
+	MaxQueued     int           `yaml:"max_queued"`
 }
 
 // Default returns the embedded defaults: everything on this machine.
@@ -112,16 +128,19 @@ func Default() Server {
 		LogLevel:  "info",
 		LogFormat: "text",
 		HTTP: HTTP{
-			MaxBodyBytes:    64 << 20,
-			MaxUploadBytes:  16 << 30,
-			ReadTimeout:     60 * time.Second,
-			WriteTimeout:    10 * time.Minute,
-			IdleTimeout:     120 * time.Second,
-			ShutdownTimeout: 15 * time.Second,
+			MaxBodyBytes:      64 << 20,
+			MaxUploadBytes:    16 << 30,
+			ReadTimeout:       60 * time.Second,
+			WriteTimeout:      10 * time.Minute,
+			UploadIdleTimeout: 60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ShutdownTimeout:   15 * time.Second,
+			DrainDelay:        2 * time.Second,
 		},
-		DuckDB:         DuckDB{MemoryLimit: "4GB", Threads: 2, QueryTimeout: 5 * time.Minute},
+		DuckDB:         DuckDB{MemoryLimit: "4GB", Threads: 2, QueryTimeout: 5 * time.Minute, MaxConcurrent: 2, MaxQueued: 32},
 		ONNXRuntimeLib: defaultONNXRuntimeLib(),
 		Executors:      DefaultExecutors(),
+		Artifacts:      Artifacts{Serve: true},
 	}
 }
 
@@ -168,6 +187,9 @@ func (c *Server) Validate() error {
 	default:
 		return &FieldError{"log_format", fmt.Sprintf("%q: want json or text", c.LogFormat)}
 	}
+	if err := c.validateArtifacts(); err != nil {
+		return err
+	}
 	if r := c.Serve.PayloadSampleRate; !(r >= 0 && r <= 1) {
 		return &FieldError{"serve.payload_sample_rate", fmt.Sprintf("%v: want 0 to 1", r)}
 	}
@@ -185,7 +207,8 @@ func (c *Server) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"http.read_timeout": c.HTTP.ReadTimeout, "http.write_timeout": c.HTTP.WriteTimeout,
 		"http.idle_timeout": c.HTTP.IdleTimeout, "http.shutdown_timeout": c.HTTP.ShutdownTimeout,
-		"duckdb.query_timeout": c.DuckDB.QueryTimeout,
+		"http.upload_idle_timeout": c.HTTP.UploadIdleTimeout,
+		"duckdb.query_timeout":     c.DuckDB.QueryTimeout,
 	} {
 		if d <= 0 {
 			return &FieldError{name, "must be a positive duration"}
@@ -193,6 +216,15 @@ func (c *Server) Validate() error {
 	}
 	if c.DuckDB.Threads <= 0 {
 		return &FieldError{"duckdb.threads", "must be positive"}
+	}
+	if c.DuckDB.MaxConcurrent <= 0 {
+		return &FieldError{"duckdb.max_concurrent", "must be positive"}
+	}
+	if c.HTTP.DrainDelay < 0 {
+		return &FieldError{"http.drain_delay", "must not be negative"}
+	}
+	if c.DuckDB.MaxQueued < 0 {
+		return &FieldError{"duckdb.max_queued", "must not be negative"}
 	}
 	if c.RunAs != "" && !userName.MatchString(c.RunAs) {
 		return &FieldError{"run_as", fmt.Sprintf("%q: want a user name or a uid", c.RunAs)}
@@ -311,6 +343,15 @@ func (c *Server) LoadEnv(env Env) error {
 	str("FORGE_RUN_AS", &c.RunAs)
 	str("FORGE_ADMIN_TOKEN", &c.AdminToken)
 	str("FORGE_ADMIN_TOKEN_FILE", &c.AdminTokenFile)
+	str("FORGE_DEFAULT_ARTIFACT_ROOT", &c.Artifacts.DefaultRoot)
+	str("FORGE_ARTIFACTS_DESTINATION", &c.Artifacts.Destination)
+	if v, ok := env("FORGE_SERVE_ARTIFACTS"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return &FieldError{"FORGE_SERVE_ARTIFACTS", fmt.Sprintf("%q is not a boolean", v)}
+		}
+		c.Artifacts.Serve = b
+	}
 	if v, ok := env("FORGE_AUTH"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -349,6 +390,7 @@ func (c *Server) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.HTTP.MaxBodyBytes, "max-body-bytes", c.HTTP.MaxBodyBytes, "largest API request body accepted")
 	fs.Int64Var(&c.HTTP.MaxUploadBytes, "max-upload-bytes", c.HTTP.MaxUploadBytes, "largest file upload accepted")
 	fs.DurationVar(&c.HTTP.ShutdownTimeout, "shutdown-timeout", c.HTTP.ShutdownTimeout, "how long to drain requests on shutdown")
+	fs.DurationVar(&c.HTTP.DrainDelay, "drain-delay", c.HTTP.DrainDelay, "how long to keep serving, not ready, before shutdown stops accepting")
 	fs.StringVar(&c.ONNXRuntimeLib, "onnxruntime-lib", c.ONNXRuntimeLib, "path of libonnxruntime.so")
 	fs.StringVar(&c.DefaultExecutor, "default-executor", c.DefaultExecutor, "executor of jobs that name none (default: the first of executors)")
 	fs.StringVar(&c.RunAs, "run-as", c.RunAs, "user local jobs run as (default: "+DefaultJobUser+" when the server runs as root, else the server's user)")
@@ -368,7 +410,11 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Server, error) {
 	}
 	fs.String("config", "", "YAML configuration file")
 	c.RegisterFlags(fs)
+	mlflow := c.registerMLflowFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if err := mlflow.apply(&c, fs); err != nil {
 		return c, err
 	}
 	return c, c.Validate()

@@ -90,7 +90,11 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 			return nil, err
 		}
 	}
-	blobs, err := blob.NewLocal(filepath.Join(cfg.DataDir, "blobs"))
+	blobDir := filepath.Join(cfg.DataDir, "blobs")
+	if cfg.Artifacts.Destination != "" { // MLflow's --artifacts-destination
+		blobDir = cfg.Artifacts.Destination
+	}
+	blobs, err := blob.NewLocal(blobDir)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -179,12 +183,16 @@ func (s *Server) assemble(ctx context.Context) error {
 	if err := s.mount(ctx); err != nil {
 		return err
 	}
+	// MLflow's API again under /ajax-api/, where its web UI calls it.
+	s.routes = httpapi.WithAjaxTwins(s.routes)
 	// Unknown API paths get a JSON 404 in MLflow's shape, not the mux's
 	// text; only to a caller who may read the API.
-	s.routes = append(s.routes, httpapi.Route{Pattern: "/api/", Access: httpapi.Read, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteJSON(w, http.StatusNotFound, httpapi.ErrorBody{ErrorCode: "ENDPOINT_NOT_FOUND",
 			Message: fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path)})
-	})})
+	})
+	s.routes = append(s.routes, httpapi.Route{Pattern: "/api/", Access: httpapi.Read, Handler: notFound},
+		httpapi.Route{Pattern: "/ajax-api/", Access: httpapi.Read, Handler: notFound})
 
 	alog := s.log.With("sys", "auth")
 	s.routes = append(s.routes, s.tokens.Routes(s.cfg.Auth, alog)...)
@@ -200,7 +208,8 @@ func (s *Server) assemble(ctx context.Context) error {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(s.openapi)
 		})})
-	edge := httpapi.Edge{MaxBody: s.cfg.HTTP.MaxBodyBytes, MaxUpload: s.cfg.HTTP.MaxUploadBytes, Log: s.log.With("sys", "http")}
+	edge := httpapi.Edge{MaxBody: s.cfg.HTTP.MaxBodyBytes, MaxUpload: s.cfg.HTTP.MaxUploadBytes,
+		UploadIdle: s.cfg.HTTP.UploadIdleTimeout, WriteTimeout: s.cfg.HTTP.WriteTimeout, Log: s.log.With("sys", "http")}
 	if s.cfg.Auth {
 		edge.Guard = s.tokens.Guard(alog)
 	}
@@ -276,8 +285,9 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 		IdleTimeout:       s.cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	drain := httpapi.NewDrainer(srv, ln)
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- drain.Serve() }()
 	var gs *grpc.Server
 	if s.grpcLn != nil {
 		o := httpapi.GRPCOptions{Log: s.log.With("sys", "http"), Registerer: s.reg, MaxRecvBytes: s.cfg.HTTP.MaxBodyBytes}
@@ -310,17 +320,27 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	// Not ready first, while still serving as before, so that load
+	// balancers stop sending; then stop accepting and drain.
 	s.ready.Store(false)
+	s.log.Info("shutting down: not ready, still serving", "drain_delay", s.cfg.HTTP.DrainDelay)
+	time.Sleep(s.cfg.HTTP.DrainDelay)
 	s.log.Info("shutting down: draining requests", "timeout", s.cfg.HTTP.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if gs != nil {
-		gs.GracefulStop()
+		// GracefulStop waits for every RPC, a stream too, without a bound.
+		stopped := make(chan struct{})
+		go func() { gs.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			gs.Stop()
+		}
 	}
-	err := srv.Shutdown(sctx)
+	err := drain.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
-		s.log.Warn("shutdown timeout: closing remaining connections")
-		srv.Close()
+		s.log.Warn("shutdown timeout: closed the remaining connections")
 		err = nil
 	}
 	stopBG()
