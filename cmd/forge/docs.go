@@ -113,10 +113,10 @@ var docs = map[string]doc{
 		"forge jobs show 0193e2c4-7b1a",
 		"forge jobs show 0193e2c4-7b1a -o json",
 	}},
-	"jobs logs": {"jobs logs JOB_ID [-f] [--attempt N]", "print a job's log; -f follows it until the job ends", []string{
-		"forge jobs logs JOB_ID",
+	"jobs logs": {"jobs logs JOB_ID [-f] [--attempt N] [-o json]", "print a job's log; -f follows it to the job's end and says how it ended", []string{
 		"forge jobs logs -f JOB_ID",
 		"forge jobs logs --attempt 1 JOB_ID",
+		"forge jobs logs JOB_ID -o json        # one {time, rank, line} object a line",
 	}},
 	"jobs cancel": {"jobs cancel JOB_ID", "cancel a queued or running job", []string{
 		"forge jobs cancel JOB_ID",

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -112,6 +113,18 @@ func TestRunWaitArtifactsAndLogs(t *testing.T) {
 	logs, logErr, err := runCLI(t, "jobs", "logs", "-f", jobID, "--server", url)
 	if err != nil || !strings.Contains(logs, "hello from the job") || !strings.Contains(logErr, "job "+jobID+" succeeded (exit 0") {
 		t.Errorf("jobs logs -f of an ended job: %v, stdout %q, stderr %q", err, logs, logErr)
+	}
+	// -o json: one object a line, the rank split off, the end state last.
+	logs, _, err = runCLI(t, "jobs", "logs", "-f", jobID, "-o", "json", "--server", url)
+	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	var first struct {
+		Rank *int
+		Line string
+	}
+	var last struct{ State string }
+	if err != nil || len(lines) < 2 || json.Unmarshal([]byte(lines[0]), &first) != nil || first.Rank == nil || *first.Rank != 0 ||
+		first.Line != "hello from the job" || json.Unmarshal([]byte(lines[len(lines)-1]), &last) != nil || last.State != "succeeded" {
+		t.Errorf("jobs logs -f -o json: %v\n%s", err, logs)
 	}
 }
 
