@@ -19,8 +19,13 @@ setup:
 setup-test:
 	@scripts/setup.sh test
 
+# The commit is stamped by the linker: Go's own VCS stamping is missing from
+# builds outside a Git checkout (or with -buildvcs=false).
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+LDFLAGS ?= -X github.com/forge-mlops/forge/internal/version.commit=$(COMMIT)
+
 build:
-	go build -o bin/forge ./cmd/forge
+	go build -ldflags "$(LDFLAGS)" -o bin/forge ./cmd/forge
 
 ## test: install what the tests need and run them all.
 test: setup-test kube-apiserver test-go fuzz test-python

@@ -284,6 +284,9 @@ func (r *Registry) setAlias(req *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if in.Force {
+		return nil, r.ForceAlias(req.Context(), in.Name, in.Alias, v)
+	}
 	return nil, r.SetAlias(req.Context(), in.Name, in.Alias, v)
 }
 

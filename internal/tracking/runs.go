@@ -25,15 +25,11 @@ type CreateRunOptions struct {
 	Status       string // RUNNING unless given (jobs create SCHEDULED runs)
 }
 
-// Run names, when not given, are made like MLflow's: adjective-noun-number.
-var (
-	nameAdjectives = []string{"able", "bold", "brave", "calm", "clever", "eager", "fair", "gentle", "keen", "lucky", "merry", "nimble", "quiet", "swift", "wise"}
-	nameNouns      = []string{"anvil", "bellows", "ember", "flame", "forge", "hammer", "ingot", "iron", "smith", "spark", "steel", "tongs"}
-)
-
+// randomRunName names a run nobody named like MLflow does
+// (adjective-noun-number), from its id.
 func randomRunName(id string) string {
-	n, _ := strconv.ParseUint(id[:8], 16, 64)
-	return fmt.Sprintf("%s-%s-%d", nameAdjectives[n%uint64(len(nameAdjectives))], nameNouns[(n/16)%uint64(len(nameNouns))], n%1000)
+	n, _ := strconv.ParseUint(id[:16], 16, 64)
+	return names.Readable(n)
 }
 
 // CreateRun starts a run in an active experiment.
