@@ -200,3 +200,32 @@ func TestRunLeavesOutDataDir(t *testing.T) {
 		t.Errorf("the job's folder holds:\n%s", out.String())
 	}
 }
+
+// TestRunsCompareRepeatedNames: runs with the same name are told apart in
+// the compare table's header by their ids.
+func TestRunsCompareRepeatedNames(t *testing.T) {
+	cleanEnv(t)
+	url := forgeServer(t)
+	cl := api.NewClient(url, "")
+	ctx := context.Background()
+	var ids []string
+	for _, lr := range []string{"0.1", "0.3"} {
+		var out api.RunResponse
+		if err := cl.Do(ctx, "POST", "/api/2.0/mlflow/runs/create", nil, api.CreateRunRequest{ExperimentID: "0", RunName: "python3"}, &out); err != nil {
+			t.Fatal(err)
+		}
+		id := out.Run.Info.RunID
+		if err := cl.Do(ctx, "POST", "/api/2.0/mlflow/runs/log-parameter", nil, map[string]string{"run_id": id, "key": "lr", "value": lr}, nil); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	out, _, err := runCLI(t, "runs", "compare", ids[0], ids[1], "--server", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := strings.SplitN(out, "\n", 2)[0]
+	if !strings.Contains(header, "python3 ("+ids[0][:8]+")") || !strings.Contains(header, "python3 ("+ids[1][:8]+")") {
+		t.Errorf("compare header does not tell the runs apart:\n%s", out)
+	}
+}

@@ -303,8 +303,18 @@ func runsCompare(ctx context.Context, c *cli, args []string) error {
 		return printJSON(c.stdout, out)
 	}
 	header := []string{"", "KEY"}
+	seen := map[string]int{}
 	for _, r := range runs {
-		header = append(header, r.Info.RunName)
+		seen[r.Info.RunName]++
+	}
+	for _, r := range runs {
+		// Names may repeat (every job once ran as "python3"): then the
+		// column says which run it is.
+		h := r.Info.RunName
+		if h == "" || seen[h] > 1 {
+			h = strings.TrimSpace(h + " (" + r.Info.RunID[:min(8, len(r.Info.RunID))] + ")")
+		}
+		header = append(header, h)
 	}
 	var rows [][]string
 	add := func(kind string, m map[string][]string) {
