@@ -220,6 +220,19 @@ func TestRunsCompareRepeatedNames(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
+	// runs ls --columns shows params, which the default table leaves out.
+	ls, _, err := runCLI(t, "runs", "ls", "--columns", "params.lr,metrics.auc", "--order-by", "params.lr", "--server", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(ls), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(strings.TrimSpace(lines[0]), "params.lr  metrics.auc") ||
+		!strings.HasSuffix(strings.TrimSpace(lines[1]), "0.1        -") || !strings.HasSuffix(strings.TrimSpace(lines[2]), "0.3        -") {
+		t.Errorf("runs ls --columns:\n%s", ls)
+	}
+	if _, _, err := runCLI(t, "runs", "ls", "--columns", "lr", "--server", url); err == nil || !strings.Contains(err.Error(), "want metrics.KEY, params.KEY or tags.KEY") {
+		t.Errorf("--columns lr: %v", err)
+	}
 	out, _, err := runCLI(t, "runs", "compare", ids[0], ids[1], "--server", url)
 	if err != nil {
 		t.Fatal(err)
