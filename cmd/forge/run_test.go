@@ -151,6 +151,14 @@ func TestRunWaitInterrupted(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// While it runs, the job's state change was said.
+	waitFor := time.Now().Add(10 * time.Second)
+	for !strings.Contains(errOut.String(), "job "+job.ID+": running (attempt 1)") {
+		if time.Now().After(waitFor) {
+			t.Fatalf("no state change on stderr: %s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	interrupt()
 	err := <-done
 	if code := exitCode(err, io.Discard); code != 130 {
