@@ -189,10 +189,10 @@ var docs = map[string]doc{
 		"forge runs show RUN_ID",
 		"forge runs compare RUN_A RUN_B",
 	}},
-	"runs ls": {"runs ls [--experiment NAME] [--filter EXPR] [--order-by EXPR] [-o json]", "list runs with their metrics", []string{
+	"runs ls": {"runs ls [--experiment NAME] [--filter EXPR] [--order-by EXPR] [--columns COLS] [-o json]", "list runs with their metrics, or the params, metrics and tags asked for", []string{
 		"forge runs ls",
 		"forge runs ls --experiment cancer --filter \"metrics.auc > 0.9\" --order-by \"metrics.auc DESC\"",
-		"forge runs ls --limit 5 -o json",
+		"forge runs ls --columns params.max_depth,params.eta,metrics.val_auc",
 	}},
 	"runs show": {"runs show RUN_ID [-o json]", "show a run: params, metrics, tags, inputs", []string{
 		"forge runs show RUN_ID",

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"sync"
 
 	"flag"
 	"fmt"
@@ -157,11 +158,14 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 // (Ctrl-C), it leaves the job running, says how to cancel it, and exits 130
 // as a shell does.
 func followToEnd(ctx context.Context, client *api.Client, id string, c *cli) error {
+	stop := watchState(ctx, client, id, c.stderr)
+	defer stop()
 	rc, err := client.JobLogs(ctx, id, 0, true)
 	if err == nil {
 		_, err = io.Copy(c.stdout, rc)
 		rc.Close()
 	}
+	stop() // before anything else is written to stderr
 	if ctx.Err() != nil {
 		fmt.Fprintf(c.stderr, "\nforge: stopped following job %s; it keeps running. Cancel it with: forge jobs cancel %s\n", id, id)
 		return exitError{130}
@@ -214,4 +218,31 @@ func merge(file, flags api.JobSpec, set map[string]bool) api.JobSpec {
 		}
 	}
 	return out
+}
+
+// watchState says on w when the job's state changes (queued, running, a
+// retry back in the queue) while its log streams, until stop is called.
+func watchState(ctx context.Context, client *api.Client, id string, w io.Writer) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		last := "queued" // as submitted
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			j, err := client.Job(ctx, id)
+			if err != nil || j.State == last || j.Final() {
+				continue
+			}
+			last = j.State
+			fmt.Fprintf(w, "job %s: %s (attempt %d)\n", id, j.State, max(1, len(j.Attempts)))
+		}
+	}()
+	return sync.OnceFunc(func() { cancel(); <-done })
 }

@@ -151,6 +151,14 @@ func TestRunWaitInterrupted(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// While it runs, the job's state change was said.
+	waitFor := time.Now().Add(10 * time.Second)
+	for !strings.Contains(errOut.String(), "job "+job.ID+": running (attempt 1)") {
+		if time.Now().After(waitFor) {
+			t.Fatalf("no state change on stderr: %s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	interrupt()
 	err := <-done
 	if code := exitCode(err, io.Discard); code != 130 {
@@ -198,5 +206,47 @@ func TestRunLeavesOutDataDir(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "train.py") || strings.Contains(out.String(), "forge-data") {
 		t.Errorf("the job's folder holds:\n%s", out.String())
+	}
+}
+
+// TestRunsCompareRepeatedNames: runs with the same name are told apart in
+// the compare table's header by their ids.
+func TestRunsCompareRepeatedNames(t *testing.T) {
+	cleanEnv(t)
+	url := forgeServer(t)
+	cl := api.NewClient(url, "")
+	ctx := context.Background()
+	var ids []string
+	for _, lr := range []string{"0.1", "0.3"} {
+		var out api.RunResponse
+		if err := cl.Do(ctx, "POST", "/api/2.0/mlflow/runs/create", nil, api.CreateRunRequest{ExperimentID: "0", RunName: "python3"}, &out); err != nil {
+			t.Fatal(err)
+		}
+		id := out.Run.Info.RunID
+		if err := cl.Do(ctx, "POST", "/api/2.0/mlflow/runs/log-parameter", nil, map[string]string{"run_id": id, "key": "lr", "value": lr}, nil); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	// runs ls --columns shows params, which the default table leaves out.
+	ls, _, err := runCLI(t, "runs", "ls", "--columns", "params.lr,metrics.auc", "--order-by", "params.lr", "--server", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(ls), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(strings.TrimSpace(lines[0]), "params.lr  metrics.auc") ||
+		!strings.HasSuffix(strings.TrimSpace(lines[1]), "0.1        -") || !strings.HasSuffix(strings.TrimSpace(lines[2]), "0.3        -") {
+		t.Errorf("runs ls --columns:\n%s", ls)
+	}
+	if _, _, err := runCLI(t, "runs", "ls", "--columns", "lr", "--server", url); err == nil || !strings.Contains(err.Error(), "want metrics.KEY, params.KEY or tags.KEY") {
+		t.Errorf("--columns lr: %v", err)
+	}
+	out, _, err := runCLI(t, "runs", "compare", ids[0], ids[1], "--server", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := strings.SplitN(out, "\n", 2)[0]
+	if !strings.Contains(header, "python3 ("+ids[0][:8]+")") || !strings.Contains(header, "python3 ("+ids[1][:8]+")") {
+		t.Errorf("compare header does not tell the runs apart:\n%s", out)
 	}
 }
