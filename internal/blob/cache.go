@@ -4,8 +4,10 @@ import (
 	"container/list"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -97,9 +99,15 @@ func (c *fileCache) path(ctx context.Context, d forge.Digest, open func(context.
 		c.mu.Lock()
 		if e, ok := c.entries[d]; ok {
 			c.lru.MoveToFront(e)
-			c.mu.Unlock()
 			now := time.Now()
-			os.Chtimes(c.file(d), now, now) // the order for the next process
+			// The mtime orders the next process's cache; a copy
+			// removed behind the cache's back is fetched again.
+			if err := os.Chtimes(c.file(d), now, now); errors.Is(err, fs.ErrNotExist) {
+				c.removeLocked(e)
+				c.mu.Unlock()
+				continue
+			}
+			c.mu.Unlock()
 			return c.file(d), nil
 		}
 		if call, ok := c.loading[d]; ok {

@@ -31,7 +31,7 @@ type Server struct {
 	// DataDir, or s3://BUCKET/PREFIX (see S3).
 	Blob string `yaml:"blob"`
 	S3   S3     `yaml:"s3"`
-	Auth     bool   `yaml:"auth"`
+	Auth bool   `yaml:"auth"`
 	// AdminTokenFile holds the first admin token (e.g. a mounted
 	// Kubernetes Secret); the server stores it at start as the token
 	// named "admin".
