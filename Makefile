@@ -45,8 +45,10 @@ lint:
 	go vet ./...
 	go mod tidy -diff
 
+# The real MLflow 2.12.2 server, measured beside Forge when it is there.
+MLFLOW_PEER ?= ../shared/peers/mlflow-2.12.2
 bench-tracking: build
-	go run ./bench/tracking -start -forge bin/forge
+	go run ./bench/tracking -start -forge bin/forge $(if $(wildcard $(MLFLOW_PEER)/server.sh),-mlflow $(MLFLOW_PEER))
 
 bench-datasets:
 	go run ./bench/datasets -size 1000 -reps 3

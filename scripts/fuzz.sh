@@ -15,4 +15,6 @@ done <<LIST
 ./internal/bundle FuzzExtract
 ./internal/config FuzzLoadFile
 ./internal/onnx FuzzParseSignature
+./internal/datasets FuzzUploadParquet
+./internal/datasets FuzzImportCSV
 LIST

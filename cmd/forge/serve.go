@@ -110,7 +110,8 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	defer srv.Close()
 
 	mux := http.NewServeMux()
-	edge := httpapi.Edge{MaxBody: cfg.HTTP.MaxBodyBytes, MaxUpload: cfg.HTTP.MaxUploadBytes, Log: log.With("sys", "http")}
+	edge := httpapi.Edge{MaxBody: cfg.HTTP.MaxBodyBytes, MaxUpload: cfg.HTTP.MaxUploadBytes,
+		UploadIdle: cfg.HTTP.UploadIdleTimeout, WriteTimeout: cfg.HTTP.WriteTimeout, Log: log.With("sys", "http")}
 	if remote != nil {
 		edge.Guard = remote.Guard(log.With("sys", "auth"))
 	}
@@ -142,8 +143,9 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	}
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: cfg.HTTP.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	drain := httpapi.NewDrainer(hs, ln)
 	errc := make(chan error, 3)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- drain.Serve() }()
 	var gs *grpc.Server
 	if *grpcAddr != "" {
 		gln, err := net.Listen("tcp", *grpcAddr)
@@ -184,9 +186,16 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if gs != nil {
-		gs.GracefulStop()
+		// GracefulStop waits for every RPC, a stream too, without a bound.
+		stopped := make(chan struct{})
+		go func() { gs.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			gs.Stop()
+		}
 	}
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := drain.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return nil

@@ -94,34 +94,36 @@ func TestGuard(t *testing.T) {
 // The admin token given at start is stored, replaced when it changes, and
 // brought back when revoked.
 func TestEnsureAdmin(t *testing.T) {
-	ctx := context.Background()
-	tokens := auth.New(sqlstoretest.OpenSQLite(t))
-	if err := tokens.EnsureAdmin(ctx, "admin", "short"); forge.KindOf(err) != forge.Invalid {
-		t.Errorf("short admin token: %v, want Invalid", err)
-	}
-	first, second := "first-admin-secret-0123456789", "second-admin-secret-0123456789"
-	if err := tokens.EnsureAdmin(ctx, "admin", first); err != nil {
-		t.Fatal(err)
-	}
-	if id, err := tokens.Check(ctx, first); err != nil || id.Role != auth.RoleAdmin {
-		t.Fatalf("admin token: %+v %v", id, err)
-	}
-	if err := tokens.Revoke(ctx, "admin"); err != nil {
-		t.Fatal(err)
-	}
-	if err := tokens.EnsureAdmin(ctx, "admin", second); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tokens.Check(ctx, first); forge.KindOf(err) != forge.Unauthorized {
-		t.Errorf("replaced admin token: %v, want Unauthorized", err)
-	}
-	if id, err := tokens.Check(ctx, second); err != nil || id.Name != "admin" {
-		t.Errorf("new admin token: %+v %v", id, err)
-	}
-	list, err := tokens.List(ctx)
-	if err != nil || len(list) != 1 || list[0].RevokedAt != 0 {
-		t.Errorf("tokens: %+v %v, want one live admin", list, err)
-	}
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		tokens := auth.New(db)
+		if err := tokens.EnsureAdmin(ctx, "admin", "short"); forge.KindOf(err) != forge.Invalid {
+			t.Errorf("short admin token: %v, want Invalid", err)
+		}
+		first, second := "first-admin-secret-0123456789", "second-admin-secret-0123456789"
+		if err := tokens.EnsureAdmin(ctx, "admin", first); err != nil {
+			t.Fatal(err)
+		}
+		if id, err := tokens.Check(ctx, first); err != nil || id.Role != auth.RoleAdmin {
+			t.Fatalf("admin token: %+v %v", id, err)
+		}
+		if err := tokens.Revoke(ctx, "admin"); err != nil {
+			t.Fatal(err)
+		}
+		if err := tokens.EnsureAdmin(ctx, "admin", second); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tokens.Check(ctx, first); forge.KindOf(err) != forge.Unauthorized {
+			t.Errorf("replaced admin token: %v, want Unauthorized", err)
+		}
+		if id, err := tokens.Check(ctx, second); err != nil || id.Name != "admin" {
+			t.Errorf("new admin token: %+v %v", id, err)
+		}
+		list, err := tokens.List(ctx)
+		if err != nil || len(list) != 1 || list[0].RevokedAt != 0 {
+			t.Errorf("tokens: %+v %v, want one live admin", list, err)
+		}
+	})
 }
 
 func TestParseExpiry(t *testing.T) {

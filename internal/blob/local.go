@@ -44,6 +44,10 @@ func NewLocal(root string) (*Local, error) {
 	return &Local{root: root}, nil
 }
 
+// TempDir is where Put writes a blob before it is complete: what a
+// process killed in the middle of an upload leaves behind.
+func (l *Local) TempDir() string { return filepath.Join(l.root, "tmp") }
+
 // ValidDigest reports whether s is a lowercase hex sha256.
 func ValidDigest(s string) bool {
 	if len(s) != 64 {

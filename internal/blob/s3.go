@@ -128,8 +128,33 @@ func NewS3(ctx context.Context, o S3Options) (*S3, error) {
 	if !ok {
 		return nil, fmt.Errorf("blob s3://%s: no such bucket at %s (create it, or fix the blob setting)", o.Bucket, c.EndpointURL())
 	}
+	s.removeTemp(ctx)
 	return s, nil
 }
+
+// removeTemp removes the temporary objects and unfinished multipart
+// uploads a killed process left under PREFIX/tmp/ (one server writes a
+// prefix, so at its start none is in use). Best effort: what stays is
+// tried again at the next start.
+func (s *S3) removeTemp(ctx context.Context) {
+	tmp := s.prefix + "tmp/"
+	for u := range s.c.ListIncompleteUploads(ctx, s.bucket, tmp, true) {
+		if u.Err != nil {
+			break
+		}
+		s.c.RemoveIncompleteUpload(ctx, s.bucket, u.Key)
+	}
+	for o := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: tmp, Recursive: true}) {
+		if o.Err != nil {
+			break
+		}
+		s.c.RemoveObject(ctx, s.bucket, o.Key, minio.RemoveObjectOptions{})
+	}
+}
+
+// TempDir is the local folder of half-fetched cache copies (emptied at
+// start).
+func (s *S3) TempDir() string { return filepath.Join(s.cache.dir, "tmp") }
 
 // describe is an S3 error in one line: the server's code and message.
 func describe(err error) string {

@@ -53,6 +53,25 @@ type Server struct {
 	// DefaultExecutor runs the jobs that name none; empty: the first of
 	// Executors.
 	DefaultExecutor string `yaml:"default_executor"`
+	// Artifacts are MLflow's artifact-root settings.
+	Artifacts Artifacts `yaml:"artifacts"`
+	// RunAs is the user (a name or a uid) local jobs run as; empty: see
+	// JobUser.
+	RunAs string `yaml:"run_as"`
+}
+
+// DefaultJobUser is who local jobs run as when the server runs as root and
+// run_as is not set (scripts/setup.sh creates it).
+const DefaultJobUser = "forge-job"
+
+// JobUser is the user local jobs run as: run_as, or else DefaultJobUser for
+// a server running as root (a job must not read the server's database and
+// blobs), or else the server's own user (nobody else to switch to).
+func (c *Server) JobUser() string {
+	if c.RunAs == "" && os.Geteuid() == 0 {
+		return DefaultJobUser
+	}
+	return c.RunAs
 }
 
 // DefaultExecutorName is the executor of jobs that name none.
@@ -106,18 +125,32 @@ var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 type HTTP struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// MaxUploadBytes bounds file uploads: artifacts, datasets, models, code.
-	MaxUploadBytes  int64         `yaml:"max_upload_bytes"`
-	ReadTimeout     time.Duration `yaml:"read_timeout"`
-	WriteTimeout    time.Duration `yaml:"write_timeout"`
-	IdleTimeout     time.Duration `yaml:"idle_timeout"`
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// ReadTimeout and WriteTimeout bound each API request; uploads instead
+	// may take as long as they need while no read waits longer than
+	// UploadIdleTimeout, and may answer until WriteTimeout after their
+	// last byte.
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	UploadIdleTimeout time.Duration `yaml:"upload_idle_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long a stopping server keeps serving, answering
+	// not ready and closing each connection after its next answer, before
+	// it stops accepting: time for load balancers and clients to move on.
+	DrainDelay time.Duration `yaml:"drain_delay"`
 }
 
-// DuckDB bounds the query engine.
+// DuckDB bounds the query engine. MemoryLimit and Threads are the budget
+// of all DuckDB work at once (queries, imports, profiles), shared equally
+// among MaxConcurrent instances; MaxQueued more callers may wait for one
+// (0: no limit), the rest are answered 503.
 type DuckDB struct {
-	MemoryLimit  string        `yaml:"memory_limit"`
-	Threads      int           `yaml:"threads"`
-	QueryTimeout time.Duration `yaml:"query_timeout"`
+	MemoryLimit   string        `yaml:"memory_limit"`
+	Threads       int           `yaml:"threads"`
+	QueryTimeout  time.Duration `yaml:"query_timeout"`
+	MaxConcurrent int           `yaml:"max_concurrent"`
+	MaxQueued     int           `yaml:"max_queued"`
 }
 
 // Default returns the embedded defaults: everything on this machine.
@@ -129,16 +162,19 @@ func Default() Server {
 		LogLevel:  "info",
 		LogFormat: "text",
 		HTTP: HTTP{
-			MaxBodyBytes:    64 << 20,
-			MaxUploadBytes:  16 << 30,
-			ReadTimeout:     60 * time.Second,
-			WriteTimeout:    10 * time.Minute,
-			IdleTimeout:     120 * time.Second,
-			ShutdownTimeout: 15 * time.Second,
+			MaxBodyBytes:      64 << 20,
+			MaxUploadBytes:    16 << 30,
+			ReadTimeout:       60 * time.Second,
+			WriteTimeout:      10 * time.Minute,
+			UploadIdleTimeout: 60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ShutdownTimeout:   15 * time.Second,
+			DrainDelay:        2 * time.Second,
 		},
-		DuckDB:         DuckDB{MemoryLimit: "4GB", Threads: 2, QueryTimeout: 5 * time.Minute},
+		DuckDB:         DuckDB{MemoryLimit: "4GB", Threads: 2, QueryTimeout: 5 * time.Minute, MaxConcurrent: 2, MaxQueued: 32},
 		ONNXRuntimeLib: defaultONNXRuntimeLib(),
 		Executors:      DefaultExecutors(),
+		Artifacts:      Artifacts{Serve: true},
 	}
 }
 
@@ -185,6 +221,9 @@ func (c *Server) Validate() error {
 	default:
 		return &FieldError{"log_format", fmt.Sprintf("%q: want json or text", c.LogFormat)}
 	}
+	if err := c.validateArtifacts(); err != nil {
+		return err
+	}
 	if r := c.Serve.PayloadSampleRate; !(r >= 0 && r <= 1) {
 		return &FieldError{"serve.payload_sample_rate", fmt.Sprintf("%v: want 0 to 1", r)}
 	}
@@ -202,7 +241,8 @@ func (c *Server) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"http.read_timeout": c.HTTP.ReadTimeout, "http.write_timeout": c.HTTP.WriteTimeout,
 		"http.idle_timeout": c.HTTP.IdleTimeout, "http.shutdown_timeout": c.HTTP.ShutdownTimeout,
-		"duckdb.query_timeout": c.DuckDB.QueryTimeout,
+		"http.upload_idle_timeout": c.HTTP.UploadIdleTimeout,
+		"duckdb.query_timeout":     c.DuckDB.QueryTimeout,
 	} {
 		if d <= 0 {
 			return &FieldError{name, "must be a positive duration"}
@@ -222,6 +262,18 @@ func (c *Server) Validate() error {
 	}
 	if c.S3.CacheBytes < 0 {
 		return &FieldError{"s3.cache_bytes", "must not be negative"}
+	}
+	if c.DuckDB.MaxConcurrent <= 0 {
+		return &FieldError{"duckdb.max_concurrent", "must be positive"}
+	}
+	if c.HTTP.DrainDelay < 0 {
+		return &FieldError{"http.drain_delay", "must not be negative"}
+	}
+	if c.DuckDB.MaxQueued < 0 {
+		return &FieldError{"duckdb.max_queued", "must not be negative"}
+	}
+	if c.RunAs != "" && !userName.MatchString(c.RunAs) {
+		return &FieldError{"run_as", fmt.Sprintf("%q: want a user name or a uid", c.RunAs)}
 	}
 	return ValidateExecutors(c.Executors, c.DefaultExecutor)
 }
@@ -273,6 +325,8 @@ func refuseSecrets(src []byte) error {
 	}
 	return nil
 }
+
+var userName = regexp.MustCompile(`^([a-z_][a-z0-9_.-]{0,31}|[0-9]{1,10})$`)
 
 var yamlLine = regexp.MustCompile(`^line (\d+): (.*)$`)
 
@@ -368,8 +422,18 @@ func (c *Server) LoadEnv(env Env) error {
 	str("FORGE_ONNXRUNTIME_LIB", &c.ONNXRuntimeLib)
 	str("FORGE_DUCKDB_MEMORY_LIMIT", &c.DuckDB.MemoryLimit)
 	str("FORGE_DEFAULT_EXECUTOR", &c.DefaultExecutor)
+	str("FORGE_RUN_AS", &c.RunAs)
 	str("FORGE_ADMIN_TOKEN", &c.AdminToken)
 	str("FORGE_ADMIN_TOKEN_FILE", &c.AdminTokenFile)
+	str("FORGE_DEFAULT_ARTIFACT_ROOT", &c.Artifacts.DefaultRoot)
+	str("FORGE_ARTIFACTS_DESTINATION", &c.Artifacts.Destination)
+	if v, ok := env("FORGE_SERVE_ARTIFACTS"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return &FieldError{"FORGE_SERVE_ARTIFACTS", fmt.Sprintf("%q is not a boolean", v)}
+		}
+		c.Artifacts.Serve = b
+	}
 	if v, ok := env("FORGE_AUTH"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -412,8 +476,10 @@ func (c *Server) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.HTTP.MaxBodyBytes, "max-body-bytes", c.HTTP.MaxBodyBytes, "largest API request body accepted")
 	fs.Int64Var(&c.HTTP.MaxUploadBytes, "max-upload-bytes", c.HTTP.MaxUploadBytes, "largest file upload accepted")
 	fs.DurationVar(&c.HTTP.ShutdownTimeout, "shutdown-timeout", c.HTTP.ShutdownTimeout, "how long to drain requests on shutdown")
+	fs.DurationVar(&c.HTTP.DrainDelay, "drain-delay", c.HTTP.DrainDelay, "how long to keep serving, not ready, before shutdown stops accepting")
 	fs.StringVar(&c.ONNXRuntimeLib, "onnxruntime-lib", c.ONNXRuntimeLib, "path of libonnxruntime.so")
 	fs.StringVar(&c.DefaultExecutor, "default-executor", c.DefaultExecutor, "executor of jobs that name none (default: the first of executors)")
+	fs.StringVar(&c.RunAs, "run-as", c.RunAs, "user local jobs run as (default: "+DefaultJobUser+" when the server runs as root, else the server's user)")
 }
 
 // Load builds the server configuration from defaults, the YAML file named by
@@ -430,7 +496,11 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Server, error) {
 	}
 	fs.String("config", "", "YAML configuration file")
 	c.RegisterFlags(fs)
+	mlflow := c.registerMLflowFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if err := mlflow.apply(&c, fs); err != nil {
 		return c, err
 	}
 	return c, c.Validate()

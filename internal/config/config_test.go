@@ -3,6 +3,7 @@ package config_test
 import (
 	"flag"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,8 @@ func TestBadConfig(t *testing.T) {
 		{"flag level", []string{"--log-level", "loud"}, nil, "log_level"},
 		{"flag body limit", []string{"--max-body-bytes", "-1"}, nil, "http.max_body_bytes"},
 		{"flag data dir", []string{"--data-dir", ""}, nil, "data_dir"},
+		{"env run as", nil, []string{"FORGE_RUN_AS=no body"}, "run_as"},
+		{"flag run as", []string{"--run-as", "../root"}, nil, "run_as"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(tc.args, env(tc.env...))
@@ -117,5 +120,37 @@ func TestS3Config(t *testing.T) {
 		if _, err := load(tc.args, env(tc.env...)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v %v: %v, want an error naming %s", tc.args, tc.env, err, tc.want)
 		}
+	}
+}
+
+// run_as comes from the file, the environment or a flag; without it a root
+// server runs local jobs as the dedicated user.
+func TestRunAs(t *testing.T) {
+	file := t.TempDir() + "/run-as.yaml"
+	os.WriteFile(file, []byte("run_as: trainer\n"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{[]string{"--config", file}, nil, "trainer"},
+		{[]string{"--config", file}, []string{"FORGE_RUN_AS=1001"}, "1001"},
+		{[]string{"--config", file, "--run-as", "ml"}, []string{"FORGE_RUN_AS=1001"}, "ml"},
+	} {
+		c, err := load(tc.args, env(tc.env...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.JobUser() != tc.want {
+			t.Errorf("%v %v: job user %q, want %q", tc.args, tc.env, c.JobUser(), tc.want)
+		}
+	}
+	c := config.Default()
+	want := ""
+	if os.Geteuid() == 0 {
+		want = config.DefaultJobUser
+	}
+	if c.JobUser() != want {
+		t.Errorf("default job user %q, want %q", c.JobUser(), want)
 	}
 }

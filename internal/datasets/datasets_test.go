@@ -331,119 +331,125 @@ func TestQuery(t *testing.T) {
 }
 
 func TestProfileStoredOnce(t *testing.T) {
-	ctx := context.Background()
-	e := newEnv(t, sqlstoretest.OpenSQLite(t))
-	p1, _ := e.parquet(t, "v1", salesV1)
-	v1, _ := e.add(t, "sales", p1)
-	want, err := e.eng.Profile(ctx, p1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, first, err := e.svc.Profile(ctx, "sales")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(first), `"rows":3`) || !strings.Contains(string(first), fmt.Sprintf(`"approx_distinct":%d`, want.Columns[1].ApproxDistinct)) {
-		t.Fatalf("profile %s does not match duckq's %+v", first, want)
-	}
-	// With the file gone, only the stored profile can answer.
-	path, _ := e.blobs.Path(forge.Digest(v1.Digest))
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	_, second, err := e.svc.Profile(ctx, "sales@1")
-	if err != nil || string(second) != string(first) {
-		t.Fatalf("second profile: %s %v; want the stored one", second, err)
-	}
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		p1, _ := e.parquet(t, "v1", salesV1)
+		v1, _ := e.add(t, "sales", p1)
+		want, err := e.eng.Profile(ctx, p1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, first, err := e.svc.Profile(ctx, "sales")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(first), `"rows":3`) || !strings.Contains(string(first), fmt.Sprintf(`"approx_distinct":%d`, want.Columns[1].ApproxDistinct)) {
+			t.Fatalf("profile %s does not match duckq's %+v", first, want)
+		}
+		// With the file gone, only the stored profile can answer.
+		path, _ := e.blobs.Path(forge.Digest(v1.Digest))
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		_, second, err := e.svc.Profile(ctx, "sales@1")
+		if err != nil || string(second) != string(first) {
+			t.Fatalf("second profile: %s %v; want the stored one", second, err)
+		}
+	})
 }
 
 func TestDiffAndMaterialize(t *testing.T) {
-	ctx := context.Background()
-	e := newEnv(t, sqlstoretest.OpenSQLite(t))
-	p1, _ := e.parquet(t, "v1", salesV1)
-	e.add(t, "sales", p1)
-	p2, _ := e.parquet(t, "v2", "id,region,amount,paid\n1,north,100,true\n2,south,200,false\n")
-	e.add(t, "sales", p2)
-	want, err := e.eng.Diff(ctx, p1, p2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	va, vb, d, err := e.svc.Diff(ctx, "sales@1", "sales@2")
-	if err != nil || va.Version != 1 || vb.Version != 2 {
-		t.Fatal(va, vb, err)
-	}
-	if d.RowsA != 3 || d.RowsB != 2 || len(d.Added) != 1 || d.Added[0].Name != "paid" || jsonOf(t, d) != jsonOf(t, want) {
-		t.Fatalf("diff %+v, want %+v", d, want)
-	}
-	if _, _, _, err := e.svc.Diff(ctx, "sales@1", "sales@7"); !forge.IsKind(err, forge.NotFound) {
-		t.Fatalf("diff with a missing version: %v", err)
-	}
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		p1, _ := e.parquet(t, "v1", salesV1)
+		e.add(t, "sales", p1)
+		p2, _ := e.parquet(t, "v2", "id,region,amount,paid\n1,north,100,true\n2,south,200,false\n")
+		e.add(t, "sales", p2)
+		want, err := e.eng.Diff(ctx, p1, p2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		va, vb, d, err := e.svc.Diff(ctx, "sales@1", "sales@2")
+		if err != nil || va.Version != 1 || vb.Version != 2 {
+			t.Fatal(va, vb, err)
+		}
+		if d.RowsA != 3 || d.RowsB != 2 || len(d.Added) != 1 || d.Added[0].Name != "paid" || jsonOf(t, d) != jsonOf(t, want) {
+			t.Fatalf("diff %+v, want %+v", d, want)
+		}
+		if _, _, _, err := e.svc.Diff(ctx, "sales@1", "sales@7"); !forge.IsKind(err, forge.NotFound) {
+			t.Fatalf("diff with a missing version: %v", err)
+		}
 
-	dst := filepath.Join(t.TempDir(), "in.parquet")
-	ref, digest, err := e.svc.Materialize(ctx, "sales", dst)
-	if err != nil || ref != "sales@2" {
-		t.Fatalf("materialize: %s %v", ref, err)
-	}
-	if got, _ := fileDigest(t, dst); got != digest {
-		t.Fatalf("materialized file has digest %s, want %s", got, digest)
-	}
-	// A job writing to its input must not damage the stored version.
-	os.WriteFile(dst, []byte("scribble"), 0o644)
-	if _, _, err := e.svc.Materialize(ctx, "sales@2", dst); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := fileDigest(t, dst); got != digest {
-		t.Fatalf("the blob changed when the job wrote to its input")
-	}
-	if _, _, err := e.svc.Materialize(ctx, "nosuch", dst); !forge.IsKind(err, forge.NotFound) {
-		t.Fatalf("materialize unknown: %v", err)
-	}
+		dst := filepath.Join(t.TempDir(), "in.parquet")
+		ref, digest, err := e.svc.Materialize(ctx, "sales", dst)
+		if err != nil || ref != "sales@2" {
+			t.Fatalf("materialize: %s %v", ref, err)
+		}
+		if got, _ := fileDigest(t, dst); got != digest {
+			t.Fatalf("materialized file has digest %s, want %s", got, digest)
+		}
+		// A job writing to its input must not damage the stored version.
+		os.WriteFile(dst, []byte("scribble"), 0o644)
+		if _, _, err := e.svc.Materialize(ctx, "sales@2", dst); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := fileDigest(t, dst); got != digest {
+			t.Fatalf("the blob changed when the job wrote to its input")
+		}
+		if _, _, err := e.svc.Materialize(ctx, "nosuch", dst); !forge.IsKind(err, forge.NotFound) {
+			t.Fatalf("materialize unknown: %v", err)
+		}
+	})
 }
 
 // TestPostgresSource imports a table from a real PostgreSQL through
 // ConvertPostgres, as `forge data add NAME postgres://... --query` does.
 func TestPostgresSource(t *testing.T) {
-	ctx := context.Background()
-	url := sqlstoretest.PostgresURL(t)
-	pg, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close(ctx)
-	if _, err := pg.Exec(ctx, `CREATE TABLE customers (id int PRIMARY KEY, name text, balance numeric(10,2), since date);
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		url := sqlstoretest.PostgresURL(t)
+		pg, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pg.Close(ctx)
+		if _, err := pg.Exec(ctx, `CREATE TABLE customers (id int PRIMARY KEY, name text, balance numeric(10,2), since date);
 		INSERT INTO customers SELECT i, 'c' || i, i * 1.5, DATE '2024-01-01' + i FROM generate_series(1, 250) i`); err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, sqlstoretest.OpenSQLite(t))
-	src := datasets.Source{Path: strings.Replace(url, "forge@", "forge:secret@", 1), Query: "SELECT * FROM customers WHERE id <= 200"}
-	dst := filepath.Join(t.TempDir(), "c.parquet")
-	tab, err := datasets.Convert(ctx, e.eng, src, dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tab.Rows != 200 || len(tab.Columns) != 4 {
-		t.Fatalf("converted %+v, want 200 rows of 4 columns", tab)
-	}
-	if d := src.Describe(); strings.Contains(d, "secret") || !strings.Contains(d, "customers WHERE id <= 200") {
-		t.Fatalf("recorded source %q: want the query and no password", d)
-	}
-	v, _ := e.add(t, "customers", dst)
-	var sum float64
-	var maxSince string
-	if err := pg.QueryRow(ctx, "SELECT sum(balance)::float8, max(since)::text FROM customers WHERE id <= 200").Scan(&sum, &maxSince); err != nil {
-		t.Fatal(err)
-	}
-	rows, _ := queryAll(t, e.svc, "SELECT sum(balance)::DOUBLE, max(since)::VARCHAR FROM customers", 0)
-	if fmt.Sprint(rows) != fmt.Sprint([][]any{{sum, maxSince}}) || v.Rows != 200 {
-		t.Fatalf("imported data: %v (%d rows), PostgreSQL says %v %v", rows, v.Rows, sum, maxSince)
-	}
+			t.Fatal(err)
+		}
+		e := newEnv(t, db)
+		src := datasets.Source{Path: strings.Replace(url, "forge@", "forge:secret@", 1), Query: "SELECT * FROM customers WHERE id <= 200"}
+		dst := filepath.Join(t.TempDir(), "c.parquet")
+		tab, err := datasets.Convert(ctx, e.eng, src, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tab.Rows != 200 || len(tab.Columns) != 4 {
+			t.Fatalf("converted %+v, want 200 rows of 4 columns", tab)
+		}
+		if d := src.Describe(); strings.Contains(d, "secret") || !strings.Contains(d, "customers WHERE id <= 200") {
+			t.Fatalf("recorded source %q: want the query and no password", d)
+		}
+		v, _ := e.add(t, "customers", dst)
+		var sum float64
+		var maxSince string
+		if err := pg.QueryRow(ctx, "SELECT sum(balance)::float8, max(since)::text FROM customers WHERE id <= 200").Scan(&sum, &maxSince); err != nil {
+			t.Fatal(err)
+		}
+		rows, _ := queryAll(t, e.svc, "SELECT sum(balance)::DOUBLE, max(since)::VARCHAR FROM customers", 0)
+		if fmt.Sprint(rows) != fmt.Sprint([][]any{{sum, maxSince}}) || v.Rows != 200 {
+			t.Fatalf("imported data: %v (%d rows), PostgreSQL says %v %v", rows, v.Rows, sum, maxSince)
+		}
 
-	if _, err := datasets.Convert(ctx, e.eng, datasets.Source{Path: url}, dst); !forge.IsKind(err, forge.Invalid) {
-		t.Fatalf("postgres without --query: %v", err)
-	}
-	if _, err := datasets.Convert(ctx, e.eng, datasets.Source{Path: url, Query: "SELECT * FROM nosuch"}, dst); !forge.IsKind(err, forge.Invalid) {
-		t.Fatalf("postgres bad query: %v", err)
-	}
+		if _, err := datasets.Convert(ctx, e.eng, datasets.Source{Path: url}, dst); !forge.IsKind(err, forge.Invalid) {
+			t.Fatalf("postgres without --query: %v", err)
+		}
+		if _, err := datasets.Convert(ctx, e.eng, datasets.Source{Path: url, Query: "SELECT * FROM nosuch"}, dst); !forge.IsKind(err, forge.Invalid) {
+			t.Fatalf("postgres bad query: %v", err)
+		}
+	})
 }
 
 func jsonOf(t *testing.T, v any) string {

@@ -67,7 +67,7 @@ func (s *Service) users(ctx context.Context, v Version, latest bool) ([]string, 
 	for _, r := range runs {
 		out = append(out, "run "+r.RunID)
 	}
-	if len(runs) > 0 && s.hasTable(ctx, "model_versions") {
+	if len(runs) > 0 && s.db.HasTable(ctx, "model_versions") {
 		ids := make([]any, len(runs))
 		for i, r := range runs {
 			ids[i] = r.RunID
@@ -88,7 +88,7 @@ func (s *Service) users(ctx context.Context, v Version, latest bool) ([]string, 
 		}
 		rows.Close()
 	}
-	if s.hasTable(ctx, "jobs") {
+	if s.db.HasTable(ctx, "jobs") {
 		rows, err := s.db.Query(ctx, "SELECT id, spec FROM jobs WHERE state IN ('queued', 'running')")
 		if err != nil {
 			return nil, fmt.Errorf("find jobs of %s: %w", v.Ref(), err)
@@ -118,17 +118,6 @@ func (s *Service) users(ctx context.Context, v Version, latest bool) ([]string, 
 		}
 	}
 	return out, nil
-}
-
-// hasTable reports whether the schema has table, for references to parts
-// of Forge that a database may not have yet.
-func (s *Service) hasTable(ctx context.Context, table string) bool {
-	var n int
-	q := "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
-	if s.db.Dialect() == sqlstore.Postgres {
-		q = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?"
-	}
-	return s.db.QueryRow(ctx, q, table).Scan(&n) == nil && n > 0
 }
 
 // Remove deletes the metadata of the version ref names, or of every

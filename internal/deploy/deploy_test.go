@@ -224,143 +224,149 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestDeployByVersionAndAlias(t *testing.T) {
-	p := start(t, nil, nil)
-	p.register(t, "reg", "xgb_regression.json", 0, "")
-	p.register(t, "reg", "xgb_regression.json", shift, "")
-	if err := p.reg.SetAlias(context.Background(), "reg", "prod", 1); err != nil {
-		t.Fatal(err)
-	}
-	d := p.deploy(t, "pinned", api.DeploymentSpec{Model: "reg", Ref: "2"})
-	if d.Status == nil || !d.Status.Ready || len(d.Status.Targets) != 1 || d.Status.Targets[0].Version != "2" {
-		t.Fatalf("deploy by version: status %+v", d.Status)
-	}
-	p.deploy(t, "prod", api.DeploymentSpec{Model: "reg", Ref: "prod"})
-	p.deploy(t, "newest", api.DeploymentSpec{Model: "reg"})
-	if got := mustInfer(t, p.url, "pinned"); got != 2 {
-		t.Errorf("pinned served version %d, want 2", got)
-	}
-	if got := mustInfer(t, p.url, "prod"); got != 1 {
-		t.Errorf("prod (alias at 1) served version %d, want 1", got)
-	}
-	if got := mustInfer(t, p.url, "newest"); got != 2 {
-		t.Errorf("newest (latest) served version %d, want 2", got)
-	}
-	// Both versions serve several deployments and are loaded once each.
-	if ms := p.srv.Models(); len(ms) != 2 {
-		t.Errorf("loaded versions %+v, want reg 1 and 2 once each", ms)
-	}
-	// A third version moves "latest"; the pinned one stays.
-	p.register(t, "reg", "xgb_regression.json", 0, "")
-	eventually(t, "newest to follow latest", func() bool {
-		st, _ := p.ctl.Status("newest")
-		return st.Ready && st.Targets[0].Version == "3"
-	})
-	if got := mustInfer(t, p.url, "pinned"); got != 2 {
-		t.Errorf("pinned served version %d after a new version, want 2", got)
-	}
-
-	l, err := p.api.ListDeployments(context.Background(), "", 0)
-	if err != nil || len(l.Deployments) != 3 || l.Revision == "" {
-		t.Fatalf("list: %+v, %v", l, err)
-	}
-	if err := p.api.DeleteDeployment(context.Background(), "pinned"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := infer(http.DefaultClient, p.url, "pinned"); err == nil || !strings.Contains(err.Error(), "404") {
-		t.Errorf("a deleted deployment answered: %v", err)
-	}
-	// Version 2 served only "pinned": it is unloaded.
-	for _, m := range p.srv.Models() {
-		if m.Version == "2" {
-			t.Errorf("version 2 still loaded after its only deployment was deleted: %+v", p.srv.Models())
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		p := start(t, db, nil)
+		p.register(t, "reg", "xgb_regression.json", 0, "")
+		p.register(t, "reg", "xgb_regression.json", shift, "")
+		if err := p.reg.SetAlias(context.Background(), "reg", "prod", 1); err != nil {
+			t.Fatal(err)
 		}
-	}
+		d := p.deploy(t, "pinned", api.DeploymentSpec{Model: "reg", Ref: "2"})
+		if d.Status == nil || !d.Status.Ready || len(d.Status.Targets) != 1 || d.Status.Targets[0].Version != "2" {
+			t.Fatalf("deploy by version: status %+v", d.Status)
+		}
+		p.deploy(t, "prod", api.DeploymentSpec{Model: "reg", Ref: "prod"})
+		p.deploy(t, "newest", api.DeploymentSpec{Model: "reg"})
+		if got := mustInfer(t, p.url, "pinned"); got != 2 {
+			t.Errorf("pinned served version %d, want 2", got)
+		}
+		if got := mustInfer(t, p.url, "prod"); got != 1 {
+			t.Errorf("prod (alias at 1) served version %d, want 1", got)
+		}
+		if got := mustInfer(t, p.url, "newest"); got != 2 {
+			t.Errorf("newest (latest) served version %d, want 2", got)
+		}
+		// Both versions serve several deployments and are loaded once each.
+		if ms := p.srv.Models(); len(ms) != 2 {
+			t.Errorf("loaded versions %+v, want reg 1 and 2 once each", ms)
+		}
+		// A third version moves "latest"; the pinned one stays.
+		p.register(t, "reg", "xgb_regression.json", 0, "")
+		eventually(t, "newest to follow latest", func() bool {
+			st, _ := p.ctl.Status("newest")
+			return st.Ready && st.Targets[0].Version == "3"
+		})
+		if got := mustInfer(t, p.url, "pinned"); got != 2 {
+			t.Errorf("pinned served version %d after a new version, want 2", got)
+		}
+
+		l, err := p.api.ListDeployments(context.Background(), "", 0)
+		if err != nil || len(l.Deployments) != 3 || l.Revision == "" {
+			t.Fatalf("list: %+v, %v", l, err)
+		}
+		if err := p.api.DeleteDeployment(context.Background(), "pinned"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := infer(http.DefaultClient, p.url, "pinned"); err == nil || !strings.Contains(err.Error(), "404") {
+			t.Errorf("a deleted deployment answered: %v", err)
+		}
+		// Version 2 served only "pinned": it is unloaded.
+		for _, m := range p.srv.Models() {
+			if m.Version == "2" {
+				t.Errorf("version 2 still loaded after its only deployment was deleted: %+v", p.srv.Models())
+			}
+		}
+	})
 }
 
 // TestAliasMoveUnderLoad moves the alias a deployment follows while 8
 // clients send requests: none may fail, and the new version answers after.
 func TestAliasMoveUnderLoad(t *testing.T) {
-	p := start(t, nil, nil)
-	p.register(t, "reg", "xgb_regression.json", 0, "")
-	p.register(t, "reg", "xgb_regression.json", shift, "")
-	ctx := context.Background()
-	if err := p.reg.SetAlias(ctx, "reg", "champion", 1); err != nil {
-		t.Fatal(err)
-	}
-	p.deploy(t, "live", api.DeploymentSpec{Model: "reg", Ref: "champion", MaxBatchSize: 8})
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		p := start(t, db, nil)
+		p.register(t, "reg", "xgb_regression.json", 0, "")
+		p.register(t, "reg", "xgb_regression.json", shift, "")
+		ctx := context.Background()
+		if err := p.reg.SetAlias(ctx, "reg", "champion", 1); err != nil {
+			t.Fatal(err)
+		}
+		p.deploy(t, "live", api.DeploymentSpec{Model: "reg", Ref: "champion", MaxBatchSize: 8})
 
-	var stop atomic.Bool
-	var total, failed atomic.Int64
-	var seen [3]atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				y, err := infer(client, p.url, "live")
-				total.Add(1)
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
+		var stop atomic.Bool
+		var total, failed atomic.Int64
+		var seen [3]atomic.Int64
+		var firstErr atomic.Value
+		var wg sync.WaitGroup
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for !stop.Load() {
+					y, err := infer(client, p.url, "live")
+					total.Add(1)
+					if err != nil {
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err.Error())
+						continue
+					}
+					seen[version(y)].Add(1)
 				}
-				seen[version(y)].Add(1)
-			}
-		}()
-	}
-	time.Sleep(200 * time.Millisecond)
-	if err := p.reg.SetAlias(ctx, "reg", "champion", 2); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the deployment to follow the alias", func() bool {
-		st, _ := p.ctl.Status("live")
-		return st.Ready && st.Targets[0].Version == "2"
+			}()
+		}
+		time.Sleep(200 * time.Millisecond)
+		if err := p.reg.SetAlias(ctx, "reg", "champion", 2); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the deployment to follow the alias", func() bool {
+			st, _ := p.ctl.Status("live")
+			return st.Ready && st.Targets[0].Version == "2"
+		})
+		before := seen[2].Load()
+		time.Sleep(200 * time.Millisecond)
+		stop.Store(true)
+		wg.Wait()
+		t.Logf("%d requests: %d v1, %d v2, %d failed", total.Load(), seen[1].Load(), seen[2].Load(), failed.Load())
+		if failed.Load() > 0 {
+			t.Fatalf("%d of %d requests failed during the switch; first: %v", failed.Load(), total.Load(), firstErr.Load())
+		}
+		if seen[0].Load() > 0 {
+			t.Fatalf("%d answers came from neither version", seen[0].Load())
+		}
+		if seen[1].Load() == 0 || seen[2].Load() == before {
+			t.Fatalf("want answers from v1 before and v2 after the switch: v1 %d, v2 %d (%d at the switch)", seen[1].Load(), seen[2].Load(), before)
+		}
+		if got := mustInfer(t, p.url, "live"); got != 2 {
+			t.Errorf("after the switch version %d answered, want 2", got)
+		}
+		eventually(t, "version 1 to unload", func() bool { return len(p.srv.Models()) == 1 })
 	})
-	before := seen[2].Load()
-	time.Sleep(200 * time.Millisecond)
-	stop.Store(true)
-	wg.Wait()
-	t.Logf("%d requests: %d v1, %d v2, %d failed", total.Load(), seen[1].Load(), seen[2].Load(), failed.Load())
-	if failed.Load() > 0 {
-		t.Fatalf("%d of %d requests failed during the switch; first: %v", failed.Load(), total.Load(), firstErr.Load())
-	}
-	if seen[0].Load() > 0 {
-		t.Fatalf("%d answers came from neither version", seen[0].Load())
-	}
-	if seen[1].Load() == 0 || seen[2].Load() == before {
-		t.Fatalf("want answers from v1 before and v2 after the switch: v1 %d, v2 %d (%d at the switch)", seen[1].Load(), seen[2].Load(), before)
-	}
-	if got := mustInfer(t, p.url, "live"); got != 2 {
-		t.Errorf("after the switch version %d answered, want 2", got)
-	}
-	eventually(t, "version 1 to unload", func() bool { return len(p.srv.Models()) == 1 })
 }
 
 // TestCanarySplit checks the share of a canary against a binomial: counts
 // within 4 standard deviations.
 func TestCanarySplit(t *testing.T) {
-	p := start(t, nil, nil)
-	p.register(t, "reg", "xgb_regression.json", 0, "")
-	p.register(t, "reg", "xgb_regression.json", shift, "")
-	d := p.deploy(t, "split", api.DeploymentSpec{Model: "reg", Ref: "1", CanaryModel: "reg", CanaryRef: "2", CanaryPercent: 20})
-	if len(d.Status.Targets) != 2 || d.Status.Targets[0].Weight != 80 || d.Status.Targets[1].Weight != 20 {
-		t.Fatalf("canary targets %+v", d.Status.Targets)
-	}
-	const n, share = 2000, 0.2
-	canary := 0
-	for range n {
-		if mustInfer(t, p.url, "split") == 2 {
-			canary++
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		p := start(t, db, nil)
+		p.register(t, "reg", "xgb_regression.json", 0, "")
+		p.register(t, "reg", "xgb_regression.json", shift, "")
+		d := p.deploy(t, "split", api.DeploymentSpec{Model: "reg", Ref: "1", CanaryModel: "reg", CanaryRef: "2", CanaryPercent: 20})
+		if len(d.Status.Targets) != 2 || d.Status.Targets[0].Weight != 80 || d.Status.Targets[1].Weight != 20 {
+			t.Fatalf("canary targets %+v", d.Status.Targets)
 		}
-	}
-	mean, sigma := n*share, math.Sqrt(n*share*(1-share))
-	t.Logf("canary answered %d of %d (expected %.0f ± %.1f)", canary, n, mean, sigma)
-	if math.Abs(float64(canary)-mean) > 4*sigma {
-		t.Fatalf("canary answered %d of %d requests, want %.0f ± %.0f", canary, n, mean, 4*sigma)
-	}
+		const n, share = 2000, 0.2
+		canary := 0
+		for range n {
+			if mustInfer(t, p.url, "split") == 2 {
+				canary++
+			}
+		}
+		mean, sigma := n*share, math.Sqrt(n*share*(1-share))
+		t.Logf("canary answered %d of %d (expected %.0f ± %.1f)", canary, n, mean, sigma)
+		if math.Abs(float64(canary)-mean) > 4*sigma {
+			t.Fatalf("canary answered %d of %d requests, want %.0f ± %.0f", canary, n, mean, 4*sigma)
+		}
+	})
 }
 
 // TestRestart: a new controller over the same database serves the stored
@@ -412,76 +418,80 @@ func TestReadyWaitsForLoad(t *testing.T) {
 // reported with its error; the other deployments keep serving, and the
 // server stays ready.
 func TestBrokenDeployment(t *testing.T) {
-	p := start(t, nil, nil)
-	p.register(t, "reg", "xgb_regression.json", 0, "")
-	p.register(t, "opaque", "not a model this server can run", 0, registry.FormatOther)
-	p.deploy(t, "good", api.DeploymentSpec{Model: "reg"})
-	d := p.deploy(t, "bad", api.DeploymentSpec{Model: "opaque", Ref: "1"})
-	if d.Status == nil || d.Status.Ready || !strings.Contains(d.Status.Error, "forge-serve.json") {
-		t.Fatalf("broken deployment status %+v", d.Status)
-	}
-	got, err := p.api.GetDeployment(context.Background(), "bad")
-	if err != nil || got.Status.Error != d.Status.Error {
-		t.Fatalf("show bad: %+v, %v", got.Status, err)
-	}
-	if _, err := infer(http.DefaultClient, p.url, "bad"); err == nil {
-		t.Error("the broken deployment answered")
-	}
-	if v := mustInfer(t, p.url, "good"); v != 1 {
-		t.Errorf("good served version %d", v)
-	}
-	resp, err := http.Get(p.url + "/v2/health/ready")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !p.ctl.Ready() {
-		t.Errorf("one broken deployment made the server unready (%d)", resp.StatusCode)
-	}
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		p := start(t, db, nil)
+		p.register(t, "reg", "xgb_regression.json", 0, "")
+		p.register(t, "opaque", "not a model this server can run", 0, registry.FormatOther)
+		p.deploy(t, "good", api.DeploymentSpec{Model: "reg"})
+		d := p.deploy(t, "bad", api.DeploymentSpec{Model: "opaque", Ref: "1"})
+		if d.Status == nil || d.Status.Ready || !strings.Contains(d.Status.Error, "forge-serve.json") {
+			t.Fatalf("broken deployment status %+v", d.Status)
+		}
+		got, err := p.api.GetDeployment(context.Background(), "bad")
+		if err != nil || got.Status.Error != d.Status.Error {
+			t.Fatalf("show bad: %+v, %v", got.Status, err)
+		}
+		if _, err := infer(http.DefaultClient, p.url, "bad"); err == nil {
+			t.Error("the broken deployment answered")
+		}
+		if v := mustInfer(t, p.url, "good"); v != 1 {
+			t.Errorf("good served version %d", v)
+		}
+		resp, err := http.Get(p.url + "/v2/health/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !p.ctl.Ready() {
+			t.Errorf("one broken deployment made the server unready (%d)", resp.StatusCode)
+		}
+	})
 }
 
 func TestBadInput(t *testing.T) {
-	p := start(t, nil, nil)
-	p.register(t, "reg", "xgb_regression.json", 0, "")
-	for _, tc := range []struct {
-		name   string
-		spec   api.DeploymentSpec
-		status int
-	}{
-		{"x", api.DeploymentSpec{Model: "nope"}, 404},
-		{"x", api.DeploymentSpec{Model: "reg", Ref: "7"}, 404},
-		{"x", api.DeploymentSpec{Model: "reg", Ref: "no-such-alias"}, 404},
-		{"x", api.DeploymentSpec{Model: "reg", CanaryModel: "reg", CanaryRef: "1", CanaryPercent: 150}, 400},
-		{"x", api.DeploymentSpec{Model: "reg", CanaryModel: "reg", CanaryRef: "1", CanaryPercent: 0}, 400},
-		{"x", api.DeploymentSpec{Model: "reg", CanaryModel: "nope", CanaryRef: "1", CanaryPercent: 10}, 404},
-		{"x", api.DeploymentSpec{Model: "reg", CanaryPercent: 10}, 400},
-		{"x", api.DeploymentSpec{Model: "reg", MaxBatchSize: -1}, 400},
-		{"x", api.DeploymentSpec{Model: ""}, 400},
-		{"-bad", api.DeploymentSpec{Model: "reg"}, 400},
-	} {
-		_, err := p.api.PutDeployment(context.Background(), tc.name, tc.spec)
-		var e *api.Error
-		if !errorAs(err, &e) || e.Status != tc.status {
-			t.Errorf("put %s %+v: %v, want status %d", tc.name, tc.spec, err, tc.status)
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		p := start(t, db, nil)
+		p.register(t, "reg", "xgb_regression.json", 0, "")
+		for _, tc := range []struct {
+			name   string
+			spec   api.DeploymentSpec
+			status int
+		}{
+			{"x", api.DeploymentSpec{Model: "nope"}, 404},
+			{"x", api.DeploymentSpec{Model: "reg", Ref: "7"}, 404},
+			{"x", api.DeploymentSpec{Model: "reg", Ref: "no-such-alias"}, 404},
+			{"x", api.DeploymentSpec{Model: "reg", CanaryModel: "reg", CanaryRef: "1", CanaryPercent: 150}, 400},
+			{"x", api.DeploymentSpec{Model: "reg", CanaryModel: "reg", CanaryRef: "1", CanaryPercent: 0}, 400},
+			{"x", api.DeploymentSpec{Model: "reg", CanaryModel: "nope", CanaryRef: "1", CanaryPercent: 10}, 404},
+			{"x", api.DeploymentSpec{Model: "reg", CanaryPercent: 10}, 400},
+			{"x", api.DeploymentSpec{Model: "reg", MaxBatchSize: -1}, 400},
+			{"x", api.DeploymentSpec{Model: ""}, 400},
+			{"-bad", api.DeploymentSpec{Model: "reg"}, 400},
+		} {
+			_, err := p.api.PutDeployment(context.Background(), tc.name, tc.spec)
+			var e *api.Error
+			if !errorAs(err, &e) || e.Status != tc.status {
+				t.Errorf("put %s %+v: %v, want status %d", tc.name, tc.spec, err, tc.status)
+			}
 		}
-	}
-	if l, _ := p.api.ListDeployments(context.Background(), "", 0); len(l.Deployments) != 0 {
-		t.Errorf("refused deployments were stored: %+v", l.Deployments)
-	}
-	if _, err := p.api.GetDeployment(context.Background(), "nope"); !isStatus(err, 404) {
-		t.Errorf("get unknown: %v", err)
-	}
-	if err := p.api.DeleteDeployment(context.Background(), "nope"); !isStatus(err, 404) {
-		t.Errorf("delete unknown: %v", err)
-	}
-	resp, err := http.Get(p.url + "/api/forge/v1/deployments?revision=x&wait=soon")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 400 {
-		t.Errorf("bad wait: %d", resp.StatusCode)
-	}
+		if l, _ := p.api.ListDeployments(context.Background(), "", 0); len(l.Deployments) != 0 {
+			t.Errorf("refused deployments were stored: %+v", l.Deployments)
+		}
+		if _, err := p.api.GetDeployment(context.Background(), "nope"); !isStatus(err, 404) {
+			t.Errorf("get unknown: %v", err)
+		}
+		if err := p.api.DeleteDeployment(context.Background(), "nope"); !isStatus(err, 404) {
+			t.Errorf("delete unknown: %v", err)
+		}
+		resp, err := http.Get(p.url + "/api/forge/v1/deployments?revision=x&wait=soon")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("bad wait: %d", resp.StatusCode)
+		}
+	})
 }
 
 func isStatus(err error, status int) bool {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/httpapi"
+	"github.com/forge-mlops/forge/internal/sqlstore"
+	"github.com/forge-mlops/forge/internal/sqlstore/sqlstoretest"
 )
 
 func errorAs(err error, target any) bool { return err != nil && errors.As(err, target) }
@@ -37,47 +39,49 @@ func replica(t *testing.T, p *plane) (string, *Controller) {
 // TestReplicasFollowServer: two replicas give the same answers as the
 // server, follow an alias move, and drop a deleted deployment.
 func TestReplicasFollowServer(t *testing.T) {
-	p := start(t, nil, nil)
-	p.register(t, "reg", "xgb_regression.json", 0, "")
-	p.register(t, "reg", "xgb_regression.json", shift, "")
-	ctx := context.Background()
-	if err := p.reg.SetAlias(ctx, "reg", "prod", 1); err != nil {
-		t.Fatal(err)
-	}
-	p.deploy(t, "live", api.DeploymentSpec{Model: "reg", Ref: "prod"})
-	r1, c1 := replica(t, p)
-	r2, _ := replica(t, p)
-	eventually(t, "replica readiness", c1.Ready)
-	for _, base := range []string{p.url, r1, r2} {
-		eventually(t, "replica serving live", func() bool { _, err := infer(http.DefaultClient, base, "live"); return err == nil })
-	}
-	want, _ := infer(http.DefaultClient, p.url, "live")
-	for _, base := range []string{r1, r2} {
-		got, err := infer(http.DefaultClient, base, "live")
-		if err != nil || got != want {
-			t.Fatalf("replica %s answered %v (%v), server %v", base, got, err, want)
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		p := start(t, db, nil)
+		p.register(t, "reg", "xgb_regression.json", 0, "")
+		p.register(t, "reg", "xgb_regression.json", shift, "")
+		ctx := context.Background()
+		if err := p.reg.SetAlias(ctx, "reg", "prod", 1); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if err := p.reg.SetAlias(ctx, "reg", "prod", 2); err != nil {
-		t.Fatal(err)
-	}
-	for _, base := range []string{r1, r2} {
-		eventually(t, "replica to follow the alias", func() bool {
-			y, err := infer(http.DefaultClient, base, "live")
-			return err == nil && version(y) == 2
+		p.deploy(t, "live", api.DeploymentSpec{Model: "reg", Ref: "prod"})
+		r1, c1 := replica(t, p)
+		r2, _ := replica(t, p)
+		eventually(t, "replica readiness", c1.Ready)
+		for _, base := range []string{p.url, r1, r2} {
+			eventually(t, "replica serving live", func() bool { _, err := infer(http.DefaultClient, base, "live"); return err == nil })
+		}
+		want, _ := infer(http.DefaultClient, p.url, "live")
+		for _, base := range []string{r1, r2} {
+			got, err := infer(http.DefaultClient, base, "live")
+			if err != nil || got != want {
+				t.Fatalf("replica %s answered %v (%v), server %v", base, got, err, want)
+			}
+		}
+		if err := p.reg.SetAlias(ctx, "reg", "prod", 2); err != nil {
+			t.Fatal(err)
+		}
+		for _, base := range []string{r1, r2} {
+			eventually(t, "replica to follow the alias", func() bool {
+				y, err := infer(http.DefaultClient, base, "live")
+				return err == nil && version(y) == 2
+			})
+		}
+		p.deploy(t, "pinned", api.DeploymentSpec{Model: "reg", Ref: "1"})
+		eventually(t, "replica to serve a new deployment", func() bool {
+			y, err := infer(http.DefaultClient, r1, "pinned")
+			return err == nil && version(y) == 1
 		})
-	}
-	p.deploy(t, "pinned", api.DeploymentSpec{Model: "reg", Ref: "1"})
-	eventually(t, "replica to serve a new deployment", func() bool {
-		y, err := infer(http.DefaultClient, r1, "pinned")
-		return err == nil && version(y) == 1
-	})
-	if err := p.api.DeleteDeployment(ctx, "pinned"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "replica to drop a deleted deployment", func() bool {
-		_, err := infer(http.DefaultClient, r1, "pinned")
-		return err != nil
+		if err := p.api.DeleteDeployment(ctx, "pinned"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "replica to drop a deleted deployment", func() bool {
+			_, err := infer(http.DefaultClient, r1, "pinned")
+			return err != nil
+		})
 	})
 }
 

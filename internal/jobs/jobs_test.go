@@ -231,185 +231,202 @@ func TestJobSucceedsWithLogsAndRun(t *testing.T) {
 }
 
 func TestTimeout(t *testing.T) {
-	e := start(t, opts{})
-	j := e.submit(t, Spec{Command: sh("exec sleep 30"), Timeout: "300ms"})
-	j = e.final(t, j.ID)
-	if j.State != Failed || j.Reason != forge.ReasonTimeout {
-		t.Fatalf("job = %+v, want failed by timeout", j)
-	}
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		e := start(t, opts{db: db})
+		j := e.submit(t, Spec{Command: sh("exec sleep 30"), Timeout: "300ms"})
+		j = e.final(t, j.ID)
+		if j.State != Failed || j.Reason != forge.ReasonTimeout {
+			t.Fatalf("job = %+v, want failed by timeout", j)
+		}
+	})
 }
 
 func TestCancel(t *testing.T) {
-	e := start(t, opts{cpus: 1})
-	j := e.submit(t, Spec{Command: sh("echo started; exec sleep 30")})
-	e.await(t, j.ID, "logging", func(Job) bool { return strings.Contains(e.logs(t, j.ID), "started") })
-	queued := e.submit(t, Spec{Command: sh("exit 0")}) // no room: stays queued
-	if _, err := e.svc.Cancel(context.Background(), queued.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.svc.Cancel(context.Background(), j.ID); err != nil {
-		t.Fatal(err)
-	}
-	j = e.final(t, j.ID)
-	if j.State != Cancelled || j.Reason != forge.ReasonCancelled {
-		t.Fatalf("job = %+v, want cancelled", j)
-	}
-	if q, _ := e.svc.Get(context.Background(), queued.ID); q.State != Cancelled || q.Attempt != 0 {
-		t.Fatalf("queued job = %+v, want cancelled without an attempt", q)
-	}
-	if got := e.runs.statuses(j.RunID); got[len(got)-1] != "KILLED" {
-		t.Fatalf("run statuses = %v", got)
-	}
-	if _, err := e.svc.Cancel(context.Background(), j.ID); !forge.IsKind(err, forge.Conflict) {
-		t.Fatalf("cancel of an ended job: %v, want a conflict", err)
-	}
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		e := start(t, opts{db: db, cpus: 1})
+		j := e.submit(t, Spec{Command: sh("echo started; exec sleep 30")})
+		e.await(t, j.ID, "logging", func(Job) bool { return strings.Contains(e.logs(t, j.ID), "started") })
+		queued := e.submit(t, Spec{Command: sh("exit 0")}) // no room: stays queued
+		if _, err := e.svc.Cancel(context.Background(), queued.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Cancel(context.Background(), j.ID); err != nil {
+			t.Fatal(err)
+		}
+		j = e.final(t, j.ID)
+		if j.State != Cancelled || j.Reason != forge.ReasonCancelled {
+			t.Fatalf("job = %+v, want cancelled", j)
+		}
+		if q, _ := e.svc.Get(context.Background(), queued.ID); q.State != Cancelled || q.Attempt != 0 {
+			t.Fatalf("queued job = %+v, want cancelled without an attempt", q)
+		}
+		if got := e.runs.statuses(j.RunID); got[len(got)-1] != "KILLED" {
+			t.Fatalf("run statuses = %v", got)
+		}
+		if _, err := e.svc.Cancel(context.Background(), j.ID); !forge.IsKind(err, forge.Conflict) {
+			t.Fatalf("cancel of an ended job: %v, want a conflict", err)
+		}
+	})
 }
 
 func TestKilledFromOutside(t *testing.T) {
-	e := start(t, opts{})
-	j := e.submit(t, Spec{Command: sh("echo pid $$; exec sleep 30")})
-	var pid int
-	e.await(t, j.ID, "logging its pid", func(Job) bool {
-		m := regexp.MustCompile(`pid (\d+)`).FindStringSubmatch(e.logs(t, j.ID))
-		if m != nil {
-			pid, _ = strconv.Atoi(m[1])
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		e := start(t, opts{db: db})
+		j := e.submit(t, Spec{Command: sh("echo pid $$; exec sleep 30")})
+		var pid int
+		e.await(t, j.ID, "logging its pid", func(Job) bool {
+			m := regexp.MustCompile(`pid (\d+)`).FindStringSubmatch(e.logs(t, j.ID))
+			if m != nil {
+				pid, _ = strconv.Atoi(m[1])
+			}
+			return m != nil
+		})
+		syscall.Kill(pid, syscall.SIGKILL)
+		j = e.final(t, j.ID)
+		if j.State != Failed || j.Reason != forge.ReasonSignal || *j.ExitCode != 137 {
+			t.Fatalf("job = %+v, want failed by signal", j)
 		}
-		return m != nil
 	})
-	syscall.Kill(pid, syscall.SIGKILL)
-	j = e.final(t, j.ID)
-	if j.State != Failed || j.Reason != forge.ReasonSignal || *j.ExitCode != 137 {
-		t.Fatalf("job = %+v, want failed by signal", j)
-	}
 }
 
 func TestRetries(t *testing.T) {
-	e := start(t, opts{})
-	j := e.submit(t, Spec{Command: sh("echo attempt $FORGE_ATTEMPT; exit 3"), MaxRetries: 2})
-	j = e.final(t, j.ID)
-	if j.State != Failed || *j.ExitCode != 3 || j.Attempt != 3 || len(j.Attempts) != 3 {
-		t.Fatalf("job = %+v, want failed after 3 attempts", j)
-	}
-	for i, a := range j.Attempts {
-		if a.ExitCode == nil || *a.ExitCode != 3 || a.LogDigest == "" {
-			t.Fatalf("attempt %d = %+v", i+1, a)
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		e := start(t, opts{db: db})
+		j := e.submit(t, Spec{Command: sh("echo attempt $FORGE_ATTEMPT; exit 3"), MaxRetries: 2})
+		j = e.final(t, j.ID)
+		if j.State != Failed || *j.ExitCode != 3 || j.Attempt != 3 || len(j.Attempts) != 3 {
+			t.Fatalf("job = %+v, want failed after 3 attempts", j)
 		}
-	}
-	var b strings.Builder
-	e.svc.Logs(context.Background(), j.ID, 2, false, &b)
-	if !strings.Contains(b.String(), "attempt 2") {
-		t.Fatalf("log of attempt 2 = %q", b.String())
-	}
-	// retry_on limits what is retried.
-	j = e.final(t, e.submit(t, Spec{Command: sh("exit 4"), MaxRetries: 2, RetryOn: []string{"3", "lost"}}).ID)
-	if j.Attempt != 1 || j.State != Failed {
-		t.Fatalf("job = %+v, want no retry for exit 4", j)
-	}
+		for i, a := range j.Attempts {
+			if a.ExitCode == nil || *a.ExitCode != 3 || a.LogDigest == "" {
+				t.Fatalf("attempt %d = %+v", i+1, a)
+			}
+		}
+		var b strings.Builder
+		e.svc.Logs(context.Background(), j.ID, 2, false, &b)
+		if !strings.Contains(b.String(), "attempt 2") {
+			t.Fatalf("log of attempt 2 = %q", b.String())
+		}
+		// retry_on limits what is retried.
+		j = e.final(t, e.submit(t, Spec{Command: sh("exit 4"), MaxRetries: 2, RetryOn: []string{"3", "lost"}}).ID)
+		if j.Attempt != 1 || j.State != Failed {
+			t.Fatalf("job = %+v, want no retry for exit 4", j)
+		}
+	})
 }
 
 func TestTwoProcessesOneFails(t *testing.T) {
-	e := start(t, opts{})
-	j := e.submit(t, Spec{Command: sh(`if [ "$RANK" = 1 ]; then sleep 0.3; exit 2; fi; exec sleep 30`), ProcsPerNode: 2})
-	j = e.final(t, j.ID)
-	if j.State != Failed || *j.ExitCode != 2 || j.Reason != forge.ReasonExited || !strings.Contains(j.Message, "rank 1") {
-		t.Fatalf("job = %+v, want rank 1's exit 2", j)
-	}
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		e := start(t, opts{db: db})
+		j := e.submit(t, Spec{Command: sh(`if [ "$RANK" = 1 ]; then sleep 0.3; exit 2; fi; exec sleep 30`), ProcsPerNode: 2})
+		j = e.final(t, j.ID)
+		if j.State != Failed || *j.ExitCode != 2 || j.Reason != forge.ReasonExited || !strings.Contains(j.Message, "rank 1") {
+			t.Fatalf("job = %+v, want rank 1's exit 2", j)
+		}
+	})
 }
 
 func TestPriorityAndCapacity(t *testing.T) {
-	e := start(t, opts{cpus: 2})
-	blocker := e.submit(t, Spec{Command: sh("echo up; exec sleep 30"), CPUs: 2})
-	e.await(t, blocker.ID, "running", func(j Job) bool { return j.State == Running && j.Handle != "" })
-	low := e.submit(t, Spec{Command: sh("sleep 0.3"), CPUs: 2})
-	high := e.submit(t, Spec{Command: sh("sleep 0.3"), CPUs: 2, Priority: 5})
-	time.Sleep(300 * time.Millisecond)
-	for _, id := range []string{low.ID, high.ID} {
-		if j, _ := e.svc.Get(context.Background(), id); j.State != Queued {
-			t.Fatalf("job %s is %s while the machine is full", id, j.State)
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		e := start(t, opts{db: db, cpus: 2})
+		blocker := e.submit(t, Spec{Command: sh("echo up; exec sleep 30"), CPUs: 2})
+		e.await(t, blocker.ID, "running", func(j Job) bool { return j.State == Running && j.Handle != "" })
+		low := e.submit(t, Spec{Command: sh("sleep 0.3"), CPUs: 2})
+		high := e.submit(t, Spec{Command: sh("sleep 0.3"), CPUs: 2, Priority: 5})
+		time.Sleep(300 * time.Millisecond)
+		for _, id := range []string{low.ID, high.ID} {
+			if j, _ := e.svc.Get(context.Background(), id); j.State != Queued {
+				t.Fatalf("job %s is %s while the machine is full", id, j.State)
+			}
 		}
-	}
-	if _, err := e.svc.Submit(context.Background(), Spec{Command: sh("true"), CPUs: 3}); !forge.IsKind(err, forge.Invalid) {
-		t.Fatalf("a job larger than the machine: %v, want invalid", err)
-	}
-	e.svc.Cancel(context.Background(), blocker.ID)
-	l, h := e.final(t, low.ID), e.final(t, high.ID)
-	if !(h.Attempts[0].StartedAt <= l.Attempts[0].StartedAt && h.Attempts[0].FinishedAt <= l.Attempts[0].StartedAt) {
-		t.Fatalf("high priority ran %d-%d, low %d-%d: want high first, not overlapping",
-			h.Attempts[0].StartedAt, h.Attempts[0].FinishedAt, l.Attempts[0].StartedAt, l.Attempts[0].FinishedAt)
-	}
+		if _, err := e.svc.Submit(context.Background(), Spec{Command: sh("true"), CPUs: 3}); !forge.IsKind(err, forge.Invalid) {
+			t.Fatalf("a job larger than the machine: %v, want invalid", err)
+		}
+		e.svc.Cancel(context.Background(), blocker.ID)
+		l, h := e.final(t, low.ID), e.final(t, high.ID)
+		if !(h.Attempts[0].StartedAt <= l.Attempts[0].StartedAt && h.Attempts[0].FinishedAt <= l.Attempts[0].StartedAt) {
+			t.Fatalf("high priority ran %d-%d, low %d-%d: want high first, not overlapping",
+				h.Attempts[0].StartedAt, h.Attempts[0].FinishedAt, l.Attempts[0].StartedAt, l.Attempts[0].FinishedAt)
+		}
+	})
 }
 
 // The server stops (as if killed: the supervisor just goes away) while two
 // jobs run; a new one on the same database re-attaches.
 func TestRestartReattaches(t *testing.T) {
-	db := sqlstoretest.OpenSQLite(t)
-	root := t.TempDir()
-	a := start(t, opts{db: db, root: root})
-	finishes := a.submit(t, Spec{Command: sh("echo before; sleep 1.5; echo after; exit 5")})
-	dies := a.submit(t, Spec{Command: sh(`echo attempt $FORGE_ATTEMPT; if [ "$FORGE_ATTEMPT" = 1 ]; then exec sleep 30; fi`), MaxRetries: 1, RetryOn: []string{"lost"}})
-	var h forge.Handle
-	for _, id := range []string{finishes.ID, dies.ID} {
-		j := a.await(t, id, "running", func(j Job) bool { return j.State == Running && j.Handle != "" })
-		h = j.Handle
-	}
-	queued := a.submit(t, Spec{Command: sh("echo queued ran"), CPUs: 7})
-	a.stop()
-	// While no server runs, the second job's processes die, shim and all.
-	var hv struct{ Procs []struct{ PID int } }
-	jsonUnmarshal(t, string(h), &hv)
-	syscall.Kill(-hv.Procs[0].PID, syscall.SIGKILL)
-	time.Sleep(100 * time.Millisecond)
-	if j, _ := a.svc.Get(context.Background(), queued.ID); j.State != Queued {
-		t.Fatalf("job that did not fit is %s", j.State)
-	}
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		root := t.TempDir()
+		a := start(t, opts{db: db, root: root})
+		finishes := a.submit(t, Spec{Command: sh("echo before; sleep 1.5; echo after; exit 5")})
+		dies := a.submit(t, Spec{Command: sh(`echo attempt $FORGE_ATTEMPT; if [ "$FORGE_ATTEMPT" = 1 ]; then exec sleep 30; fi`), MaxRetries: 1, RetryOn: []string{"lost"}})
+		var h forge.Handle
+		for _, id := range []string{finishes.ID, dies.ID} {
+			j := a.await(t, id, "running", func(j Job) bool { return j.State == Running && j.Handle != "" })
+			h = j.Handle
+		}
+		queued := a.submit(t, Spec{Command: sh("echo queued ran"), CPUs: 7})
+		a.stop()
+		// While no server runs, the second job's processes die, shim and all.
+		var hv struct{ Procs []struct{ PID int } }
+		jsonUnmarshal(t, string(h), &hv)
+		syscall.Kill(-hv.Procs[0].PID, syscall.SIGKILL)
+		time.Sleep(100 * time.Millisecond)
+		if j, _ := a.svc.Get(context.Background(), queued.ID); j.State != Queued {
+			t.Fatalf("job that did not fit is %s", j.State)
+		}
 
-	b := start(t, opts{db: db, root: root})
-	f := b.final(t, finishes.ID)
-	if f.State != Failed || *f.ExitCode != 5 || f.Reason != forge.ReasonExited {
-		t.Fatalf("re-attached job = %+v, want its exit 5 collected", f)
-	}
-	if out := b.logs(t, f.ID); !strings.Contains(out, "before") || !strings.Contains(out, "after") {
-		t.Fatalf("log = %q", out)
-	}
-	d := b.final(t, dies.ID)
-	if d.State != Succeeded || len(d.Attempts) != 2 || d.Attempts[0].Reason != forge.ReasonLost {
-		t.Fatalf("job = %+v, want attempt 1 lost, attempt 2 succeeded", d)
-	}
-	if q := b.final(t, queued.ID); q.State != Succeeded {
-		t.Fatalf("queued job = %+v", q)
-	}
+		b := start(t, opts{db: db, root: root})
+		f := b.final(t, finishes.ID)
+		if f.State != Failed || *f.ExitCode != 5 || f.Reason != forge.ReasonExited {
+			t.Fatalf("re-attached job = %+v, want its exit 5 collected", f)
+		}
+		if out := b.logs(t, f.ID); !strings.Contains(out, "before") || !strings.Contains(out, "after") {
+			t.Fatalf("log = %q", out)
+		}
+		d := b.final(t, dies.ID)
+		if d.State != Succeeded || len(d.Attempts) != 2 || d.Attempts[0].Reason != forge.ReasonLost {
+			t.Fatalf("job = %+v, want attempt 1 lost, attempt 2 succeeded", d)
+		}
+		if q := b.final(t, queued.ID); q.State != Succeeded {
+			t.Fatalf("queued job = %+v", q)
+		}
+	})
 }
 
 func TestDistributedEnv(t *testing.T) {
-	e := start(t, opts{})
-	j := e.submit(t, Spec{Command: sh(`echo "env $RANK/$WORLD_SIZE local=$LOCAL_RANK node=$NODE_RANK/$NNODES ppn=$NPROC_PER_NODE $MASTER_ADDR:$MASTER_PORT pet=$PET_WORLD_SIZE job=$FORGE_JOB_ID"`), Nodes: 2, ProcsPerNode: 2})
-	j = e.final(t, j.ID)
-	out := e.logs(t, j.ID)
-	for rank := range 4 {
-		want := fmt.Sprintf("[%d] env %d/4 local=%d node=%d/2 ppn=2 127.0.0.1:", rank, rank, rank%2, rank/2)
-		if !strings.Contains(out, want) || !strings.Contains(out, "pet=4 job="+j.ID) {
-			t.Fatalf("log lacks %q:\n%s", want, out)
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		e := start(t, opts{db: db})
+		j := e.submit(t, Spec{Command: sh(`echo "env $RANK/$WORLD_SIZE local=$LOCAL_RANK node=$NODE_RANK/$NNODES ppn=$NPROC_PER_NODE $MASTER_ADDR:$MASTER_PORT pet=$PET_WORLD_SIZE job=$FORGE_JOB_ID"`), Nodes: 2, ProcsPerNode: 2})
+		j = e.final(t, j.ID)
+		out := e.logs(t, j.ID)
+		for rank := range 4 {
+			want := fmt.Sprintf("[%d] env %d/4 local=%d node=%d/2 ppn=2 127.0.0.1:", rank, rank, rank%2, rank/2)
+			if !strings.Contains(out, want) || !strings.Contains(out, "pet=4 job="+j.ID) {
+				t.Fatalf("log lacks %q:\n%s", want, out)
+			}
 		}
-	}
+	})
 }
 
 // The busy loop is shell arithmetic, not a loop forking date(1): the CPU
 // must be spent by the job's own process for the sampler to see it.
 func TestSystemMetrics(t *testing.T) {
-	e := start(t, opts{})
-	j := e.final(t, e.submit(t, Spec{Command: sh("i=0; while [ $i -lt 3000000 ]; do i=$((i+1)); done")}).ID)
-	e.runs.mu.Lock()
-	ms := e.runs.metrics[j.RunID]
-	e.runs.mu.Unlock()
-	var cpu bool
-	for _, m := range ms {
-		if m["system/cpu_percent"] > 10 && m["system/memory_mb"] > 0 {
-			cpu = true
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		e := start(t, opts{db: db})
+		j := e.final(t, e.submit(t, Spec{Command: sh("i=0; while [ $i -lt 3000000 ]; do i=$((i+1)); done")}).ID)
+		e.runs.mu.Lock()
+		ms := e.runs.metrics[j.RunID]
+		e.runs.mu.Unlock()
+		var cpu bool
+		for _, m := range ms {
+			if m["system/cpu_percent"] > 10 && m["system/memory_mb"] > 0 {
+				cpu = true
+			}
 		}
-	}
-	if !cpu {
-		t.Fatalf("metrics = %v: want a busy cpu_percent sample", ms)
-	}
+		if !cpu {
+			t.Fatalf("metrics = %v: want a busy cpu_percent sample", ms)
+		}
+	})
 }
 
 func TestPyTorchDDP(t *testing.T) {
@@ -433,82 +450,84 @@ func TestPyTorchDDP(t *testing.T) {
 }
 
 func TestHTTP(t *testing.T) {
-	e := start(t, opts{})
-	mux := http.NewServeMux()
-	httpapi.Mount(mux, e.svc.Routes(slog.New(slog.DiscardHandler)))
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	c := api.NewClient(srv.URL, "")
-	ctx := context.Background()
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		e := start(t, opts{db: db})
+		mux := http.NewServeMux()
+		httpapi.Mount(mux, e.svc.Routes(slog.New(slog.DiscardHandler)))
+		srv := httptest.NewServer(mux)
+		defer srv.Close()
+		c := api.NewClient(srv.URL, "")
+		ctx := context.Background()
 
-	// Code: bundle a folder, upload it once, run in a fresh extraction.
-	code := t.TempDir()
-	os.WriteFile(filepath.Join(code, "train.sh"), []byte("echo from bundle; cat data.txt 2>&1; for i in 1 2 3; do echo tick $i; sleep 0.2; done\n"), 0o644)
-	os.WriteFile(filepath.Join(code, "data.txt"), []byte("should be ignored"), 0o644)
-	os.WriteFile(filepath.Join(code, ".forgeignore"), []byte("data.txt\n"), 0o644)
-	var buf bytes.Buffer
-	digest, _, err := bundle.Create(code, &buf, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := c.HasBundle(ctx, digest); ok || err != nil {
-		t.Fatalf("HasBundle before upload = %v, %v", ok, err)
-	}
-	if err := c.PutBundle(ctx, digest, buf.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	if ok, _ := c.HasBundle(ctx, digest); !ok {
-		t.Fatal("bundle not stored")
-	}
-	wrong := strings.Repeat("0", 64)
-	if err := c.PutBundle(ctx, wrong, buf.Bytes()); err == nil || !strings.Contains(err.Error(), "sha256") {
-		t.Fatalf("upload under a wrong digest: %v", err)
-	}
+		// Code: bundle a folder, upload it once, run in a fresh extraction.
+		code := t.TempDir()
+		os.WriteFile(filepath.Join(code, "train.sh"), []byte("echo from bundle; cat data.txt 2>&1; for i in 1 2 3; do echo tick $i; sleep 0.2; done\n"), 0o644)
+		os.WriteFile(filepath.Join(code, "data.txt"), []byte("should be ignored"), 0o644)
+		os.WriteFile(filepath.Join(code, ".forgeignore"), []byte("data.txt\n"), 0o644)
+		var buf bytes.Buffer
+		digest, _, err := bundle.Create(code, &buf, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := c.HasBundle(ctx, digest); ok || err != nil {
+			t.Fatalf("HasBundle before upload = %v, %v", ok, err)
+		}
+		if err := c.PutBundle(ctx, digest, buf.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _ := c.HasBundle(ctx, digest); !ok {
+			t.Fatal("bundle not stored")
+		}
+		wrong := strings.Repeat("0", 64)
+		if err := c.PutBundle(ctx, wrong, buf.Bytes()); err == nil || !strings.Contains(err.Error(), "sha256") {
+			t.Fatalf("upload under a wrong digest: %v", err)
+		}
 
-	j, err := c.SubmitJob(ctx, api.JobSpec{Command: []string{"sh", "train.sh"}, Code: digest, Name: "bundled"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := c.JobLogs(ctx, j.ID, 0, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(rc) // returns when the job ends
-	rc.Close()
-	out := string(b)
-	if !strings.Contains(out, "from bundle") || !strings.Contains(out, "tick 3") || strings.Contains(out, "should be ignored") {
-		t.Fatalf("followed log = %q", out)
-	}
-	got, err := c.Job(ctx, j.ID)
-	if err != nil || got.State != "succeeded" || len(got.Attempts) != 1 {
-		t.Fatalf("job = %+v, %v", got, err)
-	}
-	list, err := c.Jobs(ctx, "succeeded")
-	if err != nil || len(list) != 1 || list[0].ID != j.ID {
-		t.Fatalf("list = %+v, %v", list, err)
-	}
-	if list, _ := c.Jobs(ctx, "running"); len(list) != 0 {
-		t.Fatalf("running = %+v", list)
-	}
-	if _, err := c.Jobs(ctx, "bogus"); err == nil {
-		t.Fatal("want an error for an unknown state")
-	}
-	if _, err := c.SubmitJob(ctx, api.JobSpec{}); err == nil || !strings.Contains(err.Error(), "command") {
-		t.Fatalf("empty spec: %v", err)
-	}
-	if _, err := c.SubmitJob(ctx, api.JobSpec{Command: []string{"x"}, Code: wrong}); err == nil {
-		t.Fatal("want an error for a missing bundle")
-	}
-	if _, err := c.Job(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "RESOURCE_DOES_NOT_EXIST") {
-		t.Fatalf("unknown job: %v", err)
-	}
-	long, _ := c.SubmitJob(ctx, api.JobSpec{Command: []string{"sleep", "30"}})
-	if _, err := c.CancelJob(ctx, long.ID); err != nil {
-		t.Fatal(err)
-	}
-	if j := e.final(t, long.ID); j.State != Cancelled {
-		t.Fatalf("cancelled over HTTP: %+v", j)
-	}
+		j, err := c.SubmitJob(ctx, api.JobSpec{Command: []string{"sh", "train.sh"}, Code: digest, Name: "bundled"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := c.JobLogs(ctx, j.ID, 0, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc) // returns when the job ends
+		rc.Close()
+		out := string(b)
+		if !strings.Contains(out, "from bundle") || !strings.Contains(out, "tick 3") || strings.Contains(out, "should be ignored") {
+			t.Fatalf("followed log = %q", out)
+		}
+		got, err := c.Job(ctx, j.ID)
+		if err != nil || got.State != "succeeded" || len(got.Attempts) != 1 {
+			t.Fatalf("job = %+v, %v", got, err)
+		}
+		list, err := c.Jobs(ctx, "succeeded")
+		if err != nil || len(list) != 1 || list[0].ID != j.ID {
+			t.Fatalf("list = %+v, %v", list, err)
+		}
+		if list, _ := c.Jobs(ctx, "running"); len(list) != 0 {
+			t.Fatalf("running = %+v", list)
+		}
+		if _, err := c.Jobs(ctx, "bogus"); err == nil {
+			t.Fatal("want an error for an unknown state")
+		}
+		if _, err := c.SubmitJob(ctx, api.JobSpec{}); err == nil || !strings.Contains(err.Error(), "command") {
+			t.Fatalf("empty spec: %v", err)
+		}
+		if _, err := c.SubmitJob(ctx, api.JobSpec{Command: []string{"x"}, Code: wrong}); err == nil {
+			t.Fatal("want an error for a missing bundle")
+		}
+		if _, err := c.Job(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "RESOURCE_DOES_NOT_EXIST") {
+			t.Fatalf("unknown job: %v", err)
+		}
+		long, _ := c.SubmitJob(ctx, api.JobSpec{Command: []string{"sleep", "30"}})
+		if _, err := c.CancelJob(ctx, long.ID); err != nil {
+			t.Fatal(err)
+		}
+		if j := e.final(t, long.ID); j.State != Cancelled {
+			t.Fatalf("cancelled over HTTP: %+v", j)
+		}
+	})
 }
 
 func jsonUnmarshal(t testing.TB, s string, v any) {

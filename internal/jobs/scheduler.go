@@ -193,8 +193,10 @@ func (s *Service) launch(ctx context.Context, j Job, need forge.Resources) {
 			s.end(ctx, j, j.Attempt, "", forge.Exit{Code: -1, Reason: forge.ReasonInvalid, Message: forge.Message(err)})
 			return
 		}
+		// The cause (an OS error naming a folder of the data dir) is for the
+		// server's log; the job's message is read by every client.
 		s.log.Error("job did not start", "job", j.ID, "err", err)
-		s.end(ctx, j, j.Attempt, "", forge.Exit{Code: -1, Reason: forge.ReasonLost, Message: "could not start: " + forge.Message(err) + ": " + err.Error()})
+		s.end(ctx, j, j.Attempt, "", forge.Exit{Code: -1, Reason: forge.ReasonLost, Message: "could not start: internal error (the server's log has the cause, job " + j.ID + ")"})
 		return
 	}
 	if err := s.st.setHandle(ctx, j.ID, j.Attempt, h); err != nil {

@@ -54,6 +54,9 @@ type Config struct {
 	Tick time.Duration
 	// MaxBundleBytes caps an uploaded code bundle; default bundle.DefaultMaxBytes.
 	MaxBundleBytes int64
+	// TempDir is where an uploaded bundle is spooled while it is checked
+	// (the server's data_dir/tmp, swept after a crash); "": the OS's.
+	TempDir string
 	// PythonPath, if set, is put first on every process's PYTHONPATH (the
 	// server installs its Python client there, so jobs can `import forge`).
 	PythonPath string

@@ -153,6 +153,11 @@ func (s *Service) materialize(ctx context.Context, j Job, code string) ([]forge.
 			return nil, fmt.Errorf("create inputs folder: %w", err)
 		}
 		resolved, digest, err := s.datasets.Materialize(ctx, ref, path)
+		if k := forge.KindOf(err); k == forge.NotFound || k == forge.Invalid {
+			// The spec's fault (no such dataset or version): the job fails
+			// saying which input, as a job that cannot run as written.
+			return nil, forge.WrapError(forge.Invalid, err, "input %s=%s: %s", name, ref, forge.Message(err))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("input %s=%s: %w", name, ref, err)
 		}

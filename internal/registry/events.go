@@ -33,18 +33,15 @@ type Event struct {
 	Timestamp int64  // ms since the epoch
 }
 
-// eventLock is the PostgreSQL advisory lock that orders event writers.
+// eventLock orders event writers (sqlstore.Tx.Serialize).
 const eventLock = 7704
 
-// event records a change inside the transaction that makes it. On
-// PostgreSQL, writers take a transaction lock before drawing a sequence
-// number, so numbers commit in order and a follower that has read up to N
-// never later finds an N-1 it missed.
+// event records a change inside the transaction that makes it. Writers are
+// serialized before drawing a sequence number, so numbers commit in order
+// and a follower that has read up to N never later finds an N-1 it missed.
 func (r *Registry) event(ctx context.Context, tx *sqlstore.Tx, typ, model string, version int64, detail string) error {
-	if tx.Dialect() == sqlstore.Postgres {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(?)", int64(eventLock)); err != nil {
-			return fmt.Errorf("lock registry events: %w", err)
-		}
+	if err := tx.Serialize(ctx, eventLock); err != nil {
+		return fmt.Errorf("lock registry events: %w", err)
 	}
 	_, err := tx.Exec(ctx, "INSERT INTO registry_events (type, model, version, detail, created_at) VALUES (?, ?, ?, ?, ?)",
 		typ, model, version, detail, sqlstore.Now())

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/names"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
@@ -69,9 +70,7 @@ func checkAlias(alias string) error {
 	return nil
 }
 
-func modelNotFound(name string) error {
-	return forge.Errorf(forge.NotFound, "Registered Model with name=%s not found", name)
-}
+func modelNotFound(name string) error { return httpapi.ModelNotFound(name) }
 
 // modelID returns the id of a model, within tx.
 func modelID(ctx context.Context, tx *sqlstore.Tx, name string) (int64, error) {
@@ -126,7 +125,7 @@ func insertModel(ctx context.Context, tx *sqlstore.Tx, name, description string,
 	err := tx.QueryRow(ctx, `INSERT INTO registered_models (name, description, creation_timestamp, last_updated_timestamp)
 		VALUES (?, ?, ?, ?) RETURNING id`, name, description, now, now).Scan(&id)
 	if sqlstore.IsUniqueViolation(err) {
-		return 0, forge.Errorf(forge.AlreadyExists, "Registered Model (name=%s) already exists.", name)
+		return 0, httpapi.ModelExists(name)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("create model %q: %w", name, err)
@@ -256,7 +255,7 @@ func (r *Registry) RenameModel(ctx context.Context, name, newName string) (Model
 		}
 		_, err = tx.Exec(ctx, "UPDATE registered_models SET name = ?, last_updated_timestamp = ? WHERE id = ?", newName, sqlstore.Now(), id)
 		if sqlstore.IsUniqueViolation(err) {
-			return forge.Errorf(forge.AlreadyExists, "Registered Model (name=%s) already exists.", newName)
+			return httpapi.ModelExists(newName)
 		}
 		if err != nil {
 			return fmt.Errorf("rename model %q: %w", name, err)

@@ -133,7 +133,7 @@ func (r *Registry) plan(q Query, t *searchTarget, def, max int) (limit, offset i
 }
 
 // compileWhere turns parsed clauses into SQL with placeholders. LIKE is
-// case-sensitive in MLflow: on SQLite, whose LIKE is not, it becomes GLOB.
+// case-sensitive in MLflow (sqlstore.Dialect.Like).
 func compileWhere(d sqlstore.Dialect, clauses []filter.Clause, t *searchTarget) (string, []any, error) {
 	conds := []string{"1 = 1"}
 	var args []any
@@ -163,18 +163,9 @@ func compileWhere(d sqlstore.Dialect, clauses []filter.Clause, t *searchTarget) 
 				vals = []any{c.Value.Arg()}
 			}
 		case "LIKE":
-			if d == sqlstore.SQLite {
-				cond, vals = col+" GLOB ?", []any{likeToGlob(c.Value.Str)}
-			} else {
-				cond, vals = col+" LIKE ?", []any{c.Value.Str}
-			}
+			cond, vals = d.Like(col, c.Value.Str)
 		case "ILIKE":
-			if d == sqlstore.SQLite {
-				cond = "LOWER(" + col + ") LIKE LOWER(?)"
-			} else {
-				cond = col + " ILIKE ?"
-			}
-			vals = []any{c.Value.Str}
+			cond, vals = d.ILike(col, c.Value.Str)
 		case "IN", "NOT IN":
 			cond = col + " " + c.Op + " (" + sqlstore.Placeholders(len(c.Value.List)) + ")"
 			for _, s := range c.Value.List {
@@ -190,27 +181,6 @@ func compileWhere(d sqlstore.Dialect, clauses []filter.Clause, t *searchTarget) 
 		args = append(append(args, pre...), vals...)
 	}
 	return strings.Join(conds, " AND "), args, nil
-}
-
-// likeToGlob rewrites a LIKE pattern as a GLOB one, quoting GLOB's own
-// wildcards.
-func likeToGlob(p string) string {
-	var b strings.Builder
-	for _, c := range p {
-		switch c {
-		case '%':
-			b.WriteByte('*')
-		case '_':
-			b.WriteByte('?')
-		case '*', '?', '[':
-			b.WriteByte('[')
-			b.WriteRune(c)
-			b.WriteByte(']')
-		default:
-			b.WriteRune(c)
-		}
-	}
-	return b.String()
 }
 
 type pageState struct {

@@ -88,6 +88,9 @@ type Server struct {
 	// gate, when set, must also say ready: a deployment controller's
 	// "stored deployments loaded" (see GateReady).
 	gate atomic.Pointer[func() bool]
+	// unrouted, when set, says why a name with no route and no model
+	// cannot be served yet (see GateUnrouted).
+	unrouted atomic.Pointer[func(name string) error]
 
 	mu     sync.RWMutex
 	models map[string]map[string]*version // name -> version -> state
@@ -370,6 +373,13 @@ func (s *Server) Unroute(name string) {
 // no models loaded yet.
 func (s *Server) GateReady(ready func() bool) { s.gate.Store(&ready) }
 
+// GateUnrouted sets what a request for a name that has neither a route nor
+// a model gets: fn returns an error for a name that is known but not
+// served yet (a stored deployment whose versions are still loading after a
+// restart, as forge.Unavailable), or nil for a name nobody knows, which
+// stays NotFound.
+func (s *Server) GateUnrouted(fn func(name string) error) { s.unrouted.Store(&fn) }
+
 // Ready reports whether every loaded version is ready: none is loading and
 // none failed (Triton's strict readiness).
 func (s *Server) Ready() bool {
@@ -468,6 +478,11 @@ func (s *Server) pick(name, ver string) (*version, error) {
 	}
 	vs := s.models[name]
 	if vs == nil {
+		if fn := s.unrouted.Load(); fn != nil {
+			if err := (*fn)(name); err != nil {
+				return nil, err
+			}
+		}
 		return nil, forge.Errorf(forge.NotFound, "unknown model %q", name)
 	}
 	if ver != "" {

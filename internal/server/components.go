@@ -40,20 +40,45 @@ func (s *Server) mount(ctx context.Context) error {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", tmp, err)
 	}
+	// What a killed server left half-written; nothing writes there yet.
+	temps := []string{tmp, s.blobs.TempDir()}
+	if rep, err := blobgc.SweepTemp(temps, 0, false); err != nil {
+		s.log.Warn("remove temporary files", "err", err)
+	} else if rep.Entries > 0 {
+		s.log.Info("removed temporary files left by the last run", "entries", rep.Entries, "bytes", rep.Bytes)
+	}
+	// Folders the components make on first use are made now, so that
+	// lockDataDir closes them too (models' files are no job's business).
+	for _, d := range []string{"predictors", "deploy-cache"} {
+		if err := os.MkdirAll(filepath.Join(s.cfg.DataDir, d), 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
 
 	// Tracking: MLflow's REST API and artifact proxy.
 	tracks := tracking.New(s.db)
+	wd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("working directory: %w", err)
+	}
+	if err := tracks.SetArtifactRoot(s.cfg.ArtifactRoot(), wd); err != nil {
+		return fmt.Errorf("default artifact root: %w", err)
+	}
 	artifacts := tracking.NewArtifacts(s.db, s.blobs)
-	s.routes = append(s.routes, tracking.NewAPI(tracks, artifacts, s.log.With("sys", "tracking")).Routes()...)
+	tapi := tracking.NewAPI(tracks, artifacts, s.log.With("sys", "tracking"))
+	if !s.cfg.Artifacts.Serve {
+		tapi.DisableArtifactProxy()
+	}
+	s.routes = append(s.routes, tapi.Routes()...)
 
 	// Datasets, explored with DuckDB.
 	eng, err := duckq.NewEngine(duckq.EngineOptions{MemoryLimit: s.cfg.DuckDB.MemoryLimit, Threads: s.cfg.DuckDB.Threads,
-		TempDir: filepath.Join(tmp, "duckdb"), QueryTimeout: s.cfg.DuckDB.QueryTimeout})
+		TempDir: filepath.Join(tmp, "duckdb"), QueryTimeout: s.cfg.DuckDB.QueryTimeout,
+		MaxConcurrent: s.cfg.DuckDB.MaxConcurrent, MaxQueued: s.cfg.DuckDB.MaxQueued})
 	if err != nil {
 		return err
 	}
-	data := datasets.New(s.db, s.blobs, eng, datasets.Options{TempDir: tmp, MemoryLimit: s.cfg.DuckDB.MemoryLimit,
-		Threads: s.cfg.DuckDB.Threads}, s.log.With("sys", "datasets"))
+	data := datasets.New(s.db, s.blobs, eng, datasets.Options{TempDir: tmp}, s.log.With("sys", "datasets"))
 	s.routes = append(s.routes, datasets.NewAPI(data, s.log.With("sys", "datasets")).Routes()...)
 
 	// The model registry copies versions from runs' artifacts.
@@ -74,11 +99,24 @@ func (s *Server) mount(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pypath, err := pyclient.Install(filepath.Join(s.cfg.DataDir, "python"))
+	root, moved, err := jobsRoot(s.cfg.DataDir, s.cfg.JobUser())
 	if err != nil {
 		return err
 	}
-	jcfg.WorkDir, jcfg.TrackingURI, jcfg.PythonPath = filepath.Join(s.cfg.DataDir, "jobs"), s.URL(), pypath
+	if moved {
+		s.log.Warn("job folders are outside the data dir: a folder above it does not let run_as through (o+x)",
+			"jobs_dir", root, "run_as", s.cfg.JobUser())
+	}
+	pypath, err := pyclient.Install(filepath.Join(root, "python"))
+	if err != nil {
+		return err
+	}
+	jobsDir := filepath.Join(root, "jobs")
+	if err := os.MkdirAll(jobsDir, 0o711); err != nil {
+		return err
+	}
+	jcfg.WorkDir, jcfg.TrackingURI, jcfg.PythonPath = jobsDir, s.URL(), pypath
+	jcfg.TempDir = tmp
 	if s.cfg.Auth {
 		// Each attempt gets a token that writes only its own run.
 		jcfg.Tokens = s.tokens
@@ -112,7 +150,7 @@ func (s *Server) mount(ctx context.Context) error {
 	s.runners = append(s.runners, part{"deploy", s.deploy.Run})
 	// Blob garbage collection asks every component that records blob
 	// digests; one left out here would lose its blobs to a sweep.
-	s.routes = append(s.routes, blobgc.Routes(s.blobs, []blobgc.Referrer{artifacts, data, s.registry, js}, s.log.With("sys", "blobgc"))...)
+	s.routes = append(s.routes, blobgc.Routes(s.blobs, []blobgc.Referrer{artifacts, data, s.registry, js}, temps, s.log.With("sys", "blobgc"))...)
 	// The web UI at `/`, over the APIs above.
 	s.ui = webui.New()
 	s.routes = append(s.routes, s.ui.Routes()...)
@@ -138,7 +176,7 @@ func (s *Server) executors(ctx context.Context) (map[string]forge.Executor, jobs
 			if ec.Name == "local" {
 				state = filepath.Join(s.cfg.DataDir, "executor") // where it was before executors had names
 			}
-			ex, err := local.New(ctx, local.Config{Root: state, Logger: log})
+			ex, err := local.New(ctx, local.Config{Root: state, RunAs: s.cfg.JobUser(), Logger: log})
 			if err != nil {
 				return nil, jcfg, fmt.Errorf("executor %s: %w", ec.Name, err)
 			}

@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -83,7 +85,18 @@ func TestJobTokenAndEnvironment(t *testing.T) {
 				password = "pg-s3cret-password"
 				t.Setenv("FORGE_DB", strings.Replace(sqlstoretest.PostgresURL(t), "postgres://forge@", "postgres://forge:"+password+"@", 1))
 			}
-			p, _ := startForge(t, "--data-dir", t.TempDir(), "--auth")
+			// Jobs run as run_as (forge-job under root): the folders above
+			// the data dir must let it through.
+			// (t.TempDir's own parent is 0700.)
+			parent, err := os.MkdirTemp("", "forge-jobenv-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(parent) })
+			if err := os.Chmod(parent, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			p, _ := startForge(t, "--data-dir", filepath.Join(parent, "data"), "--auth")
 			c := api.NewClient(p.url, admin)
 			ctx := context.Background()
 

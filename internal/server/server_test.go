@@ -22,11 +22,16 @@ import (
 
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/config"
+	"github.com/forge-mlops/forge/internal/executor/local"
 	"github.com/forge-mlops/forge/internal/server"
 	"github.com/forge-mlops/forge/internal/sqlstore/sqlstoretest"
 )
 
 func TestMain(m *testing.M) {
+	// The test binary doubles as the job shim, as the forge binary does.
+	if len(os.Args) > 1 && os.Args[1] == local.ShimCommand {
+		os.Exit(local.Shim(os.Args[2:]))
+	}
 	code := sqlstoretest.Main(m)
 	if forgeBin.dir != "" {
 		os.RemoveAll(forgeBin.dir)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
@@ -63,17 +64,86 @@ func (a *Artifacts) Put(ctx context.Context, p string, r io.Reader) (FileInfo, e
 	if p == "" {
 		return FileInfo{}, forge.Errorf(forge.Invalid, "an artifact upload needs a file path")
 	}
+	// Refused before the bytes are stored; checked again with the record,
+	// against an upload racing this one.
+	if err := fileOrFolder(ctx, a.db, p); err != nil {
+		return FileInfo{}, err
+	}
 	info, err := a.blobs.Put(ctx, r)
 	if err != nil {
 		return FileInfo{}, fmt.Errorf("store artifact %s: %w", p, err)
 	}
-	_, err = a.db.Exec(ctx, `INSERT INTO artifact_files (path, digest, size, updated_at) VALUES (?, ?, ?, ?)
+	err = a.db.Tx(ctx, func(tx *sqlstore.Tx) error {
+		if err := tx.Serialize(ctx, artifactLock); err != nil {
+			return err
+		}
+		if err := fileOrFolder(ctx, tx, p); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO artifact_files (path, digest, size, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (path) DO UPDATE SET digest = excluded.digest, size = excluded.size, updated_at = excluded.updated_at`,
-		p, string(info.Digest), info.Size, sqlstore.Now())
+			p, string(info.Digest), info.Size, sqlstore.Now())
+		return err
+	})
+	if forge.KindOf(err) == forge.Invalid {
+		return FileInfo{}, err // the blob, if new, is left to blob gc
+	}
 	if err != nil {
 		return FileInfo{}, fmt.Errorf("record artifact %s: %w", p, err)
 	}
 	return FileInfo{Path: p, Size: info.Size, Digest: info.Digest}, nil
+}
+
+// artifactLock orders artifact writers on PostgreSQL (sqlstore.Tx.Serialize),
+// so two uploads racing for a and a/b cannot both pass fileOrFolder.
+const artifactLock = 7705
+
+// querier is what fileOrFolder reads through: the store, or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+// fileOrFolder refuses a file at p where p is a folder (a file below it
+// exists) or where a folder above p is a file: a path names one or the
+// other, as on a disk, so a listing and a download never disagree.
+func fileOrFolder(ctx context.Context, q querier, p string) error {
+	var below string
+	err := q.QueryRow(ctx, "SELECT path FROM artifact_files WHERE path >= ? AND path < ? ORDER BY path LIMIT 1", p+"/", p+"0").Scan(&below)
+	if err == nil {
+		return forge.Errorf(forge.Invalid, "artifact path '%s' is a folder (it holds '%s'): a path is a file or a folder, not both", p, below)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("check artifact %s: %w", p, err)
+	}
+	var above []string
+	for i := strings.IndexByte(p, '/'); i >= 0; i = next(p, i) {
+		above = append(above, p[:i])
+	}
+	if len(above) == 0 {
+		return nil
+	}
+	args := make([]any, len(above))
+	for i, s := range above {
+		args[i] = s
+	}
+	var file string
+	err = q.QueryRow(ctx, "SELECT path FROM artifact_files WHERE path IN ("+sqlstore.Placeholders(len(above))+") ORDER BY path LIMIT 1", args...).Scan(&file)
+	if err == nil {
+		return forge.Errorf(forge.Invalid, "artifact path '%s' is under '%s', which is a file: a path is a file or a folder, not both", p, file)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("check artifact %s: %w", p, err)
+	}
+	return nil
+}
+
+// next is the index of the '/' after the one at i, or -1.
+func next(p string, i int) int {
+	j := strings.IndexByte(p[i+1:], '/')
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
 }
 
 // Stat returns the file at p.
@@ -205,14 +275,16 @@ func (a *Artifacts) RunFiles(ctx context.Context, s *Store, runID, rel string) (
 	var uri string
 	err := s.db.QueryRow(ctx, "SELECT artifact_uri FROM runs WHERE run_uuid = ?", runID).Scan(&uri)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, forge.Errorf(forge.NotFound, "run with id=%s not found", runID)
+		return nil, httpapi.RunNotFound(runID)
 	}
 	if err != nil {
 		return nil, err
 	}
 	root, err := RunArtifactRoot(uri)
 	if err != nil {
-		return nil, err
+		// The client wrote them straight to the run's location (file://,
+		// s3://...): this server has none of them.
+		return nil, forge.Errorf(forge.NotFound, "the artifacts of run %s are not on this server (artifact URI %s)", runID, uri)
 	}
 	rel, err = CleanPath(rel)
 	if err != nil {

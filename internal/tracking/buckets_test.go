@@ -100,60 +100,61 @@ func TestMetricBuckets(t *testing.T) {
 // Over HTTP the histories come as columns, gzip-compressed when asked, and
 // bad parameters are a 400 that names them.
 func TestMetricBucketsHTTP(t *testing.T) {
-	db := sqlstoretest.OpenSQLite(t)
-	s := tracking.New(db)
-	mux := http.NewServeMux()
-	httpapi.Mount(mux, tracking.NewAPI(s, nil, slog.New(slog.DiscardHandler)).Routes())
-	r, err := s.CreateRun(ctx, tracking.CreateRunOptions{ExperimentID: "0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pts []tracking.Metric
-	for i := 0; i < 999; i++ {
-		pts = append(pts, tracking.Metric{Key: "loss", Value: 1 / float64(i+1), Timestamp: int64(i), Step: int64(i)})
-	}
-	pts = append(pts, tracking.Metric{Key: "loss", Value: math.Inf(1), Timestamp: 5000, Step: 999})
-	if err := s.LogBatch(ctx, r.ID, pts, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	req := httptest.NewRequest("GET", "/api/forge/v1/metrics/buckets?key=loss&buckets=10&run_id="+r.ID, nil)
-	req.Header.Set("Accept-Encoding", "gzip")
-	rec := httptest.NewRecorder()
-	mux.ServeHTTP(rec, req)
-	if rec.Code != 200 || rec.Header().Get("Content-Encoding") != "gzip" {
-		t.Fatalf("%d %v", rec.Code, rec.Header())
-	}
-	zr, err := gzip.NewReader(rec.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got struct {
-		Histories []struct {
-			RunID  string    `json:"run_id"`
-			Points int64     `json:"points"`
-			Step   []int64   `json:"step"`
-			Max    []float64 `json:"max"`
-			Mean   []float64 `json:"mean"`
-		} `json:"histories"`
-	}
-	if err := json.NewDecoder(zr).Decode(&got); err != nil {
-		t.Fatal(err)
-	}
-	if len(got.Histories) != 1 || got.Histories[0].Points != 1000 || len(got.Histories[0].Step) != 10 ||
-		got.Histories[0].Max[9] != math.MaxFloat64 || got.Histories[0].Mean[0] == 0 {
-		t.Fatalf("histories: %+v", got.Histories)
-	}
-	for _, q := range []string{"key=loss", "run_id=" + r.ID, "key=loss&buckets=x&run_id=" + r.ID, "key=loss&buckets=0&run_id=" + r.ID,
-		"key=loss&start_step=a&run_id=" + r.ID} {
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, httptest.NewRequest("GET", "/api/forge/v1/metrics/buckets?"+q, nil))
-		if rec.Code != 400 {
-			t.Errorf("%s: %d %s, want 400", q, rec.Code, rec.Body)
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		s := tracking.New(db)
+		mux := http.NewServeMux()
+		httpapi.Mount(mux, tracking.NewAPI(s, nil, slog.New(slog.DiscardHandler)).Routes())
+		r, err := s.CreateRun(ctx, tracking.CreateRunOptions{ExperimentID: "0"})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	rec = httptest.NewRecorder()
-	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/api/forge/v1/metrics/buckets?key=loss&run_id=nope", nil))
-	if rec.Code != 404 {
-		t.Errorf("missing run: %d %s", rec.Code, rec.Body)
-	}
+		var pts []tracking.Metric
+		for i := 0; i < 999; i++ {
+			pts = append(pts, tracking.Metric{Key: "loss", Value: 1 / float64(i+1), Timestamp: int64(i), Step: int64(i)})
+		}
+		pts = append(pts, tracking.Metric{Key: "loss", Value: math.Inf(1), Timestamp: 5000, Step: 999})
+		if err := s.LogBatch(ctx, r.ID, pts, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest("GET", "/api/forge/v1/metrics/buckets?key=loss&buckets=10&run_id="+r.ID, nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		if rec.Code != 200 || rec.Header().Get("Content-Encoding") != "gzip" {
+			t.Fatalf("%d %v", rec.Code, rec.Header())
+		}
+		zr, err := gzip.NewReader(rec.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Histories []struct {
+				RunID  string    `json:"run_id"`
+				Points int64     `json:"points"`
+				Step   []int64   `json:"step"`
+				Max    []float64 `json:"max"`
+				Mean   []float64 `json:"mean"`
+			} `json:"histories"`
+		}
+		if err := json.NewDecoder(zr).Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Histories) != 1 || got.Histories[0].Points != 1000 || len(got.Histories[0].Step) != 10 ||
+			got.Histories[0].Max[9] != math.MaxFloat64 || got.Histories[0].Mean[0] == 0 {
+			t.Fatalf("histories: %+v", got.Histories)
+		}
+		for _, q := range []string{"key=loss", "run_id=" + r.ID, "key=loss&buckets=x&run_id=" + r.ID, "key=loss&buckets=0&run_id=" + r.ID,
+			"key=loss&start_step=a&run_id=" + r.ID} {
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, httptest.NewRequest("GET", "/api/forge/v1/metrics/buckets?"+q, nil))
+			if rec.Code != 400 {
+				t.Errorf("%s: %d %s, want 400", q, rec.Code, rec.Body)
+			}
+		}
+		rec = httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("GET", "/api/forge/v1/metrics/buckets?key=loss&run_id=nope", nil))
+		if rec.Code != 404 {
+			t.Errorf("missing run: %d %s", rec.Code, rec.Body)
+		}
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/names"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
@@ -78,7 +79,7 @@ func (s *Store) CreateRun(ctx context.Context, o CreateRunOptions) (Run, error) 
 		var stage, loc string
 		err := tx.QueryRow(ctx, "SELECT lifecycle_stage, artifact_location FROM experiments WHERE experiment_id = ?", expID).Scan(&stage, &loc)
 		if errors.Is(err, sql.ErrNoRows) {
-			return forge.Errorf(forge.NotFound, "no experiment with id=%s exists", o.ExperimentID)
+			return httpapi.ExperimentNotFound(o.ExperimentID)
 		}
 		if err != nil {
 			return err
@@ -133,7 +134,7 @@ func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 func (s *Store) GetRun(ctx context.Context, id string) (Run, error) {
 	r, err := scanRun(s.db.QueryRow(ctx, "SELECT "+runCols+" FROM runs WHERE run_uuid = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return r, forge.Errorf(forge.NotFound, "run with id=%s not found", id)
+		return r, httpapi.RunNotFound(id)
 	}
 	if err != nil {
 		return r, fmt.Errorf("get run: %w", err)
@@ -157,73 +158,28 @@ const (
 			   OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp AND excluded.value > latest_metrics.value)`
 )
 
-// qInsMetricsJSON inserts a whole batch in one statement on SQLite: the
-// points travel as one JSON array of [key, value, is_nan, timestamp, step]
-// (JSON5, so ±Infinity pass), which SQLite unpacks itself. Binding six
-// values per point through cgo cost more than SQLite's work.
-const qInsMetricsJSON = `INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step)
-	SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]')
-	FROM json_each(?) WHERE true ON CONFLICT DO NOTHING`
-
-// qInsMetricsArrays is the one-statement batch insert on PostgreSQL: the
-// points travel as five arrays, one per column, which unnest zips back into
-// rows. One statement per point was a round trip each: 65 ms a 1,000-point
-// batch.
-const qInsMetricsArrays = `INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step)
-	SELECT ?, u.k, u.v, u.n, u.t, u.s FROM unnest(?::text[], ?::float8[], ?::boolean[], ?::bigint[], ?::bigint[]) AS u(k, v, n, t, s)
-	ON CONFLICT DO NOTHING`
+// metricColumns are the per-point columns of the one-statement batch
+// insert (sqlstore.Bulk), after run_uuid.
+var metricColumns = []sqlstore.BulkColumn{{Name: "key", Type: "text"}, {Name: "value", Type: "float8"},
+	{Name: "is_nan", Type: "boolean"}, {Name: "timestamp", Type: "bigint"}, {Name: "step", Type: "bigint"}}
 
 // bulkMetrics is the batch size from which the one-statement insert is used.
 const bulkMetrics = 8
 
 type statements struct {
 	runStage, insMetric, upsertLatest *sqlstore.Stmt
-	insMetricsJSON                    *sqlstore.Stmt // SQLite only
+	insMetrics                        *sqlstore.Bulk
 }
 
-// metricsJSON writes points for qInsMetricsJSON.
-func metricsJSON(ms []Metric) string {
-	b := make([]byte, 0, len(ms)*48)
-	b = append(b, '[')
-	for i, m := range ms {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		key, _ := json.Marshal(m.Key)
-		b = append(b, '[')
-		b = append(b, key...)
-		b = append(b, ',')
-		v, isNaN := storedValue(m.Value)
-		switch {
-		case math.IsInf(v, 1):
-			b = append(b, "Infinity"...)
-		case math.IsInf(v, -1):
-			b = append(b, "-Infinity"...)
-		default:
-			b = strconv.AppendFloat(b, v, 'g', -1, 64)
-		}
-		if isNaN {
-			b = append(b, ",1,"...)
-		} else {
-			b = append(b, ",0,"...)
-		}
-		b = strconv.AppendInt(b, m.Timestamp, 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, m.Step, 10)
-		b = append(b, ']')
-	}
-	return string(append(b, ']'))
-}
-
-// metricsArrays are qInsMetricsArrays' arguments.
-func metricsArrays(runID string, ms []Metric) []any {
+// metricsColumns are a batch's metricColumns.
+func metricsColumns(ms []Metric) []any {
 	keys, values, nans := make([]string, len(ms)), make([]float64, len(ms)), make([]bool, len(ms))
 	timestamps, steps := make([]int64, len(ms)), make([]int64, len(ms))
 	for i, m := range ms {
 		keys[i], timestamps[i], steps[i] = m.Key, m.Timestamp, m.Step
 		values[i], nans[i] = storedValue(m.Value)
 	}
-	return []any{runID, keys, values, nans, timestamps, steps}
+	return []any{keys, values, nans, timestamps, steps}
 }
 
 // statements prepares the hot path's statements on first use, outside any
@@ -241,10 +197,8 @@ func (s *Store) statements(ctx context.Context) *statements {
 		if st.upsertLatest, err = s.db.PrepareWrite(ctx, qUpsertLatest); err != nil {
 			return
 		}
-		if s.db.Dialect() == sqlstore.SQLite {
-			if st.insMetricsJSON, err = s.db.PrepareWrite(ctx, qInsMetricsJSON); err != nil {
-				return
-			}
+		if st.insMetrics, err = s.db.PrepareBulk(ctx, "metrics", []string{"run_uuid"}, metricColumns, "ON CONFLICT DO NOTHING"); err != nil {
+			return
 		}
 		s.prep = &st
 	})
@@ -266,7 +220,7 @@ func activeRunWith(ctx context.Context, tx *sqlstore.Tx, st *statements, id stri
 		err = tx.QueryRow(ctx, qRunStage, id).Scan(&stage)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return forge.Errorf(forge.NotFound, "run with id=%s not found", id)
+		return httpapi.RunNotFound(id)
 	}
 	if err != nil {
 		return err
@@ -315,7 +269,7 @@ func (s *Store) setRunStage(ctx context.Context, id, from, to string) error {
 		var stage string
 		err := tx.QueryRow(ctx, "SELECT lifecycle_stage FROM runs WHERE run_uuid = ?", id).Scan(&stage)
 		if errors.Is(err, sql.ErrNoRows) {
-			return forge.Errorf(forge.NotFound, "run with id=%s not found", id)
+			return httpapi.RunNotFound(id)
 		}
 		if err != nil {
 			return err
@@ -392,15 +346,9 @@ func insertMetrics(ctx context.Context, tx *sqlstore.Tx, st *statements, runID s
 		}
 		return err
 	}
-	bulk := len(metrics) >= bulkMetrics && (tx.Dialect() == sqlstore.Postgres || st != nil)
+	bulk := len(metrics) >= bulkMetrics && st != nil
 	if bulk {
-		var err error
-		if tx.Dialect() == sqlstore.Postgres {
-			_, err = tx.Exec(ctx, qInsMetricsArrays, metricsArrays(runID, metrics)...)
-		} else {
-			_, err = tx.ExecStmt(ctx, st.insMetricsJSON, runID, metricsJSON(metrics))
-		}
-		if err != nil {
+		if err := tx.ExecBulk(ctx, st.insMetrics, []any{runID}, metricsColumns(metrics)...); err != nil {
 			return fmt.Errorf("log metrics: %w", err)
 		}
 	}
@@ -555,7 +503,7 @@ func (s *Store) runExists(ctx context.Context, runID string) (string, error) {
 	var stage string
 	err := s.db.QueryRow(ctx, "SELECT lifecycle_stage FROM runs WHERE run_uuid = ?", runID).Scan(&stage)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", forge.Errorf(forge.NotFound, "run with id=%s not found", runID)
+		return "", httpapi.RunNotFound(runID)
 	}
 	return stage, err
 }

@@ -53,7 +53,7 @@ func TestExperiments(t *testing.T) {
 		_, err = s.GetExperiment(ctx, "9999")
 		mustKind(t, err, forge.NotFound)
 		_, err = s.GetExperiment(ctx, "abc")
-		mustKind(t, err, forge.Invalid)
+		mustKind(t, err, forge.NotFound) // as MLflow answers
 		mustKind(t, s.DeleteExperiment(ctx, "0"), forge.Invalid)
 
 		if err := s.RenameExperiment(ctx, id, "exp2"); err != nil {
@@ -486,6 +486,56 @@ func TestBulkBatchValues(t *testing.T) {
 		run, _ := s.GetRun(ctx, r.ID)
 		if len(run.Metrics) != 1 || run.Metrics[0].Value != 3 || run.Metrics[0].Step != 6 {
 			t.Fatalf("latest: %+v", run.Metrics)
+		}
+	})
+}
+
+// A path is a file or a folder, never both: a file under a file, or a file
+// where files already sit below, is refused and stores nothing.
+func TestArtifactFileOrFolder(t *testing.T) {
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		blobs, err := blob.NewLocal(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := tracking.NewArtifacts(db, blobs)
+		for _, p := range []string{"0/r/artifacts/a", "0/r/artifacts/d/e/f", "0/r/artifacts/ab", "0/r/artifacts/d.txt"} {
+			if _, err := a.Put(ctx, p, strings.NewReader("first "+p)); err != nil {
+				t.Fatalf("put %s: %v", p, err)
+			}
+		}
+		before, _ := blobs.List(ctx, "")
+		for _, tc := range []struct{ path, want string }{
+			{"0/r/artifacts/a/b", "is under '0/r/artifacts/a', which is a file"},
+			{"0/r/artifacts/a/b/c", "is under '0/r/artifacts/a', which is a file"},
+			{"0/r/artifacts/d", "is a folder (it holds '0/r/artifacts/d/e/f')"},
+			{"0/r/artifacts/d/e", "is a folder"},
+		} {
+			_, err := a.Put(ctx, tc.path, strings.NewReader("refused "+tc.path))
+			mustKind(t, err, forge.Invalid)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("put %s: %v, want %q", tc.path, err, tc.want)
+			}
+		}
+		files, err := a.Walk(ctx, "0/r/artifacts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, f := range files {
+			got = append(got, f.Path)
+		}
+		if want := []string{"0/r/artifacts/a", "0/r/artifacts/ab", "0/r/artifacts/d.txt", "0/r/artifacts/d/e/f"}; !cmp.Equal(got, want) {
+			t.Errorf("files after refused uploads: %v, want %v", got, want)
+		}
+		if after, _ := blobs.List(ctx, ""); len(after) != len(before) {
+			t.Errorf("refused uploads stored %d blobs", len(after)-len(before))
+		}
+		// Replacing a file, and siblings sharing a prefix, are fine.
+		for _, p := range []string{"0/r/artifacts/a", "0/r/artifacts/d/e/g"} {
+			if _, err := a.Put(ctx, p, strings.NewReader("again")); err != nil {
+				t.Errorf("put %s: %v", p, err)
+			}
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/forge-mlops/forge/api"
 )
@@ -203,6 +204,47 @@ func TestBrowserJourneys(t *testing.T) {
 		screenshot(t, ctx, "filtered")
 	})
 
+	t.Run("group by a param, fold a group, open a run by keyboard", func(t *testing.T) {
+		var groups []string
+		run(t, ctx, chromedp.Navigate(expURL+"?sort=metrics.loss"), chromedp.WaitVisible(`#runs .vt-row`),
+			chromedp.SetValue(`#group-by`, "params.lr"),
+			chromedp.Evaluate(`document.getElementById('group-by').dispatchEvent(new Event('change'))`, nil),
+			chromedp.WaitVisible(`#runs .vt-group`),
+			chromedp.Evaluate(`[...document.querySelectorAll('#runs .vt-group')].map(g => g.dataset.group)`, &groups))
+		// Sorted: the HTML one first ("<" before digits), then 0.001, 0.01
+		// (best-run's), 0.1 (below the rows in view, so not in the DOM).
+		if len(groups) < 3 || groups[0] != xss || groups[1] != "0.001" || groups[2] != "0.01" {
+			t.Fatalf("groups %q", groups)
+		}
+		var head string
+		run(t, ctx, chromedp.Text(`#runs .vt-group[data-group="0.01"]`, &head))
+		if !strings.Contains(head, "14 runs") || !strings.Contains(head, "min 0.05") {
+			t.Errorf("group header %q, want 14 runs (13 of run-NN and best-run) and the best loss as min", head)
+		}
+		screenshot(t, ctx, "grouped")
+		var before, after int
+		run(t, ctx, chromedp.Evaluate(`document.querySelectorAll('#runs .vt-row:not(.vt-group)').length`, &before),
+			chromedp.Click(`#runs .vt-group[data-group="0.001"]`),
+			chromedp.Poll(`document.querySelector('#runs .vt-group[data-group="0.001"]').getAttribute('aria-expanded') === 'false'`, nil),
+			chromedp.Evaluate(`[...document.querySelectorAll('#runs .vt-row:not(.vt-group)')].filter(r => r.querySelector('[data-col="params.lr"]') && r.querySelector('[data-col="params.lr"]').textContent === '0.001').length`, &after))
+		if after != 0 {
+			t.Errorf("a folded group still shows %d of its runs (of %d rows)", after, before)
+		}
+		var hash string
+		run(t, ctx, chromedp.Evaluate(`location.hash`, &hash))
+		if !strings.Contains(hash, "group=params.lr") {
+			t.Errorf("grouping not in the URL: %s", hash)
+		}
+		// Keyboard: into the table, down to the first run, Enter opens it.
+		var name string
+		run(t, ctx, chromedp.Navigate(expURL+"?sort=metrics.loss"), chromedp.WaitVisible(`#runs .vt-row`),
+			chromedp.Focus(`#runs`), chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.Enter),
+			chromedp.WaitVisible(`#run-name`), chromedp.Text(`#run-name`, &name))
+		if name != "best-run" {
+			t.Errorf("Enter on the first row opened %q, want best-run", name)
+		}
+	})
+
 	t.Run("a run and its chart", func(t *testing.T) {
 		var drawn bool
 		run(t, ctx, chromedp.Navigate(base+"/#/runs/"+s.bestID), chromedp.WaitVisible(`#charts canvas`),
@@ -278,6 +320,22 @@ func TestBrowserJourneys(t *testing.T) {
 		}
 	})
 
+	t.Run("a narrow window", func(t *testing.T) {
+		// At 600 px the pages fit the width: wide tables scroll inside
+		// their own box, the page itself never scrolls sideways.
+		narrow := emulation.SetDeviceMetricsOverride(600, 900, 1, false)
+		defer chromedp.Run(ctx, emulation.ClearDeviceMetricsOverride())
+		for _, u := range []string{base + "/#/jobs", base + "/", base + "/#/runs/" + s.bestID, expURL} {
+			var over int
+			run(t, ctx, narrow, chromedp.Navigate(u), chromedp.WaitVisible(`#main h1`),
+				chromedp.Evaluate(`document.documentElement.scrollWidth - window.innerWidth`, &over))
+			if over > 0 {
+				t.Errorf("%s at 600 px: the page is %d px wider than the window", u, over)
+			}
+		}
+		screenshot(t, ctx, "narrow-runs")
+	})
+
 	t.Run("compare runs", func(t *testing.T) {
 		var diff string
 		run(t, ctx, chromedp.Navigate(expURL+"?sort=metrics.loss"), chromedp.WaitVisible(`#runs .vt-row`),
@@ -288,8 +346,13 @@ func TestBrowserJourneys(t *testing.T) {
 		if !strings.Contains(diff, "lr") || !strings.Contains(diff, "best-run") {
 			t.Errorf("params that differ: %q, want lr and best-run", diff)
 		}
+		var metric string
+		run(t, ctx, chromedp.Evaluate(`document.getElementById('metric').value`, &metric))
+		if metric != "loss" {
+			t.Errorf("compare charts %q first, want loss, the metric the table was sorted by", metric)
+		}
 		var series int
-		run(t, ctx, chromedp.Evaluate(`document.querySelectorAll('#charts .u-legend .u-series').length`, &series))
+		run(t, ctx, chromedp.Evaluate(`[...document.querySelectorAll('#charts .u-legend .u-series')].filter(r => r.style.display !== 'none').length`, &series))
 		if series != 4 { // the step axis and three runs
 			t.Errorf("compare chart legend has %d entries, want 4", series)
 		}
@@ -300,6 +363,16 @@ func TestBrowserJourneys(t *testing.T) {
 			t.Errorf("parallel coordinates draw %s lines and the scatter %s points, want 3 each", lines, points)
 		}
 		screenshot(t, ctx, "compare")
+		// Lines by group: one per lr value, the mean of its runs with a band.
+		var legend []string
+		run(t, ctx, chromedp.SetValue(`#chart-group`, "lr"),
+			chromedp.Evaluate(`document.getElementById('chart-group').dispatchEvent(new Event('change'))`, nil),
+			chromedp.Poll(`document.querySelector('#charts .u-legend').textContent.includes('runs)')`, nil),
+			chromedp.Evaluate(`[...document.querySelectorAll('#charts .u-legend .u-series')].filter(r => r.style.display !== 'none').map(r => r.textContent).slice(1)`, &legend))
+		if len(legend) != 2 || !strings.Contains(strings.Join(legend, " "), "lr=0.01 (2 runs)") {
+			t.Errorf("grouped legend %q, want lr=0.01 (2 runs) and lr=0.001 (1 runs)", legend)
+		}
+		screenshot(t, ctx, "compare-grouped")
 		// The UI itself needs nothing the policy forbids (no inline script or style).
 		var blocked []string
 		run(t, ctx, chromedp.Evaluate(`window.__csp || ['the recorder is not installed']`, &blocked))

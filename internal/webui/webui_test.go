@@ -6,22 +6,38 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/forge-mlops/forge/internal/config"
+	"github.com/forge-mlops/forge/internal/executor/local"
 	"github.com/forge-mlops/forge/internal/server"
 )
 
 const adminToken = "forge-ui-test-admin-token-0123456789"
+
+// The test binary doubles as the job shim, as the forge binary does: the
+// server runs jobs (Run starts the scheduler).
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == local.ShimCommand {
+		os.Exit(local.Shim(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}
 
 // startServer runs a real Forge server (SQLite in a temp dir) over HTTP.
 func startServer(t *testing.T, authOn bool) string {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
+	// A root server runs jobs as forge-job, which must pass through every
+	// folder above the data dir: t.TempDir's parent is 0700.
+	if err := os.Chmod(filepath.Dir(cfg.DataDir), 0o711); err != nil {
+		t.Fatal(err)
+	}
 	cfg.Addr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Auth = authOn
 	if authOn {
@@ -31,13 +47,23 @@ func startServer(t *testing.T, authOn bool) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SetReady()
-	ts := httptest.NewServer(s.Handler())
+	// Run, not just the handler: the deploy controller and the scheduler
+	// are what the deployments and jobs pages show.
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("server stopped before it was ready: %v", err)
+	}
 	t.Cleanup(func() {
-		ts.Close()
-		s.Close()
+		cancel()
+		<-done
 	})
-	return ts.URL
+	return "http://" + addr
 }
 
 func get(t *testing.T, url string) (*http.Response, string) {

@@ -69,6 +69,7 @@ func (e *Executor) manifests(l *forge.Launch) (*batchv1.Job, *corev1.Service, er
 		Resources:                requirements(l.Resources),
 		VolumeMounts:             []corev1.VolumeMount{{Name: "dshm", MountPath: "/dev/shm"}},
 		Ports:                    []corev1.ContainerPort{{Name: "master", ContainerPort: int32(e.cfg.MasterPort)}},
+		SecurityContext:          noEscalation(),
 	}
 	if ppn > 1 {
 		main.Command = append([]string{ForgeBinDir + "/forge", LaunchCommand, "run", "--procs", strconv.Itoa(ppn), "--gpus", strconv.Itoa(l.Resources.GPUs), "--"}, main.Command...)
@@ -93,8 +94,9 @@ func (e *Executor) manifests(l *forge.Launch) (*batchv1.Job, *corev1.Service, er
 		main.VolumeMounts = append(main.VolumeMounts, mounts...)
 		inits = append(inits, corev1.Container{
 			Name: InitContainer, Image: e.cfg.ForgeImage, Command: args,
-			Env:          serverEnv(env),
-			VolumeMounts: mounts,
+			Env:             serverEnv(env),
+			VolumeMounts:    mounts,
+			SecurityContext: noEscalation(),
 			Resources: corev1.ResourceRequirements{
 				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
 			},
@@ -252,4 +254,12 @@ func requirements(r forge.Resources) corev1.ResourceRequirements {
 		return corev1.ResourceRequirements{}
 	}
 	return corev1.ResourceRequirements{Requests: list, Limits: list.DeepCopy()}
+}
+
+// noEscalation keeps a container from gaining privileges it did not start
+// with (setuid binaries, file capabilities). Who it runs as is the image's
+// user: runAsNonRoot would refuse the many images that run as root (the
+// default python image among them).
+func noEscalation() *corev1.SecurityContext {
+	return &corev1.SecurityContext{AllowPrivilegeEscalation: new(false)}
 }

@@ -106,6 +106,11 @@ func TestManifests(t *testing.T) {
 	if ic.Image != "forge:dev" || !slices.Equal(ic.Command, wantCmd) || envOf(ic)["FORGE_SERVER"].Value != "http://forge.ml.svc:8080" {
 		t.Errorf("init container: image %q command %q env %v", ic.Image, ic.Command, ic.Env)
 	}
+	for _, c := range []corev1.Container{main, ic} {
+		if sc := c.SecurityContext; sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Errorf("container %s may escalate privileges: %+v", c.Name, sc)
+		}
+	}
 	if svc.Spec.ClusterIP != corev1.ClusterIPNone || !svc.Spec.PublishNotReadyAddresses || svc.Spec.Selector[LabelName] != name {
 		t.Errorf("service: %+v", svc.Spec)
 	}

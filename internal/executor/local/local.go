@@ -53,7 +53,11 @@ type Config struct {
 	// Grace is how long a process has between SIGTERM and SIGKILL.
 	Grace time.Duration
 	// Poll is how often a waiter looks at the processes.
-	Poll   time.Duration
+	Poll time.Duration
+	// RunAs is the user (a name or a uid) every job process runs as, in a
+	// job folder handed to it; empty: the server's own user. Another user
+	// than the server's needs the server to run as root.
+	RunAs  string
 	Logger *slog.Logger
 }
 
@@ -62,6 +66,10 @@ type Executor struct {
 	cfg   Config
 	total forge.Resources
 	log   *slog.Logger
+	// user is who jobs run as; nil: the server's user. userErr says why
+	// jobs cannot start when run_as names no usable user.
+	user    *jobUser
+	userErr error
 
 	mu       sync.Mutex
 	attempts map[string]*handle // by folder: attempts started or adopted, not yet ended
@@ -114,12 +122,24 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Executor{
+	e := &Executor{
 		cfg:      cfg,
 		total:    forge.Resources{CPUs: cfg.CPUs, MemoryBytes: cfg.MemoryBytes, GPUs: len(cfg.GPUs)},
 		log:      cfg.Logger,
 		attempts: map[string]*handle{},
-	}, nil
+	}
+	if cfg.RunAs != "" {
+		// A missing user does not stop the server (its other parts work):
+		// every job is refused, saying which setting to fix.
+		e.user, e.userErr = lookupJobUser(cfg.RunAs)
+		if e.userErr != nil {
+			e.log.Error("local jobs cannot start", "err", e.userErr)
+		}
+	}
+	if e.user == nil && e.userErr == nil && os.Geteuid() == 0 {
+		e.log.Warn("local jobs run as root, as the server does: they can read its data dir (set run_as)")
+	}
+	return e, nil
 }
 
 // Capacity implements forge.CapacityReporter.
@@ -155,6 +175,9 @@ func (e *Executor) freeGPUsLocked() []int {
 
 // Start implements forge.Starter: it starts every process or none.
 func (e *Executor) Start(ctx context.Context, l *forge.Launch) (forge.Handle, error) {
+	if e.userErr != nil {
+		return "", forge.Errorf(forge.Invalid, "local executor: %v", e.userErr)
+	}
 	nodes, ppn := max(l.Nodes, 1), max(l.ProcsPerNode, 1)
 	world := nodes * ppn
 	res := l.Resources.Times(nodes)
@@ -202,6 +225,14 @@ func (e *Executor) start(l *forge.Launch, h *handle, nodes, ppn, world int) ([]p
 		return nil, fmt.Errorf("pick MASTER_PORT: %w", err)
 	}
 	base := procenv.Base() // never the server's own environment
+	var runAs []string
+	if e.user != nil {
+		if err := e.user.prepare(l.Dir); err != nil {
+			return nil, err
+		}
+		base = append(base, "HOME="+e.user.jobHome(l.Dir), "USER="+e.user.name, "LOGNAME="+e.user.name)
+		runAs = []string{"--run-as", e.user.credential()}
+	}
 	for k, v := range l.Env {
 		base = append(base, k+"="+v)
 	}
@@ -232,7 +263,7 @@ func (e *Executor) start(l *forge.Launch, h *handle, nodes, ppn, world int) ([]p
 			}
 			env = append(env, "CUDA_VISIBLE_DEVICES="+joinInts(devs))
 		}
-		argv := append([]string(nil), e.cfg.Shim...)
+		argv := append(append([]string(nil), e.cfg.Shim...), runAs...)
 		if l.Resources.MemoryBytes > 0 {
 			// Each process gets its share of the job's memory per node.
 			argv = append(argv, "--memory-max", strconv.FormatInt(l.Resources.MemoryBytes/int64(ppn), 10))

@@ -310,3 +310,96 @@ func memoryLimitAvailable() (bool, error) {
 	os.Remove(dir)
 	return true, nil
 }
+
+// TestRunAs runs a job as the unprivileged user the server would (the test
+// runs as root, as CI does): it is not root, owns its folder, and is refused
+// the server's files beside it.
+func TestRunAs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatalf("switching users needs root; this is uid %d", os.Geteuid())
+	}
+	ju, err := lookupJobUser("forge-job")
+	if err != nil {
+		t.Fatalf("%v (scripts/setup.sh test creates the user)", err)
+	}
+	// A data dir as the server leaves it: passable (0711), not readable,
+	// the database private, the job's folder inside.
+	data, err := os.MkdirTemp("", "forge-runas-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(data) })
+	os.Chmod(data, 0o711)
+	secret := data + "/forge.db"
+	os.WriteFile(secret, []byte("token hashes"), 0o600)
+	code := data + "/jobs/j/1/code"
+	os.MkdirAll(code+"/sub", 0o755)
+	os.WriteFile(code+"/train.sh", []byte("echo trained\n"), 0o644)
+
+	self, _ := os.Executable()
+	e, err := New(context.Background(), Config{Root: t.TempDir(), Shim: []string{self, ShimCommand},
+		CPUs: 8, MemoryBytes: 8 << 30, GPUs: []int{}, Grace: 500 * time.Millisecond, Poll: 20 * time.Millisecond, RunAs: "forge-job"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := launch(t, 1, `echo uid=$(id -u) groups=$(id -G) home=$HOME; cat `+secret+` || echo SECRET-REFUSED; ls `+data+` || echo DATA-REFUSED; sh train.sh; echo out > sub/out.txt && echo WROTE`)
+	l.Dir = code
+	h, err := e.Start(context.Background(), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex := wait(t, e, h); ex.Code != 0 {
+		t.Fatalf("exit %+v\n%s", ex, logs(t, e, h))
+	}
+	out := logs(t, e, h)
+	want := []string{
+		"uid=" + strconv.Itoa(int(ju.uid)) + " groups=" + strconv.Itoa(int(ju.gid)), "home=" + code,
+		"Permission denied", "SECRET-REFUSED", "DATA-REFUSED", "trained", "WROTE",
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("log lacks %q:\n%s", w, out)
+		}
+	}
+	if strings.Contains(out, "token hashes") {
+		t.Errorf("the job read the server's database:\n%s", out)
+	}
+	fi, err := os.Stat(code + "/sub/out.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != ju.uid {
+		t.Errorf("the job's file is owned by uid %d, want %d", st.Uid, ju.uid)
+	}
+}
+
+// TestRunAsRefused: a run_as naming no user refuses every job, saying which
+// setting to fix; a job folder the user cannot reach is refused before
+// anything starts.
+func TestRunAsRefused(t *testing.T) {
+	self, _ := os.Executable()
+	e, err := New(context.Background(), Config{Root: t.TempDir(), Shim: []string{self, ShimCommand}, CPUs: 8, GPUs: []int{}, RunAs: "forge-no-such-user"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Start(context.Background(), launch(t, 1, "true"))
+	if !forge.IsKind(err, forge.Invalid) || !strings.Contains(err.Error(), "run_as") || !strings.Contains(err.Error(), "forge-no-such-user") {
+		t.Fatalf("start: %v; want Invalid naming run_as and the user", err)
+	}
+	if _, free, _ := e.Capacity(context.Background()); free.CPUs != 8 {
+		t.Errorf("capacity after a refused start: %+v", free)
+	}
+
+	if os.Geteuid() != 0 {
+		t.Fatalf("switching users needs root; this is uid %d", os.Geteuid())
+	}
+	e, err = New(context.Background(), Config{Root: t.TempDir(), Shim: []string{self, ShimCommand}, CPUs: 8, GPUs: []int{}, RunAs: "forge-job"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := launch(t, 1, "true") // t.TempDir(): under a 0700 folder
+	_, err = e.Start(context.Background(), l)
+	if !forge.IsKind(err, forge.Invalid) || !strings.Contains(err.Error(), "out of reach of run_as user forge-job") {
+		t.Fatalf("start in an unreachable folder: %v", err)
+	}
+}

@@ -32,18 +32,34 @@ type exitRecord struct {
 // Shim runs one job process: it leads the process group, writes the
 // process's output with timestamps to the log, and its exit to a file. The
 // server may die and restart meanwhile: nothing here depends on it. args are
-// [--memory-max BYTES] LOG EXITFILE PREFIX -- CMD ARGS...; it returns the
-// shim's exit status. With --memory-max, the process runs in a cgroup v2
+// [--memory-max BYTES] [--run-as UID:GID[:GROUPS]] LOG EXITFILE PREFIX -- CMD ARGS...; it returns the
+// shim's exit status. With --run-as, the process runs as that user and
+// groups while the shim keeps the server's (to write the log, the exit file
+// and the cgroup). With --memory-max, the process runs in a cgroup v2
 // group of its own with that limit, where the machine has cgroup v2: over
 // it, the kernel kills the process and the exit records an OOM.
 func Shim(args []string) int {
 	var memMax int64
-	if len(args) > 1 && args[0] == "--memory-max" {
-		memMax, _ = strconv.ParseInt(args[1], 10, 64)
+	var cred *syscall.Credential
+	for len(args) > 1 && strings.HasPrefix(args[0], "--") && args[0] != "--" {
+		switch args[0] {
+		case "--memory-max":
+			memMax, _ = strconv.ParseInt(args[1], 10, 64)
+		case "--run-as":
+			c, err := parseCredential(args[1])
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "job-shim:", err)
+				return 2
+			}
+			cred = c
+		default:
+			fmt.Fprintf(os.Stderr, "job-shim: unknown option %s\n", args[0])
+			return 2
+		}
 		args = args[2:]
 	}
 	if len(args) < 5 || args[3] != "--" {
-		fmt.Fprintln(os.Stderr, "usage: job-shim [--memory-max BYTES] LOG EXITFILE PREFIX -- CMD ARGS...")
+		fmt.Fprintln(os.Stderr, "usage: job-shim [--memory-max BYTES] [--run-as UID:GID[:GROUPS]] LOG EXITFILE PREFIX -- CMD ARGS...")
 		return 2
 	}
 	logPath, exitPath, prefix, argv := args[0], args[1], args[2], args[4:]
@@ -77,7 +93,7 @@ func Shim(args []string) int {
 		}
 	}
 	oomBefore := oomKillsNow()
-	rec := run(argv, logf, prefix, started)
+	rec := run(argv, cred, logf, prefix, started)
 	if rec.Signal == int(syscall.SIGKILL) && oomKillsNow() > oomBefore {
 		rec.OOM = true
 		rec.Msg = "killed by the kernel: out of memory"
@@ -93,7 +109,7 @@ func Shim(args []string) int {
 	return 0
 }
 
-func run(argv []string, logf *os.File, prefix string, started func(pid int)) exitRecord {
+func run(argv []string, cred *syscall.Credential, logf *os.File, prefix string, started func(pid int)) exitRecord {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return exitRecord{Code: 127, Msg: err.Error()}
@@ -107,6 +123,9 @@ func run(argv []string, logf *os.File, prefix string, started func(pid int)) exi
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = outW, errW
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	err = cmd.Start()
 	outW.Close()
 	errW.Close()

@@ -16,7 +16,7 @@ export async function call(method, path, body) {
   let data = {};
   try { data = text ? JSON.parse(text) : {}; } catch { data = { message: text }; }
   if (!resp.ok) {
-    throw new APIError(data.message || `${resp.status} ${resp.statusText}`, resp.status, data.error_code);
+    throw new APIError(data.message || data.error || `${resp.status} ${resp.statusText}`, resp.status, data.error_code);
   }
   return data;
 }

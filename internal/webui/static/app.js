@@ -6,7 +6,7 @@ import { runPage } from './run.js';
 import { comparePage } from './compare.js';
 import { jobsPage, jobPage } from './jobs.js';
 import { modelsPage, modelPage } from './models.js';
-import { deploymentsPage } from './deployments.js';
+import { deploymentsPage, deploymentPage } from './deployments.js';
 import { datasetsPage, datasetPage } from './datasets.js';
 import { userBox } from './session.js';
 import { el, notFound } from './dom.js';
@@ -19,8 +19,9 @@ const routes = [
   [/^\/jobs$/, () => jobsPage()],
   [/^\/jobs\/([^/]+)$/, (m) => jobPage(decodeURIComponent(m[1]))],
   [/^\/models$/, () => modelsPage()],
-  [/^\/models\/([^/]+)$/, (m) => modelPage(decodeURIComponent(m[1]))],
+  [/^\/models\/([^/]+)$/, (m, q) => modelPage(decodeURIComponent(m[1]), q)],
   [/^\/deployments$/, () => deploymentsPage()],
+  [/^\/deployments\/([^/]+)$/, (m) => deploymentPage(decodeURIComponent(m[1]))],
   [/^\/datasets$/, () => datasetsPage()],
   [/^\/datasets\/([^/]+)$/, (m, q) => datasetPage(decodeURIComponent(m[1]), q)],
 ];

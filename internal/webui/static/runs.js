@@ -21,6 +21,13 @@ function cellValue(run, col) {
     case 'start_time': return Number(i.start_time) || null;
     case 'duration': return i.end_time ? Number(i.end_time) - Number(i.start_time) : null;
     case 'user_id': return i.user_id;
+    case 'job': { const t = (d.tags || []).find(t => t.key === 'forge.job_id'); return t ? t.value : null; }
+    case 'datasets': {
+      const ins = ((run.inputs && run.inputs.dataset_inputs) || []).map(x => x.dataset && x.dataset.name).filter(Boolean);
+      const forge = (d.tags || []).filter(t => t.key.startsWith('forge.input.')).map(t => t.value.split(' ')[0]);
+      const all = [...new Set([...forge, ...ins])];
+      return all.length ? all.join(', ') : null;
+    }
   }
   return null;
 }
@@ -65,33 +72,38 @@ export async function runsPage(expId, query) {
   const compareBtn = el('button', { type: 'button', id: 'compare', disabled: true }, 'Compare');
   const colsBtn = el('button', { type: 'button', id: 'columns', 'aria-expanded': 'false' }, 'Columns');
   const colsBox = el('div', { class: 'cols', hidden: true });
+  const groupSel = el('select', { id: 'group-by', 'aria-label': 'Group by' }, el('option', { value: '' }, 'no grouping'));
   const vt = el('div', { class: 'vt', id: 'runs', role: 'grid', tabindex: '0' });
   page.append(el('h1', {}, exp.name),
     el('p', {}, el('a', { href: '#/' }, '← Experiments')),
     el('form', { class: 'toolbar', onsubmit: (e) => { e.preventDefault(); load(); } },
-      filterInput, el('button', { type: 'submit', id: 'search' }, 'Search'), colsBtn, compareBtn, status),
+      filterInput, el('button', { type: 'submit', id: 'search' }, 'Search'), colsBtn, el('label', {}, 'Group ', groupSel), compareBtn, status),
     errorSlot, colsBox, vt);
 
   let runs = [];
   let cols = (query.get('cols') || '').split(',').filter(Boolean);
   let sort = query.get('sort') || '';
   let desc = query.get('dir') === 'desc';
+  let group = query.get('group') || '';
+  const collapsed = new Set();
   const selected = new Set();
 
   function saveURL() {
     const q = new URLSearchParams();
     if (cols.length) q.set('cols', cols.join(','));
     if (sort) { q.set('sort', sort); if (desc) q.set('dir', 'desc'); }
+    if (group) q.set('group', group);
     if (filterInput.value.trim()) q.set('filter', filterInput.value.trim());
     setQuery(q);
   }
 
   function available() {
-    const set = new Set(['attributes.run_name', 'attributes.status', 'attributes.start_time', 'attributes.duration', 'attributes.user_id']);
+    const set = new Set(['attributes.run_name', 'attributes.status', 'attributes.start_time', 'attributes.duration', 'attributes.user_id',
+      'attributes.job', 'attributes.datasets']);
     for (const r of runs.slice(0, 2000)) {
       for (const m of r.data.metrics || []) set.add('metrics.' + m.key);
       for (const p of r.data.params || []) set.add('params.' + p.key);
-      for (const t of r.data.tags || []) if (!t.key.startsWith('mlflow.')) set.add('tags.' + t.key);
+      for (const t of r.data.tags || []) if (!t.key.startsWith('mlflow.') && !t.key.startsWith('forge.')) set.add('tags.' + t.key);
     }
     return [...set];
   }
@@ -115,19 +127,45 @@ export async function runsPage(expId, query) {
     if (!colsBox.hidden) drawColumnChooser();
   });
   compareBtn.addEventListener('click', () => {
-    location.hash = '#/compare?runs=' + encodeURIComponent([...selected].join(','));
+    // The metric the table is sorted by is the one to chart first.
+    const metric = sort.startsWith('metrics.') ? '&metric=' + encodeURIComponent(sort.slice(8)) : '';
+    location.hash = '#/compare?runs=' + encodeURIComponent([...selected].join(',')) + metric;
   });
 
+  // order is what the table shows, top to bottom: run indices, and with
+  // grouping a {group} header before each group's runs (hidden when folded).
   let order = [];
   function sortRows() {
-    order = runs.map((r, i) => i);
+    let idx = runs.map((r, i) => i);
+    const vals = sort ? runs.map(r => cellValue(r, sort)) : null;
     if (sort) {
-      const vals = runs.map(r => cellValue(r, sort));
-      order.sort((a, b) => {
+      idx.sort((a, b) => {
         const c = compare(vals[a], vals[b]);
         return desc && vals[a] != null && vals[b] != null ? -c : c;
       });
     }
+    if (!group) { order = idx; return; }
+    const groups = new Map();
+    for (const i of idx) {
+      const g = cellValue(runs[i], group);
+      const k = g == null ? '' : String(g);
+      if (!groups.has(k)) groups.set(k, []);
+      groups.get(k).push(i);
+    }
+    order = [];
+    for (const k of [...groups.keys()].sort(compare)) {
+      const members = groups.get(k);
+      const nums = sort && isNum(sort) ? members.map(i => vals[i]).filter(v => v != null).map(Number) : [];
+      order.push({ group: k, n: members.length,
+        agg: nums.length ? { mean: nums.reduce((a, b) => a + b, 0) / nums.length, min: Math.min(...nums), max: Math.max(...nums) } : null });
+      if (!collapsed.has(k)) order.push(...members);
+    }
+  }
+  groupSel.addEventListener('change', () => { group = groupSel.value; collapsed.clear(); saveURL(); sortRows(); layout(); });
+  function fillGroups() {
+    const keys = available().filter(c => c.startsWith('params.') || c.startsWith('tags.') || c === 'attributes.status' || c === 'attributes.user_id' || c === 'attributes.datasets');
+    groupSel.replaceChildren(el('option', { value: '' }, 'no grouping'), ...keys.map(k => el('option', { value: k }, label(k))));
+    groupSel.value = keys.includes(group) ? group : '';
   }
 
   const head = el('div', { class: 'vt-head', role: 'row' });
@@ -158,6 +196,7 @@ export async function runsPage(expId, query) {
   // the rows that come into view and drops those that leave.
   let live = new Map(); // position in order -> row element
   function rowFor(i) {
+    if (typeof order[i] === 'object') return groupRow(i, order[i]);
     const r = runs[order[i]];
     const id = r.info.run_id;
     const row = el('div', { class: 'vt-row' + (selected.has(id) ? ' sel' : ''), role: 'row', 'data-run': id });
@@ -178,6 +217,15 @@ export async function runsPage(expId, query) {
       cell.title = cell.textContent;
       row.append(cell);
     }
+    return row;
+  }
+  function groupRow(i, g) {
+    const open = !collapsed.has(g.group);
+    const row = el('div', { class: 'vt-row vt-group', role: 'row', 'data-group': g.group, tabindex: '-1', 'aria-expanded': String(open),
+      onclick: () => { if (open) collapsed.add(g.group); else collapsed.delete(g.group); sortRows(); drawn = { start: -1, end: -1 }; draw(); } },
+      el('div', { class: 'vt-cell group-label' }, `${open ? '▾' : '▸'} ${label(group)} = ${g.group === '' ? '(none)' : g.group} · ${g.n} run${g.n === 1 ? '' : 's'}` +
+        (g.agg ? ` · ${label(sort)} mean ${fmtNum(g.agg.mean)}, min ${fmtNum(g.agg.min)}, max ${fmtNum(g.agg.max)}` : '')));
+    row.style.top = ((i + 1) * ROW) + 'px';
     return row;
   }
   function draw() {
@@ -219,6 +267,7 @@ export async function runsPage(expId, query) {
         if (shown || seq !== loads) return;
         shown = true;
         runs = sofar.slice();
+        fillGroups();
         status.textContent = `${runs.length}+ runs, loading the rest…`;
         vt.scrollTop = 0;
         sortRows();
@@ -234,9 +283,52 @@ export async function runsPage(expId, query) {
     }
     if (!shown) vt.scrollTop = 0;
     status.textContent = `${runs.length} run${runs.length === 1 ? '' : 's'}`;
+    fillGroups();
     sortRows();
     layout();
   }
+  // Running runs are read again every 10 s while the page is open: their
+  // status, metrics and duration change in place, the order stays.
+  const follow = async () => {
+    if (!page.isConnected) return;
+    const running = runs.filter(r => r.info.status === 'RUNNING');
+    if (running.length) {
+      try {
+        const now = new Map((await api.searchRuns([expId], "attributes.status = 'RUNNING'")).map(r => [r.info.run_id, r]));
+        for (const r of running) if (!now.has(r.info.run_id)) now.set(r.info.run_id, await api.run(r.info.run_id));
+        runs = runs.map(r => now.get(r.info.run_id) || r);
+        drawn = { start: -1, end: -1 };
+        draw();
+      } catch { /* the next tick tries again */ }
+    }
+    setTimeout(follow, 10000);
+  };
+  setTimeout(follow, 10000);
+
+  // Keyboard: arrows move between rows, Enter opens the run, space selects.
+  vt.addEventListener('keydown', (e) => {
+    const rows = [...body.querySelectorAll('.vt-row')];
+    const cur = document.activeElement && document.activeElement.closest ? document.activeElement.closest('.vt-row') : null;
+    let k = cur ? rows.indexOf(cur) : -1;
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      e.preventDefault();
+      k = Math.max(0, Math.min(rows.length - 1, k + (e.key === 'ArrowDown' ? 1 : -1)));
+      const row = rows[k];
+      if (!row) return;
+      row.tabIndex = -1;
+      row.focus();
+      row.scrollIntoView({ block: 'nearest' });
+    } else if (cur && e.key === 'Enter' && cur.dataset.run) {
+      location.hash = '#/runs/' + encodeURIComponent(cur.dataset.run);
+    } else if (cur && e.key === 'Enter' && cur.dataset.group != null) {
+      cur.click();
+    } else if (cur && e.key === ' ' && cur.dataset.run) {
+      e.preventDefault();
+      const box = cur.querySelector('input[type=checkbox]');
+      box.checked = !box.checked;
+      box.dispatchEvent(new Event('change'));
+    }
+  });
   load();
   return page;
 }
