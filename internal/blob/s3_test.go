@@ -218,3 +218,61 @@ func TestS3Restart(t *testing.T) {
 		t.Fatalf("after restart: %q %v", b, err)
 	}
 }
+
+// The S3 server dies in the middle of a multipart upload: the Put fails
+// (Unavailable), what was acknowledged before is still there, and the
+// unfinished upload it could not abort is removed when the store is
+// opened again (a restarted forge server).
+func TestS3RestartMidUpload(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, "forge")
+	s := openS3(t, srv, "p", 1<<30)
+	kept, err := s.Put(ctx, strings.NewReader("acknowledged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Put(ctx, pr)
+		done <- err
+	}()
+	// 15 MiB consumed: the 8 MiB head and two 5 MiB parts are up or going.
+	if _, err := pw.Write(make([]byte, 15<<20)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	go func() {
+		pw.Write(make([]byte, 10<<20))
+		pw.Close()
+	}()
+	if err := <-done; !forge.IsKind(err, forge.Unavailable) {
+		t.Fatalf("put across a dead server: %v, want Unavailable", err)
+	}
+	srv.Restart()
+	pending := 0
+	for u := range s.Client().ListIncompleteUploads(ctx, "forge", "p/", true) {
+		if u.Err == nil {
+			pending++
+		}
+	}
+	if pending != 1 {
+		t.Fatalf("%d unfinished uploads after the failure, want the 1 that could not be aborted", pending)
+	}
+	s = openS3(t, srv, "p", 1<<30)
+	for u := range s.Client().ListIncompleteUploads(ctx, "forge", "p/", true) {
+		t.Fatalf("unfinished upload left after a restart: %+v", u)
+	}
+	for o := range s.Client().ListObjects(ctx, "forge", minio.ListObjectsOptions{Prefix: "p/tmp/", Recursive: true}) {
+		t.Fatalf("temporary object left after a restart: %+v", o)
+	}
+	rc, err := s.Open(ctx, kept.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || string(b) != "acknowledged" {
+		t.Fatalf("acknowledged blob after the restart: %q %v", b, err)
+	}
+}
