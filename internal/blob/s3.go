@@ -179,6 +179,8 @@ func (s *S3) fail(err error, d forge.Digest, what string) error {
 	}
 	r := minio.ToErrorResponse(err)
 	switch {
+	case r.Code == "NoSuchBucket":
+		return forge.WrapError(forge.Unavailable, err, "blob store unavailable: bucket %s is gone (%s %s)", s.bucket, what, d)
 	case r.Code == "NoSuchKey" || r.StatusCode == 404:
 		return forge.Errorf(forge.NotFound, "blob %s not found", d)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -121,6 +121,42 @@ func TestS3Blobs(t *testing.T) {
 	}
 }
 
+// With the S3 server down, an artifact upload answers 503 and records
+// nothing; once it is back, the same upload succeeds.
+func TestS3UnavailableAtRunTime(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, "forge")
+	base := inProcess(t, func(c *config.Server) {
+		c.Blob = "s3://forge"
+		c.S3 = config.S3{Endpoint: srv.Endpoint, Region: "us-east-1", PathStyle: true,
+			AccessKeyID: s3test.AccessKey, SecretAccessKey: s3test.SecretKey}
+	})
+	client := api.NewClient(base, "")
+	run := createRun(t, base)
+	url := "/api/2.0/mlflow-artifacts/artifacts/0/" + run + "/artifacts/model.bin"
+	srv.Stop()
+	resp, err := client.Request(ctx, "PUT", url, nil, strings.NewReader("weights"), "application/octet-stream")
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("upload with S3 down: %d", resp.StatusCode)
+	}
+	if !strings.Contains(err.Error(), "503") && !strings.Contains(err.Error(), "TEMPORARILY_UNAVAILABLE") {
+		t.Fatalf("upload with S3 down: %v, want 503", err)
+	}
+	if status, b := call(t, "GET", base+"/api/2.0/mlflow/artifacts/list?run_id="+run, nil); status != 200 || strings.Contains(string(b), "model.bin") {
+		t.Fatalf("the failed upload left a record: %d %s", status, b)
+	}
+	srv.Restart()
+	resp, err = client.Request(ctx, "PUT", url, nil, strings.NewReader("weights"), "application/octet-stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if status, b := call(t, "GET", base+url, nil); status != 200 || string(b) != "weights" {
+		t.Fatalf("after S3 is back: %d %q", status, b)
+	}
+}
+
 func toString(v any) string { return fmt.Sprint(v) }
 
 // A missing bucket or wrong credentials stop the server at start, with a
