@@ -221,7 +221,9 @@ func (s *S3) Put(ctx context.Context, r io.Reader) (forge.BlobInfo, error) {
 	tmp := s.prefix + "tmp/" + randomHex()
 	// h has hashed head already; it hashes the rest on its way up.
 	body := io.MultiReader(&head, io.TeeReader(ctxReader{ctx, r}, h))
-	up, err := s.c.PutObject(ctx, s.bucket, tmp, body, -1, minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: s.part})
+	up, err := s.c.PutObject(ctx, s.bucket, tmp, body, -1, minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: s.part,
+		// Parts go up 4 at a time: at most 4 parts in memory.
+		ConcurrentStreamParts: true, NumThreads: 4})
 	// Whatever happened, leave no upload or temporary object behind (with
 	// a fresh context: ctx may be why it failed).
 	defer s.cleanup(tmp)
