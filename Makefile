@@ -6,7 +6,7 @@ export FORGE_ONNXRUNTIME_LIB ?= $(FORGE_CACHE)/onnxruntime/1.30.0/libonnxruntime
 ADDR ?= 127.0.0.1:7700
 DATA ?= ./forge-data
 
-.PHONY: quickstart setup setup-test build test test-go test-python fuzz lint bench-tracking bench-datasets bench-jobs bench-serving bench-ui stop kube-apiserver
+.PHONY: quickstart setup setup-test build test test-go test-python fuzz lint bench-tracking bench-datasets bench-jobs bench-serving bench-ui stop kube-apiserver versitygw
 
 ## quickstart: set up, build, start forge server on embedded defaults and run
 ## the whole lifecycle (examples/quickstart).
@@ -28,12 +28,17 @@ build:
 	go build -ldflags "$(LDFLAGS)" -o bin/forge ./cmd/forge
 
 ## test: install what the tests need and run them all.
-test: setup-test kube-apiserver test-go fuzz test-python
+test: setup-test kube-apiserver versitygw test-go fuzz test-python
 
 # A real kube-apiserver for the Kubernetes executor's tests, built from the Go
 # module proxy once (about 11 minutes on 2 cores) and cached in $(FORGE_CACHE).
 kube-apiserver:
 	@scripts/build-kube-apiserver.sh >/dev/null
+
+# A real S3 server (versitygw, POSIX backend) for the S3 blob store's tests,
+# built from the Go module proxy once (about 2 minutes) and cached in $(FORGE_CACHE).
+versitygw:
+	@scripts/build-versitygw.sh >/dev/null
 
 test-go:
 	go test -count=1 ./...

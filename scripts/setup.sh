@@ -45,3 +45,5 @@ fi
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 go mod download
 scripts/fetch-onnxruntime.sh >/dev/null
+# The S3 blob store's tests run against a real S3 server, built once.
+[[ "${1:-run}" != test ]] || scripts/build-versitygw.sh >/dev/null

@@ -260,7 +260,7 @@ func (l *Local) Open(ctx context.Context, d forge.Digest) (io.ReadCloser, error)
 // verifier hashes what it reads and fails at EOF when the content is not
 // what its digest says: a corrupted blob is an error, never data.
 type verifier struct {
-	f    *os.File
+	f    io.ReadCloser
 	h    hash.Hash
 	want forge.Digest
 	err  error

@@ -27,7 +27,11 @@ type Server struct {
 	GRPCAddr string `yaml:"grpc_addr"`
 	DataDir  string `yaml:"data_dir"`
 	DB       string `yaml:"db"` // empty: SQLite in DataDir; or postgres://...
-	Auth     bool   `yaml:"auth"`
+	// Blob is where blobs are stored: empty for the folder blobs/ in
+	// DataDir, or s3://BUCKET/PREFIX (see S3).
+	Blob string `yaml:"blob"`
+	S3   S3     `yaml:"s3"`
+	Auth bool   `yaml:"auth"`
 	// AdminTokenFile holds the first admin token (e.g. a mounted
 	// Kubernetes Secret); the server stores it at start as the token
 	// named "admin".
@@ -86,6 +90,36 @@ type Serve struct {
 	// with their responses to the dataset payloads.MODEL; 0: off.
 	PayloadSampleRate float64 `yaml:"payload_sample_rate"`
 }
+
+// S3 is how an s3:// blob store is reached. Credentials come from
+// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (or, when
+// unset, ~/.aws/credentials and the instance role), never from the file.
+type S3 struct {
+	// Endpoint is the server's URL; empty: AWS S3.
+	Endpoint  string `yaml:"endpoint"`
+	Region    string `yaml:"region"`
+	PathStyle bool   `yaml:"path_style"`
+	// CacheBytes bounds the local copies kept for DuckDB and ONNX
+	// Runtime, which open files by path; default 10 GiB.
+	CacheBytes int64 `yaml:"cache_bytes"`
+
+	AccessKeyID     string `yaml:"-"`
+	SecretAccessKey string `yaml:"-"`
+	SessionToken    string `yaml:"-"`
+}
+
+// BlobS3 splits an s3://BUCKET/PREFIX blob setting; ok is false for the
+// local folder.
+func (c Server) BlobS3() (bucket, prefix string, ok bool) {
+	rest, ok := strings.CutPrefix(c.Blob, "s3://")
+	if !ok {
+		return "", "", false
+	}
+	bucket, prefix, _ = strings.Cut(rest, "/")
+	return bucket, strings.Trim(prefix, "/"), true
+}
+
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 // HTTP holds the limits of the HTTP server.
 type HTTP struct {
@@ -217,6 +251,18 @@ func (c *Server) Validate() error {
 	if c.DuckDB.Threads <= 0 {
 		return &FieldError{"duckdb.threads", "must be positive"}
 	}
+	if c.Blob != "" {
+		bucket, _, ok := c.BlobS3()
+		if !ok || !bucketName.MatchString(bucket) {
+			return &FieldError{"blob", fmt.Sprintf("%q: want s3://BUCKET/PREFIX (empty for the folder in the data dir)", c.Blob)}
+		}
+	}
+	if e := c.S3.Endpoint; e != "" && !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+		return &FieldError{"s3.endpoint", fmt.Sprintf("%q: want http(s)://HOST[:PORT]", e)}
+	}
+	if c.S3.CacheBytes < 0 {
+		return &FieldError{"s3.cache_bytes", "must not be negative"}
+	}
 	if c.DuckDB.MaxConcurrent <= 0 {
 		return &FieldError{"duckdb.max_concurrent", "must be positive"}
 	}
@@ -248,11 +294,34 @@ func (c *Server) LoadFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("config: read %s: %w", path, err)
 	}
+	if err := refuseSecrets(b); err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	// An empty file is fine: the decoder reports it as io.EOF.
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("config: %s: %s", path, yamlError(b, err))
+	}
+	return nil
+}
+
+// refuseSecrets rejects a file that holds S3 credentials: they belong in
+// the environment (or the instance role), not in a file that gets copied
+// around and checked in.
+func refuseSecrets(src []byte) error {
+	var doc yaml.Node
+	if yaml.Unmarshal(src, &doc) != nil {
+		return nil // the decoder reports it
+	}
+	keys := map[int]string{}
+	indexKeys(&doc, "", keys)
+	for line, k := range keys {
+		low := strings.ToLower(k)
+		if strings.HasPrefix(low, "s3.") && (strings.Contains(low, "secret") || strings.Contains(low, "access_key") ||
+			strings.Contains(low, "session_token") || strings.Contains(low, "password")) {
+			return fmt.Errorf("%s (line %d): S3 credentials are not read from the config file; set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) in the environment, or use an instance role", k, line)
+		}
 	}
 	return nil
 }
@@ -335,6 +404,19 @@ func (c *Server) LoadEnv(env Env) error {
 	str("FORGE_GRPC_ADDR", &c.GRPCAddr)
 	str("FORGE_DATA_DIR", &c.DataDir)
 	str("FORGE_DB", &c.DB)
+	str("FORGE_BLOB", &c.Blob)
+	str("FORGE_S3_ENDPOINT", &c.S3.Endpoint)
+	str("FORGE_S3_REGION", &c.S3.Region)
+	str("AWS_ACCESS_KEY_ID", &c.S3.AccessKeyID)
+	str("AWS_SECRET_ACCESS_KEY", &c.S3.SecretAccessKey)
+	str("AWS_SESSION_TOKEN", &c.S3.SessionToken)
+	if v, ok := env("FORGE_S3_PATH_STYLE"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return &FieldError{"FORGE_S3_PATH_STYLE", fmt.Sprintf("%q is not a boolean", v)}
+		}
+		c.S3.PathStyle = b
+	}
 	str("FORGE_LOG_LEVEL", &c.LogLevel)
 	str("FORGE_LOG_FORMAT", &c.LogFormat)
 	str("FORGE_ONNXRUNTIME_LIB", &c.ONNXRuntimeLib)
@@ -383,6 +465,10 @@ func (c *Server) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC inference address (host:port; empty: off)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for the SQLite database and blobs")
 	fs.StringVar(&c.DB, "db", c.DB, "metadata database: empty for SQLite in the data dir, or postgres://...")
+	fs.StringVar(&c.Blob, "blob", c.Blob, "blob store: empty for the folder in the data dir, or s3://BUCKET/PREFIX")
+	fs.StringVar(&c.S3.Endpoint, "s3-endpoint", c.S3.Endpoint, "S3 server URL (empty: AWS S3)")
+	fs.StringVar(&c.S3.Region, "s3-region", c.S3.Region, "S3 region")
+	fs.BoolVar(&c.S3.PathStyle, "s3-path-style", c.S3.PathStyle, "address buckets as HOST/BUCKET, not BUCKET.HOST")
 	fs.BoolVar(&c.Auth, "auth", c.Auth, "require bearer tokens (see forge token create)")
 	fs.StringVar(&c.AdminTokenFile, "admin-token-file", c.AdminTokenFile, "file holding the first admin token (or env FORGE_ADMIN_TOKEN)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
+	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/auth"
 	"github.com/forge-mlops/forge/internal/blob"
 	"github.com/forge-mlops/forge/internal/config"
@@ -41,7 +42,7 @@ type Server struct {
 	cfg   config.Server
 	log   *slog.Logger
 	db    *sqlstore.DB
-	blobs *blob.Local
+	blobs blobStore
 	reg   *prometheus.Registry
 	// Parts kept after mounting: serving follows the registry's aliases.
 	registry *registry.Registry
@@ -61,6 +62,39 @@ type Server struct {
 	// the HTTP server until shutdown.
 	runners []part
 	parts   *group
+}
+
+// blobStore is what the server's parts need of the blob store: both the
+// local folder and S3 hand out files by path (S3 from its cache) and
+// support garbage collection.
+type blobStore interface {
+	forge.BlobStore
+	Path(d forge.Digest) (string, error)
+	Touch(d forge.Digest) error
+	RemoveIfOlder(d forge.Digest, t time.Time) (bool, int64, error)
+	// TempDir is the local folder of half-written files.
+	TempDir() string
+}
+
+// openBlobs opens the blob store cfg.Blob names: the folder blobs/ in the
+// data dir, or an S3 bucket (with its local cache in the data dir).
+func openBlobs(ctx context.Context, cfg config.Server) (blobStore, error) {
+	bucket, prefix, ok := cfg.BlobS3()
+	if !ok {
+		dir := filepath.Join(cfg.DataDir, "blobs")
+		if cfg.Artifacts.Destination != "" { // MLflow's --artifacts-destination
+			dir = cfg.Artifacts.Destination
+		}
+		return blob.NewLocal(dir)
+	}
+	if cfg.Artifacts.Destination != "" {
+		return nil, fmt.Errorf("config: artifacts destination %s and blob %s both name where blobs go: set one", cfg.Artifacts.Destination, cfg.Blob)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return blob.NewS3(ctx, blob.S3Options{Bucket: bucket, Prefix: prefix, Endpoint: cfg.S3.Endpoint, Region: cfg.S3.Region,
+		PathStyle: cfg.S3.PathStyle, AccessKeyID: cfg.S3.AccessKeyID, SecretAccessKey: cfg.S3.SecretAccessKey,
+		SessionToken: cfg.S3.SessionToken, CacheDir: filepath.Join(cfg.DataDir, "blob-cache"), CacheBytes: cfg.S3.CacheBytes})
 }
 
 // New opens the stores named by cfg and builds the routes. Nothing is
@@ -90,11 +124,7 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 			return nil, err
 		}
 	}
-	blobDir := filepath.Join(cfg.DataDir, "blobs")
-	if cfg.Artifacts.Destination != "" { // MLflow's --artifacts-destination
-		blobDir = cfg.Artifacts.Destination
-	}
-	blobs, err := blob.NewLocal(blobDir)
+	blobs, err := openBlobs(ctx, cfg)
 	if err != nil {
 		db.Close()
 		return nil, err
