@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/datasets"
@@ -44,7 +46,7 @@ type (
 	}
 )
 
-// Monitor computes drift reports of deployments.
+// Monitor computes drift reports of deployments. Build it with New.
 type Monitor struct {
 	Deployments Deployments
 	Registry    Registry
@@ -55,6 +57,40 @@ type Monitor struct {
 	PayloadPrefix string
 	Log           *slog.Logger
 	Now           func() time.Time // time.Now when nil
+
+	driftGauge, datasetGauge *prometheus.GaugeVec
+}
+
+// New returns m with its gauges registered on reg: the latest report's
+// statistic per feature (forge_feature_drift) and share of drifted
+// features (forge_deployment_drift_share), so an alerting stack can
+// alert on them.
+func New(m Monitor, reg prometheus.Registerer) *Monitor {
+	m.driftGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "forge_feature_drift",
+		Help: "Drift statistic of a deployment's input feature in its latest drift report (a p-value for ks and chisquare, a distance for wasserstein and jensenshannon)."},
+		[]string{"deployment", "version", "feature", "method"})
+	m.datasetGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "forge_deployment_drift_share",
+		Help: "Share of a deployment's input features drifted in its latest drift report."},
+		[]string{"deployment", "version"})
+	if reg != nil {
+		reg.MustRegister(m.driftGauge, m.datasetGauge)
+	}
+	return &m
+}
+
+// observe sets the gauges to r.
+func (m *Monitor) observe(r api.DriftReport) {
+	if m.driftGauge == nil {
+		return
+	}
+	v := strconv.FormatInt(r.Version, 10)
+	// A feature or method of an older report is not this one's.
+	m.driftGauge.DeletePartialMatch(prometheus.Labels{"deployment": r.Deployment})
+	for _, f := range r.Features {
+		m.driftGauge.WithLabelValues(r.Deployment, v, f.Name, f.Method).Set(f.Statistic)
+	}
+	m.datasetGauge.DeletePartialMatch(prometheus.Labels{"deployment": r.Deployment})
+	m.datasetGauge.WithLabelValues(r.Deployment, v).Set(r.Share)
 }
 
 // Routes are the monitoring API.
@@ -183,7 +219,7 @@ func (m *Monitor) Drift(ctx context.Context, name string, w Window, reference st
 		where += " AND CAST(timestamp AS TIMESTAMP) >= TIMESTAMP " + quoteString(since)
 	}
 	stmts := []string{
-		"CREATE TEMP VIEW ref AS SELECT " + strings.Join(refSel, ", ") + " FROM " + drift.Parquet(refPath),
+		"CREATE TEMP TABLE ref AS SELECT " + strings.Join(refSel, ", ") + " FROM " + drift.Parquet(refPath),
 		"CREATE TEMP TABLE cur AS SELECT " + strings.Join(curSel, ", ") + " FROM " + drift.Parquet(files...) + " WHERE " + where + limit,
 	}
 	for _, s := range stmts {
@@ -205,6 +241,7 @@ func (m *Monitor) Drift(ctx context.Context, name string, w Window, reference st
 			Statistic: f.Statistic, Threshold: f.Threshold, Drifted: f.Drifted, PSI: f.PSI, KS: f.KS, KSPValue: f.KSPValue,
 			Wasserstein: f.Wasserstein, ChiSquarePValue: f.ChiSquarePValue, JensenShannon: f.JensenShannon})
 	}
+	m.observe(out)
 	return out, nil
 }
 

@@ -151,8 +151,8 @@ func (s *Server) mount(ctx context.Context) error {
 	s.runners = append(s.runners, part{"deploy", s.deploy.Run})
 	// Monitoring: drift of each deployment's logged payloads against its
 	// model's training data (lineage) or a given reference.
-	mon := &monitor.Monitor{Deployments: deploy.NewStore(s.db), Registry: s.registry, Runs: tracks, Datasets: data,
-		Engine: eng, PayloadPrefix: "payloads.", Log: s.log.With("sys", "monitor")}
+	mon := monitor.New(monitor.Monitor{Deployments: deploy.NewStore(s.db), Registry: s.registry, Runs: tracks, Datasets: data,
+		Engine: eng, PayloadPrefix: "payloads.", Log: s.log.With("sys", "monitor")}, s.reg)
 	s.routes = append(s.routes, mon.Routes()...)
 	// Blob garbage collection asks every component that records blob
 	// digests; one left out here would lose its blobs to a sweep.

@@ -160,6 +160,16 @@ func TestDeploymentDrift(t *testing.T) {
 	if got := drifted(r); strings.Join(got, ",") != "f03,f17" || r.Drifted != 2 || r.DatasetDrift {
 		t.Errorf("traffic with f03 and f17 shifted: drifted %v (%d), dataset drift %v; want f03,f17, 2, false", got, r.Drifted, r.DatasetDrift)
 	}
+	// The gauges show the latest report.
+	code, metrics := call(t, "GET", base+"/metrics", nil)
+	for _, want := range []string{
+		`forge_feature_drift{deployment="cancer-api",feature="f03",method="wasserstein",version="1"} ` + fmt.Sprint(r.Features[3].Statistic),
+		`forge_deployment_drift_share{deployment="cancer-api",version="1"} ` + fmt.Sprint(r.Share),
+	} {
+		if code != 200 || !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics (%d) lacks %s", code, want)
+		}
+	}
 	// The last hour holds both windows.
 	if r := report("1h"); r.CurrentRows != 2*window {
 		t.Errorf("window 1h: %d rows, want %d", r.CurrentRows, 2*window)
