@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/forge-mlops/forge"
@@ -119,21 +120,20 @@ func Compare(ctx context.Context, db *sql.DB, ref, cur string, cols []Column, op
 		return Report{}, forge.Errorf(forge.Invalid, "the reference has no rows")
 	}
 	small := r.ReferenceRows <= opts.SmallReference
+	stats, err := referenceStats(ctx, db, ref, cols, opts.PSIBins)
+	if err != nil {
+		return Report{}, err
+	}
 	for _, c := range cols {
 		var f Feature
 		var err error
 		kind := c.Kind
-		if kind == Numeric {
-			var distinct int64
-			if err := db.QueryRowContext(ctx, fmt.Sprintf("SELECT count(DISTINCT %s) FROM %s", numExpr(c.Name), ref)).Scan(&distinct); err != nil {
-				return Report{}, fmt.Errorf("column %q: %w", c.Name, err)
-			}
-			if distinct <= opts.MaxCategories {
-				kind = Categorical
-			}
+		st, isNum := stats[c.Name]
+		if isNum && st.distinct <= opts.MaxCategories {
+			kind = Categorical
 		}
 		if kind == Numeric {
-			f, err = numeric(ctx, db, ref, cur, c.Name, opts, small)
+			f, err = numeric(ctx, db, ref, cur, c.Name, st, opts, small)
 		} else {
 			f, err = categorical(ctx, db, ref, cur, c.Name, c.Kind == Numeric, opts, small)
 		}
@@ -164,21 +164,69 @@ func union(ref, cur, col string) string {
 		UNION ALL SELECT %[1]s, 1 FROM %[3]s WHERE isfinite(%[1]s)`, v, ref, cur)
 }
 
-func numeric(ctx context.Context, db *sql.DB, ref, cur, col string, opts Options, small bool) (Feature, error) {
+// refStats are what a numeric column's tests need of the reference alone.
+type refStats struct {
+	distinct int64
+	std      float64   // population standard deviation
+	edges    []float64 // the PSI bins' inner edges: quantiles, as numpy.quantile
+}
+
+// referenceStats reads, in one scan of ref, every numeric column's
+// distinct count, standard deviation and PSI edges.
+func referenceStats(ctx context.Context, db *sql.DB, ref string, cols []Column, bins int) (map[string]refStats, error) {
+	levels := make([]string, bins-1)
+	for i := range levels {
+		levels[i] = strconv.FormatFloat(float64(i+1)/float64(bins), 'g', -1, 64)
+	}
+	var exprs []string
+	var names []string
+	for _, c := range cols {
+		if c.Kind != Numeric {
+			continue
+		}
+		v := "CASE WHEN isfinite(" + numExpr(c.Name) + ") THEN " + numExpr(c.Name) + " END"
+		exprs = append(exprs, "count(DISTINCT "+v+")", "coalesce(stddev_pop("+v+"), 0)",
+			"quantile_cont("+v+", ["+strings.Join(levels, ", ")+"])")
+		names = append(names, c.Name)
+	}
+	out := map[string]refStats{}
+	if len(names) == 0 {
+		return out, nil
+	}
+	vals := make([]any, len(exprs))
+	ptrs := make([]any, len(exprs))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := db.QueryRowContext(ctx, "SELECT "+strings.Join(exprs, ", ")+" FROM "+ref).Scan(ptrs...); err != nil {
+		return nil, fmt.Errorf("reference statistics: %w", err)
+	}
+	for i, n := range names {
+		st := refStats{distinct: toInt(vals[3*i]), std: toFloat(vals[3*i+1])}
+		if q, ok := vals[3*i+2].([]any); ok {
+			for _, x := range q {
+				st.edges = append(st.edges, toFloat(x))
+			}
+		}
+		out[n] = st
+	}
+	return out, nil
+}
+
+func numeric(ctx context.Context, db *sql.DB, ref, cur, col string, st refStats, opts Options, small bool) (Feature, error) {
 	// KS statistic and the Wasserstein-1 distance from the two empirical
-	// CDFs over the merged distinct values; the reference's population
-	// standard deviation norms the distance, as Evidently does.
-	q := `WITH u AS (` + union(ref, cur, col) + `),
-	g AS (SELECT v, count(*) FILTER (WHERE s = 0) AS a, count(*) FILTER (WHERE s = 1) AS b FROM u GROUP BY v),
+	// CDFs over the merged distinct values, in one sort; the reference's
+	// population standard deviation norms the distance, as Evidently does.
+	q := `WITH g AS (SELECT v, count(*) FILTER (WHERE s = 0) AS a, count(*) FILTER (WHERE s = 1) AS b
+		FROM (` + union(ref, cur, col) + `) GROUP BY v),
 	c AS (SELECT sum(a) OVER w / sum(a) OVER () AS fa, sum(b) OVER w / sum(b) OVER () AS fb,
-		coalesce(lead(v) OVER (ORDER BY v) - v, 0) AS dv
+		coalesce(lead(v) OVER (ORDER BY v) - v, 0) AS dv, sum(a) OVER () AS na, sum(b) OVER () AS nb
 		FROM g WINDOW w AS (ORDER BY v ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
 	SELECT coalesce(max(abs(fa - fb)), 0), coalesce(sum(abs(fa - fb) * dv), 0),
-		(SELECT count(*) FROM u WHERE s = 0), (SELECT count(*) FROM u WHERE s = 1),
-		(SELECT coalesce(stddev_pop(v), 0) FROM u WHERE s = 0) FROM c`
-	var ks, wd, std float64
+		coalesce(max(na), 0)::BIGINT, coalesce(max(nb), 0)::BIGINT FROM c`
+	var ks, wd float64
 	var na, nb int64
-	if err := db.QueryRowContext(ctx, q).Scan(&ks, &wd, &na, &nb, &std); err != nil {
+	if err := db.QueryRowContext(ctx, q).Scan(&ks, &wd, &na, &nb); err != nil {
 		return Feature{}, err
 	}
 	f := Feature{CurrentRows: nb}
@@ -186,9 +234,9 @@ func numeric(ctx context.Context, db *sql.DB, ref, cur, col string, opts Options
 		return f, forge.Errorf(forge.Invalid, "column %q has no values in the current window", col)
 	}
 	p := ksPValue(ks, na, nb)
-	wdn := wd / math.Max(std, 0.001)
+	wdn := wd / math.Max(st.std, 0.001)
 	f.KS, f.KSPValue, f.Wasserstein = &ks, &p, &wdn
-	ps, err := psiOf(ctx, db, ref, cur, col, opts.PSIBins)
+	ps, err := psiOf(ctx, db, ref, cur, col, st.edges, opts.PSIBins)
 	if err != nil {
 		return Feature{}, err
 	}
@@ -201,17 +249,14 @@ func numeric(ctx context.Context, db *sql.DB, ref, cur, col string, opts Options
 	return f, nil
 }
 
-// psiOf bins both sides by the reference's quantiles (n bins; linear
-// interpolation as numpy.quantile): bin i holds values in [e_i, e_i+1),
-// the first and last bins are open-ended.
-func psiOf(ctx context.Context, db *sql.DB, ref, cur, col string, n int) (float64, error) {
-	levels := make([]string, n-1)
-	for i := range levels {
-		levels[i] = fmt.Sprintf("%g", float64(i+1)/float64(n))
+// psiOf bins both sides by the reference's quantiles edges (n bins): bin
+// i holds values in [e_i, e_i+1), the first and last bins are open-ended.
+func psiOf(ctx context.Context, db *sql.DB, ref, cur, col string, edges []float64, n int) (float64, error) {
+	bin := "0"
+	for _, e := range edges {
+		bin += fmt.Sprintf(" + (v >= %s)::INT", strconv.FormatFloat(e, 'g', -1, 64))
 	}
-	q := `WITH u AS (` + union(ref, cur, col) + `),
-	e AS (SELECT quantile_cont(v, [` + strings.Join(levels, ", ") + `]) AS edges FROM u WHERE s = 0)
-	SELECT s, len(list_filter(e.edges, x -> x <= v)) AS bin, count(*) FROM u, e GROUP BY ALL`
+	q := `SELECT s, ` + bin + ` AS bin, count(*) FROM (` + union(ref, cur, col) + `) GROUP BY ALL`
 	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
 		return 0, err
@@ -237,6 +282,34 @@ func psiOf(ctx context.Context, db *sql.DB, ref, cur, col string, n int) (float6
 		}
 	}
 	return psi(counts[0], counts[1]), nil
+}
+
+func toFloat(v any) float64 {
+	switch x := v.(type) {
+	case float64:
+		return x
+	case float32:
+		return float64(x)
+	case int64:
+		return float64(x)
+	case int32:
+		return float64(x)
+	}
+	return math.NaN()
+}
+
+func toInt(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case int32:
+		return int64(x)
+	case uint64:
+		return int64(x)
+	case float64:
+		return int64(x)
+	}
+	return 0
 }
 
 func categorical(ctx context.Context, db *sql.DB, ref, cur, col string, wasNumber bool, opts Options, small bool) (Feature, error) {
