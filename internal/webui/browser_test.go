@@ -123,6 +123,14 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot: %s", abs)
 }
 
+// runsAt opens an experiment's runs page as a new document (a hash change
+// alone would leave the last page's rows in place for a moment) and waits
+// until every run is loaded.
+func runsAt(url string) chromedp.Action {
+	return chromedp.Tasks{chromedp.Navigate("about:blank"), chromedp.Navigate(url), chromedp.WaitVisible(`#runs .vt-row`),
+		chromedp.Poll(`/^\d+ runs?$/.test(document.getElementById('run-count').textContent)`, nil)}
+}
+
 // run runs actions, each call bounded so that one stuck wait fails its
 // own journey with a screenshot instead of the whole test.
 func run(t *testing.T, ctx context.Context, actions ...chromedp.Action) {
@@ -154,7 +162,7 @@ func TestBrowserJourneys(t *testing.T) {
 
 	t.Run("sort by a metric finds the best run", func(t *testing.T) {
 		var first string
-		run(t, ctx, chromedp.Navigate(expURL), chromedp.WaitVisible(`#runs .vt-row`),
+		run(t, ctx, runsAt(expURL),
 			chromedp.Click(`#runs .vt-head [data-col="metrics.loss"]`),
 			chromedp.Poll(`location.hash.includes('sort=metrics.loss')`, nil),
 			chromedp.Text(`#runs .vt-row [data-col="attributes.run_name"]`, &first))
@@ -178,7 +186,7 @@ func TestBrowserJourneys(t *testing.T) {
 
 	t.Run("bad filter then a valid one", func(t *testing.T) {
 		var msg, count string
-		run(t, ctx, chromedp.Navigate(expURL), chromedp.WaitVisible(`#runs .vt-row`),
+		run(t, ctx, runsAt(expURL),
 			chromedp.SetValue(`#filter`, `metrics.loss <<< 1`), chromedp.Click(`#search`),
 			chromedp.WaitVisible(`#filter-error .error`), chromedp.Text(`#filter-error .error`, &msg))
 		if strings.TrimSpace(msg) == "" {
@@ -206,7 +214,8 @@ func TestBrowserJourneys(t *testing.T) {
 
 	t.Run("group by a param, fold a group, open a run by keyboard", func(t *testing.T) {
 		var groups []string
-		run(t, ctx, chromedp.Navigate(expURL+"?sort=metrics.loss"), chromedp.WaitVisible(`#runs .vt-row`),
+		run(t, ctx, runsAt(expURL+"?sort=metrics.loss"),
+			chromedp.Poll(`document.getElementById('run-count').textContent === '`+fmt.Sprint(s.runs)+` runs' && !!document.querySelector('#group-by option[value="params.lr"]')`, nil),
 			chromedp.SetValue(`#group-by`, "params.lr"),
 			chromedp.Evaluate(`document.getElementById('group-by').dispatchEvent(new Event('change'))`, nil),
 			chromedp.WaitVisible(`#runs .vt-group`),
@@ -237,7 +246,7 @@ func TestBrowserJourneys(t *testing.T) {
 		}
 		// Keyboard: into the table, down to the first run, Enter opens it.
 		var name string
-		run(t, ctx, chromedp.Navigate(expURL+"?sort=metrics.loss"), chromedp.WaitVisible(`#runs .vt-row`),
+		run(t, ctx, runsAt(expURL+"?sort=metrics.loss"),
 			chromedp.Focus(`#runs`), chromedp.KeyEvent(kb.ArrowDown), chromedp.KeyEvent(kb.Enter),
 			chromedp.WaitVisible(`#run-name`), chromedp.Text(`#run-name`, &name))
 		if name != "best-run" {
@@ -338,7 +347,7 @@ func TestBrowserJourneys(t *testing.T) {
 
 	t.Run("compare runs", func(t *testing.T) {
 		var diff string
-		run(t, ctx, chromedp.Navigate(expURL+"?sort=metrics.loss"), chromedp.WaitVisible(`#runs .vt-row`),
+		run(t, ctx, runsAt(expURL+"?sort=metrics.loss"),
 			chromedp.Click(`#runs .vt-row:nth-child(1) input`), chromedp.Click(`#runs .vt-row:nth-child(2) input`),
 			chromedp.Click(`#runs .vt-row:nth-child(3) input`), chromedp.Click(`#compare`),
 			chromedp.WaitVisible(`#charts canvas`), chromedp.Text(`#param-diff`, &diff))

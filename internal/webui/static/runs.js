@@ -81,7 +81,10 @@ export async function runsPage(expId, query) {
     errorSlot, colsBox, vt);
 
   let runs = [];
+  // cols is the user's choice (in the URL); view is what is drawn: the
+  // choice, or defaults read from the runs loaded so far.
   let cols = (query.get('cols') || '').split(',').filter(Boolean);
+  let view = cols;
   let sort = query.get('sort') || '';
   let desc = query.get('dir') === 'desc';
   let group = query.get('group') || '';
@@ -116,8 +119,8 @@ export async function runsPage(expId, query) {
 
   function drawColumnChooser() {
     colsBox.replaceChildren(...available().map(c => el('label', {},
-      el('input', { type: 'checkbox', checked: cols.includes(c), onchange: (e) => {
-        cols = e.target.checked ? [...cols, c] : cols.filter(x => x !== c);
+      el('input', { type: 'checkbox', checked: view.includes(c), onchange: (e) => {
+        cols = e.target.checked ? [...view, c] : view.filter(x => x !== c);
         saveURL(); layout();
       } }), ' ' + label(c))));
   }
@@ -174,10 +177,10 @@ export async function runsPage(expId, query) {
   let template = '';
 
   function layout() {
-    if (!cols.length) cols = defaultCols();
-    template = '32px ' + cols.map(c => c === 'attributes.run_name' ? 'minmax(200px, 2fr)' : c === 'attributes.start_time' ? 'minmax(180px, 1fr)' : 'minmax(110px, 1fr)').join(' ');
+    view = cols.length ? cols : defaultCols();
+    template = '32px ' + view.map(c => c === 'attributes.run_name' ? 'minmax(200px, 2fr)' : c === 'attributes.start_time' ? 'minmax(180px, 1fr)' : 'minmax(110px, 1fr)').join(' ');
     head.style.gridTemplateColumns = template;
-    head.replaceChildren(el('div', { class: 'vt-cell' }), ...cols.map(c => el('div', {
+    head.replaceChildren(el('div', { class: 'vt-cell' }), ...view.map(c => el('div', {
       class: 'vt-cell' + (isNum(c) ? ' num' : ''), role: 'columnheader', 'data-col': c, tabindex: '0',
       title: 'Sort by ' + label(c), 'aria-sort': sort === c ? (desc ? 'descending' : 'ascending') : 'none',
       onclick: () => sortBy(c), onkeydown: (e) => { if (e.key === 'Enter') sortBy(c); },
@@ -209,7 +212,7 @@ export async function runsPage(expId, query) {
         compareBtn.disabled = selected.size < 2;
         compareBtn.textContent = selected.size ? `Compare ${selected.size}` : 'Compare';
       } })));
-    for (const c of cols) {
+    for (const c of view) {
       const v = cellValue(r, c);
       const cell = el('div', { class: 'vt-cell' + (isNum(c) ? ' num' : ''), 'data-col': c });
       if (c === 'attributes.run_name') cell.append(el('a', { href: '#/runs/' + encodeURIComponent(id) }, cellText(c, v)));
