@@ -77,7 +77,7 @@ func (s *Spec) Normalize() error {
 		return forge.Errorf(forge.Invalid, "image: %q is not an image reference", s.Image)
 	}
 	for k, v := range s.Tags {
-		if k == "" || len(k) > 250 || len(v) > 8000 || strings.HasPrefix(k, "forge.") {
+		if k == "" || len(k) > 250 || len(v) > 8000 || k == "forge.job_id" {
 			return forge.Errorf(forge.Invalid, "tags: %q is not a tag this job may set", k)
 		}
 	}

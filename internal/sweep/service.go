@@ -211,10 +211,11 @@ func (s *Service) step(ctx context.Context, sw Sweep) error {
 	}
 	// Most trials failing stops the sweep: the command, not the
 	// parameters, is likely at fault.
-	if failed > sw.Spec.MaxTrials/2 {
+	tooMany := func() bool { return failed > sw.Spec.MaxTrials/2 }
+	if tooMany() {
 		return s.end(ctx, sw, Failed, fmt.Sprintf("%d of %d trials failed", failed, len(ts)))
 	}
-	for inflight < sw.Spec.Parallel && len(ts) < sw.Spec.MaxTrials {
+	for inflight < sw.Spec.Parallel && len(ts) < sw.Spec.MaxTrials && !tooMany() {
 		t := Trial{Number: len(ts), Params: sw.Spec.Suggest(len(ts), observations(sw.Spec, ts)), State: TrialPending, fresh: true}
 		if err := s.st.addTrial(ctx, sw.Name, t); err != nil {
 			return err
@@ -223,8 +224,11 @@ func (s *Service) step(ctx context.Context, sw Sweep) error {
 		if err := s.follow(ctx, sw, &ts[len(ts)-1]); err != nil {
 			return err
 		}
-		if st := ts[len(ts)-1].State; st == TrialPending || st == TrialRunning {
+		switch ts[len(ts)-1].State {
+		case TrialPending, TrialRunning:
 			inflight++
+		case TrialFailed:
+			failed++
 		}
 	}
 	if inflight == 0 && len(ts) >= sw.Spec.MaxTrials {

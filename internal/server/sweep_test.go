@@ -1,0 +1,174 @@
+package server_test
+
+import (
+	"context"
+
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/forge-mlops/forge/api"
+)
+
+// trialScript is a sweep's trial: it checks that the parameter reached it
+// both as an argument and as FORGE_PARAM_X, waits a little (so that a
+// restart can fall in the middle of the sweep), and logs its loss to its
+// own run through MLflow's REST API, trying again while the server
+// restarts.
+const trialScript = `
+import json, os, sys, time, urllib.request
+x, opt = float(sys.argv[1]), sys.argv[2]
+assert os.environ["FORGE_PARAM_X"] == sys.argv[1] and os.environ["FORGE_PARAM_OPT"] == opt
+time.sleep(1)
+loss = (x - 0.3) ** 2 + (0 if opt == "b" else 1)
+headers = {"Content-Type": "application/json"}
+if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+    headers["Authorization"] = "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"]
+body = {"run_id": os.environ["MLFLOW_RUN_ID"], "key": "loss", "value": loss, "timestamp": 1, "step": 0}
+req = urllib.request.Request(os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/log-metric",
+    data=json.dumps(body).encode(), headers=headers)
+for i in range(600):  # the server may be restarting
+    try:
+        urllib.request.urlopen(req).read()
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit("could not log the loss")
+`
+
+func waitSweep(t *testing.T, c *api.Client, name string, done func(api.Sweep) bool) api.Sweep {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	for {
+		sw, err := c.Sweep(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done(sw) {
+			return sw
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("sweep %s: condition not met: %+v", name, sw)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func countState(sw api.Sweep, state string) int {
+	n := 0
+	for _, tr := range sw.Trials {
+		if tr.State == state {
+			n++
+		}
+	}
+	return n
+}
+
+// A random sweep on a real server's local executor, with the server
+// stopped in the middle and a new one started on the same data dir: every
+// trial runs once and completes, its run is a child of the sweep's run and
+// carries its params, and the best trial is the one with the least loss.
+func TestSweepSurvivesRestart(t *testing.T) {
+	parent, err := os.MkdirTemp("", "forge-sweep-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(parent, "data")
+	p, _ := startForge(t, "--data-dir", dataDir)
+	c := api.NewClient(p.url, "")
+	ctx := context.Background()
+	lo, hi := -1.0, 1.0
+	const trials = 8
+	spec := api.SweepSpec{Name: "e2e", Command: []string{"/usr/bin/python3", "-c", trialScript, "${x}", "${opt}"},
+		Objective: api.SweepObjective{Metric: "loss"}, Algorithm: "random", MaxTrials: trials, Parallel: 2, Seed: 5,
+		Parameters: map[string]*api.SweepParam{"x": {Type: "float", Min: &lo, Max: &hi}, "opt": {Values: []any{"a", "b"}}}}
+
+	// Bad input first: refused, naming the field, and nothing created.
+	bad := spec
+	bad.Command = append([]string{}, spec.Command...)
+	bad.Command = append(bad.Command, "${lr}")
+	if _, err := c.CreateSweep(ctx, bad); err == nil || !strings.Contains(err.Error(), "${lr}") {
+		t.Fatalf("a spec naming an undefined ${lr}: %v", err)
+	}
+	if list, err := c.Sweeps(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("after a refused spec: %v %v, want no sweep", list, err)
+	}
+
+	if _, err := c.CreateSweep(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateSweep(ctx, spec); err == nil {
+		t.Fatal("a second sweep of the same name was accepted")
+	}
+	mid := waitSweep(t, c, "e2e", func(sw api.Sweep) bool { return countState(sw, "complete") >= 2 })
+	if mid.State != "running" || len(mid.Trials) >= trials && countState(mid, "complete") == trials {
+		t.Fatalf("the sweep ended before the restart: %+v", mid)
+	}
+	p.term(t)
+
+	// The same address: the trials running now log to it.
+	p2, _ := startForgeAt(t, strings.TrimPrefix(p.url, "http://"), "--data-dir", dataDir)
+	c = api.NewClient(p2.url, "")
+	sw := waitSweep(t, c, "e2e", func(sw api.Sweep) bool { return sw.State != "running" })
+	if sw.State != "finished" || len(sw.Trials) != trials || countState(sw, "complete") != trials {
+		t.Fatalf("after the restart: %+v", sw)
+	}
+	jobs, err := c.Jobs(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != trials {
+		t.Fatalf("%d jobs for %d trials: a trial ran twice or not at all", len(jobs), trials)
+	}
+	seen := map[int]bool{}
+	best := math.Inf(1)
+	for i, tr := range sw.Trials {
+		if seen[tr.Number] {
+			t.Fatalf("trial %d twice", tr.Number)
+		}
+		seen[tr.Number] = true
+		x, _ := strconv.ParseFloat(tr.Params["x"], 64)
+		want := (x - 0.3) * (x - 0.3)
+		if tr.Params["opt"] != "b" {
+			want++
+		}
+		if tr.Value == nil || math.Abs(*tr.Value-want) > 1e-9 {
+			t.Fatalf("trial %d: value %v, want %v from its params %v", tr.Number, tr.Value, want, tr.Params)
+		}
+		if i > 0 && *tr.Value < *sw.Trials[i-1].Value {
+			t.Fatalf("trials not sorted by objective: %+v", sw.Trials)
+		}
+		best = math.Min(best, *tr.Value)
+		run, err := c.GetRun(ctx, tr.RunID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, kv := range run.Data.Params {
+			got["param "+kv.Key] = kv.Value
+		}
+		for _, kv := range run.Data.Tags {
+			got["tag "+kv.Key] = kv.Value
+		}
+		if got["param x"] != tr.Params["x"] || got["param opt"] != tr.Params["opt"] || got["tag mlflow.parentRunId"] != sw.ParentRunID {
+			t.Fatalf("trial %d's run: %v, want params %v and parent %s", tr.Number, got, tr.Params, sw.ParentRunID)
+		}
+	}
+	if sw.Best == nil || *sw.Best.Value != best {
+		t.Fatalf("best %+v, want the least loss %v", sw.Best, best)
+	}
+	if parentRun, err := c.GetRun(ctx, sw.ParentRunID); err != nil || parentRun.Info.Status != "FINISHED" {
+		t.Fatalf("the sweep's run: %+v %v, want FINISHED", parentRun.Info, err)
+	}
+}
