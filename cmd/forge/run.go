@@ -116,22 +116,9 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 	}
 	client := cf.client()
 	if !*noCode && spec.Code == "" {
-		var buf bytes.Buffer
-		digest, size, err := bundle.Create(*dir, &buf, bundle.DefaultMaxBytes)
-		if err != nil {
+		if spec.Code, err = uploadCode(ctx, c, client, *dir); err != nil {
 			return err
 		}
-		has, err := client.HasBundle(ctx, digest)
-		if err != nil {
-			return err
-		}
-		if !has {
-			if err := client.PutBundle(ctx, digest, buf.Bytes()); err != nil {
-				return fmt.Errorf("upload code: %w", err)
-			}
-			fmt.Fprintf(c.stderr, "uploaded code %s (%d KiB)\n", digest[:12], size>>10)
-		}
-		spec.Code = digest
 	}
 	j, err := client.SubmitJob(ctx, spec)
 	if err != nil {
@@ -199,4 +186,25 @@ func merge(file, flags api.JobSpec, set map[string]bool) api.JobSpec {
 		}
 	}
 	return out
+}
+
+// uploadCode bundles dir and stores the bundle on the server unless it
+// has it, returning its digest.
+func uploadCode(ctx context.Context, c *cli, client *api.Client, dir string) (string, error) {
+	var buf bytes.Buffer
+	digest, size, err := bundle.Create(dir, &buf, bundle.DefaultMaxBytes)
+	if err != nil {
+		return "", err
+	}
+	has, err := client.HasBundle(ctx, digest)
+	if err != nil {
+		return "", err
+	}
+	if !has {
+		if err := client.PutBundle(ctx, digest, buf.Bytes()); err != nil {
+			return "", fmt.Errorf("upload code: %w", err)
+		}
+		fmt.Fprintf(c.stderr, "uploaded code %s (%d KiB)\n", digest[:12], size>>10)
+	}
+	return digest, nil
 }

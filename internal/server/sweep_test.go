@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 
 	"math"
 	"os"
@@ -95,10 +97,10 @@ func TestSweepSurvivesRestart(t *testing.T) {
 		Parameters: map[string]*api.SweepParam{"x": {Type: "float", Min: &lo, Max: &hi}, "opt": {Values: []any{"a", "b"}}}}
 
 	// Bad input first: refused, naming the field, and nothing created.
-	bad := spec
-	bad.Command = append([]string{}, spec.Command...)
-	bad.Command = append(bad.Command, "${lr}")
-	if _, err := c.CreateSweep(ctx, bad); err == nil || !strings.Contains(err.Error(), "${lr}") {
+	badSpec := spec
+	badSpec.Command = append([]string{}, spec.Command...)
+	badSpec.Command = append(badSpec.Command, "${lr}")
+	if _, err := c.CreateSweep(ctx, badSpec); err == nil || !strings.Contains(err.Error(), "${lr}") {
 		t.Fatalf("a spec naming an undefined ${lr}: %v", err)
 	}
 	if list, err := c.Sweeps(ctx); err != nil || len(list) != 0 {
@@ -167,6 +169,30 @@ func TestSweepSurvivesRestart(t *testing.T) {
 	}
 	if sw.Best == nil || *sw.Best.Value != best {
 		t.Fatalf("best %+v, want the least loss %v", sw.Best, best)
+	}
+	// The CLI: show prints the best trial first, and the same as JSON.
+	env := []string{"FORGE_SERVER=" + p2.url}
+	out, errOut, code := runForge(t, env, "sweeps", "show", "e2e")
+	bestLine := fmt.Sprintf("best:        trial %d, loss = %s", sw.Best.Number, strconv.FormatFloat(best, 'g', 6, 64))
+	if code != 0 || !strings.Contains(out, bestLine) || !strings.Contains(out, "TRIAL  STATE") {
+		t.Fatalf("forge sweeps show: %d %s %s, want %q", code, out, errOut, bestLine)
+	}
+	if first := strings.Split(out[strings.Index(out, "TRIAL"):], "\n")[1]; !strings.HasPrefix(first, strconv.Itoa(sw.Best.Number)+" ") {
+		t.Fatalf("the table's first row %q is not the best trial %d", first, sw.Best.Number)
+	}
+	out, errOut, code = runForge(t, env, "sweeps", "show", "e2e", "-o", "json")
+	var shown api.Sweep
+	if code != 0 || json.Unmarshal([]byte(out), &shown) != nil || len(shown.Trials) != trials || shown.Best.Number != sw.Best.Number {
+		t.Fatalf("forge sweeps show -o json: %d %s %s", code, out, errOut)
+	}
+	if out, _, code := runForge(t, env, "sweeps", "ls"); code != 0 || !strings.Contains(out, "e2e") || !strings.Contains(out, "finished") {
+		t.Fatalf("forge sweeps ls: %d %s", code, out)
+	}
+	// A spec file with min above max is refused naming the field.
+	bad := filepath.Join(parent, "bad.yaml")
+	os.WriteFile(bad, []byte("name: bad\ncommand: [echo, '${x}']\nobjective: {metric: loss}\nalgorithm: random\nmax_trials: 3\nparameters:\n  x: {type: float, min: 2, max: 1}\n"), 0o644)
+	if _, errOut, code := runForge(t, env, "sweep", "-f", bad, "--no-code"); code == 0 || !strings.Contains(errOut, "parameters.x: min 2 is above max 1") {
+		t.Fatalf("forge sweep -f bad.yaml: %d %s", code, errOut)
 	}
 	if parentRun, err := c.GetRun(ctx, sw.ParentRunID); err != nil || parentRun.Info.Status != "FINISHED" {
 		t.Fatalf("the sweep's run: %+v %v, want FINISHED", parentRun.Info, err)
