@@ -6,7 +6,7 @@ export FORGE_ONNXRUNTIME_LIB ?= $(FORGE_CACHE)/onnxruntime/1.30.0/libonnxruntime
 ADDR ?= 127.0.0.1:7700
 DATA ?= ./forge-data
 
-.PHONY: quickstart setup setup-test build test test-go test-python fuzz lint bench-tracking bench-datasets bench-jobs bench-serving bench-ui stop kube-apiserver
+.PHONY: quickstart setup setup-test build test test-go test-python fuzz lint bench-tracking bench-datasets bench-jobs bench-serving bench-ui stop kube-apiserver versitygw
 
 ## quickstart: set up, build, start forge server on embedded defaults and run
 ## the whole lifecycle (examples/quickstart).
@@ -19,16 +19,26 @@ setup:
 setup-test:
 	@scripts/setup.sh test
 
+# The commit is stamped by the linker: Go's own VCS stamping is missing from
+# builds outside a Git checkout (or with -buildvcs=false).
+COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+LDFLAGS ?= -X github.com/forge-mlops/forge/internal/version.commit=$(COMMIT)
+
 build:
-	go build -o bin/forge ./cmd/forge
+	go build -ldflags "$(LDFLAGS)" -o bin/forge ./cmd/forge
 
 ## test: install what the tests need and run them all.
-test: setup-test kube-apiserver test-go fuzz test-python
+test: setup-test kube-apiserver versitygw test-go fuzz test-python
 
 # A real kube-apiserver for the Kubernetes executor's tests, built from the Go
 # module proxy once (about 11 minutes on 2 cores) and cached in $(FORGE_CACHE).
 kube-apiserver:
 	@scripts/build-kube-apiserver.sh >/dev/null
+
+# A real S3 server (versitygw, POSIX backend) for the S3 blob store's tests,
+# built from the Go module proxy once (about 2 minutes) and cached in $(FORGE_CACHE).
+versitygw:
+	@scripts/build-versitygw.sh >/dev/null
 
 test-go:
 	go test -count=1 ./...
@@ -45,8 +55,10 @@ lint:
 	go vet ./...
 	go mod tidy -diff
 
+# The real MLflow 2.12.2 server, measured beside Forge when it is there.
+MLFLOW_PEER ?= ../shared/peers/mlflow-2.12.2
 bench-tracking: build
-	go run ./bench/tracking -start -forge bin/forge
+	go run ./bench/tracking -start -forge bin/forge $(if $(wildcard $(MLFLOW_PEER)/server.sh),-mlflow $(MLFLOW_PEER))
 
 bench-datasets:
 	go run ./bench/datasets -size 1000 -reps 3

@@ -2,7 +2,10 @@ package forge
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
+	"slices"
+	"strings"
 )
 
 // Tensor is one named input or output of a model. Data is a flat, row-major
@@ -71,4 +74,88 @@ type Model interface {
 	Infer(ctx context.Context, inputs []Tensor) ([]Tensor, error)
 	// Close frees the model after the calls in progress finish.
 	Close() error
+}
+
+// CheckInputs reports, as an Invalid error, the first way inputs break the
+// signature: an unknown, repeated or missing input, another datatype, a
+// shape that does not fit (a -1 dimension takes any size), or data whose
+// length is not the shape's. A runtime that cannot rely on its engine to
+// refuse bad inputs (a predictor process may not check) calls it first.
+func (s Signature) CheckInputs(inputs []Tensor) error {
+	seen := make(map[string]bool, len(inputs))
+	for _, in := range inputs {
+		i := slices.IndexFunc(s.Inputs, func(t TensorSpec) bool { return t.Name == in.Name })
+		if i < 0 {
+			return Errorf(Invalid, "unknown input %q; the model's inputs are %s", in.Name, specList(s.Inputs))
+		}
+		if seen[in.Name] {
+			return Errorf(Invalid, "input %q is given twice", in.Name)
+		}
+		seen[in.Name] = true
+		want := s.Inputs[i]
+		if in.Datatype != want.Datatype {
+			return Errorf(Invalid, "input %q has datatype %s, want %s", in.Name, in.Datatype, want.Datatype)
+		}
+		n := int64(1)
+		ok := want.Shape == nil || len(in.Shape) == len(want.Shape)
+		for j := 0; ok && j < len(in.Shape); j++ {
+			ok = in.Shape[j] >= 0 && (want.Shape == nil || want.Shape[j] < 0 || want.Shape[j] == in.Shape[j])
+			n *= in.Shape[j]
+		}
+		if !ok {
+			return Errorf(Invalid, "input %q has shape %v, want %v (-1: any size)", in.Name, in.Shape, want.Shape)
+		}
+		if l := dataLen(in.Data); int64(l) != n {
+			return Errorf(Invalid, "input %q has shape %v but %d elements", in.Name, in.Shape, l)
+		}
+	}
+	for _, t := range s.Inputs {
+		if !seen[t.Name] {
+			return Errorf(Invalid, "missing input %q %s %v", t.Name, t.Datatype, t.Shape)
+		}
+	}
+	return nil
+}
+
+func specList(ts []TensorSpec) string {
+	var b strings.Builder
+	for i, t := range ts {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q %s %v", t.Name, t.Datatype, t.Shape)
+	}
+	return b.String()
+}
+
+// dataLen is the number of elements of a Tensor's Data, -1 for a type
+// Tensor does not allow.
+func dataLen(data any) int {
+	switch d := data.(type) {
+	case []float32:
+		return len(d)
+	case []float64:
+		return len(d)
+	case []int8:
+		return len(d)
+	case []int16:
+		return len(d)
+	case []int32:
+		return len(d)
+	case []int64:
+		return len(d)
+	case []uint8:
+		return len(d)
+	case []uint16:
+		return len(d)
+	case []uint32:
+		return len(d)
+	case []uint64:
+		return len(d)
+	case []bool:
+		return len(d)
+	case []string:
+		return len(d)
+	}
+	return -1
 }

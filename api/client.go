@@ -35,6 +35,29 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	err   error // a base URL that cannot work, returned by every call
+}
+
+// CheckServerURL says what is wrong with a server URL, in words a user can
+// act on; a URL without a scheme ("localhost:7700") would otherwise fail
+// with Go's parse error, or be taken as scheme "localhost".
+func CheckServerURL(s string) error {
+	lower := strings.ToLower(s)
+	if !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") {
+		hint := ""
+		if s != "" && !strings.Contains(s, "://") {
+			hint = fmt.Sprintf(", e.g. http://%s", s)
+		}
+		return fmt.Errorf("server URL %q needs a scheme: want http://HOST:PORT or https://HOST%s (from --server or FORGE_SERVER)", s, hint)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("server URL %q: %v (from --server or FORGE_SERVER)", s, err)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("server URL %q has no host: want http://HOST:PORT or https://HOST (from --server or FORGE_SERVER)", s)
+	}
+	return nil
 }
 
 // NewClient returns a client for the server at base (e.g. http://127.0.0.1:7700).
@@ -43,6 +66,7 @@ func NewClient(base, token string) *Client {
 		base:  strings.TrimRight(base, "/"),
 		token: token,
 		http:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}},
+		err:   CheckServerURL(base),
 	}
 }
 
@@ -52,6 +76,9 @@ func (c *Client) Base() string { return c.base }
 // Request sends a request and returns the raw response for streaming; a
 // non-2xx status is turned into *Error and the body closed.
 func (c *Client) Request(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string) (*http.Response, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
 	u := c.base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()

@@ -95,7 +95,8 @@ type ColumnProfile struct {
 	Histogram      *Histogram `json:"histogram,omitempty"`
 }
 
-// Quantiles of a number column.
+// Quantiles of a number column, exact (interpolated between the closest
+// ranks, as DuckDB's quantile_cont) over all its finite values.
 type Quantiles struct {
 	P05 float64 `json:"p05"`
 	P25 float64 `json:"p25"`
@@ -385,6 +386,9 @@ func (s *QueryStream) Close() error { return s.body.Close() }
 
 // send is Request for a prepared request (an upload with its length).
 func (c *Client) send(req *http.Request) (*http.Response, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}

@@ -28,6 +28,10 @@ type GCReport struct {
 	GarbageBytes int64  `json:"garbage_bytes"` // their size
 	Removed      int    `json:"removed"`       // of the garbage (0 on a dry run)
 	RemovedBytes int64  `json:"removed_bytes"`
+	// Temporary files (uploads, spills) left by a process that died, with
+	// nothing changed in them for an hour: removed, or on a dry run to be.
+	Temp      int   `json:"temp"`
+	TempBytes int64 `json:"temp_bytes"`
 }
 
 // CollectGarbage asks the server to sweep its blob store (forge gc).

@@ -115,6 +115,9 @@ type (
 		Name    string        `json:"name"`
 		Alias   string        `json:"alias"`
 		Version VersionString `json:"version"`
+		// Force (Forge's) moves the alias even to a version with another
+		// signature, which is otherwise refused (409).
+		Force bool `json:"force,omitempty"`
 	}
 	DeleteRegisteredModelAliasRequest struct {
 		Name  string `json:"name"`
@@ -299,6 +302,13 @@ func (c *Client) SearchRegisteredModels(ctx context.Context, filter string, maxR
 func (c *Client) SetModelAlias(ctx context.Context, name, alias, version string) error {
 	return c.Do(ctx, http.MethodPost, mlflowRegistry+"registered-models/alias", nil,
 		SetRegisteredModelAliasRequest{Name: name, Alias: alias, Version: VersionString(version)}, nil)
+}
+
+// ForceModelAlias is SetModelAlias to a version whose signature differs
+// from the one the alias points at.
+func (c *Client) ForceModelAlias(ctx context.Context, name, alias, version string) error {
+	return c.Do(ctx, http.MethodPost, mlflowRegistry+"registered-models/alias", nil,
+		SetRegisteredModelAliasRequest{Name: name, Alias: alias, Version: VersionString(version), Force: true}, nil)
 }
 
 // DeleteModelAlias removes an alias.

@@ -14,7 +14,7 @@ secs() { local ms=$(($2 - $1)); printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100
 t0=$(now)
 scripts/setup.sh run
 t1=$(now)
-go build -o bin/forge ./cmd/forge
+go build -ldflags "-X github.com/forge-mlops/forge/internal/version.commit=$(git rev-parse --short=12 HEAD 2>/dev/null)" -o bin/forge ./cmd/forge
 t2=$(now)
 
 mkdir -p "$data"

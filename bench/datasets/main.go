@@ -154,12 +154,15 @@ func newBench(ctx context.Context, dir string, threads int) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := duckq.EngineOptions{Threads: threads, MemoryLimit: "4GB", TempDir: filepath.Join(dir, "duckdb-tmp")}
+	// 4GB and the threads for each of 4 instances at once, as before the
+	// engine shared one budget.
+	opts := duckq.EngineOptions{Threads: 4 * threads, MemoryLimit: "16GB", MaxConcurrent: 4,
+		TempDir: filepath.Join(dir, "duckdb-tmp")}
 	eng, err := duckq.NewEngine(opts)
 	if err != nil {
 		return nil, err
 	}
-	svc := datasets.New(db, blobs, eng, datasets.Options{TempDir: dir, Threads: threads, MemoryLimit: "4GB"}, nil)
+	svc := datasets.New(db, blobs, eng, datasets.Options{TempDir: dir}, nil)
 	mux := http.NewServeMux()
 	httpapi.Mount(mux, datasets.NewAPI(svc, nil).Routes())
 	srv := httptest.NewServer(httpapi.Chain(mux, httpapi.WithRequestID))

@@ -112,8 +112,15 @@ func (c *client) logMetric(ctx context.Context, runID, key string, value float64
 		Timestamp: api.Int64(time.Now().UnixMilli()), Step: api.Int64(step)}, nil)
 }
 
+// logBatch sends runs/log-batch as the client does: protobuf's JSON leaves
+// empty lists out (a "params": null makes MLflow's server answer 500).
 func (c *client) logBatch(ctx context.Context, req api.LogBatchRequest) error {
-	return c.post(ctx, "runs/log-batch", req, nil)
+	return c.post(ctx, "runs/log-batch", struct {
+		RunID   string       `json:"run_id"`
+		Metrics []api.Metric `json:"metrics,omitempty"`
+		Params  []api.KV     `json:"params,omitempty"`
+		Tags    []api.KV     `json:"tags,omitempty"`
+	}{req.RunID, req.Metrics, req.Params, req.Tags}, nil)
 }
 
 func (c *client) finishRun(ctx context.Context, runID string) error {

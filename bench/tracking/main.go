@@ -1,12 +1,13 @@
-// Command tracking benchmarks Forge's MLflow tracking API against the figures
-// of MLflow 2.12.2's own server, by replaying the same request sequences the
-// mlflow Python client sends, over HTTP keep-alive, to 127.0.0.1 only.
+// Command tracking benchmarks Forge's MLflow tracking API against MLflow
+// 2.12.2's own server, by replaying the same request sequences the mlflow
+// Python client sends, over HTTP keep-alive, to 127.0.0.1 only.
 //
-//	go run ./bench/tracking -start -forge /tmp/forge-bench      # starts and stops its own server
-//	go run ./bench/tracking -server http://127.0.0.1:7700       # a server already running
+//	go run ./bench/tracking -start -forge /tmp/forge-bench -mlflow ../shared/peers/mlflow-2.12.2
+//	go run ./bench/tracking -server http://127.0.0.1:7700       # Forge alone, no ratios
 //
-// MLflow itself cannot be installed here (PyPI is unreachable), so its
-// figures are the ones recorded on this machine kind and kept below.
+// With -mlflow it starts the real MLflow peer too and runs scenarios a-d on
+// both, alternating, -rounds times: the ratios printed are measured in the
+// same run, never recorded ones.
 package main
 
 import (
@@ -25,10 +26,6 @@ import (
 	"github.com/forge-mlops/forge/bench/forgeproc"
 )
 
-// mlflowSeconds are MLflow 2.12.2's server (SQLite backend, 2 gunicorn
-// workers) on this machine kind, from the tracking issue.
-var mlflowSeconds = map[string]float64{"a": 14.4, "b": 2.1, "c": 80, "d": 1.2}
-
 const goal = 50.0
 
 func main() {
@@ -42,16 +39,22 @@ func main() {
 }
 
 type options struct {
-	server    string
-	start     bool
-	forge     string
-	db        string
-	scenarios []string
-	duration  time.Duration
-	writers   int
-	runs      int
-	workers   int
-	timeout   time.Duration
+	server       string
+	start        bool
+	forge        string
+	db           string
+	scenarios    []string
+	duration     time.Duration
+	writers      int
+	runs         int
+	workers      int
+	timeout      time.Duration
+	mlflow       string
+	rounds       int
+	mlWorkers    int
+	client       bool
+	clientScript string
+	tag          string
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -68,6 +71,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.runs, "runs", 100000, "(f): runs to search over")
 	fs.IntVar(&o.workers, "workers", 8, "(f): concurrent clients creating the runs")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
+	fs.StringVar(&o.mlflow, "mlflow", "", "folder of the MLflow 2.12.2 peer (server.sh): start it and measure it in the same run")
+	fs.IntVar(&o.rounds, "rounds", 2, "with -mlflow: rounds of scenarios a-d on each server, alternating")
+	fs.IntVar(&o.mlWorkers, "mlflow-workers", 2, "with -mlflow: MLflow's gunicorn workers")
+	fs.BoolVar(&o.client, "client", false, "with -mlflow: drive a-d with the real mlflow client against Forge, MLflow and a null server instead")
+	fs.StringVar(&o.clientScript, "client-script", "bench/tracking/mlflow_client.py", "with -client: the client's scenario script")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -99,20 +107,33 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := checkLoopback(o.server); err != nil {
 		return err
 	}
-	return bench(ctx, newClient(o.server), o, out)
+	if o.client && o.mlflow == "" {
+		return fmt.Errorf("-client needs -mlflow PEER_DIR (the client and MLflow's server come from the peer)")
+	}
+	var ml *client
+	if o.mlflow != "" {
+		p, err := startPeer(ctx, o.mlflow, o.mlWorkers)
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		ml = newClient(p.URL)
+		fmt.Fprintf(out, "started MLflow 2.12.2 (%s, SQLite, %d gunicorn workers) on %s\n", o.mlflow, o.mlWorkers, p.URL)
+	}
+	if o.client {
+		o.tag = time.Now().Format("20060102-150405")
+		return clientSideBySide(ctx, o, o.server, ml.base, out)
+	}
+	return bench(ctx, newClient(o.server), ml, o, out)
 }
 
-func bench(ctx context.Context, c *client, o options, out io.Writer) error {
-	tag := time.Now().Format("20060102-150405.000")
-	fmt.Fprintf(out, "tracking benchmark against %s, %s\n", c.base, time.Now().Format(time.RFC3339))
-	fmt.Fprintln(out, "MLflow 2.12.2 figures are the recorded ones (SQLite, 2 gunicorn workers, same machine kind):")
-	fmt.Fprintln(out, "MLflow cannot be installed here (PyPI is unreachable), so it is not rerun side by side.")
-	has := func(s string) bool { return slices.Contains(o.scenarios, s) }
+type row struct {
+	id, name string
+	d        time.Duration
+}
 
-	type row struct {
-		id, name string
-		d        time.Duration
-	}
+// runABCD runs the timed scenarios a-d that were asked for, in order.
+func runABCD(ctx context.Context, c *client, tag string, has func(string) bool) ([]row, error) {
 	var rows []row
 	var searchExp string
 	steps := []struct {
@@ -134,21 +155,75 @@ func bench(ctx context.Context, c *client, o options, out io.Writer) error {
 		}
 		d, err := s.fn()
 		if err != nil {
-			return fmt.Errorf("scenario %s (%s): %w", s.id, s.name, err)
+			return nil, fmt.Errorf("scenario %s (%s) on %s: %w", s.id, s.name, c.base, err)
 		}
 		rows = append(rows, row{s.id, s.name, d})
 	}
-	if len(rows) > 0 {
+	return rows, nil
+}
+
+// sideBySide runs a-d on Forge and MLflow alternately (the first server of
+// each round alternates too) and prints each round's ratio.
+func sideBySide(ctx context.Context, forge, ml *client, o options, tag string, has func(string) bool, out io.Writer) error {
+	var fr, mr [][]row
+	for round := range o.rounds {
+		order := []*client{forge, ml}
+		if round%2 == 1 {
+			order = []*client{ml, forge}
+		}
+		for _, c := range order {
+			fmt.Fprintf(out, "round %d on %s...\n", round+1, c.base)
+			rows, err := runABCD(ctx, c, fmt.Sprintf("%s-r%d", tag, round), has)
+			if err != nil {
+				return err
+			}
+			if c == forge {
+				fr = append(fr, rows)
+			} else {
+				mr = append(mr, rows)
+			}
+		}
+	}
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tMLflow s (same run)\tForge s\tratio\tgoal 50x\t")
+	for i := range fr[0] {
+		var ms, fs, ratios []string
+		met := "met"
+		for r := range fr {
+			m, f := mr[r][i].d.Seconds(), fr[r][i].d.Seconds()
+			ms, fs = append(ms, fmt.Sprintf("%.3f", m)), append(fs, fmt.Sprintf("%.4f", f))
+			ratios = append(ratios, fmt.Sprintf("%.1fx", m/f))
+			if m/f < goal {
+				met = "no"
+			}
+		}
+		fmt.Fprintf(tw, "%s) %s\t%s\t%s\t%s\t%s\t\n", fr[0][i].id, fr[0][i].name, strings.Join(ms, " / "), strings.Join(fs, " / "), strings.Join(ratios, " / "), met)
+	}
+	return tw.Flush()
+}
+
+func bench(ctx context.Context, c, ml *client, o options, out io.Writer) error {
+	tag := time.Now().Format("20060102-150405.000")
+	fmt.Fprintf(out, "tracking benchmark against %s, %s\n", c.base, time.Now().Format(time.RFC3339))
+	has := func(s string) bool { return slices.Contains(o.scenarios, s) }
+	abcd := has("a") || has("b") || has("c") || has("d")
+	switch {
+	case abcd && ml != nil:
+		if err := sideBySide(ctx, c, ml, o, tag, has, out); err != nil {
+			return err
+		}
+	case abcd:
+		fmt.Fprintln(out, "Forge alone (give -mlflow PEER_DIR to measure MLflow 2.12.2 in the same run and print ratios):")
+		rows, err := runABCD(ctx, c, tag, has)
+		if err != nil {
+			return err
+		}
 		fmt.Fprintln(out)
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "scenario\tForge s\tMLflow 2.12.2 s\tratio\tgoal 50x\t")
+		fmt.Fprintln(tw, "scenario\tForge s\t")
 		for _, r := range rows {
-			ratio := mlflowSeconds[r.id] / r.d.Seconds()
-			met := "no"
-			if ratio >= goal {
-				met = "met"
-			}
-			fmt.Fprintf(tw, "%s) %s\t%.4f\t%.1f\t%.0fx\t%s\t\n", r.id, r.name, r.d.Seconds(), mlflowSeconds[r.id], ratio, met)
+			fmt.Fprintf(tw, "%s) %s\t%.4f\t\n", r.id, r.name, r.d.Seconds())
 		}
 		tw.Flush()
 	}

@@ -626,18 +626,21 @@ func dataDiff(ctx context.Context, c *cli, args []string) error {
 
 func dataGet(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "data get")
-	cf := addServerFlags(fs, c)
-	out := fs.String("o", "", "the file to write: Parquet, or CSV when it ends in .csv")
+	cf := addClientFlags(fs, c)
+	out := fs.String("out", "", "the `FILE` to write: Parquet, or CSV when it ends in .csv")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	ref, err := oneRef(pos, "usage: forge data get NAME[@VERSION] -o FILE")
+	if err := outFromFormat(c, cf, out, "data get", "FILE"); err != nil {
+		return err
+	}
+	ref, err := oneRef(pos, "usage: forge data get NAME[@VERSION] --out FILE")
 	if err != nil {
 		return err
 	}
 	if *out == "" {
-		return usageError{"forge data get needs -o FILE (.parquet, or .csv)"}
+		return usageError{"forge data get needs --out FILE (.parquet, or .csv)"}
 	}
 	// Download beside the target and rename, so FILE is complete and
 	// verified or absent.
@@ -665,7 +668,25 @@ func dataGet(ctx context.Context, c *cli, args []string) error {
 	} else if err := os.Rename(tmp, *out); err != nil {
 		return err
 	}
+	if cf.json() {
+		return printJSON(c.stdout, map[string]string{"dataset": resolved, "file": *out, "sha256": digest})
+	}
 	fmt.Fprintf(c.stdout, "%s -> %s (sha256 %s verified)\n", resolved, *out, digest[:12])
+	return nil
+}
+
+// outFromFormat keeps the old "-o FILE" of data get and model download
+// working for a while: -o is a format everywhere, so a value that is not one
+// is taken as --out, with a note on stderr.
+func outFromFormat(c *cli, cf *clientFlags, out *string, cmd, what string) error {
+	if cf.output == "table" || cf.output == "json" {
+		return nil
+	}
+	if *out != "" {
+		return usageError{fmt.Sprintf("-o %q: want table or json (the %s goes to --out)", cf.output, strings.ToLower(what))}
+	}
+	fmt.Fprintf(c.stderr, "forge: %s -o %s is deprecated: -o is the output format; use --out %s\n", cmd, what, cf.output)
+	*out, cf.output = cf.output, "table"
 	return nil
 }
 

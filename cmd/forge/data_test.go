@@ -18,12 +18,19 @@ import (
 	"github.com/forge-mlops/forge/internal/blob"
 	"github.com/forge-mlops/forge/internal/datasets"
 	"github.com/forge-mlops/forge/internal/duckq"
+	"github.com/forge-mlops/forge/internal/executor/local"
 	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/sqlstore/sqlstoretest"
 )
 
-// TestMain stops the throwaway PostgreSQL that the data tests start.
-func TestMain(m *testing.M) { os.Exit(sqlstoretest.Main(m)) }
+// TestMain stops the throwaway PostgreSQL that the data tests start. The
+// test binary doubles as the local executor's shim, as forge does.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == local.ShimCommand {
+		os.Exit(local.Shim(os.Args[2:]))
+	}
+	os.Exit(sqlstoretest.Main(m))
+}
 
 // dataServer serves the datasets API over a SQLite store and a blob folder.
 func dataServer(t *testing.T) string {
@@ -162,18 +169,32 @@ func TestDataCLI(t *testing.T) {
 
 	// get: Parquet verified, and CSV.
 	got := filepath.Join(dir, "got.parquet")
-	contains("get", must("data", "get", "sales@2", "-o", got), "sales@2 ->", "verified")
+	contains("get", must("data", "get", "sales@2", "--out", got), "sales@2 ->", "verified")
 	b, _ := os.ReadFile(got)
 	h := sha256.Sum256(b)
 	if hex.EncodeToString(h[:]) != shown.Version.Digest {
 		t.Fatalf("downloaded file does not hash to the version's digest")
 	}
 	gotCSV := filepath.Join(dir, "got.csv")
-	must("data", "get", "sales@1", "-o", gotCSV)
+	var res struct{ Dataset, File, SHA256 string }
+	if err := json.Unmarshal([]byte(must("data", "get", "sales@1", "--out", gotCSV, "-o", "json")), &res); err != nil || res.Dataset != "sales@1" || res.File != gotCSV {
+		t.Errorf("get -o json: %+v %v", res, err)
+	}
 	if b, _ := os.ReadFile(gotCSV); string(b) != "id,region,amount,day\n1,north,10.5,2024-01-01\n2,south,20.0,2024-01-02\n3,north,7.25,2024-01-03\n" {
 		t.Errorf("get csv:\n%s", b)
 	}
-	if _, _, err := dataCLI(srv, "data", "get", "nosuch", "-o", got); err == nil || !strings.Contains(err.Error(), "no dataset named nosuch") {
+	// The old -o FILE still writes the file, and says it is deprecated.
+	os.Remove(got)
+	if _, stderr, err := dataCLI(srv, "data", "get", "sales@2", "-o", got); err != nil || !strings.Contains(stderr, "deprecated") || !strings.Contains(stderr, "--out") {
+		t.Errorf("get -o FILE: %v, stderr %q", err, stderr)
+	}
+	if _, err := os.Stat(got); err != nil {
+		t.Errorf("get -o FILE wrote nothing: %v", err)
+	}
+	if _, _, err := dataCLI(srv, "data", "get", "sales@2", "-o", "yaml", "--out", got); err == nil || !strings.Contains(err.Error(), "want table or json") {
+		t.Errorf("get -o yaml --out: %v", err)
+	}
+	if _, _, err := dataCLI(srv, "data", "get", "nosuch", "--out", got); err == nil || !strings.Contains(err.Error(), "no dataset named nosuch") {
 		t.Errorf("get unknown: %v", err)
 	}
 

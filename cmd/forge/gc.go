@@ -39,5 +39,6 @@ func cmdGC(ctx context.Context, c *cli, args []string) error {
 	fmt.Fprintf(c.stdout, "%d blobs (%s): %d referenced, %d unreferenced but stored within %s (kept)\n",
 		rep.Blobs, humanBytes(rep.Bytes), rep.Referenced, rep.Young, rep.Grace)
 	fmt.Fprintf(c.stdout, "%s %d unreferenced blobs (%s)\n", verb, n, humanBytes(size))
+	fmt.Fprintf(c.stdout, "%s %d temporary files untouched for an hour (%s)\n", verb, rep.Temp, humanBytes(rep.TempBytes))
 	return nil
 }

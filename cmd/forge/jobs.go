@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -126,9 +128,37 @@ func jobsLogs(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer rc.Close()
-	if _, err := io.Copy(c.stdout, rc); err != nil && ctx.Err() == nil {
+	if cf.json() {
+		err = logLinesJSON(c.stdout, rc)
+	} else {
+		_, err = io.Copy(c.stdout, rc)
+	}
+	if err != nil && ctx.Err() == nil {
 		return err
 	}
+	if !*follow || ctx.Err() != nil {
+		return nil
+	}
+	// Followed to its end, the log ends with how the job ended.
+	j, err := cf.client().Job(ctx, id)
+	if err != nil || !j.Final() {
+		return err
+	}
+	if cf.json() {
+		return json.NewEncoder(c.stdout).Encode(map[string]any{"job_id": j.ID, "state": j.State, "exit_code": j.ExitCode, "reason": j.Reason, "message": j.Message})
+	}
+	code := "-"
+	if j.ExitCode != nil {
+		code = strconv.Itoa(*j.ExitCode)
+	}
+	fmt.Fprintf(c.stderr, "job %s %s (exit %s", j.ID, j.State, code)
+	if j.Reason != "" {
+		fmt.Fprintf(c.stderr, ", %s", j.Reason)
+	}
+	if j.Message != "" {
+		fmt.Fprintf(c.stderr, ": %s", j.Message)
+	}
+	fmt.Fprintln(c.stderr, ")")
 	return nil
 }
 
@@ -157,4 +187,43 @@ func jobsCancel(ctx context.Context, c *cli, args []string) error {
 func ago(ms int64) string {
 	d := time.Since(time.UnixMilli(ms)).Round(time.Second)
 	return d.String() + " ago"
+}
+
+// logLine is one line of a job's log as -o json prints it: when it was
+// written and the rank that wrote it (the log's "TIME [RANK] " prefix), and
+// the text.
+type logLine struct {
+	Time string `json:"time,omitempty"`
+	Rank *int   `json:"rank,omitempty"`
+	Line string `json:"line"`
+}
+
+// logLinesJSON prints a log as JSON lines, one object a line.
+func logLinesJSON(w io.Writer, r io.Reader) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	enc := json.NewEncoder(w)
+	for sc.Scan() {
+		l := logLine{Line: sc.Text()}
+		rest := l.Line
+		if ts, after, ok := strings.Cut(rest, " "); ok {
+			if _, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+				l.Time, rest = ts, after
+			}
+		}
+		if r, ok := strings.CutPrefix(rest, "["); ok {
+			if n, text, ok := strings.Cut(r, "] "); ok {
+				if rank, err := strconv.Atoi(n); err == nil {
+					l.Rank, rest = &rank, text
+				}
+			}
+		}
+		if l.Time != "" || l.Rank != nil {
+			l.Line = rest
+		}
+		if err := enc.Encode(l); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
 }

@@ -39,6 +39,13 @@ func init() {
 	register("version", "print the version of forge (and of the server, if reachable)", cmdVersion)
 	register("server", "run the control plane (API, tracking, registry, jobs, serving)", cmdServer)
 	register("token", "create, list or revoke access tokens (create|ls|revoke)", cmdToken)
+	register("completion", "print a shell completion script (bash|zsh|fish)", cmdCompletion)
+	// run answers "forge help ..." itself; this entry lists help among the
+	// commands and answers "forge help help".
+	register("help", "print help for a command: forge help COMMAND [SUBCOMMAND]", func(ctx context.Context, c *cli, args []string) error {
+		printHelp(c.stdout, "help", nil)
+		return nil
+	})
 }
 
 // usageError makes main exit with 2 and print the usage hint.
@@ -79,47 +86,79 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := &cli{stdout: stdout, stderr: stderr, env: os.LookupEnv}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		usage(stdout)
 		return nil
 	}
+	if args[0] == "help" {
+		// forge help GROUP [CMD] is forge GROUP [CMD] -h.
+		if len(args) == 1 {
+			usage(stdout)
+			return nil
+		}
+		if strings.HasPrefix(args[1], "-") {
+			printHelp(stdout, "help", nil)
+			return nil
+		}
+		if len(args) > 3 {
+			return usageError{"usage: forge help [COMMAND [SUBCOMMAND]]"}
+		}
+		if _, ok := commands[args[1]]; !ok {
+			return unknownCommand(args[1])
+		}
+		args = append(args[1:len(args):len(args)], "-h")
+	}
 	cmd, ok := commands[args[0]]
 	if !ok {
-		return usageError{fmt.Sprintf("unknown command %q (run `forge help`)", args[0])}
+		return unknownCommand(args[0])
 	}
 	return cmd.run(ctx, c, args[1:])
+}
+
+func unknownCommand(name string) error {
+	return usageError{fmt.Sprintf("unknown command %q%s (run `forge help`)", name, didYouMean(name, publicCommands()))}
+}
+
+// publicCommands lists the commands people run, sorted.
+func publicCommands() []string {
+	names := make([]string, 0, len(commands))
+	for n, cmd := range commands {
+		if !strings.HasPrefix(cmd.summary, "(internal)") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "forge: from stored data to a production endpoint, in one binary.")
 	fmt.Fprintln(w, "\nUsage: forge COMMAND [flags] [args]\n\nCommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if strings.HasPrefix(commands[n].summary, "(internal)") {
-			continue // run by forge itself, not by people
-		}
+	for _, n := range publicCommands() {
 		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun `forge COMMAND -h` for a command's flags.")
+	fmt.Fprintln(w, "\nRun `forge help COMMAND` (or `forge COMMAND -h`) for a command's flags and examples,")
+	fmt.Fprintln(w, "`forge completion bash|zsh|fish` for shell completion.")
 }
 
-// subcommand dispatches "forge NOUN VERB ...".
+// subcommand dispatches "forge NOUN VERB ...". Alone, with -h or --help,
+// the group prints its help; "forge NOUN help VERB" is "forge NOUN VERB -h".
 func subcommand(ctx context.Context, c *cli, noun string, args []string, verbs map[string]func(context.Context, *cli, []string) error) error {
 	names := make([]string, 0, len(verbs))
 	for n := range verbs {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	if len(args) == 0 {
-		return usageError{fmt.Sprintf("usage: forge %s %s", noun, strings.Join(names, "|"))}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || (args[0] == "help" && len(args) == 1) {
+		printGroupHelp(c.stdout, noun, names)
+		return nil
+	}
+	if args[0] == "help" {
+		args = []string{args[1], "-h"}
 	}
 	fn, ok := verbs[args[0]]
 	if !ok {
-		return usageError{fmt.Sprintf("unknown command %q: want forge %s %s", args[0], noun, strings.Join(names, "|"))}
+		return usageError{fmt.Sprintf("unknown command %q for forge %s%s (commands: %s)", args[0], noun, didYouMean(args[0], names), strings.Join(names, ", "))}
 	}
 	return fn(ctx, c, args[1:])
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/forge-mlops/forge/api"
-	"github.com/forge-mlops/forge/internal/config"
 )
 
 func init() {
@@ -197,6 +196,7 @@ func modelAlias(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "model alias")
 	cf := addClientFlags(fs, c)
 	del := fs.Bool("d", false, "delete the alias instead")
+	force := fs.Bool("force", false, "move the alias even to a version with another signature")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -212,33 +212,40 @@ func modelAlias(ctx context.Context, c *cli, args []string) error {
 		return nil
 	}
 	if len(pos) != 3 || *del {
-		return usageError{"usage: forge model alias NAME ALIAS VERSION, or forge model alias -d NAME ALIAS"}
+		return usageError{"usage: forge model alias NAME ALIAS VERSION [--force], or forge model alias -d NAME ALIAS"}
 	}
-	if err := cf.client().SetModelAlias(ctx, pos[0], pos[1], pos[2]); err != nil {
+	set := cf.client().SetModelAlias
+	if *force {
+		set = cf.client().ForceModelAlias
+	}
+	if err := set(ctx, pos[0], pos[1], pos[2]); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "%s@%s -> version %s\n", pos[0], pos[1], pos[2])
 	return nil
 }
 
-// modelDownload takes -o as the folder to write, so it has no -o json.
 func modelDownload(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "model download")
-	def := config.LoadClient(c.env)
-	server := fs.String("server", def.Server, "Forge server URL (env FORGE_SERVER)")
-	token := fs.String("token", def.Token, "access token (env FORGE_TOKEN)")
-	dir := fs.String("o", "", "folder to write the files to")
+	cf := addClientFlags(fs, c)
+	dir := fs.String("out", "", "the `DIR` to write the files to")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
+	if err := outFromFormat(c, cf, dir, "model download", "DIR"); err != nil {
+		return err
+	}
 	if len(pos) != 1 || *dir == "" {
-		return usageError{"usage: forge model download NAME[@VERSION|@ALIAS] -o DIR"}
+		return usageError{"usage: forge model download NAME[@VERSION|@ALIAS] --out DIR"}
 	}
 	name, ref := splitModelRef(pos[0])
-	d, err := api.NewClient(*server, *token).DownloadModel(ctx, name, ref, *dir)
+	d, err := cf.client().DownloadModel(ctx, name, ref, *dir)
 	if err != nil {
 		return err
+	}
+	if cf.json() {
+		return printJSON(c.stdout, d)
 	}
 	var total int64
 	for _, f := range d.Files {

@@ -153,7 +153,10 @@ func TestModelCLI(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	mustRun("model", "download", "iris@champion", "-o", dir)
+	var dl api.ModelVersionDetail
+	if err := json.Unmarshal([]byte(mustRun("model", "download", "iris@champion", "--out", dir, "-o", "json")), &dl); err != nil || len(dl.Files) == 0 {
+		t.Fatalf("download -o json: %+v %v", dl, err)
+	}
 	got, err := os.ReadFile(filepath.Join(dir, "mlp.onnx"))
 	if err != nil || !bytes.Equal(got, onnxBytes) {
 		t.Fatalf("downloaded file differs: %v", err)
@@ -205,7 +208,7 @@ func TestModelCLI(t *testing.T) {
 	if json.Unmarshal([]byte(out2), &ev) != nil || ev.Seq <= 5 || ev.Type != "alias_set" || ev.Alias != "canary" {
 		t.Fatalf("watch from now: %s", out2)
 	}
-	if _, err := forgeCLI(t, srv, "model", "download", "iris@champion", "-o", dir); err == nil {
+	if _, err := forgeCLI(t, srv, "model", "download", "iris@champion", "--out", dir); err == nil {
 		t.Fatal("download through a deleted alias worked")
 	}
 }

@@ -20,9 +20,9 @@ type clientFlags struct {
 func addClientFlags(fs *flag.FlagSet, c *cli) *clientFlags {
 	def := config.LoadClient(c.env)
 	f := &clientFlags{}
-	fs.StringVar(&f.server, "server", def.Server, "Forge server URL (env FORGE_SERVER)")
-	fs.StringVar(&f.token, "token", def.Token, "access token (env FORGE_TOKEN)")
-	fs.StringVar(&f.output, "o", "table", "output format: table or json")
+	fs.StringVar(&f.server, "server", def.Server, "Forge server `URL` (env FORGE_SERVER)")
+	fs.StringVar(&f.token, "token", def.Token, "access `TOKEN` (env FORGE_TOKEN)")
+	fs.StringVar(&f.output, "o", "table", "output `FORMAT`: table or json")
 	return f
 }
 
@@ -34,13 +34,17 @@ func (f *clientFlags) check() error {
 	if f.output != "table" && f.output != "json" {
 		return usageError{fmt.Sprintf("-o %q: want table or json", f.output)}
 	}
+	if err := api.CheckServerURL(f.server); err != nil {
+		return usageError{err.Error()}
+	}
 	return nil
 }
 
-// newFlags makes a FlagSet whose errors come back to run() instead of exiting.
+// newFlags makes a FlagSet whose errors come back to run() instead of
+// exiting, and whose -h and --help print the command's help (docs.go).
 func newFlags(c *cli, name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("forge "+name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
+	hookHelp(c, name, fs)
 	return fs
 }
 
@@ -53,7 +57,7 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 			if err == flag.ErrHelp {
 				return nil, err
 			}
-			return nil, usageError{err.Error()}
+			return nil, usageError{fmt.Sprintf("%v (run `%s -h`)", err, fs.Name())}
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {

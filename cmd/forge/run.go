@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"sync"
 
 	"flag"
 	"fmt"
@@ -50,7 +51,7 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 	var spec api.JobSpec
 	var inputs, envs listFlag
 	file := fs.String("f", "", "job spec file (YAML); flags override its fields")
-	fs.StringVar(&spec.Name, "name", "", "job name (default: the command)")
+	fs.StringVar(&spec.Name, "name", "", "job and run name (default: a readable adjective-noun-number)")
 	fs.Float64Var(&spec.CPUs, "cpus", 0, "CPUs per node (default 1)")
 	fs.StringVar(&spec.Memory, "memory", "", "memory per node, e.g. 4GiB")
 	fs.IntVar(&spec.GPUs, "gpus", 0, "GPUs per node")
@@ -131,23 +132,29 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintln(c.stdout, j.ID)
 		return nil
 	}
-	fmt.Fprintf(c.stderr, "job %s submitted\n", j.ID)
+	fmt.Fprintf(c.stderr, "job %s (%s) submitted\n", j.ID, j.Name)
 	return followToEnd(ctx, client, j.ID, c)
 }
 
-// followToEnd streams the logs and returns the job's exit as the error.
+// followToEnd streams the logs and returns the job's exit as the error,
+// then says which run the job made and where to see it. Interrupted
+// (Ctrl-C), it leaves the job running, says how to cancel it, and exits 130
+// as a shell does.
 func followToEnd(ctx context.Context, client *api.Client, id string, c *cli) error {
+	stop := watchState(ctx, client, id, c.stderr)
+	defer stop()
 	rc, err := client.JobLogs(ctx, id, 0, true)
-	if err != nil {
-		return err
+	if err == nil {
+		_, err = io.Copy(c.stdout, rc)
+		rc.Close()
 	}
-	_, err = io.Copy(c.stdout, rc)
-	rc.Close()
-	if err != nil && ctx.Err() == nil {
-		return fmt.Errorf("stream logs: %w", err)
-	}
+	stop() // before anything else is written to stderr
 	if ctx.Err() != nil {
-		return ctx.Err()
+		fmt.Fprintf(c.stderr, "\nforge: stopped following job %s; it keeps running. Cancel it with: forge jobs cancel %s\n", id, id)
+		return exitError{130}
+	}
+	if err != nil {
+		return fmt.Errorf("stream logs: %w", err)
 	}
 	for {
 		j, err := client.Job(ctx, id)
@@ -155,6 +162,9 @@ func followToEnd(ctx context.Context, client *api.Client, id string, c *cli) err
 			return err
 		}
 		if j.Final() {
+			if j.RunID != "" {
+				fmt.Fprintf(c.stderr, "run %s: %s/#/runs/%s\n", j.RunID, client.Base(), j.RunID)
+			}
 			if j.State == "succeeded" {
 				return nil
 			}
@@ -165,7 +175,12 @@ func followToEnd(ctx context.Context, client *api.Client, id string, c *cli) err
 			fmt.Fprintf(c.stderr, "forge: job %s %s (%s, exit %d) %s\n", id, j.State, j.Reason, code, j.Message)
 			return exitError{code}
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			fmt.Fprintf(c.stderr, "\nforge: stopped following job %s; it keeps running. Cancel it with: forge jobs cancel %s\n", id, id)
+			return exitError{130}
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
 
@@ -188,13 +203,44 @@ func merge(file, flags api.JobSpec, set map[string]bool) api.JobSpec {
 	return out
 }
 
+// watchState says on w when the job's state changes (queued, running, a
+// retry back in the queue) while its log streams, until stop is called.
+func watchState(ctx context.Context, client *api.Client, id string, w io.Writer) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		last := "queued" // as submitted
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			j, err := client.Job(ctx, id)
+			if err != nil || j.State == last || j.Final() {
+				continue
+			}
+			last = j.State
+			fmt.Fprintf(w, "job %s: %s (attempt %d)\n", id, j.State, max(1, len(j.Attempts)))
+		}
+	}()
+	return sync.OnceFunc(func() { cancel(); <-done })
+}
+
 // uploadCode bundles dir and stores the bundle on the server unless it
 // has it, returning its digest.
 func uploadCode(ctx context.Context, c *cli, client *api.Client, dir string) (string, error) {
 	var buf bytes.Buffer
-	digest, size, err := bundle.Create(dir, &buf, bundle.DefaultMaxBytes)
+	b, err := bundle.Build(dir, &buf, bundle.DefaultMaxBytes)
 	if err != nil {
 		return "", err
+	}
+	digest, size := b.Digest, b.Size
+	for _, d := range b.DataDirs {
+		fmt.Fprintf(c.stderr, "left out %s/ from the code: it is a Forge data folder (a server's database and blobs)\n", d)
 	}
 	has, err := client.HasBundle(ctx, digest)
 	if err != nil {

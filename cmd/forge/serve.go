@@ -46,6 +46,7 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	}
 	fs := newFlags(c, "serve")
 	repo := fs.String("model-repo", "", "model repository folder: NAME/VERSION/model.onnx or model.json")
+	poll := fs.Duration("poll", 0, "with --model-repo: scan the folder this often, loading new NAME/VERSION folders and unloading removed ones (0: only at start; POST /v2/repository/models/NAME/load still works)")
 	server := fs.String("server", "", "follow the deployments of the Forge server at this URL")
 	token := fs.String("token", config.LoadClient(c.env).Token, "access token for --server (env FORGE_TOKEN)")
 	requireAuth := fs.Bool("auth", false, "require callers' tokens (REST and gRPC), checked with --server; answers are kept 30s")
@@ -109,13 +110,23 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	}, log, reg)
 	defer srv.Close()
 
+	var repository *serve.Repository
+	if *repo != "" {
+		batch := serve.BatchOptions{MaxBatchSize: *maxBatch, MaxQueueDelay: *queueDelay, QueueSize: *queueSize, Workers: *workers}
+		repository = srv.NewRepository(*repo, serve.LoadOptions{Batch: batch})
+	}
 	mux := http.NewServeMux()
-	edge := httpapi.Edge{MaxBody: cfg.HTTP.MaxBodyBytes, MaxUpload: cfg.HTTP.MaxUploadBytes, Log: log.With("sys", "http")}
+	edge := httpapi.Edge{MaxBody: cfg.HTTP.MaxBodyBytes, MaxUpload: cfg.HTTP.MaxUploadBytes,
+		UploadIdle: cfg.HTTP.UploadIdleTimeout, WriteTimeout: cfg.HTTP.WriteTimeout, Log: log.With("sys", "http")}
 	if remote != nil {
 		edge.Guard = remote.Guard(log.With("sys", "auth"))
 	}
-	edge.Mount(mux, append(srv.Routes(),
-		httpapi.Route{Pattern: "GET /metrics", Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}), Access: httpapi.Read}))
+	routes := append(srv.Routes(),
+		httpapi.Route{Pattern: "GET /metrics", Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}), Access: httpapi.Read})
+	if repository != nil {
+		routes = append(routes, repository.Routes()...)
+	}
+	edge.Mount(mux, routes)
 	var handler http.Handler = mux
 	var follow *deploy.Controller
 	if *server != "" {
@@ -142,8 +153,9 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	}
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: cfg.HTTP.IdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	drain := httpapi.NewDrainer(hs, ln)
 	errc := make(chan error, 3)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- drain.Serve() }()
 	var gs *grpc.Server
 	if *grpcAddr != "" {
 		gln, err := net.Listen("tcp", *grpcAddr)
@@ -168,9 +180,11 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 		// Batching comes from each deployment's settings.
 		go func() { errc <- follow.Run(ctx) }()
 	} else {
-		batch := serve.BatchOptions{MaxBatchSize: *maxBatch, MaxQueueDelay: *queueDelay, QueueSize: *queueSize, Workers: *workers}
-		if err := srv.LoadRepository(ctx, *repo, serve.LoadOptions{Batch: batch}); err != nil {
+		if err := repository.Scan(ctx); err != nil {
 			log.Warn("some models did not load; serving the others", "err", err)
+		}
+		if *poll > 0 {
+			go repository.Run(ctx, *poll)
 		}
 	}
 
@@ -184,9 +198,16 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if gs != nil {
-		gs.GracefulStop()
+		// GracefulStop waits for every RPC, a stream too, without a bound.
+		stopped := make(chan struct{})
+		go func() { gs.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			gs.Stop()
+		}
 	}
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := drain.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return nil

@@ -114,6 +114,7 @@ func runsList(ctx context.Context, c *cli, args []string) error {
 	filter := fs.String("filter", "", `MLflow filter, e.g. "metrics.acc > 0.9 AND params.lr = '0.1'"`)
 	limit := fs.Int("limit", 100, "at most this many runs")
 	deleted := fs.Bool("deleted", false, "show deleted runs instead")
+	columns := fs.String("columns", "", "the table's columns after NAME, e.g. params.lr,metrics.val_auc,tags.team (default: the metrics of --order-by and --filter, else a few)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -160,16 +161,58 @@ func runsList(ctx context.Context, c *cli, args []string) error {
 		}
 		sort.Strings(metricCols)
 	}
-	header := append([]string{"RUN_ID", "NAME", "STATUS", "STARTED"}, metricCols...)
+	cols := make([]string, len(metricCols))
+	for i, k := range metricCols {
+		cols[i] = "metrics." + k
+	}
+	if *columns != "" {
+		cols = nil
+		for _, col := range strings.Split(*columns, ",") {
+			col = strings.TrimSpace(col)
+			kind, _, ok := strings.Cut(col, ".")
+			if !ok || (kind != "metrics" && kind != "params" && kind != "tags") {
+				return usageError{fmt.Sprintf("--columns: %q: want metrics.KEY, params.KEY or tags.KEY", col)}
+			}
+			cols = append(cols, col)
+		}
+	}
+	header := []string{"RUN_ID", "NAME", "STATUS", "STARTED"}
+	for _, col := range cols {
+		// A default column is a metric, headed by its key alone.
+		if *columns == "" {
+			col = strings.TrimPrefix(col, "metrics.")
+		}
+		header = append(header, col)
+	}
 	var rows [][]string
 	for _, r := range res.Runs {
 		row := []string{r.Info.RunID, r.Info.RunName, r.Info.Status, formatMillis(r.Info.StartTime)}
-		for _, k := range metricCols {
-			row = append(row, metricValue(r, k))
+		for _, col := range cols {
+			row = append(row, columnValue(r, col))
 		}
 		rows = append(rows, row)
 	}
 	return table(c.stdout, header, rows)
+}
+
+// columnValue is a run's metrics.KEY, params.KEY or tags.KEY, "-" if none.
+func columnValue(r api.Run, col string) string {
+	kind, key, _ := strings.Cut(col, ".")
+	var kvs []api.KV
+	switch kind {
+	case "metrics":
+		return metricValue(r, key)
+	case "params":
+		kvs = r.Data.Params
+	case "tags":
+		kvs = r.Data.Tags
+	}
+	for _, kv := range kvs {
+		if kv.Key == key {
+			return kv.Value
+		}
+	}
+	return "-"
 }
 
 func contains(list []string, s string) bool {
@@ -303,8 +346,18 @@ func runsCompare(ctx context.Context, c *cli, args []string) error {
 		return printJSON(c.stdout, out)
 	}
 	header := []string{"", "KEY"}
+	seen := map[string]int{}
 	for _, r := range runs {
-		header = append(header, r.Info.RunName)
+		seen[r.Info.RunName]++
+	}
+	for _, r := range runs {
+		// Names may repeat (every job once ran as "python3"): then the
+		// column says which run it is.
+		h := r.Info.RunName
+		if h == "" || seen[h] > 1 {
+			h = strings.TrimSpace(h + " (" + r.Info.RunID[:min(8, len(r.Info.RunID))] + ")")
+		}
+		header = append(header, h)
 	}
 	var rows [][]string
 	add := func(kind string, m map[string][]string) {

@@ -44,6 +44,10 @@ func NewLocal(root string) (*Local, error) {
 	return &Local{root: root}, nil
 }
 
+// TempDir is where Put writes a blob before it is complete: what a
+// process killed in the middle of an upload leaves behind.
+func (l *Local) TempDir() string { return filepath.Join(l.root, "tmp") }
+
 // ValidDigest reports whether s is a lowercase hex sha256.
 func ValidDigest(s string) bool {
 	if len(s) != 64 {
@@ -256,7 +260,7 @@ func (l *Local) Open(ctx context.Context, d forge.Digest) (io.ReadCloser, error)
 // verifier hashes what it reads and fails at EOF when the content is not
 // what its digest says: a corrupted blob is an error, never data.
 type verifier struct {
-	f    *os.File
+	f    io.ReadCloser
 	h    hash.Hash
 	want forge.Digest
 	err  error

@@ -38,13 +38,34 @@ func (e *TooLargeError) Error() string {
 // Create writes the bundle of dir to w and returns its sha256 and size.
 // It fails with *TooLargeError once the compressed bundle passes max bytes.
 func Create(dir string, w io.Writer, max int64) (digest string, size int64, err error) {
+	b, err := Build(dir, w, max)
+	return b.Digest, b.Size, err
+}
+
+// Bundle is what Build wrote.
+type Bundle struct {
+	Digest string
+	Size   int64
+	// DataDirs are the Forge data folders left out (slash-separated,
+	// relative to dir): a server started where the code is keeps its
+	// database and blobs in ./forge-data, which is no code to ship.
+	DataDirs []string
+}
+
+// Build is Create, saying also what it left out.
+func Build(dir string, w io.Writer, max int64) (Bundle, error) {
 	if max <= 0 {
 		max = DefaultMaxBytes
 	}
-	files, err := walk(dir)
+	files, dataDirs, err := walk(dir)
 	if err != nil {
-		return "", 0, err
+		return Bundle{}, err
 	}
+	digest, size, err := writeTar(dir, files, w, max)
+	return Bundle{Digest: digest, Size: size, DataDirs: dataDirs}, err
+}
+
+func writeTar(dir string, files []string, w io.Writer, max int64) (digest string, size int64, err error) {
 	h := sha256.New()
 	cw := &capWriter{w: io.MultiWriter(w, h), max: max}
 	gz, _ := gzip.NewWriterLevel(cw, gzip.DefaultCompression)
@@ -140,10 +161,21 @@ func addFile(tw *tar.Writer, dir, rel string) error {
 	return err
 }
 
+// isDataDir says whether a folder is a Forge server's data folder: its
+// SQLite database (forge.db) or its blob store (blobs/sha256).
+func isDataDir(abs string) bool {
+	if st, err := os.Stat(filepath.Join(abs, "forge.db")); err == nil && st.Mode().IsRegular() {
+		return true
+	}
+	st, err := os.Stat(filepath.Join(abs, "blobs", "sha256"))
+	return err == nil && st.IsDir()
+}
+
 // walk lists dir's files to bundle (slash-separated, sorted), honouring the
-// ignore files of each folder.
-func walk(dir string) ([]string, error) {
-	var files []string
+// ignore files of each folder and leaving out Forge data folders, which it
+// lists apart.
+func walk(dir string) ([]string, []string, error) {
+	var files, dataDirs []string
 	var visit func(rel string, rules []rule) error
 	visit = func(rel string, rules []rule) error {
 		abs := filepath.Join(dir, filepath.FromSlash(rel))
@@ -164,6 +196,10 @@ func walk(dir string) ([]string, error) {
 				continue
 			}
 			if isDir {
+				if isDataDir(filepath.Join(abs, e.Name())) {
+					dataDirs = append(dataDirs, p)
+					continue
+				}
 				if err := visit(p, rules); err != nil {
 					return err
 				}
@@ -174,7 +210,7 @@ func walk(dir string) ([]string, error) {
 		return nil
 	}
 	if err := visit("", nil); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return files, nil
+	return files, dataDirs, nil
 }

@@ -27,7 +27,11 @@ type Server struct {
 	GRPCAddr string `yaml:"grpc_addr"`
 	DataDir  string `yaml:"data_dir"`
 	DB       string `yaml:"db"` // empty: SQLite in DataDir; or postgres://...
-	Auth     bool   `yaml:"auth"`
+	// Blob is where blobs are stored: empty for the folder blobs/ in
+	// DataDir, or s3://BUCKET/PREFIX (see S3).
+	Blob string `yaml:"blob"`
+	S3   S3     `yaml:"s3"`
+	Auth bool   `yaml:"auth"`
 	// AdminTokenFile holds the first admin token (e.g. a mounted
 	// Kubernetes Secret); the server stores it at start as the token
 	// named "admin".
@@ -49,6 +53,8 @@ type Server struct {
 	// DefaultExecutor runs the jobs that name none; empty: the first of
 	// Executors.
 	DefaultExecutor string `yaml:"default_executor"`
+	// Artifacts are MLflow's artifact-root settings.
+	Artifacts Artifacts `yaml:"artifacts"`
 	// RunAs is the user (a name or a uid) local jobs run as; empty: see
 	// JobUser.
 	RunAs string `yaml:"run_as"`
@@ -85,22 +91,66 @@ type Serve struct {
 	PayloadSampleRate float64 `yaml:"payload_sample_rate"`
 }
 
+// S3 is how an s3:// blob store is reached. Credentials come from
+// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (or, when
+// unset, ~/.aws/credentials and the instance role), never from the file.
+type S3 struct {
+	// Endpoint is the server's URL; empty: AWS S3.
+	Endpoint  string `yaml:"endpoint"`
+	Region    string `yaml:"region"`
+	PathStyle bool   `yaml:"path_style"`
+	// CacheBytes bounds the local copies kept for DuckDB and ONNX
+	// Runtime, which open files by path; default 10 GiB.
+	CacheBytes int64 `yaml:"cache_bytes"`
+
+	AccessKeyID     string `yaml:"-"`
+	SecretAccessKey string `yaml:"-"`
+	SessionToken    string `yaml:"-"`
+}
+
+// BlobS3 splits an s3://BUCKET/PREFIX blob setting; ok is false for the
+// local folder.
+func (c Server) BlobS3() (bucket, prefix string, ok bool) {
+	rest, ok := strings.CutPrefix(c.Blob, "s3://")
+	if !ok {
+		return "", "", false
+	}
+	bucket, prefix, _ = strings.Cut(rest, "/")
+	return bucket, strings.Trim(prefix, "/"), true
+}
+
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
 // HTTP holds the limits of the HTTP server.
 type HTTP struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// MaxUploadBytes bounds file uploads: artifacts, datasets, models, code.
-	MaxUploadBytes  int64         `yaml:"max_upload_bytes"`
-	ReadTimeout     time.Duration `yaml:"read_timeout"`
-	WriteTimeout    time.Duration `yaml:"write_timeout"`
-	IdleTimeout     time.Duration `yaml:"idle_timeout"`
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	MaxUploadBytes int64 `yaml:"max_upload_bytes"`
+	// ReadTimeout and WriteTimeout bound each API request; uploads instead
+	// may take as long as they need while no read waits longer than
+	// UploadIdleTimeout, and may answer until WriteTimeout after their
+	// last byte.
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	UploadIdleTimeout time.Duration `yaml:"upload_idle_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long a stopping server keeps serving, answering
+	// not ready and closing each connection after its next answer, before
+	// it stops accepting: time for load balancers and clients to move on.
+	DrainDelay time.Duration `yaml:"drain_delay"`
 }
 
-// DuckDB bounds the query engine.
+// DuckDB bounds the query engine. MemoryLimit and Threads are the budget
+// of all DuckDB work at once (queries, imports, profiles), shared equally
+// among MaxConcurrent instances; MaxQueued more callers may wait for one
+// (0: no limit), the rest are answered 503.
 type DuckDB struct {
-	MemoryLimit  string        `yaml:"memory_limit"`
-	Threads      int           `yaml:"threads"`
-	QueryTimeout time.Duration `yaml:"query_timeout"`
+	MemoryLimit   string        `yaml:"memory_limit"`
+	Threads       int           `yaml:"threads"`
+	QueryTimeout  time.Duration `yaml:"query_timeout"`
+	MaxConcurrent int           `yaml:"max_concurrent"`
+	MaxQueued     int           `yaml:"max_queued"`
 }
 
 // Default returns the embedded defaults: everything on this machine.
@@ -112,16 +162,19 @@ func Default() Server {
 		LogLevel:  "info",
 		LogFormat: "text",
 		HTTP: HTTP{
-			MaxBodyBytes:    64 << 20,
-			MaxUploadBytes:  16 << 30,
-			ReadTimeout:     60 * time.Second,
-			WriteTimeout:    10 * time.Minute,
-			IdleTimeout:     120 * time.Second,
-			ShutdownTimeout: 15 * time.Second,
+			MaxBodyBytes:      64 << 20,
+			MaxUploadBytes:    16 << 30,
+			ReadTimeout:       60 * time.Second,
+			WriteTimeout:      10 * time.Minute,
+			UploadIdleTimeout: 60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ShutdownTimeout:   15 * time.Second,
+			DrainDelay:        2 * time.Second,
 		},
-		DuckDB:         DuckDB{MemoryLimit: "4GB", Threads: 2, QueryTimeout: 5 * time.Minute},
+		DuckDB:         DuckDB{MemoryLimit: "4GB", Threads: 2, QueryTimeout: 5 * time.Minute, MaxConcurrent: 2, MaxQueued: 32},
 		ONNXRuntimeLib: defaultONNXRuntimeLib(),
 		Executors:      DefaultExecutors(),
+		Artifacts:      Artifacts{Serve: true},
 	}
 }
 
@@ -168,6 +221,9 @@ func (c *Server) Validate() error {
 	default:
 		return &FieldError{"log_format", fmt.Sprintf("%q: want json or text", c.LogFormat)}
 	}
+	if err := c.validateArtifacts(); err != nil {
+		return err
+	}
 	if r := c.Serve.PayloadSampleRate; !(r >= 0 && r <= 1) {
 		return &FieldError{"serve.payload_sample_rate", fmt.Sprintf("%v: want 0 to 1", r)}
 	}
@@ -185,7 +241,8 @@ func (c *Server) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"http.read_timeout": c.HTTP.ReadTimeout, "http.write_timeout": c.HTTP.WriteTimeout,
 		"http.idle_timeout": c.HTTP.IdleTimeout, "http.shutdown_timeout": c.HTTP.ShutdownTimeout,
-		"duckdb.query_timeout": c.DuckDB.QueryTimeout,
+		"http.upload_idle_timeout": c.HTTP.UploadIdleTimeout,
+		"duckdb.query_timeout":     c.DuckDB.QueryTimeout,
 	} {
 		if d <= 0 {
 			return &FieldError{name, "must be a positive duration"}
@@ -193,6 +250,27 @@ func (c *Server) Validate() error {
 	}
 	if c.DuckDB.Threads <= 0 {
 		return &FieldError{"duckdb.threads", "must be positive"}
+	}
+	if c.Blob != "" {
+		bucket, _, ok := c.BlobS3()
+		if !ok || !bucketName.MatchString(bucket) {
+			return &FieldError{"blob", fmt.Sprintf("%q: want s3://BUCKET/PREFIX (empty for the folder in the data dir)", c.Blob)}
+		}
+	}
+	if e := c.S3.Endpoint; e != "" && !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+		return &FieldError{"s3.endpoint", fmt.Sprintf("%q: want http(s)://HOST[:PORT]", e)}
+	}
+	if c.S3.CacheBytes < 0 {
+		return &FieldError{"s3.cache_bytes", "must not be negative"}
+	}
+	if c.DuckDB.MaxConcurrent <= 0 {
+		return &FieldError{"duckdb.max_concurrent", "must be positive"}
+	}
+	if c.HTTP.DrainDelay < 0 {
+		return &FieldError{"http.drain_delay", "must not be negative"}
+	}
+	if c.DuckDB.MaxQueued < 0 {
+		return &FieldError{"duckdb.max_queued", "must not be negative"}
 	}
 	if c.RunAs != "" && !userName.MatchString(c.RunAs) {
 		return &FieldError{"run_as", fmt.Sprintf("%q: want a user name or a uid", c.RunAs)}
@@ -216,11 +294,34 @@ func (c *Server) LoadFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("config: read %s: %w", path, err)
 	}
+	if err := refuseSecrets(b); err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	// An empty file is fine: the decoder reports it as io.EOF.
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("config: %s: %s", path, yamlError(b, err))
+	}
+	return nil
+}
+
+// refuseSecrets rejects a file that holds S3 credentials: they belong in
+// the environment (or the instance role), not in a file that gets copied
+// around and checked in.
+func refuseSecrets(src []byte) error {
+	var doc yaml.Node
+	if yaml.Unmarshal(src, &doc) != nil {
+		return nil // the decoder reports it
+	}
+	keys := map[int]string{}
+	indexKeys(&doc, "", keys)
+	for line, k := range keys {
+		low := strings.ToLower(k)
+		if strings.HasPrefix(low, "s3.") && (strings.Contains(low, "secret") || strings.Contains(low, "access_key") ||
+			strings.Contains(low, "session_token") || strings.Contains(low, "password")) {
+			return fmt.Errorf("%s (line %d): S3 credentials are not read from the config file; set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) in the environment, or use an instance role", k, line)
+		}
 	}
 	return nil
 }
@@ -303,6 +404,19 @@ func (c *Server) LoadEnv(env Env) error {
 	str("FORGE_GRPC_ADDR", &c.GRPCAddr)
 	str("FORGE_DATA_DIR", &c.DataDir)
 	str("FORGE_DB", &c.DB)
+	str("FORGE_BLOB", &c.Blob)
+	str("FORGE_S3_ENDPOINT", &c.S3.Endpoint)
+	str("FORGE_S3_REGION", &c.S3.Region)
+	str("AWS_ACCESS_KEY_ID", &c.S3.AccessKeyID)
+	str("AWS_SECRET_ACCESS_KEY", &c.S3.SecretAccessKey)
+	str("AWS_SESSION_TOKEN", &c.S3.SessionToken)
+	if v, ok := env("FORGE_S3_PATH_STYLE"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return &FieldError{"FORGE_S3_PATH_STYLE", fmt.Sprintf("%q is not a boolean", v)}
+		}
+		c.S3.PathStyle = b
+	}
 	str("FORGE_LOG_LEVEL", &c.LogLevel)
 	str("FORGE_LOG_FORMAT", &c.LogFormat)
 	str("FORGE_ONNXRUNTIME_LIB", &c.ONNXRuntimeLib)
@@ -311,6 +425,15 @@ func (c *Server) LoadEnv(env Env) error {
 	str("FORGE_RUN_AS", &c.RunAs)
 	str("FORGE_ADMIN_TOKEN", &c.AdminToken)
 	str("FORGE_ADMIN_TOKEN_FILE", &c.AdminTokenFile)
+	str("FORGE_DEFAULT_ARTIFACT_ROOT", &c.Artifacts.DefaultRoot)
+	str("FORGE_ARTIFACTS_DESTINATION", &c.Artifacts.Destination)
+	if v, ok := env("FORGE_SERVE_ARTIFACTS"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return &FieldError{"FORGE_SERVE_ARTIFACTS", fmt.Sprintf("%q is not a boolean", v)}
+		}
+		c.Artifacts.Serve = b
+	}
 	if v, ok := env("FORGE_AUTH"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -342,6 +465,10 @@ func (c *Server) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC inference address (host:port; empty: off)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder for the SQLite database and blobs")
 	fs.StringVar(&c.DB, "db", c.DB, "metadata database: empty for SQLite in the data dir, or postgres://...")
+	fs.StringVar(&c.Blob, "blob", c.Blob, "blob store: empty for the folder in the data dir, or s3://BUCKET/PREFIX")
+	fs.StringVar(&c.S3.Endpoint, "s3-endpoint", c.S3.Endpoint, "S3 server URL (empty: AWS S3)")
+	fs.StringVar(&c.S3.Region, "s3-region", c.S3.Region, "S3 region")
+	fs.BoolVar(&c.S3.PathStyle, "s3-path-style", c.S3.PathStyle, "address buckets as HOST/BUCKET, not BUCKET.HOST")
 	fs.BoolVar(&c.Auth, "auth", c.Auth, "require bearer tokens (see forge token create)")
 	fs.StringVar(&c.AdminTokenFile, "admin-token-file", c.AdminTokenFile, "file holding the first admin token (or env FORGE_ADMIN_TOKEN)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
@@ -349,6 +476,7 @@ func (c *Server) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.HTTP.MaxBodyBytes, "max-body-bytes", c.HTTP.MaxBodyBytes, "largest API request body accepted")
 	fs.Int64Var(&c.HTTP.MaxUploadBytes, "max-upload-bytes", c.HTTP.MaxUploadBytes, "largest file upload accepted")
 	fs.DurationVar(&c.HTTP.ShutdownTimeout, "shutdown-timeout", c.HTTP.ShutdownTimeout, "how long to drain requests on shutdown")
+	fs.DurationVar(&c.HTTP.DrainDelay, "drain-delay", c.HTTP.DrainDelay, "how long to keep serving, not ready, before shutdown stops accepting")
 	fs.StringVar(&c.ONNXRuntimeLib, "onnxruntime-lib", c.ONNXRuntimeLib, "path of libonnxruntime.so")
 	fs.StringVar(&c.DefaultExecutor, "default-executor", c.DefaultExecutor, "executor of jobs that name none (default: the first of executors)")
 	fs.StringVar(&c.RunAs, "run-as", c.RunAs, "user local jobs run as (default: "+DefaultJobUser+" when the server runs as root, else the server's user)")
@@ -368,7 +496,11 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Server, error) {
 	}
 	fs.String("config", "", "YAML configuration file")
 	c.RegisterFlags(fs)
+	mlflow := c.registerMLflowFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if err := mlflow.apply(&c, fs); err != nil {
 		return c, err
 	}
 	return c, c.Validate()

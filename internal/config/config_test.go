@@ -83,6 +83,46 @@ func TestPrecedence(t *testing.T) {
 	}
 }
 
+// The S3 blob store from the file, the environment and flags; credentials
+// only from the environment.
+func TestS3Config(t *testing.T) {
+	c, err := load([]string{"--config", "testdata/s3.yaml", "--s3-path-style"},
+		env("FORGE_S3_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AK", "AWS_SECRET_ACCESS_KEY=SK"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket, prefix, ok := c.BlobS3()
+	if !ok || bucket != "models" || prefix != "team/forge" || c.S3.Endpoint != "http://127.0.0.1:7070" ||
+		c.S3.Region != "us-east-1" || !c.S3.PathStyle || c.S3.AccessKeyID != "AK" || c.S3.SecretAccessKey != "SK" {
+		t.Fatalf("s3 config: %+v %s %s %v", c.S3, bucket, prefix, ok)
+	}
+	c, err = load([]string{"--blob", "s3://other"}, env("FORGE_BLOB=s3://models", "FORGE_S3_PATH_STYLE=true"))
+	if b, _, _ := c.BlobS3(); err != nil || b != "other" || !c.S3.PathStyle {
+		t.Fatalf("flag over env: %s %+v %v", c.Blob, c.S3, err)
+	}
+	if _, _, ok := config.Default().BlobS3(); ok {
+		t.Fatal("default is not the local folder")
+	}
+
+	_, err = load([]string{"--config", "testdata/s3-secret.yaml"}, env())
+	if err == nil || !strings.Contains(err.Error(), "AWS_SECRET_ACCESS_KEY") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("credentials in the file: %v", err)
+	}
+	for _, tc := range []struct {
+		args, env []string
+		want      string
+	}{
+		{[]string{"--blob", "gs://x/y"}, nil, "blob"},
+		{[]string{"--blob", "s3://"}, nil, "blob"},
+		{nil, []string{"FORGE_S3_PATH_STYLE=sure"}, "FORGE_S3_PATH_STYLE"},
+		{[]string{"--s3-endpoint", "127.0.0.1:7070"}, nil, "s3.endpoint"},
+	} {
+		if _, err := load(tc.args, env(tc.env...)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: %v, want an error naming %s", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
 // run_as comes from the file, the environment or a flag; without it a root
 // server runs local jobs as the dedicated user.
 func TestRunAs(t *testing.T) {

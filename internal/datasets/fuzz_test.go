@@ -38,7 +38,7 @@ func newFuzzEnv(f *testing.F) *fuzzEnv {
 	if err != nil {
 		f.Fatal(err)
 	}
-	svc := datasets.New(sqlstoretest.OpenSQLite(f), blobs, eng, datasets.Options{TempDir: f.TempDir(), MaxRows: 100, Threads: 1, MemoryLimit: "512MB"}, nil)
+	svc := datasets.New(sqlstoretest.OpenSQLite(f), blobs, eng, datasets.Options{TempDir: f.TempDir(), MaxRows: 100}, nil)
 	mux := http.NewServeMux()
 	httpapi.Mount(mux, datasets.NewAPI(svc, slog.New(slog.DiscardHandler)).Routes())
 	return &fuzzEnv{svc: svc, blobs: blobs, eng: eng, mux: mux, dir: f.TempDir()}

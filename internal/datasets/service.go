@@ -4,18 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
-	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
-
-	"github.com/duckdb/duckdb-go/v2"
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/duckq"
@@ -41,10 +38,6 @@ type Options struct {
 	TempDir string
 	// MaxRows caps the rows one query returns; default 1,000,000.
 	MaxRows int
-	// DuckDB bounds the instance that checks uploads (the Engine's own
-	// options bound everything else).
-	MemoryLimit string
-	Threads     int
 }
 
 // Service is the datasets API in Go: what the HTTP handlers, the jobs
@@ -151,73 +144,15 @@ func (s *Service) describe(ctx context.Context, path string, size int64) (duckq.
 	if size < 12 || err1 != nil || err2 != nil || !bytes.Equal(head, parquetMagic) || !bytes.Equal(tail, parquetMagic) {
 		return duckq.Table{}, forge.Errorf(forge.Invalid, "the upload is not a Parquet file (%d bytes without the PAR1 signature at both ends): convert data with `forge data add`", size)
 	}
-	var setup []string
-	if s.opts.MemoryLimit != "" {
-		setup = append(setup, "SET memory_limit = '"+strings.ReplaceAll(s.opts.MemoryLimit, "'", "''")+"'")
+	t, err := s.engine.ReadParquet(ctx, path)
+	if forge.KindOf(err) == forge.Invalid {
+		// DuckDB names the file: the upload's temporary name in the data
+		// dir, which is none of the client's business.
+		msg := duckq.ClientText(strings.ReplaceAll(forge.Message(err), path, "upload.parquet"))
+		msg = strings.ReplaceAll(msg, filepath.Base(path), "upload.parquet")
+		err = forge.WrapError(forge.Invalid, err, "the upload is %s", msg)
 	}
-	if s.opts.Threads > 0 {
-		setup = append(setup, fmt.Sprintf("SET threads = %d", s.opts.Threads))
-	}
-	setup = append(setup, "SET autoinstall_known_extensions = false", "SET autoload_known_extensions = false")
-	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
-		for _, stmt := range setup {
-			if _, err := execer.ExecContext(ctx, stmt, nil); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return duckq.Table{}, fmt.Errorf("open duckdb: %w", err)
-	}
-	db := sql.OpenDB(connector)
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	src := "read_parquet('" + strings.ReplaceAll(path, "'", "''") + "')"
-	var t duckq.Table
-	rows, err := db.QueryContext(ctx, "DESCRIBE SELECT * FROM "+src)
-	if err != nil {
-		return duckq.Table{}, badParquet(ctx, err, path)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var c duckq.Column
-		var null, key, def, extra sql.NullString
-		if err := rows.Scan(&c.Name, &c.Type, &null, &key, &def, &extra); err != nil {
-			return duckq.Table{}, fmt.Errorf("describe upload: %w", err)
-		}
-		t.Columns = append(t.Columns, c)
-	}
-	if err := rows.Err(); err != nil {
-		return duckq.Table{}, badParquet(ctx, err, path)
-	}
-	if len(t.Columns) == 0 {
-		return duckq.Table{}, forge.Errorf(forge.Invalid, "the uploaded Parquet file has no columns")
-	}
-	// count(*) alone is answered from the footer. Hashing every column of
-	// every row decodes every page once, so damaged data is refused here
-	// rather than accepted and failing every later query.
-	cols := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		cols[i] = `"` + strings.ReplaceAll(c.Name, `"`, `""`) + `"`
-	}
-	var sum any
-	scan := "SELECT count(*), bit_xor(hash(" + strings.Join(cols, ", ") + ")) FROM " + src
-	if err := db.QueryRowContext(ctx, scan).Scan(&t.Rows, &sum); err != nil {
-		return duckq.Table{}, badParquet(ctx, err, path)
-	}
-	return t, nil
-}
-
-func badParquet(ctx context.Context, err error, path string) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	// DuckDB names the file: the upload's temporary name in the data dir,
-	// which is none of the client's business.
-	msg, _, _ := strings.Cut(strings.TrimSpace(err.Error()), "\n")
-	msg = duckq.ClientText(strings.ReplaceAll(msg, path, "upload.parquet"))
-	return forge.WrapError(forge.Invalid, err, "the upload is not a readable Parquet file: %s", msg)
+	return t, err
 }
 
 // Get resolves "name" or "name@version".

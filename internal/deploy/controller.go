@@ -49,6 +49,8 @@ type Controller struct {
 	synced  bool
 	running bool
 	status  map[string]Status
+	listed  bool            // the deployments have been read once
+	known   map[string]bool // the names read last
 	// states of the versions this controller loads, kept here rather than
 	// asked of the server so that a status read never waits on a load.
 	states map[key]string
@@ -76,9 +78,29 @@ func NewController(src Source, srv *serve.Server, log *slog.Logger) *Controller 
 		routes: map[string][]serve.Target{},
 		seen:   map[string]Deployment{},
 	}
-	// The server is not ready before the stored deployments are loaded.
+	// The server is not ready before the stored deployments are loaded,
+	// and a deployment that is not served yet is loading, not unknown.
 	srv.GateReady(c.Ready)
+	srv.GateUnrouted(c.unrouted)
 	return c
+}
+
+// unrouted says why name, which the server has no route for, is not
+// served: before the deployments are first read, any name may be one that
+// is loading; after, a stored deployment is loading, or failed to load.
+// A name that is no deployment gets nil, and stays unknown.
+func (c *Controller) unrouted(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !c.listed:
+		return forge.Errorf(forge.Unavailable, "deployment %s: loading (the server is reading its deployments)", name)
+	case !c.known[name]:
+		return nil
+	case c.status[name].Error != "":
+		return forge.Errorf(forge.Unavailable, "deployment %s is not served: %s", name, c.status[name].Error)
+	}
+	return forge.Errorf(forge.Unavailable, "deployment %s: loading", name)
 }
 
 // Ready reports whether the deployments stored at start have been loaded
@@ -215,10 +237,15 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	status := map[string]Status{}
 	want := map[string]bool{}
 	for _, d := range ds {
 		want[d.Name] = true
+	}
+	c.mu.Lock()
+	c.listed, c.known = true, want
+	c.mu.Unlock()
+	status := map[string]Status{}
+	for _, d := range ds {
 		if prev, ok := c.seen[d.Name]; !ok || prev != d {
 			// A changed deployment is a request to try again.
 			for _, r := range d.refs() {

@@ -16,26 +16,41 @@ import (
 	"github.com/forge-mlops/forge"
 )
 
-// EngineOptions bound the resources of every DuckDB instance an Engine opens.
+// EngineOptions bound the resources of all the DuckDB instances an Engine
+// has open at once: queries, conversions, profiles and diffs share them.
 // Zero values leave DuckDB's defaults (80% of RAM, all cores, no spilling
-// directory unless DuckDB picks one).
+// directory unless DuckDB picks one) and run one instance at a time.
 type EngineOptions struct {
-	MemoryLimit string // DuckDB syntax, e.g. "4GB"
-	Threads     int
-	TempDir     string // where DuckDB spills when over MemoryLimit
-	// QueryTimeout bounds each Query, on top of the caller's context.
+	// MemoryLimit is the budget of all instances together (DuckDB syntax,
+	// e.g. "4GB"); each of the MaxConcurrent instances gets an equal share.
+	MemoryLimit string
+	// Threads is shared the same way, at least one per instance.
+	Threads int
+	TempDir string // where DuckDB spills when over its share of MemoryLimit
+	// QueryTimeout bounds each Query, waiting for a slot included, on top
+	// of the caller's context.
 	QueryTimeout time.Duration
+	// MaxConcurrent is how many instances may be open at once (0: one);
+	// MaxQueued how many callers may wait for one before the rest are
+	// refused with forge.Unavailable (0: no limit).
+	MaxConcurrent int
+	MaxQueued     int
 }
 
 // Engine runs dataset work on DuckDB. It holds no open database, so it is
 // cheap to keep for the life of the process and safe for concurrent use.
 type Engine struct {
-	opts EngineOptions
+	opts   EngineOptions
+	budget *budget
 }
 
 // NewEngine checks opts by opening and closing one instance with them.
 func NewEngine(opts EngineOptions) (*Engine, error) {
-	e := &Engine{opts: opts}
+	b, err := newBudget(opts)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts, budget: b}
 	db, err := e.open(context.Background(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("check duckdb options: %w", err)
@@ -54,13 +69,16 @@ type sandbox struct {
 // tables, views, settings) is seen by every statement run through it.
 // With sb set, the instance can read only sb.allowedPaths and its
 // configuration cannot be changed afterwards.
+//
+// It waits for a slot of the engine's budget; closing the database gives
+// the slot back.
 func (e *Engine) open(ctx context.Context, sb *sandbox) (*sql.DB, error) {
 	var setup []string
-	if e.opts.MemoryLimit != "" {
-		setup = append(setup, "SET memory_limit = "+quoteString(e.opts.MemoryLimit))
+	if e.budget.memory != "" {
+		setup = append(setup, "SET memory_limit = "+quoteString(e.budget.memory))
 	}
-	if e.opts.Threads > 0 {
-		setup = append(setup, fmt.Sprintf("SET threads = %d", e.opts.Threads))
+	if e.budget.threads > 0 {
+		setup = append(setup, fmt.Sprintf("SET threads = %d", e.budget.threads))
 	}
 	if e.opts.TempDir != "" {
 		setup = append(setup, "SET temp_directory = "+quoteString(e.opts.TempDir))
@@ -86,6 +104,10 @@ func (e *Engine) open(ctx context.Context, sb *sandbox) (*sql.DB, error) {
 			"SET lock_configuration = true",
 		)
 	}
+	release, err := e.budget.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
 	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
 		for _, stmt := range setup {
 			if _, err := execer.ExecContext(ctx, stmt, nil); err != nil {
@@ -95,9 +117,10 @@ func (e *Engine) open(ctx context.Context, sb *sandbox) (*sql.DB, error) {
 		return nil
 	})
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("open duckdb: %w", err)
 	}
-	db := sql.OpenDB(connector)
+	db := sql.OpenDB(&slotConnector{Connector: connector, release: release})
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)

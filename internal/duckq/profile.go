@@ -48,8 +48,9 @@ const (
 	KindOther  ColumnKind = "other" // blobs, lists, structs, maps
 )
 
-// Quantiles are quantiles of a number column: exact up to 100,000 values,
-// from a uniform sample of that size above.
+// Quantiles are exact quantiles of a number column's finite values, with
+// linear interpolation between the closest ranks (DuckDB's quantile_cont),
+// whatever the order of the rows.
 type Quantiles struct {
 	P05 float64 `json:"p05"`
 	P25 float64 `json:"p25"`
@@ -81,7 +82,6 @@ const (
 	// exactly; oversampling makes a wrong pick unlikely outside near ties.
 	exactTopLimit = 10000
 	topCandidates = 5 * topValues
-	reservoirSize = 100_000
 )
 
 var quantileLevels = []float64{0.05, 0.25, 0.5, 0.75, 0.95}
@@ -149,7 +149,9 @@ func (e *Engine) Profile(ctx context.Context, parquetPath string) (Profile, erro
 		if c.Kind == KindOther {
 			continue
 		}
-		c.ApproxDistinct = asInt(v[1])
+		// HyperLogLog can overshoot on small columns; there cannot be
+		// more distinct values than values.
+		c.ApproxDistinct = min(asInt(v[1]), c.Count)
 		c.Min, c.Max = asString(v[2]), asString(v[3])
 		col := quoteIdent(c.Name)
 		switch c.Kind {
@@ -332,10 +334,11 @@ func scan1Exprs(col string, k ColumnKind, duckType string) []string {
 			"max("+d+")",
 			"avg("+d+")",
 			"stddev_samp("+d+")",
-			// A uniform sample of reservoirSize values gives quantiles
-			// within about 0.3% of rank, exact below that many rows, at
-			// half the cost of approx_quantile's t-digest on wide tables.
-			fmt.Sprintf("reservoir_quantile(%s, [%s], %d)", d, strings.Join(levels, ", "), reservoirSize))
+			// Exact: reservoir_quantile was not a uniform sample of a
+			// table larger than its reservoir (on 0..2,999,999 in file
+			// order it answered p50 = 49,999), and approx_quantile has
+			// no stated bound. One sort of the column answers every level.
+			fmt.Sprintf("quantile_cont(%s, [%s])", d, strings.Join(levels, ", ")))
 	}
 	exprs = append(exprs,
 		"approx_count_distinct("+col+")",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"math"
 	"path/filepath"
 	"testing"
@@ -85,7 +86,7 @@ func TestProfile(t *testing.T) {
 	exact := ref[5].([]any)
 	got := []float64{score.Quantiles.P05, score.Quantiles.P25, score.Quantiles.P50, score.Quantiles.P75, score.Quantiles.P95}
 	for i := range got {
-		if !near(got[i], asF(exact[i]), 0.02) {
+		if !near(got[i], asF(exact[i]), 1e-9) {
 			t.Errorf("quantile %v: %v, exact %v", quantileLevels[i], got[i], exact[i])
 		}
 	}
@@ -222,5 +223,64 @@ func TestProfileTopValuesHighCardinality(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got[:len(want)]); diff != "" {
 		t.Errorf("top values (-exact +got):\n%s", diff)
+	}
+}
+
+// TestProfileQuantilesAnyOrder checks quantiles against DuckDB's exact
+// quantile_cont on a table large enough that a sample would show (issue 17:
+// 0..2,999,999 in file order once gave p50 = 49,999), for rows in order, in
+// reverse, all equal and heavy-tailed.
+func TestProfileQuantilesAnyOrder(t *testing.T) {
+	path := makeParquet(t, `
+		SELECT i AS sorted,
+		       2999999 - i AS reversed,
+		       42 AS constant,
+		       -- Pareto with alpha 1: most values near 1, a few in the millions.
+		       1.0 / ((hash(i) % 1000000 + 1) / 1000000.0) AS heavy
+		FROM range(3000000) r(i)`)
+	e := newTestEngine(t, EngineOptions{})
+	p, err := e.Profile(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Rows != 3000000 {
+		t.Fatalf("rows %d", p.Rows)
+	}
+	for _, c := range p.Columns {
+		exact := reference(t, path, "SELECT quantile_cont("+quoteIdent(c.Name)+", [0.05, 0.25, 0.5, 0.75, 0.95]) FROM t")[0].([]any)
+		if c.Quantiles == nil {
+			t.Errorf("%s: no quantiles", c.Name)
+			continue
+		}
+		got := []float64{c.Quantiles.P05, c.Quantiles.P25, c.Quantiles.P50, c.Quantiles.P75, c.Quantiles.P95}
+		for i := range got {
+			if !near(got[i], asF(exact[i]), 1e-9) {
+				t.Errorf("%s quantile %v: %v, exact %v", c.Name, quantileLevels[i], got[i], asF(exact[i]))
+			}
+		}
+		if c.ApproxDistinct > c.Count {
+			t.Errorf("%s: approx_distinct %d above its %d values", c.Name, c.ApproxDistinct, c.Count)
+		}
+	}
+	if q := p.Columns[0].Quantiles; q.P50 != 1499999.5 {
+		t.Errorf("sorted p50 %v, want 1499999.5", q.P50)
+	}
+}
+
+// TestProfileDistinctNeverAboveCount: HyperLogLog overshoots on small
+// columns of all-distinct values (674 distinct of 569 rows was reported).
+func TestProfileDistinctNeverAboveCount(t *testing.T) {
+	e := newTestEngine(t, EngineOptions{})
+	for _, n := range []int{1, 10, 100, 569, 1000, 5000} {
+		path := makeParquet(t, fmt.Sprintf(`SELECT i AS n, i::DOUBLE / 7 AS f, 'v' || i AS s, DATE '2000-01-01' + i::INTEGER AS d FROM range(%d) r(i)`, n))
+		p, err := e.Profile(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range p.Columns {
+			if c.ApproxDistinct > c.Count || c.ApproxDistinct <= 0 {
+				t.Errorf("%d rows, column %s: approx_distinct %d of %d values", n, c.Name, c.ApproxDistinct, c.Count)
+			}
+		}
 	}
 }

@@ -38,7 +38,9 @@ type Rows struct {
 // the query can read. Anything but a single SELECT, reading another file,
 // changing a setting, attaching, installing or loading, is a forge.Invalid
 // error, as is any error in the SQL. Cancelling ctx, or QueryTimeout passing,
-// interrupts the query and returns an error wrapping the context's error.
+// interrupts the query and returns at once an error wrapping the context's
+// error, while DuckDB is still stopping. A query waits for a slot of the
+// engine's budget; with the queue full it is refused with forge.Unavailable.
 func (e *Engine) Query(ctx context.Context, query string, tables map[string]string, limit int) (*Rows, error) {
 	if limit < 0 {
 		return nil, forge.Errorf(forge.Invalid, "limit %d: must not be negative", limit)
@@ -66,39 +68,61 @@ func (e *Engine) Query(ctx context.Context, query string, tables map[string]stri
 		ctx, cancel = context.WithCancel(ctx)
 	}
 	r := &Rows{cancel: cancel, ctxErr: ctx.Err, limit: limit}
+	// DuckDB looks for an interrupt between chunks of work, and one chunk
+	// of an expression such as repeat('x', 10000000) over 2048 rows can
+	// take minutes. The query runs aside so that the caller hears of the
+	// deadline when it passes; an abandoned query keeps its slot of the
+	// engine's budget until DuckDB lets go of it.
+	done := make(chan error, 1)
+	go func() { done <- r.start(ctx, e, sb, query) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		return r, nil
+	case <-ctx.Done():
+		err := fmt.Errorf("query: %w", ctx.Err())
+		go func() {
+			<-done
+			r.Close()
+		}()
+		return nil, err
+	}
+}
+
+// start opens the sandbox, checks the query and runs it, leaving the
+// result in r.
+func (r *Rows) start(ctx context.Context, e *Engine, sb *sandbox, query string) error {
 	var err error
 	r.db, err = e.open(ctx, sb)
 	if err != nil {
-		r.Close()
-		return nil, err
+		return err
 	}
 	if err := checkSelect(ctx, r.db, query); err != nil {
-		r.Close()
-		return nil, err
+		return err
 	}
 	// DuckDB materializes a result before the first row is read, so the
 	// limit must be part of the query, not of the iteration. One row more
 	// than asked tells whether the result was cut.
 	body := strings.TrimRight(strings.TrimSpace(query), "; \t\r\n")
 	run := body
-	if limit > 0 {
-		run = fmt.Sprintf("SELECT * FROM (\n%s\n) AS forge_query LIMIT %d", body, limit+1)
+	if r.limit > 0 {
+		run = fmt.Sprintf("SELECT * FROM (\n%s\n) AS forge_query LIMIT %d", body, r.limit+1)
 	}
 	r.rows, err = r.db.QueryContext(ctx, run)
 	if err != nil {
-		err = mapError(ctx, err, "query") // before Close cancels ctx
-		r.Close()
-		return nil, err
+		return mapError(ctx, err, "query") // before Close cancels ctx
 	}
 	types, err := r.rows.ColumnTypes()
 	if err != nil {
-		r.Close()
-		return nil, fmt.Errorf("query: %w", err)
+		return fmt.Errorf("query: %w", err)
 	}
 	for _, ct := range types {
 		r.Columns = append(r.Columns, Column{Name: ct.Name(), Type: ct.DatabaseTypeName()})
 	}
-	return r, nil
+	return nil
 }
 
 // checkSelect lets through one SELECT statement and nothing else. DuckDB's

@@ -88,7 +88,7 @@ func ClientMessage(err error) string {
 // WriteError renders err for the client and logs its cause. Internal errors
 // show only a generic message and the request id to quote.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	if r.Context().Err() != nil && errors.Is(err, context.Canceled) {
+	if errors.Is(err, ErrClientGone) || r.Context().Err() != nil && errors.Is(err, context.Canceled) {
 		// The client went away: not a server fault, and nobody reads the answer.
 		log.DebugContext(r.Context(), "request cancelled by the client", "path", r.URL.Path, "request_id", RequestID(r.Context()))
 		w.WriteHeader(499) // nginx's "client closed request", for the access log
@@ -98,6 +98,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	status, code := Status(kind)
 	if rd := Render(kind); rd.MLflowStatus != 0 && IsMLflowPath(r.URL.Path) {
 		status = rd.MLflowStatus
+	}
+	if kind == forge.Unavailable {
+		w.Header().Set("Retry-After", "1") // busy, loading, starting: short-lived
 	}
 	msg := forge.Message(err)
 	if kind == forge.Internal {

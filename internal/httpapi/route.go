@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
+	"time"
 )
 
 // Access is what a caller must hold to reach a route. The zero value is
@@ -88,7 +90,11 @@ type Edge struct {
 	// Guard wraps a route's handler with the check that the caller holds
 	// access; nil lets everyone in (access control off).
 	Guard func(access Access, next http.Handler) http.Handler
-	Log   *slog.Logger
+	// UploadIdle and WriteTimeout are the deadlines of BodyUpload routes
+	// (see UploadDeadlines), which replace the server's fixed timeouts;
+	// UploadIdle 0 keeps the server's.
+	UploadIdle, WriteTimeout time.Duration
+	Log                      *slog.Logger
 }
 
 // Mount registers routes on mux behind their limits and access checks, and
@@ -104,6 +110,9 @@ func (e Edge) Mount(mux *http.ServeMux, routes []Route) {
 			max = e.MaxUpload
 		}
 		h := e.limit(max, rt.Handler)
+		if rt.Body == BodyUpload {
+			h = UploadDeadlines(e.UploadIdle, e.WriteTimeout)(h)
+		}
 		if e.Guard != nil && rt.Access != Public {
 			h = e.Guard(rt.Access, h)
 		}
@@ -122,4 +131,34 @@ func (e Edge) limit(max int64, next http.Handler) http.Handler {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return LimitBody(func(*http.Request) int64 { return max }, log)(next)
+}
+
+// MLflowAjaxPrefix is where MLflow's server serves its whole REST API a
+// second time, for its web UI (and the UI-only routes beside it).
+const MLflowAjaxPrefix = "/ajax-api/2.0/"
+
+// WithAjaxTwins returns routes followed by a second mount of every MLflow
+// route (/api/2.0/mlflow/..., /api/2.0/mlflow-artifacts/...) under
+// /ajax-api/2.0/, with the same handler, access and body limit, as MLflow's
+// server does. The twins are rows of the route table like any other, so
+// access checks and the route listing cover them.
+func WithAjaxTwins(routes []Route) []Route {
+	out := append([]Route(nil), routes...)
+	for _, rt := range routes {
+		method, p, hasMethod := strings.Cut(rt.Pattern, " ")
+		if !hasMethod {
+			method, p = "", rt.Pattern
+		}
+		rest, ok := strings.CutPrefix(p, "/api/2.0/")
+		if !ok || !(strings.HasPrefix(rest, "mlflow/") || strings.HasPrefix(rest, "mlflow-artifacts/")) {
+			continue
+		}
+		twin := rt
+		twin.Pattern = MLflowAjaxPrefix + rest
+		if hasMethod {
+			twin.Pattern = method + " " + twin.Pattern
+		}
+		out = append(out, twin)
+	}
+	return out
 }

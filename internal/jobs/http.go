@@ -142,7 +142,7 @@ func (s *Service) Routes(log *slog.Logger) []httpapi.Route {
 		}
 		body := http.MaxBytesReader(nil, r.Body, s.cfg.MaxBundleBytes)
 		// Spooled and checked before storing: a refused bundle leaves no blob.
-		tmp, err := os.CreateTemp("", "forge-bundle-*")
+		tmp, err := os.CreateTemp(s.cfg.TempDir, "forge-bundle-*")
 		if err != nil {
 			return nil, err
 		}

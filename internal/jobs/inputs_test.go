@@ -19,6 +19,18 @@ import (
 type versions struct {
 	latest string            // what a ref without @version means
 	files  map[string]string // "name@version" and "name@version:csv": content
+	gone   map[string]bool   // versions that resolve but are deleted before the job starts
+}
+
+func (v versions) Resolve(ctx context.Context, ref string) (string, error) {
+	base, _ := strings.CutSuffix(ref, ":csv")
+	if !strings.Contains(base, "@") {
+		base += "@" + v.latest
+	}
+	if _, ok := v.files[base]; !ok && !v.gone[base] {
+		return "", forge.Errorf(forge.NotFound, "no dataset version %s", base)
+	}
+	return base, nil
 }
 
 func (v versions) Materialize(ctx context.Context, ref, dst string) (string, string, error) {
@@ -72,11 +84,27 @@ func TestInputs(t *testing.T) {
 		if got, want := tags["forge.input.train"], "sales@3 sha256:"+hex.EncodeToString(sum[:]); got != want {
 			t.Errorf("run tag forge.input.train = %q, want %q", got, want)
 		}
-
-		// An input that does not resolve fails the attempt with the reason.
-		j = e.final(t, e.submit(t, Spec{Name: "missing", Command: sh("true"), Inputs: map[string]string{"x": "nope@1"}}).ID)
-		if j.State != Failed || !strings.Contains(j.Attempts[0].Message, "input x=nope@1") {
-			t.Errorf("missing input: state %s, attempt %+v", j.State, j.Attempts)
-		}
 	})
+}
+
+// TestInputRefusedAtSubmit: a job whose input does not exist (a typo) is
+// refused when submitted, with the reason, and nothing is queued; one whose
+// input goes away before it starts fails for that fixed reason and is not
+// retried, whatever its retries.
+func TestInputRefusedAtSubmit(t *testing.T) {
+	data := versions{latest: "1", files: map[string]string{"cancer@1": "PAR1\n"}, gone: map[string]bool{"old@1": true}}
+	e := start(t, opts{datasets: data})
+	ctx := context.Background()
+	_, err := e.svc.Submit(ctx, Spec{Name: "typo", Command: sh("true"), Inputs: map[string]string{"train": "cancr"}})
+	if !forge.IsKind(err, forge.Invalid) || !strings.Contains(err.Error(), "input train=cancr: no dataset version cancr@1") {
+		t.Fatalf("submit with an unknown input: %v, want Invalid naming it", err)
+	}
+	if js, _ := e.svc.List(ctx, "", 0); len(js) != 0 {
+		t.Errorf("a refused job was stored: %+v", js)
+	}
+
+	j := e.final(t, e.submit(t, Spec{Name: "gone", Command: sh("true"), MaxRetries: 3, Inputs: map[string]string{"x": "old@1"}}).ID)
+	if j.State != Failed || len(j.Attempts) != 1 || j.Attempts[0].Reason != forge.ReasonInvalid || !strings.Contains(j.Attempts[0].Message, "input x=old@1") {
+		t.Errorf("input gone at start: state %s, attempts %+v; want one failed attempt, reason invalid", j.State, j.Attempts)
+	}
 }

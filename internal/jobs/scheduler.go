@@ -188,7 +188,10 @@ func (s *Service) launch(ctx context.Context, j Job, need forge.Resources) {
 			}
 			return
 		}
-		if forge.IsKind(err, forge.Invalid) {
+		// What the job was given is wrong (a bundle that does not extract,
+		// an input deleted since it was submitted): a fixed reason, which
+		// a retry would only meet again.
+		if forge.IsKind(err, forge.Invalid) || forge.IsKind(err, forge.NotFound) {
 			s.log.Warn("job did not start", "job", j.ID, "err", err)
 			s.end(ctx, j, j.Attempt, "", forge.Exit{Code: -1, Reason: forge.ReasonInvalid, Message: forge.Message(err)})
 			return

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +29,9 @@ type Runs interface {
 
 // Datasets materialises dataset versions as files for a job's inputs.
 type Datasets interface {
+	// Resolve says which version ref (name or name@version) names, or
+	// NotFound: Submit refuses a job whose inputs do not exist.
+	Resolve(ctx context.Context, ref string) (resolvedRef string, err error)
 	// Materialize writes the dataset ref (name or name@version) as a Parquet
 	// file at dstPath.
 	Materialize(ctx context.Context, ref, dstPath string) (resolvedRef, digest string, err error)
@@ -54,6 +59,9 @@ type Config struct {
 	Tick time.Duration
 	// MaxBundleBytes caps an uploaded code bundle; default bundle.DefaultMaxBytes.
 	MaxBundleBytes int64
+	// TempDir is where an uploaded bundle is spooled while it is checked
+	// (the server's data_dir/tmp, swept after a crash); "": the OS's.
+	TempDir string
 	// PythonPath, if set, is put first on every process's PYTHONPATH (the
 	// server installs its Python client there, so jobs can `import forge`).
 	PythonPath string
@@ -151,6 +159,17 @@ func (s *Service) Submit(ctx context.Context, spec Spec) (Job, error) {
 	}
 	if len(spec.Inputs) > 0 && s.datasets == nil {
 		return Job{}, forge.Errorf(forge.Invalid, "inputs: this server has no datasets")
+	}
+	// An input that does not exist now would fail the job at its start,
+	// after a wait in the queue: refuse it here, with the reason.
+	for _, name := range slices.Sorted(maps.Keys(spec.Inputs)) {
+		ref := spec.Inputs[name]
+		if _, err := s.datasets.Resolve(ctx, ref); err != nil {
+			if forge.IsKind(err, forge.NotFound) || forge.IsKind(err, forge.Invalid) {
+				return Job{}, forge.Errorf(forge.Invalid, "input %s=%s: %s (see forge data ls)", name, ref, forge.Message(err))
+			}
+			return Job{}, fmt.Errorf("check input %s=%s: %w", name, ref, err)
+		}
 	}
 	if spec.Code != "" {
 		// A client skips the upload of a bundle the server has; the job

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/names"
 )
 
 // Spec is what a user asks to run. Its JSON and YAML forms are the same.
@@ -65,10 +66,9 @@ func (s *Spec) Normalize() error {
 		return forge.Errorf(forge.Invalid, "command: must not be empty")
 	}
 	if s.Name == "" {
-		s.Name = s.Command[0]
-		if i := strings.LastIndexByte(s.Name, '/'); i >= 0 {
-			s.Name = s.Name[i+1:]
-		}
+		// Not the program: every job would be "python3". The job's run
+		// takes the same name.
+		s.Name = names.RandomReadable()
 	}
 	if len(s.Name) > 200 {
 		return forge.Errorf(forge.Invalid, "name: longer than 200 characters")
@@ -169,7 +169,9 @@ func (s *Spec) TimeoutDuration() (time.Duration, error) {
 
 // retryable says whether an attempt that ended with exit deserves another.
 func (s *Spec) retryable(exit forge.Exit) bool {
-	if exit.Reason == forge.ReasonCancelled {
+	// Cancelled is what someone asked for; invalid is a fixed reason (what
+	// the job was given), the same on every attempt.
+	if exit.Reason == forge.ReasonCancelled || exit.Reason == forge.ReasonInvalid {
 		return false
 	}
 	if len(s.RetryOn) == 0 {

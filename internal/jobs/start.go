@@ -158,8 +158,9 @@ func (s *Service) materialize(ctx context.Context, j Job, code string) ([]forge.
 		}
 		resolved, digest, err := s.datasets.Materialize(ctx, ref, path)
 		if k := forge.KindOf(err); k == forge.NotFound || k == forge.Invalid {
-			// The spec's fault (no such dataset or version): the job fails
-			// saying which input, as a job that cannot run as written.
+			// The spec's fault (no such dataset or version; Submit checked
+			// it, so it was removed since): the job fails saying which
+			// input, as a job that cannot run as written.
 			return nil, forge.WrapError(forge.Invalid, err, "input %s=%s: %s", name, ref, forge.Message(err))
 		}
 		if err != nil {

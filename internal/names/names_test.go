@@ -1,6 +1,7 @@
 package names
 
 import (
+	"regexp"
 	"testing"
 
 	"github.com/forge-mlops/forge"
@@ -26,3 +27,23 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+func TestReadable(t *testing.T) {
+	seen := map[string]bool{}
+	for n := range uint64(5000) {
+		name := Readable(n * 2654435761)
+		if !readableRx.MatchString(name) {
+			t.Fatalf("Readable(%d) = %q, want adjective-noun-number", n, name)
+		}
+		seen[name] = true
+	}
+	// 32 adjectives x 32 nouns x 1000 numbers: 5,000 draws rarely repeat.
+	if len(seen) < 4900 {
+		t.Errorf("%d distinct names in 5000 draws", len(seen))
+	}
+	if Readable(42) != Readable(42) {
+		t.Error("Readable is not a function of its argument")
+	}
+}
+
+var readableRx = regexp.MustCompile(`^[a-z]+-[a-z]+-[0-9]{1,3}$`)

@@ -185,15 +185,8 @@ func (r *Registry) serveFile(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 		defer rc.Close()
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.Header().Set("Content-Length", strconv.FormatInt(f.Size, 10))
 		w.Header().Set("X-Forge-Digest", string(f.Digest))
-		if _, err := io.Copy(w, rc); err != nil {
-			// The status is sent: cut the connection so the client sees a
-			// broken body, never a short or corrupted file that looks whole.
-			r.log.ErrorContext(ctx, "serve model file", "model", v.Name, "version", v.Version, "path", f.Path, "err", err)
-			panic(http.ErrAbortHandler)
-		}
+		httpapi.ServeAttachment(w, req, r.log, f.Path, f.Size, rc)
 		return
 	}
 	fail(forge.Errorf(forge.NotFound, "model %s version %d has no file %q", v.Name, v.Version, want))
@@ -254,4 +247,46 @@ func eventOut(e Event) api.ModelEvent {
 		ev.Version = strconv.FormatInt(e.Version, 10)
 	}
 	return ev
+}
+
+// getArtifact is MLflow's UI download of a file of a model version
+// (/model-versions/get-artifact?name=&version=&path=), served from Forge's
+// copy of the version's files.
+func (r *Registry) getArtifact(w http.ResponseWriter, req *http.Request) {
+	ctx := req.Context()
+	fail := func(err error) { httpapi.WriteError(w, req, r.log, err) }
+	q := req.URL.Query()
+	if !q.Has("path") {
+		fail(httpapi.MissingParam("path"))
+		return
+	}
+	p, err := httpapi.SafePath(q.Get("path"))
+	if err != nil {
+		fail(err)
+		return
+	}
+	n, err := nameVersion(q.Get("name"), api.VersionString(q.Get("version")))
+	if err != nil {
+		fail(err)
+		return
+	}
+	files, err := r.Files(ctx, q.Get("name"), n)
+	if err != nil {
+		fail(err)
+		return
+	}
+	for _, f := range files {
+		if f.Path != strings.Trim(p, "/") {
+			continue
+		}
+		rc, err := r.blobs.Open(ctx, f.Digest)
+		if err != nil {
+			fail(err)
+			return
+		}
+		defer rc.Close()
+		httpapi.ServeAttachment(w, req, r.log, f.Path, f.Size, rc)
+		return
+	}
+	fail(forge.Errorf(forge.NotFound, "model %s version %d has no file %q", q.Get("name"), n, p))
 }

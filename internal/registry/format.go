@@ -163,8 +163,8 @@ func xgboostSignature(b []byte) (*Signature, error) {
 		out = []int64{-1, int64(n)}
 	}
 	return &Signature{
-		Inputs:  []Tensor{{Name: "input__0", Datatype: "FP32", Shape: []int64{-1, int64(info.NumFeature)}}},
-		Outputs: []Tensor{{Name: "output__0", Datatype: "FP32", Shape: out}},
+		Inputs:  []Tensor{{Name: xgboost.InputName, Datatype: "FP32", Shape: []int64{-1, int64(info.NumFeature)}}},
+		Outputs: []Tensor{{Name: xgboost.OutputName, Datatype: "FP32", Shape: out}},
 		XGBoost: &XGBoostInfo{
 			Objective:   info.Objective,
 			NumFeatures: info.NumFeature,

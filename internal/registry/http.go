@@ -45,19 +45,19 @@ func (r *Registry) Routes() []httpapi.Route {
 	}
 	for pattern, h := range routes {
 		method, path, _ := strings.Cut(pattern, " ")
-		for _, prefix := range []string{"/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/"} {
-			access := httpapi.Write
-			if method == http.MethodGet || strings.HasSuffix(path, "/search") || strings.HasSuffix(path, "/get-latest-versions") {
-				access = httpapi.Read
-			}
-			out = append(out, httpapi.Route{Pattern: method + " " + prefix + path, Handler: httpapi.JSON(r.log, h), Access: access})
+		// The server mounts these again under /ajax-api/ (httpapi.WithAjaxTwins).
+		access := httpapi.Write
+		if method == http.MethodGet || strings.HasSuffix(path, "/search") || strings.HasSuffix(path, "/get-latest-versions") {
+			access = httpapi.Read
 		}
+		out = append(out, httpapi.Route{Pattern: method + " /api/2.0/mlflow/" + path, Handler: httpapi.JSON(r.log, h), Access: access})
 	}
 	watch := httpapi.JSON(r.log, r.watch)
 	return append(out,
 		httpapi.Route{Pattern: "POST /api/forge/v1/models/{name}/versions", Handler: httpapi.JSON(r.log, r.upload), Access: httpapi.Write, Body: httpapi.BodyUpload},
 		httpapi.Route{Pattern: "GET /api/forge/v1/models/{name}/versions/{ref}", Handler: httpapi.JSON(r.log, r.detail), Access: httpapi.Read},
 		httpapi.Route{Pattern: "GET /api/forge/v1/models/{name}/versions/{ref}/files/{path...}", Handler: http.HandlerFunc(r.serveFile), Access: httpapi.Read},
+		httpapi.Route{Pattern: "GET /model-versions/get-artifact", Handler: http.HandlerFunc(r.getArtifact), Access: httpapi.Read},
 		httpapi.Route{Pattern: "GET /api/forge/v1/models/watch", Access: httpapi.Read, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			if wantsStream(req) {
 				r.watchStream(w, req)
@@ -283,6 +283,9 @@ func (r *Registry) setAlias(req *http.Request) (any, error) {
 	v, err := ParseVersion(string(in.Version))
 	if err != nil {
 		return nil, err
+	}
+	if in.Force {
+		return nil, r.ForceAlias(req.Context(), in.Name, in.Alias, v)
 	}
 	return nil, r.SetAlias(req.Context(), in.Name, in.Alias, v)
 }

@@ -3,12 +3,14 @@ package registry
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/names"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
@@ -69,9 +71,7 @@ func checkAlias(alias string) error {
 	return nil
 }
 
-func modelNotFound(name string) error {
-	return forge.Errorf(forge.NotFound, "Registered Model with name=%s not found", name)
-}
+func modelNotFound(name string) error { return httpapi.ModelNotFound(name) }
 
 // modelID returns the id of a model, within tx.
 func modelID(ctx context.Context, tx *sqlstore.Tx, name string) (int64, error) {
@@ -126,7 +126,7 @@ func insertModel(ctx context.Context, tx *sqlstore.Tx, name, description string,
 	err := tx.QueryRow(ctx, `INSERT INTO registered_models (name, description, creation_timestamp, last_updated_timestamp)
 		VALUES (?, ?, ?, ?) RETURNING id`, name, description, now, now).Scan(&id)
 	if sqlstore.IsUniqueViolation(err) {
-		return 0, forge.Errorf(forge.AlreadyExists, "Registered Model (name=%s) already exists.", name)
+		return 0, httpapi.ModelExists(name)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("create model %q: %w", name, err)
@@ -256,7 +256,7 @@ func (r *Registry) RenameModel(ctx context.Context, name, newName string) (Model
 		}
 		_, err = tx.Exec(ctx, "UPDATE registered_models SET name = ?, last_updated_timestamp = ? WHERE id = ?", newName, sqlstore.Now(), id)
 		if sqlstore.IsUniqueViolation(err) {
-			return forge.Errorf(forge.AlreadyExists, "Registered Model (name=%s) already exists.", newName)
+			return httpapi.ModelExists(newName)
 		}
 		if err != nil {
 			return fmt.Errorf("rename model %q: %w", name, err)
@@ -352,6 +352,16 @@ func (r *Registry) DeleteModelTag(ctx context.Context, name, key string) error {
 // concurrent moves serialise on the row, and a reader sees the old version
 // or the new one, never neither.
 func (r *Registry) SetAlias(ctx context.Context, name, alias string, version int64) error {
+	return r.moveAlias(ctx, name, alias, version, false)
+}
+
+// ForceAlias is SetAlias that moves an alias even to a version whose
+// signature differs from the one it points at.
+func (r *Registry) ForceAlias(ctx context.Context, name, alias string, version int64) error {
+	return r.moveAlias(ctx, name, alias, version, true)
+}
+
+func (r *Registry) moveAlias(ctx context.Context, name, alias string, version int64, force bool) error {
 	if err := checkAlias(alias); err != nil {
 		return err
 	}
@@ -360,13 +370,30 @@ func (r *Registry) SetAlias(ctx context.Context, name, alias string, version int
 		if err != nil {
 			return err
 		}
-		var exists int
-		err = tx.QueryRow(ctx, "SELECT 1 FROM model_versions WHERE model_id = ? AND version = ?", id, version).Scan(&exists)
+		var newSig string
+		err = tx.QueryRow(ctx, "SELECT signature FROM model_versions WHERE model_id = ? AND version = ?", id, version).Scan(&newSig)
 		if errors.Is(err, sql.ErrNoRows) {
 			return forge.Errorf(forge.Invalid, "cannot set alias %q: Model Version (name=%s, version=%d) not found", alias, name, version)
 		}
 		if err != nil {
 			return fmt.Errorf("set alias %q: %w", alias, err)
+		}
+		if !force {
+			// Clients of the alias (deployments, code loading
+			// models:/NAME@ALIAS) break if what they send changes.
+			var cur int64
+			var curSig string
+			err = tx.QueryRow(ctx, `SELECT a.version, v.signature FROM registered_model_aliases a
+				JOIN model_versions v ON v.model_id = a.model_id AND v.version = a.version
+				WHERE a.model_id = ? AND a.alias = ?`, id, alias).Scan(&cur, &curSig)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("set alias %q: %w", alias, err)
+			}
+			if err == nil && cur != version {
+				if diff := signatureDiff(curSig, newSig); diff != "" {
+					return forge.Errorf(forge.Conflict, "alias %q of %s points at version %d, and version %d has another signature (%s): clients of the alias would break; move it anyway with --force", alias, name, cur, version, diff)
+				}
+			}
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO registered_model_aliases (model_id, alias, version) VALUES (?, ?, ?)
 			ON CONFLICT (model_id, alias) DO UPDATE SET version = excluded.version`, id, alias, version)
@@ -408,4 +435,40 @@ func (r *Registry) DeleteAlias(ctx context.Context, name, alias string) error {
 
 func aliasNotFound(name, alias string) error {
 	return forge.Errorf(forge.NotFound, "Registered model alias %s not found for model %s", alias, name)
+}
+
+// signatureDiff describes how two recorded signatures (JSON, "" for none)
+// differ in what a client sends or gets back; "" when they agree or either
+// is unknown.
+func signatureDiff(oldJSON, newJSON string) string {
+	if oldJSON == "" || newJSON == "" {
+		return ""
+	}
+	var a, b Signature
+	if json.Unmarshal([]byte(oldJSON), &a) != nil || json.Unmarshal([]byte(newJSON), &b) != nil {
+		return ""
+	}
+	var parts []string
+	for _, side := range []struct {
+		what     string
+		old, new []Tensor
+	}{{"inputs", a.Inputs, b.Inputs}, {"outputs", a.Outputs, b.Outputs}} {
+		if o, n := tensorList(side.old), tensorList(side.new); o != n {
+			parts = append(parts, fmt.Sprintf("%s %s -> %s", side.what, o, n))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func tensorList(ts []Tensor) string {
+	var b strings.Builder
+	b.WriteString("[")
+	for i, t := range ts {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %s %v", t.Name, t.Datatype, t.Shape)
+	}
+	b.WriteString("]")
+	return b.String()
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
@@ -40,15 +41,13 @@ type Upload struct {
 	File string // local file holding the content
 }
 
-func versionNotFound(name string, version int64) error {
-	return forge.Errorf(forge.NotFound, "Model Version (name=%s, version=%d) not found", name, version)
-}
+func versionNotFound(name string, version int64) error { return httpapi.VersionNotFound(name, version) }
 
 // ParseVersion reads a version number as MLflow sends it (a string).
 func ParseVersion(s string) (int64, error) {
 	v, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || v < 1 {
-		return 0, forge.Errorf(forge.Invalid, "invalid model version %q: want a positive integer", s)
+		return 0, httpapi.BadVersion(s)
 	}
 	return v, nil
 }
@@ -63,6 +62,15 @@ type candidate struct {
 // model's next one, taken in the same transaction as the insert, so a
 // refused registration never uses up a number.
 func (r *Registry) CreateVersion(ctx context.Context, nv NewVersion) (Version, error) {
+	// MLflow checks the source before the name or the model.
+	if len(nv.Uploads) == 0 {
+		if nv.Source == "" {
+			return Version{}, httpapi.MissingParam("source")
+		}
+		if err := r.checkSource(ctx, nv.Source, nv.RunID); err != nil {
+			return Version{}, err
+		}
+	}
 	if err := checkName(nv.Name); err != nil {
 		return Version{}, err
 	}
@@ -204,22 +212,24 @@ func (r *Registry) candidates(ctx context.Context, nv *NewVersion) ([]candidate,
 		}
 		return out, nil
 	}
-	if nv.Source == "" {
-		return nil, forge.Errorf(forge.Invalid, "missing value for required parameter 'source'")
-	}
 	runID, artPath, ok := RunSource(nv.Source, nv.RunID)
 	if !ok {
 		return nil, nil
-	}
-	if nv.RunID == "" {
-		nv.RunID = runID
 	}
 	if r.runs == nil {
 		return nil, forge.Errorf(forge.Invalid, "cannot read the artifacts of run %s: this server has no tracking store", runID)
 	}
 	arts, err := r.runs.ListRunArtifacts(ctx, runID, artPath)
+	if forge.KindOf(err) == forge.NotFound {
+		// No such run here: MLflow stores the source as given, without
+		// files to serve and without taking a run id from it.
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
+	}
+	if nv.RunID == "" {
+		nv.RunID = runID
 	}
 	if len(arts) == 0 {
 		return nil, forge.Errorf(forge.Invalid, "run %s has no artifacts at %q", runID, artPath)
@@ -540,7 +550,7 @@ func CanonicalStage(s string) (string, error) {
 			return st, nil
 		}
 	}
-	return "", forge.Errorf(forge.Invalid, "invalid model version stage %q: want one of None, Staging, Production, Archived", s)
+	return "", httpapi.BadStage(s)
 }
 
 // TransitionStage moves a version to a stage; with archiveExisting, the

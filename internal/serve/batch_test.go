@@ -103,7 +103,7 @@ func TestQueueFull(t *testing.T) {
 	for range 2 {
 		go func() { _, err := e.s.Infer(context.Background(), "mlp", "", row(4)); errs <- err }()
 	}
-	v, _ := e.s.pick("mlp", "")
+	v, _, _ := e.s.pick("mlp", "")
 	for deadline := time.Now().Add(5 * time.Second); len(v.batch.queue) < 2; {
 		if time.Now().After(deadline) {
 			t.Fatal("the queue did not fill")

@@ -106,7 +106,7 @@ func BenchmarkRESTSingleRow(b *testing.B) {
 // metrics), and the REST handler without the network (JSON both ways).
 func BenchmarkOverhead(b *testing.B) {
 	e := newEnv(b, map[string]string{"mlp/1": "mlp.onnx"}, BatchOptions{})
-	v, _ := e.s.pick("mlp", "")
+	v, _, _ := e.s.pick("mlp", "")
 	in := []forge.Tensor{{Name: "input", Datatype: "FP32", Shape: []int64{1, 4}, Data: []float32{5.1, 3.5, 1.4, 0.2}}}
 	ctx := context.Background()
 	b.Run("model", func(b *testing.B) {
@@ -229,7 +229,7 @@ func BenchmarkTensor64x256(b *testing.B) {
 		}
 	})
 	b.Run("model-only", func(b *testing.B) {
-		v, _ := e.s.pick("big", "")
+		v, _, _ := e.s.pick("big", "")
 		in := []forge.Tensor{{Name: "input", Datatype: "FP32", Shape: []int64{64, 256}, Data: data}}
 		for b.Loop() {
 			v.model.Infer(context.Background(), in)

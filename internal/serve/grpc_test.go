@@ -105,7 +105,7 @@ func TestGRPC(t *testing.T) {
 		flat = append(flat, r...)
 	}
 	resp, err = c.ModelInfer(ctx, &oip.ModelInferRequest{ModelName: "wine", Inputs: []*oip.ModelInferRequest_InferInputTensor{{
-		Name: "input", Datatype: "FP32", Shape: []int64{int64(len(wrows)), 13}, Contents: &oip.InferTensorContents{Fp32Contents: flat}}}})
+		Name: "input__0", Datatype: "FP32", Shape: []int64{int64(len(wrows)), 13}, Contents: &oip.InferTensorContents{Fp32Contents: flat}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

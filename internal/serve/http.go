@@ -403,6 +403,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if kind == forge.Internal {
 		s.log.ErrorContext(r.Context(), "inference request failed", "path", r.URL.Path, "request_id", httpapi.RequestID(r.Context()), "err", err)
 	}
+	if kind == forge.Unavailable {
+		// Loading, not ready, being replaced: all pass within seconds.
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, httpapi.Render(kind).Status, map[string]string{"error": httpapi.ClientMessage(err)})
 }
 

@@ -37,16 +37,21 @@ type Response struct {
 
 // Infer resolves name (and version), checks the inputs against the model's
 // signature, runs the model (through its batcher, if it has one), and
-// returns the outputs asked for.
+// returns the outputs asked for. The response's model is name, the endpoint
+// called (a deployment's name, not the registered model behind it), as OIP
+// clients check; its version is the version that answered.
 func (s *Server) Infer(ctx context.Context, name, ver string, req *Request) (*Response, error) {
 	start := time.Now()
-	v, err := s.acquire(name, ver)
+	v, m, err := s.acquire(name, ver)
 	if err != nil {
 		return nil, err
 	}
 	defer v.release()
 	resp, queued, computed, err := s.run(ctx, v, req)
-	v.m.done(start, queued, computed, len(req.Inputs), rows(req), err)
+	if resp != nil {
+		resp.Model = name
+	}
+	m.done(start, queued, computed, len(req.Inputs), rows(req), err)
 	if err == nil && s.payload != nil {
 		s.payload.offer(v.payloadRate, v, req, resp)
 	}

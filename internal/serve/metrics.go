@@ -7,7 +7,10 @@ import (
 )
 
 // metrics are named after Triton's (nv_inference_*), labelled model and
-// version, so dashboards built for Triton work on Forge. Triton reports
+// version, so dashboards built for Triton work on Forge; request series also
+// carry deployment, the route called ("" for a model called by its own
+// name), since one version may serve several deployments. Executions are
+// per version: a batch may hold requests of several deployments. Triton reports
 // durations as cumulative microsecond counters; the latency histograms,
 // which Triton does not have under these names, carry Forge's prefix.
 type metrics struct {
@@ -19,7 +22,7 @@ type metrics struct {
 var failureReasons = []string{"REJECTED", "CANCELED", "BACKEND", "OTHER"}
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	labels := []string{"model", "version"}
+	labels := []string{"model", "version", "deployment"}
 	counter := func(name, help string, extra ...string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, append(labels, extra...))
 	}
@@ -28,7 +31,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		success:   counter("nv_inference_request_success", "Number of successful inference requests, all batch sizes."),
 		failure:   counter("nv_inference_request_failure", "Number of failed inference requests, all batch sizes, by reason.", "reason"),
 		count:     counter("nv_inference_count", "Number of inferences performed (a batch of n rows counts n; failed requests not counted)."),
-		execCount: counter("nv_inference_exec_count", "Number of model executions performed (a batch counts once)."),
+		execCount: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nv_inference_exec_count", Help: "Number of model executions performed (a batch counts once)."}, labels[:2]),
 		requestUs: counter("nv_inference_request_duration_us", "Cumulative inference request duration in microseconds (queue and compute included)."),
 		queueUs:   counter("nv_inference_queue_duration_us", "Cumulative inference queuing duration in microseconds."),
 		computeUs: counter("nv_inference_compute_infer_duration_us", "Cumulative compute inference duration in microseconds."),
@@ -53,20 +56,20 @@ type versionMetrics struct {
 	requestSeconds, computeSeconds                       prometheus.Observer
 }
 
-func (m *metrics) forVersion(model, version string) *versionMetrics {
+func (m *metrics) forVersion(model, version, deployment string) *versionMetrics {
 	vm := &versionMetrics{
-		success:        m.success.WithLabelValues(model, version),
-		count:          m.count.WithLabelValues(model, version),
+		success:        m.success.WithLabelValues(model, version, deployment),
+		count:          m.count.WithLabelValues(model, version, deployment),
 		execs:          m.execCount.WithLabelValues(model, version),
-		requestUs:      m.requestUs.WithLabelValues(model, version),
-		queueUs:        m.queueUs.WithLabelValues(model, version),
-		computeUs:      m.computeUs.WithLabelValues(model, version),
+		requestUs:      m.requestUs.WithLabelValues(model, version, deployment),
+		queueUs:        m.queueUs.WithLabelValues(model, version, deployment),
+		computeUs:      m.computeUs.WithLabelValues(model, version, deployment),
 		failure:        map[string]prometheus.Counter{},
-		requestSeconds: m.requestSeconds.WithLabelValues(model, version),
-		computeSeconds: m.computeSeconds.WithLabelValues(model, version),
+		requestSeconds: m.requestSeconds.WithLabelValues(model, version, deployment),
+		computeSeconds: m.computeSeconds.WithLabelValues(model, version, deployment),
 	}
 	for _, r := range failureReasons {
-		vm.failure[r] = m.failure.WithLabelValues(model, version, r)
+		vm.failure[r] = m.failure.WithLabelValues(model, version, deployment, r)
 	}
 	return vm
 }

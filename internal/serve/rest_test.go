@@ -134,7 +134,7 @@ func TestRESTInferXGBoost(t *testing.T) {
 		t.Run(f, func(t *testing.T) {
 			ref := readReference(t, f+".reference.json")
 			rows := ref.rows(0, len(ref.Inputs))
-			code, _, body := e.post(t, "/v2/models/"+f+"/infer", inferBody("input", rows, ""), -1)
+			code, _, body := e.post(t, "/v2/models/"+f+"/infer", inferBody("input__0", rows, ""), -1)
 			if code != 200 {
 				t.Fatalf("infer = %d %s", code, body)
 			}
@@ -148,7 +148,7 @@ func TestRESTInferXGBoost(t *testing.T) {
 			}
 			checkClose(t, f, r.Outputs[0].Data, ref.Outputs, tol)
 			// FP64 input is converted.
-			b := strings.Replace(string(inferBody("input", rows[:3], "")), `"FP32"`, `"FP64"`, 1)
+			b := strings.Replace(string(inferBody("input__0", rows[:3], "")), `"FP32"`, `"FP64"`, 1)
 			code, _, body = e.post(t, "/v2/models/"+f+"/infer", []byte(b), -1)
 			json.Unmarshal(body, &r)
 			if code != 200 {
@@ -191,7 +191,7 @@ func TestRESTBadInput(t *testing.T) {
 		{"binary tail left over", "mlp", `{"inputs":[{"name":"input",` + one + `}]}` + "|1234", -2, 400, "4 bytes follow the JSON header"},
 		{"unknown model", "nope", `{"inputs":[]}`, -1, 404, `unknown model "nope"`},
 		{"unknown version", "mlp/versions/7", `{"inputs":[]}`, -1, 404, "unknown version 7"},
-		{"xgb wrong width", "xgb", `{"inputs":[{"name":"input",` + one + `}]}`, -1, 400, "shape [1,4], want [-1,30]"},
+		{"xgb wrong width", "xgb", `{"inputs":[{"name":"input__0",` + one + `}]}`, -1, 400, "shape [1,4], want [-1,30]"},
 		{"body over limit", "mlp", `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[` + strings.Repeat("1,", 1<<20) + `1]}]}`, -1, 413, "larger than the limit"},
 	}
 	for _, tt := range tests {

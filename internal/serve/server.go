@@ -88,6 +88,9 @@ type Server struct {
 	// gate, when set, must also say ready: a deployment controller's
 	// "stored deployments loaded" (see GateReady).
 	gate atomic.Pointer[func() bool]
+	// unrouted, when set, says why a name with no route and no model
+	// cannot be served yet (see GateUnrouted).
+	unrouted atomic.Pointer[func(name string) error]
 
 	mu     sync.RWMutex
 	models map[string]map[string]*version // name -> version -> state
@@ -96,7 +99,8 @@ type Server struct {
 
 type route struct {
 	targets []*version
-	cum     []int // running sum of weights
+	m       []*versionMetrics // per target, labelled with the route's name
+	cum     []int             // running sum of weights
 }
 
 // state of a version; a version leaves the maps when unloaded.
@@ -227,7 +231,7 @@ func (s *Server) load(ctx context.Context, v *version, src forge.ModelSource, op
 	for i := range v.allBinary[1] {
 		v.allBinary[1][i] = true
 	}
-	v.m = s.metrics.forVersion(v.name, v.version)
+	v.m = s.metrics.forVersion(v.name, v.version, "")
 	if err := warm(ctx, model); err != nil {
 		model.Close()
 		return fmt.Errorf("warm-up inference: %w", err)
@@ -351,6 +355,7 @@ func (s *Server) Route(name string, targets []Target) error {
 		}
 		total += t.Weight
 		r.targets = append(r.targets, v)
+		r.m = append(r.m, s.metrics.forVersion(v.name, v.version, name))
 		r.cum = append(r.cum, total)
 	}
 	s.routes[name] = r
@@ -369,6 +374,13 @@ func (s *Server) Unroute(name string) {
 // also wait for ready: the inference server by itself would say ready with
 // no models loaded yet.
 func (s *Server) GateReady(ready func() bool) { s.gate.Store(&ready) }
+
+// GateUnrouted sets what a request for a name that has neither a route nor
+// a model gets: fn returns an error for a name that is known but not
+// served yet (a stored deployment whose versions are still loading after a
+// restart, as forge.Unavailable), or nil for a name nobody knows, which
+// stays NotFound.
+func (s *Server) GateUnrouted(fn func(name string) error) { s.unrouted.Store(&fn) }
 
 // Ready reports whether every loaded version is ready: none is loading and
 // none failed (Triton's strict readiness).
@@ -447,35 +459,40 @@ func compareVersions(a, b string) int {
 
 // pick resolves name (and version, if given) to a version, without taking
 // it: routes first, then models, whose default is the highest ready version.
-func (s *Server) pick(name, ver string) (*version, error) {
+func (s *Server) pick(name, ver string) (*version, *versionMetrics, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if r := s.routes[name]; r != nil {
 		if ver != "" {
-			for _, v := range r.targets {
+			for i, v := range r.targets {
 				if v.version == ver {
-					return v, nil
+					return v, r.m[i], nil
 				}
 			}
-			return nil, forge.Errorf(forge.NotFound, "deployment %s does not serve version %s", name, ver)
+			return nil, nil, forge.Errorf(forge.NotFound, "deployment %s does not serve version %s", name, ver)
 		}
 		if len(r.targets) == 1 {
-			return r.targets[0], nil
+			return r.targets[0], r.m[0], nil
 		}
 		x := rand.IntN(r.cum[len(r.cum)-1])
 		i, _ := slices.BinarySearch(r.cum, x+1)
-		return r.targets[i], nil
+		return r.targets[i], r.m[i], nil
 	}
 	vs := s.models[name]
 	if vs == nil {
-		return nil, forge.Errorf(forge.NotFound, "unknown model %q", name)
+		if fn := s.unrouted.Load(); fn != nil {
+			if err := (*fn)(name); err != nil {
+				return nil, nil, err
+			}
+		}
+		return nil, nil, forge.Errorf(forge.NotFound, "unknown model %q", name)
 	}
 	if ver != "" {
 		v := vs[ver]
 		if v == nil {
-			return nil, forge.Errorf(forge.NotFound, "unknown version %s of model %q", ver, name)
+			return nil, nil, forge.Errorf(forge.NotFound, "unknown version %s of model %q", ver, name)
 		}
-		return v, nil
+		return v, v.m, nil
 	}
 	var best, any *version
 	for _, v := range vs {
@@ -487,31 +504,31 @@ func (s *Server) pick(name, ver string) (*version, error) {
 		}
 	}
 	if best == nil {
-		return any, nil
+		return any, any.m, nil
 	}
-	return best, nil
+	return best, best.m, nil
 }
 
 // acquire resolves and takes a ready version for one request; the caller
 // must call release. A version unloaded under it is resolved again.
-func (s *Server) acquire(name, ver string) (*version, error) {
+func (s *Server) acquire(name, ver string) (*version, *versionMetrics, error) {
 	for range 3 {
-		v, err := s.pick(name, ver)
+		v, m, err := s.pick(name, ver)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		v.drain.RLock()
 		switch v.state.Load() {
 		case ready:
-			return v, nil
+			return v, m, nil
 		case unloaded:
 			v.drain.RUnlock()
 			continue
 		}
 		v.drain.RUnlock()
-		return nil, v.notReady()
+		return nil, nil, v.notReady()
 	}
-	return nil, forge.Errorf(forge.Unavailable, "model %s is being replaced; retry", name)
+	return nil, nil, forge.Errorf(forge.Unavailable, "model %s is being replaced; retry", name)
 }
 
 func (v *version) release() { v.drain.RUnlock() }
@@ -537,7 +554,7 @@ type Metadata struct {
 
 // ModelMetadata describes the model or route called name.
 func (s *Server) ModelMetadata(name, ver string) (Metadata, error) {
-	v, err := s.pick(name, ver)
+	v, _, err := s.pick(name, ver)
 	if err != nil {
 		return Metadata{}, err
 	}
@@ -564,7 +581,7 @@ func (s *Server) ModelMetadata(name, ver string) (Metadata, error) {
 
 // ModelReady reports whether name (and version) resolve to a ready version.
 func (s *Server) ModelReady(name, ver string) (bool, error) {
-	v, err := s.pick(name, ver)
+	v, _, err := s.pick(name, ver)
 	if err != nil {
 		return false, err
 	}

@@ -61,6 +61,15 @@ type jobInputs struct{ data *datasets.Service }
 
 var _ jobs.Datasets = jobInputs{}
 
+func (j jobInputs) Resolve(ctx context.Context, ref string) (string, error) {
+	ref, _ = strings.CutSuffix(ref, ":csv")
+	v, err := j.data.Get(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return v.Ref(), nil
+}
+
 func (j jobInputs) Materialize(ctx context.Context, ref, dst string) (string, string, error) {
 	if ref, asCSV := strings.CutSuffix(ref, ":csv"); asCSV {
 		return j.data.MaterializeCSV(ctx, ref, dst)

@@ -41,6 +41,13 @@ func (s *Server) mount(ctx context.Context) error {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", tmp, err)
 	}
+	// What a killed server left half-written; nothing writes there yet.
+	temps := []string{tmp, s.blobs.TempDir()}
+	if rep, err := blobgc.SweepTemp(temps, 0, false); err != nil {
+		s.log.Warn("remove temporary files", "err", err)
+	} else if rep.Entries > 0 {
+		s.log.Info("removed temporary files left by the last run", "entries", rep.Entries, "bytes", rep.Bytes)
+	}
 	// Folders the components make on first use are made now, so that
 	// lockDataDir closes them too (models' files are no job's business).
 	for _, d := range []string{"predictors", "deploy-cache"} {
@@ -51,17 +58,28 @@ func (s *Server) mount(ctx context.Context) error {
 
 	// Tracking: MLflow's REST API and artifact proxy.
 	tracks := tracking.New(s.db)
+	wd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("working directory: %w", err)
+	}
+	if err := tracks.SetArtifactRoot(s.cfg.ArtifactRoot(), wd); err != nil {
+		return fmt.Errorf("default artifact root: %w", err)
+	}
 	artifacts := tracking.NewArtifacts(s.db, s.blobs)
-	s.routes = append(s.routes, tracking.NewAPI(tracks, artifacts, s.log.With("sys", "tracking")).Routes()...)
+	tapi := tracking.NewAPI(tracks, artifacts, s.log.With("sys", "tracking"))
+	if !s.cfg.Artifacts.Serve {
+		tapi.DisableArtifactProxy()
+	}
+	s.routes = append(s.routes, tapi.Routes()...)
 
 	// Datasets, explored with DuckDB.
 	eng, err := duckq.NewEngine(duckq.EngineOptions{MemoryLimit: s.cfg.DuckDB.MemoryLimit, Threads: s.cfg.DuckDB.Threads,
-		TempDir: filepath.Join(tmp, "duckdb"), QueryTimeout: s.cfg.DuckDB.QueryTimeout})
+		TempDir: filepath.Join(tmp, "duckdb"), QueryTimeout: s.cfg.DuckDB.QueryTimeout,
+		MaxConcurrent: s.cfg.DuckDB.MaxConcurrent, MaxQueued: s.cfg.DuckDB.MaxQueued})
 	if err != nil {
 		return err
 	}
-	data := datasets.New(s.db, s.blobs, eng, datasets.Options{TempDir: tmp, MemoryLimit: s.cfg.DuckDB.MemoryLimit,
-		Threads: s.cfg.DuckDB.Threads}, s.log.With("sys", "datasets"))
+	data := datasets.New(s.db, s.blobs, eng, datasets.Options{TempDir: tmp}, s.log.With("sys", "datasets"))
 	s.routes = append(s.routes, datasets.NewAPI(data, s.log.With("sys", "datasets")).Routes()...)
 
 	// The model registry copies versions from runs' artifacts.
@@ -99,6 +117,7 @@ func (s *Server) mount(ctx context.Context) error {
 		return err
 	}
 	jcfg.WorkDir, jcfg.TrackingURI, jcfg.PythonPath = jobsDir, s.URL(), pypath
+	jcfg.TempDir = tmp
 	if s.cfg.Auth {
 		// Each attempt gets a token that writes only its own run.
 		jcfg.Tokens = s.tokens
@@ -136,7 +155,7 @@ func (s *Server) mount(ctx context.Context) error {
 	s.runners = append(s.runners, part{"deploy", s.deploy.Run})
 	// Blob garbage collection asks every component that records blob
 	// digests; one left out here would lose its blobs to a sweep.
-	s.routes = append(s.routes, blobgc.Routes(s.blobs, []blobgc.Referrer{artifacts, data, s.registry, js}, s.log.With("sys", "blobgc"))...)
+	s.routes = append(s.routes, blobgc.Routes(s.blobs, []blobgc.Referrer{artifacts, data, s.registry, js}, temps, s.log.With("sys", "blobgc"))...)
 	// The web UI at `/`, over the APIs above.
 	s.ui = webui.New()
 	s.routes = append(s.routes, s.ui.Routes()...)

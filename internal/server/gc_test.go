@@ -150,3 +150,61 @@ func TestBlobSweep(t *testing.T) {
 		t.Fatalf("grace 1s: %d %s", status, b)
 	}
 }
+
+// TestTempSwept: temporary files a killed server left in data_dir/tmp and
+// the blob store's tmp are removed at start; later ones go with forge gc
+// once nothing in them changed for an hour, and a dry run only counts them.
+func TestTempSwept(t *testing.T) {
+	dir := t.TempDir()
+	tmp, blobTmp := filepath.Join(dir, "tmp"), filepath.Join(dir, "blobs", "tmp")
+	write := func(p string, age time.Duration) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("half an upload"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		past := time.Now().Add(-age)
+		os.Chtimes(p, past, past)
+	}
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	left := []string{filepath.Join(tmp, "upload-1"), filepath.Join(tmp, "unpack-2", "model.onnx"), filepath.Join(blobTmp, "put-3")}
+	for _, p := range left {
+		write(p, 0)
+	}
+	base := inProcess(t, func(c *config.Server) { c.DataDir = dir })
+	for _, p := range left {
+		if exists(p) {
+			t.Errorf("%s left by the last run is still there after start", p)
+		}
+	}
+
+	oldFile, oldDir := filepath.Join(tmp, "upload-4"), filepath.Join(tmp, "unpack-5")
+	write(oldFile, 2*time.Hour)
+	write(filepath.Join(oldDir, "a"), 2*time.Hour)
+	past := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(oldDir, past, past)
+	// Young: a fresh upload, and an old folder something still writes in.
+	young, busyDir := filepath.Join(blobTmp, "put-6"), filepath.Join(tmp, "unpack-7")
+	write(young, 0)
+	write(filepath.Join(busyDir, "old"), 2*time.Hour)
+	write(filepath.Join(busyDir, "new"), 0)
+	os.Chtimes(busyDir, past, past)
+
+	client := api.NewClient(base, "")
+	rep, err := client.CollectGarbage(context.Background(), api.GCRequest{DryRun: true})
+	if err != nil || rep.Temp != 2 || !exists(oldFile) || !exists(oldDir) {
+		t.Fatalf("dry run: %+v, %v (old file there: %v)", rep, err, exists(oldFile))
+	}
+	rep, err = client.CollectGarbage(context.Background(), api.GCRequest{})
+	if err != nil || rep.Temp != 2 || rep.TempBytes != 2*int64(len("half an upload")) {
+		t.Fatalf("gc: %+v, %v", rep, err)
+	}
+	if exists(oldFile) || exists(oldDir) {
+		t.Errorf("old temporary entries kept: %v %v", exists(oldFile), exists(oldDir))
+	}
+	if !exists(young) || !exists(filepath.Join(busyDir, "new")) || !exists(filepath.Join(busyDir, "old")) {
+		t.Error("gc removed a temporary entry that changed within the hour")
+	}
+}

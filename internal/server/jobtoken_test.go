@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -59,6 +60,16 @@ var runWrites = map[string]string{
 	"DELETE /api/2.0/mlflow-artifacts/artifacts/{path...}": "ROOT/f.txt",
 }
 
+// The /ajax-api/ twin of each route takes the same request.
+func init() {
+	twins := map[string]string{}
+	for p, body := range runWrites {
+		method, path, _ := strings.Cut(p, " ")
+		twins[method+" "+strings.Replace(path, "/api/2.0/", "/ajax-api/2.0/", 1)] = body
+	}
+	maps.Copy(runWrites, twins)
+}
+
 // A job's token writes its own run and nothing else: every route that
 // writes to one run refuses it for another run (403, the run unchanged)
 // and lets it through for its own; every other write refuses it at the
@@ -100,12 +111,16 @@ func TestJobTokenWritesOnlyItsRun(t *testing.T) {
 			if !slices.Equal(declared, covered) {
 				t.Fatalf("routes that write one run:\n%v\nthe test covers:\n%v", declared, covered)
 			}
-			// Deletes go after what they delete; restoring the run last.
-			order := slices.DeleteFunc(slices.Clone(declared), func(p string) bool {
-				return strings.HasPrefix(p, "DELETE ") || strings.Contains(p, "runs/delete") || strings.Contains(p, "runs/restore")
-			})
-			order = append(order, "DELETE /api/2.0/mlflow-artifacts/artifacts/{path...}",
-				"POST "+mlflow+"runs/delete-tag", "POST "+mlflow+"runs/delete", "POST "+mlflow+"runs/restore")
+			// Deletes go after what they delete; restoring the run last. The
+			// /ajax-api/ twins go as a second pass, the same way.
+			var order []string
+			for _, prefix := range []string{"/api/2.0/", "/ajax-api/2.0/"} {
+				order = append(order, slices.DeleteFunc(slices.Clone(declared), func(p string) bool {
+					return !strings.Contains(p, " "+prefix) || strings.HasPrefix(p, "DELETE ") || strings.Contains(p, "runs/delete") || strings.Contains(p, "runs/restore")
+				})...)
+				order = append(order, "DELETE "+prefix+"mlflow-artifacts/artifacts/{path...}",
+					"POST "+prefix+"mlflow/runs/delete-tag", "POST "+prefix+"mlflow/runs/delete", "POST "+prefix+"mlflow/runs/restore")
+			}
 			for _, pattern := range order {
 				method, path, _ := strings.Cut(pattern, " ")
 				reach := func(run, root string) (int, string) {

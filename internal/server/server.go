@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
+	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/auth"
 	"github.com/forge-mlops/forge/internal/blob"
 	"github.com/forge-mlops/forge/internal/config"
@@ -41,7 +42,7 @@ type Server struct {
 	cfg   config.Server
 	log   *slog.Logger
 	db    *sqlstore.DB
-	blobs *blob.Local
+	blobs blobStore
 	reg   *prometheus.Registry
 	// Parts kept after mounting: serving follows the registry's aliases.
 	registry *registry.Registry
@@ -61,6 +62,39 @@ type Server struct {
 	// the HTTP server until shutdown.
 	runners []part
 	parts   *group
+}
+
+// blobStore is what the server's parts need of the blob store: both the
+// local folder and S3 hand out files by path (S3 from its cache) and
+// support garbage collection.
+type blobStore interface {
+	forge.BlobStore
+	Path(d forge.Digest) (string, error)
+	Touch(d forge.Digest) error
+	RemoveIfOlder(d forge.Digest, t time.Time) (bool, int64, error)
+	// TempDir is the local folder of half-written files.
+	TempDir() string
+}
+
+// openBlobs opens the blob store cfg.Blob names: the folder blobs/ in the
+// data dir, or an S3 bucket (with its local cache in the data dir).
+func openBlobs(ctx context.Context, cfg config.Server) (blobStore, error) {
+	bucket, prefix, ok := cfg.BlobS3()
+	if !ok {
+		dir := filepath.Join(cfg.DataDir, "blobs")
+		if cfg.Artifacts.Destination != "" { // MLflow's --artifacts-destination
+			dir = cfg.Artifacts.Destination
+		}
+		return blob.NewLocal(dir)
+	}
+	if cfg.Artifacts.Destination != "" {
+		return nil, fmt.Errorf("config: artifacts destination %s and blob %s both name where blobs go: set one", cfg.Artifacts.Destination, cfg.Blob)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return blob.NewS3(ctx, blob.S3Options{Bucket: bucket, Prefix: prefix, Endpoint: cfg.S3.Endpoint, Region: cfg.S3.Region,
+		PathStyle: cfg.S3.PathStyle, AccessKeyID: cfg.S3.AccessKeyID, SecretAccessKey: cfg.S3.SecretAccessKey,
+		SessionToken: cfg.S3.SessionToken, CacheDir: filepath.Join(cfg.DataDir, "blob-cache"), CacheBytes: cfg.S3.CacheBytes})
 }
 
 // New opens the stores named by cfg and builds the routes. Nothing is
@@ -90,7 +124,7 @@ func New(ctx context.Context, cfg config.Server, log *slog.Logger) (*Server, err
 			return nil, err
 		}
 	}
-	blobs, err := blob.NewLocal(filepath.Join(cfg.DataDir, "blobs"))
+	blobs, err := openBlobs(ctx, cfg)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -179,12 +213,16 @@ func (s *Server) assemble(ctx context.Context) error {
 	if err := s.mount(ctx); err != nil {
 		return err
 	}
+	// MLflow's API again under /ajax-api/, where its web UI calls it.
+	s.routes = httpapi.WithAjaxTwins(s.routes)
 	// Unknown API paths get a JSON 404 in MLflow's shape, not the mux's
 	// text; only to a caller who may read the API.
-	s.routes = append(s.routes, httpapi.Route{Pattern: "/api/", Access: httpapi.Read, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteJSON(w, http.StatusNotFound, httpapi.ErrorBody{ErrorCode: "ENDPOINT_NOT_FOUND",
 			Message: fmt.Sprintf("no API endpoint %s %s", r.Method, r.URL.Path)})
-	})})
+	})
+	s.routes = append(s.routes, httpapi.Route{Pattern: "/api/", Access: httpapi.Read, Handler: notFound},
+		httpapi.Route{Pattern: "/ajax-api/", Access: httpapi.Read, Handler: notFound})
 
 	alog := s.log.With("sys", "auth")
 	s.routes = append(s.routes, s.tokens.Routes(s.cfg.Auth, alog)...)
@@ -200,7 +238,8 @@ func (s *Server) assemble(ctx context.Context) error {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write(s.openapi)
 		})})
-	edge := httpapi.Edge{MaxBody: s.cfg.HTTP.MaxBodyBytes, MaxUpload: s.cfg.HTTP.MaxUploadBytes, Log: s.log.With("sys", "http")}
+	edge := httpapi.Edge{MaxBody: s.cfg.HTTP.MaxBodyBytes, MaxUpload: s.cfg.HTTP.MaxUploadBytes,
+		UploadIdle: s.cfg.HTTP.UploadIdleTimeout, WriteTimeout: s.cfg.HTTP.WriteTimeout, Log: s.log.With("sys", "http")}
 	if s.cfg.Auth {
 		edge.Guard = s.tokens.Guard(alog)
 	}
@@ -276,8 +315,9 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 		IdleTimeout:       s.cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	drain := httpapi.NewDrainer(srv, ln)
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- drain.Serve() }()
 	var gs *grpc.Server
 	if s.grpcLn != nil {
 		o := httpapi.GRPCOptions{Log: s.log.With("sys", "http"), Registerer: s.reg, MaxRecvBytes: s.cfg.HTTP.MaxBodyBytes}
@@ -310,17 +350,27 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	// Not ready first, while still serving as before, so that load
+	// balancers stop sending; then stop accepting and drain.
 	s.ready.Store(false)
+	s.log.Info("shutting down: not ready, still serving", "drain_delay", s.cfg.HTTP.DrainDelay)
+	time.Sleep(s.cfg.HTTP.DrainDelay)
 	s.log.Info("shutting down: draining requests", "timeout", s.cfg.HTTP.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if gs != nil {
-		gs.GracefulStop()
+		// GracefulStop waits for every RPC, a stream too, without a bound.
+		stopped := make(chan struct{})
+		go func() { gs.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			gs.Stop()
+		}
 	}
-	err := srv.Shutdown(sctx)
+	err := drain.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
-		s.log.Warn("shutdown timeout: closing remaining connections")
-		srv.Close()
+		s.log.Warn("shutdown timeout: closed the remaining connections")
 		err = nil
 	}
 	stopBG()

@@ -258,7 +258,7 @@ func inProcess(t *testing.T, change func(*config.Server)) string {
 	if change != nil {
 		change(&cfg)
 	}
-	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(logOut(), nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -551,4 +551,11 @@ func TestDataDirNotWritable(t *testing.T) {
 		os.WriteFile(file, []byte("x"), 0o644)
 		badStart(t, nil, filepath.Join(file, "data"), "create data dir")
 	})
+}
+
+func logOut() io.Writer {
+	if os.Getenv("FORGE_TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
@@ -274,14 +275,16 @@ func (a *Artifacts) RunFiles(ctx context.Context, s *Store, runID, rel string) (
 	var uri string
 	err := s.db.QueryRow(ctx, "SELECT artifact_uri FROM runs WHERE run_uuid = ?", runID).Scan(&uri)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, forge.Errorf(forge.NotFound, "run with id=%s not found", runID)
+		return nil, httpapi.RunNotFound(runID)
 	}
 	if err != nil {
 		return nil, err
 	}
 	root, err := RunArtifactRoot(uri)
 	if err != nil {
-		return nil, err
+		// The client wrote them straight to the run's location (file://,
+		// s3://...): this server has none of them.
+		return nil, forge.Errorf(forge.NotFound, "the artifacts of run %s are not on this server (artifact URI %s)", runID, uri)
 	}
 	rel, err = CleanPath(rel)
 	if err != nil {

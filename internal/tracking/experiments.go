@@ -10,6 +10,7 @@ import (
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/filter"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/names"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
@@ -36,14 +37,17 @@ func (s *Store) CreateExperiment(ctx context.Context, name, artifactLocation str
 		err := tx.QueryRow(ctx, `INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time)
 			VALUES (?, '', 'active', ?, ?) RETURNING experiment_id`, name, now, now).Scan(&id)
 		if sqlstore.IsUniqueViolation(err) {
-			return forge.Errorf(forge.AlreadyExists, "experiment '%s' already exists", name)
+			return httpapi.ExperimentExists(name)
 		}
 		if err != nil {
 			return fmt.Errorf("create experiment: %w", err)
 		}
-		loc := artifactLocation
-		if loc == "" {
-			loc = "mlflow-artifacts:/" + strconv.FormatInt(id, 10)
+		loc := strings.TrimRight(s.artifactRoot, "/") + "/" + strconv.FormatInt(id, 10)
+		if artifactLocation != "" {
+			// MLflow makes a local location absolute.
+			if loc, err = AbsoluteArtifactURI(artifactLocation, s.workDir); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?", loc, id); err != nil {
 			return err
@@ -76,7 +80,7 @@ func (s *Store) GetExperiment(ctx context.Context, id string) (Experiment, error
 	}
 	e, err := scanExperiment(s.db.QueryRow(ctx, "SELECT "+experimentCols+" FROM experiments WHERE experiment_id = ?", n))
 	if errors.Is(err, sql.ErrNoRows) {
-		return e, forge.Errorf(forge.NotFound, "no experiment with id=%s exists", id)
+		return e, httpapi.ExperimentNotFound(id)
 	}
 	if err != nil {
 		return e, fmt.Errorf("get experiment: %w", err)
@@ -88,11 +92,11 @@ func (s *Store) GetExperiment(ctx context.Context, id string) (Experiment, error
 func (s *Store) GetExperimentByName(ctx context.Context, name string) (Experiment, error) {
 	if names.Check("experiment name", name) != nil {
 		// No such name can be stored; PostgreSQL refuses NUL and bad UTF-8 in a query.
-		return Experiment{}, forge.Errorf(forge.NotFound, "could not find experiment with name %q", name)
+		return Experiment{}, httpapi.ExperimentNameNotFound(name)
 	}
 	e, err := scanExperiment(s.db.QueryRow(ctx, "SELECT "+experimentCols+" FROM experiments WHERE name = ?", name))
 	if errors.Is(err, sql.ErrNoRows) {
-		return e, forge.Errorf(forge.NotFound, "could not find experiment with name '%s'", name)
+		return e, httpapi.ExperimentNameNotFound(name)
 	}
 	if err != nil {
 		return e, fmt.Errorf("get experiment: %w", err)
@@ -140,7 +144,7 @@ func (s *Store) setExperimentStage(ctx context.Context, id, from, to string) err
 		var stage string
 		err := tx.QueryRow(ctx, "SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?", n).Scan(&stage)
 		if errors.Is(err, sql.ErrNoRows) {
-			return forge.Errorf(forge.NotFound, "no experiment with id=%s exists", id)
+			return httpapi.ExperimentNotFound(id)
 		}
 		if err != nil {
 			return err
@@ -187,7 +191,7 @@ func (s *Store) RenameExperiment(ctx context.Context, id, newName string) error 
 		var stage string
 		err := tx.QueryRow(ctx, "SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?", n).Scan(&stage)
 		if errors.Is(err, sql.ErrNoRows) {
-			return forge.Errorf(forge.NotFound, "no experiment with id=%s exists", id)
+			return httpapi.ExperimentNotFound(id)
 		}
 		if err != nil {
 			return err
@@ -197,7 +201,7 @@ func (s *Store) RenameExperiment(ctx context.Context, id, newName string) error 
 		}
 		_, err = tx.Exec(ctx, "UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?", newName, sqlstore.Now(), n)
 		if sqlstore.IsUniqueViolation(err) {
-			return forge.Errorf(forge.AlreadyExists, "experiment '%s' already exists", newName)
+			return httpapi.ExperimentExists(newName)
 		}
 		return err
 	})
@@ -216,7 +220,7 @@ func (s *Store) SetExperimentTag(ctx context.Context, id string, t KV) error {
 		var stage string
 		err := tx.QueryRow(ctx, "SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?", n).Scan(&stage)
 		if errors.Is(err, sql.ErrNoRows) {
-			return forge.Errorf(forge.NotFound, "no experiment with id=%s exists", id)
+			return httpapi.ExperimentNotFound(id)
 		}
 		if err != nil {
 			return err

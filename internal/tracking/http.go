@@ -2,13 +2,11 @@ package tracking
 
 import (
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 
-	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/sqlstore"
@@ -19,7 +17,12 @@ type API struct {
 	store     *Store
 	artifacts *Artifacts
 	log       *slog.Logger
+	noProxy   bool
 }
+
+// DisableArtifactProxy turns the artifact proxy's routes off, as MLflow's
+// --no-serve-artifacts does: they answer 503 saying so.
+func (a *API) DisableArtifactProxy() { a.noProxy = true }
 
 // NewAPI returns the tracking API over a store and an artifact root.
 func NewAPI(store *Store, artifacts *Artifacts, log *slog.Logger) *API {
@@ -71,13 +74,30 @@ func (a *API) Routes() []httpapi.Route {
 	h("GET "+p+"artifacts/list", a.listRunArtifacts)
 
 	const ap = "/api/2.0/mlflow-artifacts/artifacts"
-	routes = append(routes,
-		httpapi.Route{Pattern: "PUT " + ap + "/{path...}", Handler: http.HandlerFunc(a.uploadArtifact), Access: httpapi.WriteRun, Body: httpapi.BodyUpload},
-		httpapi.Route{Pattern: "GET " + ap + "/{path...}", Handler: http.HandlerFunc(a.downloadArtifact), Access: httpapi.Read})
-	run("DELETE "+ap+"/{path...}", a.deleteArtifact)
-	h("GET "+ap, a.listArtifacts)
-	return append(routes, a.bucketRoutes()...)
+	proxy := []httpapi.Route{
+		{Pattern: "PUT " + ap + "/{path...}", Handler: http.HandlerFunc(a.uploadArtifact), Access: httpapi.WriteRun, Body: httpapi.BodyUpload},
+		{Pattern: "GET " + ap + "/{path...}", Handler: http.HandlerFunc(a.downloadArtifact), Access: httpapi.Read},
+		{Pattern: "DELETE " + ap + "/{path...}", Handler: httpapi.JSON(a.log, a.deleteArtifact), Access: httpapi.WriteRun},
+		{Pattern: "GET " + ap, Handler: httpapi.JSON(a.log, a.listArtifacts), Access: httpapi.Read},
+	}
+	for i := range proxy {
+		if a.noProxy {
+			proxy[i].Handler = proxyOff
+		}
+	}
+	routes = append(routes, proxy...)
+	routes = append(routes, a.bucketRoutes()...)
+	routes = append(routes, a.loggedModelRoutes()...)
+	return append(routes, a.uiRoutes()...)
 }
+
+// proxyOff answers for the artifact proxy when it is off, in MLflow's words.
+var proxyOff = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprintf(w, "Endpoint: %s disabled due to the mlflow server running with `--no-serve-artifacts`. "+
+		"To enable artifacts server functionality, run `mlflow server` with `--serve-artifacts`", r.URL.Path)
+})
 
 func runID(id, uuid string) (string, error) {
 	if id == "" {
@@ -88,7 +108,7 @@ func runID(id, uuid string) (string, error) {
 
 func (a *API) createExperiment(r *http.Request) (any, error) {
 	var req api.CreateExperimentRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, createExperimentSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("name", req.Name); err != nil {
@@ -103,7 +123,7 @@ func (a *API) createExperiment(r *http.Request) (any, error) {
 
 func (a *API) getExperiment(r *http.Request) (any, error) {
 	var req api.ExperimentIDRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, experimentIDSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("experiment_id", req.ExperimentID); err != nil {
@@ -118,7 +138,7 @@ func (a *API) getExperiment(r *http.Request) (any, error) {
 
 func (a *API) getExperimentByName(r *http.Request) (any, error) {
 	var req api.GetExperimentByNameRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, byNameSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("experiment_name", req.ExperimentName); err != nil {
@@ -133,7 +153,7 @@ func (a *API) getExperimentByName(r *http.Request) (any, error) {
 
 func (a *API) searchExperiments(r *http.Request) (any, error) {
 	var req api.SearchExperimentsRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, searchExpSchema...); err != nil {
 		return nil, err
 	}
 	view, err := ParseViewType(req.ViewType)
@@ -154,7 +174,7 @@ func (a *API) searchExperiments(r *http.Request) (any, error) {
 
 func (a *API) experimentID(r *http.Request) (string, error) {
 	var req api.ExperimentIDRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, experimentIDSchema...); err != nil {
 		return "", err
 	}
 	return req.ExperimentID, httpapi.Required("experiment_id", req.ExperimentID)
@@ -178,21 +198,18 @@ func (a *API) restoreExperiment(r *http.Request) (any, error) {
 
 func (a *API) updateExperiment(r *http.Request) (any, error) {
 	var req api.UpdateExperimentRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, updateExpSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("experiment_id", req.ExperimentID); err != nil {
 		return nil, err
-	}
-	if req.NewName == "" {
-		return nil, nil // MLflow: nothing to update
 	}
 	return nil, a.store.RenameExperiment(r.Context(), req.ExperimentID, req.NewName)
 }
 
 func (a *API) setExperimentTag(r *http.Request) (any, error) {
 	var req api.SetExperimentTagRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, expTagSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("experiment_id", req.ExperimentID); err != nil {
@@ -206,7 +223,7 @@ func (a *API) setExperimentTag(r *http.Request) (any, error) {
 
 func (a *API) createRun(r *http.Request) (any, error) {
 	var req api.CreateRunRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, createRunSchema...); err != nil {
 		return nil, err
 	}
 	run, err := a.store.CreateRun(r.Context(), CreateRunOptions{ExperimentID: req.ExperimentID, UserID: req.UserID,
@@ -219,7 +236,7 @@ func (a *API) createRun(r *http.Request) (any, error) {
 
 func (a *API) getRun(r *http.Request) (any, error) {
 	var req api.RunIDRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, runIDSchema...); err != nil {
 		return nil, err
 	}
 	id, err := runID(req.RunID, req.RunUUID)
@@ -235,7 +252,7 @@ func (a *API) getRun(r *http.Request) (any, error) {
 
 func (a *API) updateRun(r *http.Request) (any, error) {
 	var req api.UpdateRunRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, updateRunSchema...); err != nil {
 		return nil, err
 	}
 	id, err := writeRunID(r, req.RunID, req.RunUUID)
@@ -252,7 +269,7 @@ func (a *API) updateRun(r *http.Request) (any, error) {
 // writeRunIDOnly reads a body that names only a run to write.
 func (a *API) writeRunIDOnly(r *http.Request) (string, error) {
 	var req api.RunIDRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, runIDSchema...); err != nil {
 		return "", err
 	}
 	return writeRunID(r, req.RunID, req.RunUUID)
@@ -276,7 +293,7 @@ func (a *API) restoreRun(r *http.Request) (any, error) {
 
 func (a *API) logMetric(r *http.Request) (any, error) {
 	var req api.LogMetricRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, logMetricSchema...); err != nil {
 		return nil, err
 	}
 	id, err := writeRunID(r, req.RunID, req.RunUUID)
@@ -287,7 +304,7 @@ func (a *API) logMetric(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if req.Value == nil {
-		return nil, forge.Errorf(forge.Invalid, "missing value for required parameter 'value'")
+		return nil, httpapi.MissingParam("value")
 	}
 	m := Metric{Key: req.Key, Value: float64(*req.Value), Timestamp: int64(req.Timestamp), Step: int64(req.Step)}
 	if m.Timestamp == 0 {
@@ -298,7 +315,7 @@ func (a *API) logMetric(r *http.Request) (any, error) {
 
 func (a *API) logParam(r *http.Request) (any, error) {
 	var req api.LogParamRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, keyValueSchema...); err != nil {
 		return nil, err
 	}
 	id, err := writeRunID(r, req.RunID, req.RunUUID)
@@ -309,14 +326,14 @@ func (a *API) logParam(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if req.Value == nil {
-		return nil, forge.Errorf(forge.Invalid, "missing value for required parameter 'value'")
+		return nil, httpapi.MissingParam("value")
 	}
 	return nil, a.store.LogBatch(r.Context(), id, nil, []KV{{req.Key, *req.Value}}, nil)
 }
 
 func (a *API) setTag(r *http.Request) (any, error) {
 	var req api.SetTagRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, keyValueSchema...); err != nil {
 		return nil, err
 	}
 	id, err := writeRunID(r, req.RunID, req.RunUUID)
@@ -327,14 +344,14 @@ func (a *API) setTag(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if req.Value == nil {
-		return nil, forge.Errorf(forge.Invalid, "missing value for required parameter 'value'")
+		return nil, httpapi.MissingParam("value")
 	}
 	return nil, a.store.LogBatch(r.Context(), id, nil, nil, []KV{{req.Key, *req.Value}})
 }
 
 func (a *API) deleteTag(r *http.Request) (any, error) {
 	var req api.DeleteTagRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, deleteTagSchema...); err != nil {
 		return nil, err
 	}
 	if _, err := writeRunID(r, req.RunID, ""); err != nil {
@@ -348,7 +365,7 @@ func (a *API) deleteTag(r *http.Request) (any, error) {
 
 func (a *API) logBatch(r *http.Request) (any, error) {
 	var req api.LogBatchRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, logBatchSchema...); err != nil {
 		return nil, err
 	}
 	if _, err := writeRunID(r, req.RunID, ""); err != nil {
@@ -367,7 +384,7 @@ func (a *API) logBatch(r *http.Request) (any, error) {
 
 func (a *API) logModel(r *http.Request) (any, error) {
 	var req api.LogModelRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, logModelSchema...); err != nil {
 		return nil, err
 	}
 	if _, err := writeRunID(r, req.RunID, ""); err != nil {
@@ -381,7 +398,7 @@ func (a *API) logModel(r *http.Request) (any, error) {
 
 func (a *API) logInputs(r *http.Request) (any, error) {
 	var req api.LogInputsRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, logInputsSchema...); err != nil {
 		return nil, err
 	}
 	if _, err := writeRunID(r, req.RunID, ""); err != nil {
@@ -397,7 +414,7 @@ func (a *API) logInputs(r *http.Request) (any, error) {
 
 func (a *API) searchRuns(r *http.Request) (any, error) {
 	var req api.SearchRunsRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, searchRunsSchema...); err != nil {
 		return nil, err
 	}
 	view, err := ParseViewType(req.RunViewType)
@@ -418,7 +435,7 @@ func (a *API) searchRuns(r *http.Request) (any, error) {
 
 func (a *API) metricHistory(r *http.Request) (any, error) {
 	var req api.GetMetricHistoryRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, historySchema...); err != nil {
 		return nil, err
 	}
 	id, err := runID(req.RunID, req.RunUUID)
@@ -437,7 +454,7 @@ func (a *API) metricHistory(r *http.Request) (any, error) {
 
 func (a *API) metricHistoryBulk(r *http.Request) (any, error) {
 	var req api.GetMetricHistoryBulkIntervalRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, bulkSchema...); err != nil {
 		return nil, err
 	}
 	if err := httpapi.Required("metric_key", req.MetricKey); err != nil {
@@ -452,7 +469,7 @@ func (a *API) metricHistoryBulk(r *http.Request) (any, error) {
 
 func (a *API) listRunArtifacts(r *http.Request) (any, error) {
 	var req api.ListArtifactsRequest
-	if err := httpapi.Bind(r, &req); err != nil {
+	if err := httpapi.BindChecked(r, &req, listArtifactsSchema...); err != nil {
 		return nil, err
 	}
 	id, err := runID(req.RunID, req.RunUUID)
@@ -513,13 +530,8 @@ func (a *API) downloadArtifact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rc.Close()
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.FormatInt(fi.Size, 10))
 	w.Header().Set("X-Content-Sha256", string(fi.Digest))
-	if _, err := io.Copy(w, rc); err != nil {
-		// Headers are gone; the short body tells the client. Log the cause.
-		a.log.Error("artifact download failed", "path", fi.Path, "err", err)
-	}
+	httpapi.ServeAttachment(w, r, a.log, fi.Path, fi.Size, rc)
 }
 
 func (a *API) deleteArtifact(r *http.Request) (any, error) {

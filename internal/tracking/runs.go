@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/names"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
@@ -24,15 +25,11 @@ type CreateRunOptions struct {
 	Status       string // RUNNING unless given (jobs create SCHEDULED runs)
 }
 
-// Run names, when not given, are made like MLflow's: adjective-noun-number.
-var (
-	nameAdjectives = []string{"able", "bold", "brave", "calm", "clever", "eager", "fair", "gentle", "keen", "lucky", "merry", "nimble", "quiet", "swift", "wise"}
-	nameNouns      = []string{"anvil", "bellows", "ember", "flame", "forge", "hammer", "ingot", "iron", "smith", "spark", "steel", "tongs"}
-)
-
+// randomRunName names a run nobody named like MLflow does
+// (adjective-noun-number), from its id.
 func randomRunName(id string) string {
-	n, _ := strconv.ParseUint(id[:8], 16, 64)
-	return fmt.Sprintf("%s-%s-%d", nameAdjectives[n%uint64(len(nameAdjectives))], nameNouns[(n/16)%uint64(len(nameNouns))], n%1000)
+	n, _ := strconv.ParseUint(id[:16], 16, 64)
+	return names.Readable(n)
 }
 
 // CreateRun starts a run in an active experiment.
@@ -78,7 +75,7 @@ func (s *Store) CreateRun(ctx context.Context, o CreateRunOptions) (Run, error) 
 		var stage, loc string
 		err := tx.QueryRow(ctx, "SELECT lifecycle_stage, artifact_location FROM experiments WHERE experiment_id = ?", expID).Scan(&stage, &loc)
 		if errors.Is(err, sql.ErrNoRows) {
-			return forge.Errorf(forge.NotFound, "no experiment with id=%s exists", o.ExperimentID)
+			return httpapi.ExperimentNotFound(o.ExperimentID)
 		}
 		if err != nil {
 			return err
@@ -133,7 +130,7 @@ func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 func (s *Store) GetRun(ctx context.Context, id string) (Run, error) {
 	r, err := scanRun(s.db.QueryRow(ctx, "SELECT "+runCols+" FROM runs WHERE run_uuid = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return r, forge.Errorf(forge.NotFound, "run with id=%s not found", id)
+		return r, httpapi.RunNotFound(id)
 	}
 	if err != nil {
 		return r, fmt.Errorf("get run: %w", err)
@@ -219,7 +216,7 @@ func activeRunWith(ctx context.Context, tx *sqlstore.Tx, st *statements, id stri
 		err = tx.QueryRow(ctx, qRunStage, id).Scan(&stage)
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return forge.Errorf(forge.NotFound, "run with id=%s not found", id)
+		return httpapi.RunNotFound(id)
 	}
 	if err != nil {
 		return err
@@ -268,7 +265,7 @@ func (s *Store) setRunStage(ctx context.Context, id, from, to string) error {
 		var stage string
 		err := tx.QueryRow(ctx, "SELECT lifecycle_stage FROM runs WHERE run_uuid = ?", id).Scan(&stage)
 		if errors.Is(err, sql.ErrNoRows) {
-			return forge.Errorf(forge.NotFound, "run with id=%s not found", id)
+			return httpapi.RunNotFound(id)
 		}
 		if err != nil {
 			return err
@@ -502,7 +499,7 @@ func (s *Store) runExists(ctx context.Context, runID string) (string, error) {
 	var stage string
 	err := s.db.QueryRow(ctx, "SELECT lifecycle_stage FROM runs WHERE run_uuid = ?", runID).Scan(&stage)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", forge.Errorf(forge.NotFound, "run with id=%s not found", runID)
+		return "", httpapi.RunNotFound(runID)
 	}
 	return stage, err
 }

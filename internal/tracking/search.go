@@ -44,7 +44,7 @@ func (s *Store) SearchRuns(ctx context.Context, q Query) ([]Run, string, error) 
 	for i, id := range q.ExperimentIDs {
 		n, err := parseExperimentID(id)
 		if err != nil {
-			return nil, "", err
+			n = -1 // MLflow: an id it does not have matches no run
 		}
 		ids[i] = n
 	}

@@ -53,7 +53,7 @@ func TestExperiments(t *testing.T) {
 		_, err = s.GetExperiment(ctx, "9999")
 		mustKind(t, err, forge.NotFound)
 		_, err = s.GetExperiment(ctx, "abc")
-		mustKind(t, err, forge.Invalid)
+		mustKind(t, err, forge.NotFound) // as MLflow answers
 		mustKind(t, s.DeleteExperiment(ctx, "0"), forge.Invalid)
 
 		if err := s.RenameExperiment(ctx, id, "exp2"); err != nil {

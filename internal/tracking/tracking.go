@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
@@ -95,13 +96,31 @@ type Run struct {
 // Store is the tracking store over the metadata database.
 type Store struct {
 	db *sqlstore.DB
+	// artifactRoot is where new experiments' artifacts go (ROOT/<id>) and
+	// workDir what a relative artifact_location is joined to.
+	artifactRoot, workDir string
 
 	prepOnce sync.Once
 	prep     *statements // nil if preparing failed: plain statements then
 }
 
 // New returns the tracking store.
-func New(db *sqlstore.DB) *Store { return &Store{db: db} }
+func New(db *sqlstore.DB) *Store { return &Store{db: db, artifactRoot: "mlflow-artifacts:/"} }
+
+// SetArtifactRoot sets the artifact root of new experiments (MLflow's
+// --default-artifact-root; a local path is made absolute against workDir)
+// and the folder a relative artifact_location is resolved in.
+func (s *Store) SetArtifactRoot(root, workDir string) error {
+	if root != "" {
+		abs, err := AbsoluteArtifactURI(root, workDir)
+		if err != nil {
+			return err
+		}
+		s.artifactRoot = abs
+	}
+	s.workDir = workDir
+	return nil
+}
 
 func newRunID() string {
 	var b [16]byte
@@ -205,7 +224,7 @@ func loadedValue(v float64, isNaN bool) float64 {
 func parseExperimentID(id string) (int64, error) {
 	var n int64
 	if _, err := fmt.Sscan(id, &n); err != nil || fmt.Sprint(n) != id {
-		return 0, forge.Errorf(forge.Invalid, "invalid experiment ID: '%s'", id)
+		return 0, httpapi.ExperimentNotFound(id) // MLflow: 404, as for any id it does not have
 	}
 	return n, nil
 }

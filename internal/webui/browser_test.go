@@ -320,6 +320,22 @@ func TestBrowserJourneys(t *testing.T) {
 		}
 	})
 
+	t.Run("a narrow window", func(t *testing.T) {
+		// At 600 px the pages fit the width: wide tables scroll inside
+		// their own box, the page itself never scrolls sideways.
+		narrow := emulation.SetDeviceMetricsOverride(600, 900, 1, false)
+		defer chromedp.Run(ctx, emulation.ClearDeviceMetricsOverride())
+		for _, u := range []string{base + "/#/jobs", base + "/", base + "/#/runs/" + s.bestID, expURL} {
+			var over int
+			run(t, ctx, narrow, chromedp.Navigate(u), chromedp.WaitVisible(`#main h1`),
+				chromedp.Evaluate(`document.documentElement.scrollWidth - window.innerWidth`, &over))
+			if over > 0 {
+				t.Errorf("%s at 600 px: the page is %d px wider than the window", u, over)
+			}
+		}
+		screenshot(t, ctx, "narrow-runs")
+	})
+
 	t.Run("compare runs", func(t *testing.T) {
 		var diff string
 		run(t, ctx, chromedp.Navigate(expURL+"?sort=metrics.loss"), chromedp.WaitVisible(`#runs .vt-row`),
@@ -330,8 +346,13 @@ func TestBrowserJourneys(t *testing.T) {
 		if !strings.Contains(diff, "lr") || !strings.Contains(diff, "best-run") {
 			t.Errorf("params that differ: %q, want lr and best-run", diff)
 		}
+		var metric string
+		run(t, ctx, chromedp.Evaluate(`document.getElementById('metric').value`, &metric))
+		if metric != "loss" {
+			t.Errorf("compare charts %q first, want loss, the metric the table was sorted by", metric)
+		}
 		var series int
-		run(t, ctx, chromedp.Evaluate(`document.querySelectorAll('#charts .u-legend .u-series').length`, &series))
+		run(t, ctx, chromedp.Evaluate(`[...document.querySelectorAll('#charts .u-legend .u-series')].filter(r => r.style.display !== 'none').length`, &series))
 		if series != 4 { // the step axis and three runs
 			t.Errorf("compare chart legend has %d entries, want 4", series)
 		}
@@ -342,6 +363,26 @@ func TestBrowserJourneys(t *testing.T) {
 			t.Errorf("parallel coordinates draw %s lines and the scatter %s points, want 3 each", lines, points)
 		}
 		screenshot(t, ctx, "compare")
+		// Lines by group: one per lr value, the mean of its runs with a band.
+		var legend []string
+		run(t, ctx, chromedp.SetValue(`#chart-group`, "lr"),
+			chromedp.Evaluate(`document.getElementById('chart-group').dispatchEvent(new Event('change'))`, nil),
+			chromedp.Poll(`document.querySelector('#charts .u-legend').textContent.includes('runs)')`, nil),
+			chromedp.Evaluate(`[...document.querySelectorAll('#charts .u-legend .u-series')].filter(r => r.style.display !== 'none').map(r => r.textContent).slice(1)`, &legend))
+		// The three lowest losses tie past best-run, so which lr values
+		// are picked varies: every group has its count, and they add to 3.
+		total := 0
+		for _, l := range legend {
+			var n int
+			if i := strings.Index(l, "("); i >= 0 {
+				fmt.Sscanf(l[i:], "(%d runs)", &n)
+			}
+			total += n
+		}
+		if len(legend) < 1 || total != 3 || !strings.Contains(strings.Join(legend, " "), "lr=0.01 (") {
+			t.Errorf("grouped legend %q, want groups of lr adding up to 3 runs, lr=0.01 among them", legend)
+		}
+		screenshot(t, ctx, "compare-grouped")
 		// The UI itself needs nothing the policy forbids (no inline script or style).
 		var blocked []string
 		run(t, ctx, chromedp.Evaluate(`window.__csp || ['the recorder is not installed']`, &blocked))

@@ -320,6 +320,48 @@ func TestBrowserPages(t *testing.T) {
 			t.Errorf("a bad request shows %q, want the server's message naming the input", msg)
 		}
 		screenshot(t, ctx, "deployment")
+		// The model's page: its signature and the deployment serving it.
+		var sig, used string
+		run(t, ctx, chromedp.Navigate(base+"/#/models/cancer?v=1"), chromedp.WaitVisible(`#signature`),
+			chromedp.Text(`#signature`, &sig), chromedp.Text(`#model-deployments`, &used))
+		if !strings.Contains(sig, "FP32") || !strings.Contains(used, "cancer-api") {
+			t.Errorf("cancer v1: signature %q, deployments %q", sig, used)
+		}
+		screenshot(t, ctx, "model-version")
+	})
+
+	t.Run("a job's log followed as lines arrive", func(t *testing.T) {
+		// The job may run as another user (run_as): the gate's folder and
+		// those above it must let it look (t.TempDir's parent is 0700).
+		dir, err := os.MkdirTemp("", "forge-ui-gate-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		os.Chmod(dir, 0o755)
+		gate := filepath.Join(dir, "go")
+		j, err := c.SubmitJob(bg, api.JobSpec{Name: "chatty", Command: []string{"sh", "-c",
+			"echo first line; while [ ! -e " + gate + " ]; do sleep 0.1; done; echo second line"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, ctx, chromedp.Navigate(base+"/#/jobs/"+j.ID),
+			chromedp.Poll(`document.getElementById('job-log') && document.getElementById('job-log').textContent.includes('first line')`, nil))
+		var mid string
+		run(t, ctx, chromedp.Text(`#job-log`, &mid))
+		if strings.Contains(mid, "second line") {
+			t.Fatalf("the second line shows before the job wrote it: %q", mid)
+		}
+		if err := os.WriteFile(gate, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var attempts string
+		run(t, ctx, chromedp.Poll(`document.getElementById('job-log').textContent.includes('second line') && document.getElementById('job-state').textContent === 'succeeded'`, nil),
+			chromedp.Text(`#attempts`, &attempts))
+		if !strings.Contains(attempts, "local") {
+			t.Errorf("attempts table %q, want the local executor's attempt", attempts)
+		}
+		screenshot(t, ctx, "followed")
 	})
 
 	t.Run("a running job cancelled from its page", func(t *testing.T) {

@@ -22,6 +22,14 @@ import (
 	"github.com/forge-mlops/forge"
 )
 
+// Tensor names of a tree model, as Triton's FIL backend names them. They
+// are the one naming Forge uses for XGBoost, whether a model is registered
+// (the recorded signature) or served straight from a model repository.
+const (
+	InputName  = "input__0"
+	OutputName = "output__0"
+)
+
 // Info describes a loaded model.
 type Info struct {
 	Objective  string  // XGBoost objective name, e.g. "binary:logistic"

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -69,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) forge.BlobStore) {
 			t.Fatalf("open bad digest: %v", err)
 		}
 	})
+	t.Run("Concurrency", func(t *testing.T) { RunConcurrency(t, open(t)) })
 	t.Run("DeleteAndList", func(t *testing.T) {
 		s := open(t)
 		var ds []forge.Digest
@@ -102,4 +104,72 @@ func Run(t *testing.T, open func(t *testing.T) forge.BlobStore) {
 			t.Fatalf("list after delete: %d", len(all))
 		}
 	})
+}
+
+// RunConcurrency checks that many concurrent Puts of the same and of
+// different content all succeed, agree on digests, and read back intact.
+func RunConcurrency(t *testing.T, s forge.BlobStore) {
+	ctx := context.Background()
+	const n = 16
+	type res struct {
+		want []byte
+		info forge.BlobInfo
+		err  error
+	}
+	out := make(chan res, 2*n)
+	same := bytes.Repeat([]byte("same content "), 1000)
+	for i := 0; i < n; i++ {
+		go func() {
+			info, err := s.Put(ctx, bytes.NewReader(same))
+			out <- res{same, info, err}
+		}()
+		go func() {
+			b := bytes.Repeat([]byte{byte(i)}, 1000+i)
+			info, err := s.Put(ctx, bytes.NewReader(b))
+			out <- res{b, info, err}
+		}()
+	}
+	for i := 0; i < 2*n; i++ {
+		r := <-out
+		if r.err != nil {
+			t.Fatalf("concurrent put: %v", r.err)
+		}
+		h := sha256.Sum256(r.want)
+		if r.info.Digest != forge.Digest(hex.EncodeToString(h[:])) || r.info.Size != int64(len(r.want)) {
+			t.Fatalf("concurrent put: %+v", r.info)
+		}
+		rc, err := s.Open(ctx, r.info.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, r.want) {
+			t.Fatalf("read back after concurrent puts: %d bytes, %v", len(got), err)
+		}
+	}
+	all, err := s.List(ctx, "")
+	if err != nil || len(all) != n+1 {
+		t.Fatalf("list after concurrent puts: %d blobs (want %d), %v", len(all), n+1, err)
+	}
+}
+
+// RunCorruption checks that a blob whose stored bytes were changed by
+// corrupt reads as an error wrapping wantErr, never as data.
+func RunCorruption(t *testing.T, s forge.BlobStore, corrupt func(d forge.Digest), wantErr error) {
+	ctx := context.Background()
+	info, err := s.Put(ctx, strings.NewReader("the model weights"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	corrupt(info.Digest)
+	rc, err := s.Open(ctx, info.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	_, err = io.ReadAll(rc)
+	if !errors.Is(err, wantErr) || !strings.Contains(err.Error(), "corrupted") || forge.KindOf(err) != forge.Internal {
+		t.Fatalf("read of a corrupted blob: %v", err)
+	}
 }

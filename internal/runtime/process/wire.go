@@ -57,6 +57,11 @@ func (p *predictor) Infer(ctx context.Context, inputs []forge.Tensor) ([]forge.T
 	if base == "" {
 		return nil, forge.Errorf(forge.Unavailable, "model %s version %s: %v; retry", p.name, p.version, errDown)
 	}
+	// The predictor is the user's code and may not check; the contract
+	// says inputs that break the signature are Invalid, whoever runs them.
+	if err := p.sig.CheckInputs(inputs); err != nil {
+		return nil, err
+	}
 	body, err := encode(inputs)
 	if err != nil {
 		return nil, err

@@ -16,10 +16,12 @@ import (
 // FileName is the model file a version holds.
 const FileName = "model.json"
 
-// Default tensor names, used when the registry records none.
+// Default tensor names, used when the registry records none: the same as
+// the registry records (Triton FIL's), so a model has one input name
+// whichever way it is served.
 const (
-	InputName  = "input"
-	OutputName = "output"
+	InputName  = xgboost.InputName
+	OutputName = xgboost.OutputName
 )
 
 // Runtime loads XGBoost JSON models.
@@ -31,7 +33,7 @@ var _ forge.Runtime = Runtime{}
 func (Runtime) Platform() string { return "xgboost" }
 
 // Load parses model.json. Tensor names come from the recorded signature when
-// it has exactly one input and one output, else they are "input"/"output".
+// it has exactly one input and one output, else they are InputName/OutputName.
 func (Runtime) Load(ctx context.Context, src forge.ModelSource) (forge.Model, error) {
 	b, err := fs.ReadFile(src.Files, FileName)
 	if err != nil {

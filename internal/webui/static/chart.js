@@ -112,7 +112,37 @@ export function lineChart(title, series, opts = {}) {
     return smoothSel.value === 'ema' ? ema(ys, w) : windowMean(ys, Math.round(1 + w * 100));
   };
   const positive = (ys) => logBox.checked ? ys.map(y => (y != null && y > 0 ? y : null)) : ys;
-  const bands = () => series.length <= (opts.maxBands || 10) && series.some(s => (s.count || []).some(c => c > 1));
+  // With opts.groups (a label per series), each group is drawn as the mean
+  // of its runs with their min-max band, as Aim does.
+  let grouping = opts.groups || null;
+  let labels = [];
+  const bands = () => grouping ? true : series.length <= (opts.maxBands || 10) && series.some(s => (s.count || []).some(c => c > 1));
+  function view() {
+    data = align(series, xSel.value);
+    labels = series.map(s => s.label);
+    if (!grouping) return;
+    const keys = [...new Set(grouping)];
+    const mean = [], lo = [], hi = [];
+    for (const k of keys) {
+      const members = grouping.map((g, i) => (g === k ? i : -1)).filter(i => i >= 0);
+      const m = new Array(data.x.length).fill(null), a = new Array(data.x.length).fill(null), b = new Array(data.x.length).fill(null);
+      for (let j = 0; j < data.x.length; j++) {
+        let sum = 0, n = 0;
+        for (const i of members) {
+          const v = data.mean[i][j];
+          if (v == null) continue;
+          sum += v; n++;
+          a[j] = a[j] == null ? v : Math.min(a[j], v);
+          b[j] = b[j] == null ? v : Math.max(b[j], v);
+        }
+        if (n) m[j] = sum / n;
+      }
+      mean.push(m); lo.push(a); hi.push(b);
+    }
+    data = { x: data.x, mean, lo, hi };
+    labels = keys.map(k => `${k} (${grouping.filter(g => g === k).length} runs)`);
+  }
+  box.regroup = (groups) => { grouping = groups; build(); };
   function columns() {
     const cols = [data.x];
     data.mean.forEach((m, i) => {
@@ -122,18 +152,18 @@ export function lineChart(title, series, opts = {}) {
     return cols;
   }
   function build() {
-    data = align(series, xSel.value);
+    view();
     const points = series.reduce((n, s) => n + (s.points || 0), 0);
     info.textContent = `${points.toLocaleString()} points, ${data.x.length.toLocaleString()} positions drawn`;
     const withBands = bands();
     const sers = [{ label: xSel.value === 'step' ? 'step' : 'time' }];
     const bandList = [];
-    series.forEach((s, i) => {
-      sers.push({ label: s.label, stroke: color(i), width: 1.5, spanGaps: true });
+    labels.forEach((label, i) => {
+      sers.push({ label, stroke: color(i), width: 1.5, spanGaps: true });
       if (withBands) {
         const base = sers.length;
-        sers.push({ label: s.label + ' min', stroke: 'transparent', spanGaps: true, show: true },
-          { label: s.label + ' max', stroke: 'transparent', spanGaps: true, show: true });
+        sers.push({ label: label + ' min', stroke: 'transparent', spanGaps: true, show: true },
+          { label: label + ' max', stroke: 'transparent', spanGaps: true, show: true });
         bandList.push({ series: [base + 1, base], fill: color(i) + '33' });
       }
     });
@@ -160,7 +190,7 @@ export function lineChart(title, series, opts = {}) {
     plot.setData(columns());
   });
   window.addEventListener('resize', () => plot && plot.setSize({ width: width(), height: 280 }));
-  box.update = (next) => { series = next; data = align(series, xSel.value); plot.setData(columns()); };
+  box.update = (next) => { series = next; view(); plot.setData(columns()); };
   build();
   return box;
 }

@@ -24,7 +24,20 @@ export async function comparePage(query) {
   const pick = el('select', { id: 'metric', 'aria-label': 'Metric' }, keys.map(k => el('option', { value: k }, k)));
   pick.value = query.get('metric') && keys.includes(query.get('metric')) ? query.get('metric') : keys[0] || '';
   const chartSlot = el('div', { id: 'charts' });
-  page.append(el('div', { class: 'toolbar' }, el('label', {}, 'Metric ', pick)), chartSlot);
+  const paramKeys = [...new Set(runs.flatMap(r => (r.data.params || []).map(p => p.key)))].sort();
+  const groupPick = el('select', { id: 'chart-group', 'aria-label': 'Group runs by' }, el('option', { value: '' }, 'each run'),
+    paramKeys.map(k => el('option', { value: k }, 'params.' + k)));
+  groupPick.value = paramKeys.includes(query.get('group')) ? query.get('group') : '';
+  page.append(el('div', { class: 'toolbar' }, el('label', {}, 'Metric ', pick), el('label', {}, ' Lines: ', groupPick)), chartSlot);
+  const pval = (r, k) => { const p = (r.data.params || []).find(p => p.key === k); return p ? p.value : '(none)'; };
+  const groupsOf = () => groupPick.value ? runs.map(r => `${groupPick.value}=${pval(r, groupPick.value)}`) : null;
+  let chart = null;
+  groupPick.addEventListener('change', () => {
+    const q = new URLSearchParams(location.hash.split('?')[1] || '');
+    if (groupPick.value) q.set('group', groupPick.value); else q.delete('group');
+    setQuery(q);
+    if (chart) chart.regroup(groupsOf());
+  });
   async function draw() {
     const key = pick.value;
     if (!key) { chartSlot.replaceChildren(el('p', { class: 'muted' }, 'These runs have no metrics.')); return; }
@@ -34,7 +47,8 @@ export async function comparePage(query) {
       // (never under 100) for many, so 100 runs stay under a few MB.
       const n = Math.max(100, Math.min(1000, Math.floor(50000 / runs.length)));
       const hist = await api.metricBuckets(runs.map(r => r.info.run_id), key, n);
-      chartSlot.replaceChildren(lineChart(key, runs.map((r, i) => ({ label: name(r), ...hist[i] }))));
+      chart = lineChart(key, runs.map((r, i) => ({ label: name(r), ...hist[i] })), { groups: groupsOf() });
+      chartSlot.replaceChildren(chart);
     } catch (err) { chartSlot.replaceChildren(errorBox(err)); }
   }
   pick.addEventListener('change', draw);

@@ -53,6 +53,7 @@ export async function jobPage(id) {
       job.run_id ? el('span', {}, ' · run ', el('a', { href: '#/runs/' + encodeURIComponent(job.run_id) }, job.run_id)) : '',
       job.message ? ` · ${job.message}` : ''),
     el('dl', { class: 'facts' }, el('dt', {}, 'Command'), el('dd', {}, el('code', { id: 'job-command' }, (job.spec && job.spec.command || []).join(' ')))),
+    el('h2', {}, 'Attempts'), attemptsTable(job),
     el('h2', {}, 'Log'), log);
   if (!final(job.state) && await may('write')) {
     const msg = el('span', { id: 'cancel-error' });
@@ -67,20 +68,67 @@ export async function jobPage(id) {
     } }, 'Cancel job');
     page.querySelector('h1').after(el('div', { class: 'toolbar' }, cancel, msg));
   }
-  const tick = async () => {
-    if (!page.isConnected && log.textContent) return; // navigated away
+  // The log is followed as a stream (?follow=true): lines show as the job
+  // writes them, only the last 500 are kept, and the stream ends with the
+  // job. The state and attempts are polled beside it.
+  const ctl = new AbortController();
+  const tail = [];
+  let partial = '';
+  let shown = false;
+  const show = () => {
+    if (shown) return;
+    shown = true;
+    requestAnimationFrame(() => { shown = false; log.textContent = [...tail, partial].join('\n').replace(/\n$/, '') || '(no output yet)'; });
+  };
+  const follow = async () => {
     try {
-      const resp = await fetch('/api/forge/v1/jobs/' + encodeURIComponent(id) + '/logs', { credentials: 'same-origin' });
-      const text = await resp.text();
-      log.textContent = text.split('\n').slice(-500).join('\n') || '(no output yet)';
+      const resp = await fetch('/api/forge/v1/jobs/' + encodeURIComponent(id) + '/logs?follow=true', { credentials: 'same-origin', signal: ctl.signal });
+      if (!resp.ok) throw new api.APIError(`${resp.status} ${resp.statusText}: ${await resp.text()}`, resp.status);
+      const reader = resp.body.getReader();
+      const dec = new TextDecoder();
+      show();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const lines = (partial + dec.decode(value, { stream: true })).split('\n');
+        partial = lines.pop();
+        tail.push(...lines);
+        if (tail.length > 500) tail.splice(0, tail.length - 500);
+        show();
+      }
+    } catch (err) {
+      if (err.name !== 'AbortError') log.replaceChildren(errorBox(err));
+    }
+  };
+  let attached = false;
+  const tick = async () => {
+    if (page.isConnected) attached = true;
+    else if (attached) { ctl.abort(); return; } // navigated away
+    try {
       const j = await api.get('/api/forge/v1/jobs/' + encodeURIComponent(id));
       state.textContent = j.state;
+      const at = page.querySelector('#attempts');
+      if (at) at.replaceWith(attemptsTable(j));
       if (final(j.state)) { const b = page.querySelector('#cancel-job'); if (b) b.remove(); }
       else setTimeout(tick, 2000);
     } catch (err) {
-      log.replaceChildren(errorBox(err));
+      setTimeout(tick, 5000);
     }
   };
+  follow();
   tick();
   return page;
+}
+
+// attemptsTable: each try at the job, its executor, times, exit and why.
+function attemptsTable(job) {
+  const rows = job.attempts || [];
+  if (!rows.length) return el('p', { class: 'muted', id: 'attempts' }, 'Not started yet.');
+  return el('table', { class: 'grid', id: 'attempts' },
+    el('thead', {}, el('tr', {}, ['Attempt', 'Executor', 'Started', 'Took', 'Exit', 'Reason', 'Message'].map(h => el('th', {}, h)))),
+    el('tbody', {}, rows.map(a => el('tr', { 'data-attempt': String(a.attempt) },
+      el('td', { class: 'num' }, String(a.attempt)), el('td', {}, a.executor || ''), el('td', {}, timeEl(a.started_at)),
+      el('td', {}, a.started_at ? fmtDuration((a.finished_at || Date.now()) - a.started_at) : ''),
+      el('td', { class: 'num' }, a.exit_code == null ? '' : String(a.exit_code)), el('td', {}, a.reason || ''),
+      el('td', { class: 'muted' }, a.message || '')))));
 }

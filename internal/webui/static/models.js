@@ -37,7 +37,7 @@ function latest(m) {
 
 // modelPage shows a model's versions: stage, aliases, the run that made
 // each and where its files came from.
-export async function modelPage(name) {
+export async function modelPage(name, query) {
   const page = el('section');
   let model, versions;
   try {
@@ -58,15 +58,78 @@ export async function modelPage(name) {
     model.description ? el('p', {}, model.description) : '',
     el('table', { class: 'grid', id: 'versions' },
       el('thead', {}, el('tr', {}, ['Version', 'Aliases', 'Stage', 'Status', 'Run', 'Source', 'Created'].map(h => el('th', {}, h)))),
-      el('tbody', {}, versions.map(v => el('tr', { 'data-version': v.version },
-        el('td', { class: 'num' }, v.version),
+      el('tbody', {}, versions.map(v => el('tr', { 'data-version': v.version, class: query && query.get('v') === String(v.version) ? 'sel' : null },
+        el('td', { class: 'num' }, el('a', { href: `#/models/${encodeURIComponent(name)}?v=${v.version}` }, v.version)),
         el('td', {}, (aliases.get(v.version) || []).map(a => el('span', { class: 'tag' }, '@' + a))),
         el('td', {}, v.current_stage || ''), el('td', {}, v.status || ''),
         el('td', {}, v.run_id ? el('a', { href: '#/runs/' + encodeURIComponent(v.run_id) }, v.run_id.slice(0, 8)) : ''),
         el('td', { class: 'muted' }, v.source || ''),
         el('td', {}, timeEl(v.creation_timestamp)))))));
+  const chosen = (query && query.get('v')) || (versions[0] && versions[0].version);
+  if (chosen) page.append(await versionDetail(name, chosen));
+  page.append(await usedBy(name));
   if (await may('write') && versions.length) page.append(el('h2', {}, 'Aliases'), aliasForm(name, model.aliases || [], versions));
   return page;
+}
+
+// versionDetail: a version's format, signature, files, and its lineage
+// version -> run -> job -> code bundle -> dataset versions.
+async function versionDetail(name, version) {
+  const box = el('div', { id: 'version-detail' }, el('h2', {}, `Version ${version}`));
+  let d;
+  try {
+    d = await api.get(`/api/forge/v1/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}`);
+  } catch (err) {
+    box.append(errorBox(err));
+    return box;
+  }
+  const sig = d.signature;
+  const tensors = (title, ts) => el('div', {}, el('h3', {}, title), ts && ts.length
+    ? el('table', { class: 'grid' }, el('thead', {}, el('tr', {}, ['Name', 'Type', 'Shape'].map(h => el('th', {}, h)))),
+      el('tbody', {}, ts.map(t => el('tr', {}, el('td', {}, t.name), el('td', {}, t.datatype), el('td', {}, `[${(t.shape || []).join(', ')}]`)))))
+    : el('p', { class: 'muted' }, 'Not recorded.'));
+  const facts = [['Format', d.format], ['Model file', d.model_file || '']];
+  if (sig && sig.onnx) facts.push(['ONNX', `IR ${sig.onnx.ir_version}, opset ${sig.onnx.opset}${sig.onnx.producer ? ', ' + sig.onnx.producer : ''}`]);
+  if (sig && sig.xgboost) facts.push(['XGBoost', `${sig.xgboost.objective}, ${sig.xgboost.num_features} features, ${sig.xgboost.num_trees} trees`]);
+  box.append(el('dl', { class: 'facts' }, facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])),
+    el('div', { class: 'kv', id: 'signature' }, tensors('Inputs', sig && sig.inputs), tensors('Outputs', sig && sig.outputs)));
+  // Lineage, read step by step: each link is followed only if it exists.
+  const chain = el('ol', { class: 'lineage', id: 'model-lineage' }, el('li', {}, `${name} v${version}`));
+  box.append(el('h3', {}, 'Lineage'), chain);
+  const runId = d.lineage && d.lineage.run_id;
+  if (!runId) { chain.append(el('li', { class: 'muted' }, `from ${d.lineage ? d.lineage.source : 'files uploaded directly'}`)); return box; }
+  chain.append(el('li', {}, 'run ', el('a', { href: '#/runs/' + encodeURIComponent(runId) }, runId)));
+  try {
+    const run = await api.run(runId);
+    const tags = new Map((run.data.tags || []).map(t => [t.key, t.value]));
+    const jobId = tags.get('forge.job_id');
+    if (jobId) {
+      chain.append(el('li', {}, 'job ', el('a', { href: '#/jobs/' + encodeURIComponent(jobId) }, jobId)));
+      try {
+        const job = await api.get('/api/forge/v1/jobs/' + encodeURIComponent(jobId));
+        if (job.spec && job.spec.code) chain.append(el('li', {}, 'code bundle ', el('code', {}, 'sha256:' + job.spec.code.slice(0, 12))));
+      } catch { /* the job may be gone */ }
+    }
+    const inputs = [...tags].filter(([k]) => k.startsWith('forge.input.')).map(([, v]) => v.split(' ')[0]);
+    for (const ref of inputs) {
+      const [ds, ver] = ref.split('@');
+      chain.append(el('li', {}, 'dataset ', el('a', { href: `#/datasets/${encodeURIComponent(ds)}${ver ? '?v=' + encodeURIComponent(ver) : ''}` }, ref)));
+    }
+  } catch (err) { chain.append(el('li', {}, errorBox(err))); }
+  return box;
+}
+
+// usedBy lists the deployments that serve a version of this model.
+async function usedBy(name) {
+  const box = el('div', { id: 'model-deployments' }, el('h2', {}, 'Deployments'));
+  try {
+    const deps = ((await api.get('/api/forge/v1/deployments')).deployments || [])
+      .filter(d => d.model === name || d.canary_model === name);
+    box.append(deps.length ? el('ul', {}, deps.map(d => el('li', {}, el('a', { href: '#/deployments/' + encodeURIComponent(d.name) }, d.name),
+      ` serves @${d.ref}` + (d.status && d.status.targets ? ' (' + d.status.targets.map(t => `v${t.version} ${t.weight}%`).join(', ') + ')' : ''))))
+      : el('p', { class: 'muted' }, 'No deployment serves this model.'));
+  } catch (err) { box.append(errorBox(err)); }
+  return box;
 }
 
 // aliasForm points an alias (new or existing) at a version, after a second

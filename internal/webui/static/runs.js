@@ -127,7 +127,9 @@ export async function runsPage(expId, query) {
     if (!colsBox.hidden) drawColumnChooser();
   });
   compareBtn.addEventListener('click', () => {
-    location.hash = '#/compare?runs=' + encodeURIComponent([...selected].join(','));
+    // The metric the table is sorted by is the one to chart first.
+    const metric = sort.startsWith('metrics.') ? '&metric=' + encodeURIComponent(sort.slice(8)) : '';
+    location.hash = '#/compare?runs=' + encodeURIComponent([...selected].join(',')) + metric;
   });
 
   // order is what the table shows, top to bottom: run indices, and with

@@ -1,0 +1,278 @@
+package blob_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/internal/blob"
+	"github.com/forge-mlops/forge/internal/blob/blobtest"
+	"github.com/forge-mlops/forge/internal/blob/s3test"
+)
+
+func openS3(t *testing.T, srv *s3test.Server, prefix string, cacheBytes int64) *blob.S3 {
+	t.Helper()
+	s, err := blob.NewS3(context.Background(), blob.S3Options{Bucket: "forge", Prefix: prefix, Endpoint: srv.Endpoint,
+		Region: "us-east-1", PathStyle: true, AccessKeyID: s3test.AccessKey, SecretAccessKey: s3test.SecretKey,
+		CacheDir: t.TempDir(), CacheBytes: cacheBytes, PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestS3Conformance(t *testing.T) {
+	srv := s3test.Start(t, "forge")
+	n := 0
+	blobtest.Run(t, func(t *testing.T) forge.BlobStore {
+		n++ // a fresh prefix per subtest: an empty store
+		return openS3(t, srv, "team/"+strings.Repeat("x", n), 1<<30)
+	})
+}
+
+// Bytes changed in the bucket read as corruption, never as data.
+func TestS3Corruption(t *testing.T) {
+	srv := s3test.Start(t, "forge")
+	s := openS3(t, srv, "p", 1<<30)
+	blobtest.RunCorruption(t, s, func(d forge.Digest) {
+		key := "p/sha256/" + string(d[:2]) + "/" + string(d[2:])
+		_, err := s.Client().PutObject(context.Background(), "forge", key, strings.NewReader("the model weighTs"), 17, minio.PutObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}, blob.ErrCorrupt)
+	// Path verifies too: no corrupted copy lands in the cache.
+	info, _ := s.Put(context.Background(), strings.NewReader("other"))
+	key := "p/sha256/" + string(info.Digest[:2]) + "/" + string(info.Digest[2:])
+	s.Client().PutObject(context.Background(), "forge", key, strings.NewReader("OTHER"), 5, minio.PutObjectOptions{})
+	if _, err := s.Path(info.Digest); !errors.Is(err, blob.ErrCorrupt) {
+		t.Fatalf("Path of a corrupted blob: %v", err)
+	}
+	if _, err := os.Stat(s.CacheFile(info.Digest)); !os.IsNotExist(err) {
+		t.Fatalf("a corrupted copy is in the cache: %v", err)
+	}
+}
+
+// A blob larger than one request streams up as a multipart upload, lands
+// under its digest, and leaves no temporary object or upload behind.
+func TestS3LargeMultipart(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, "forge")
+	s := openS3(t, srv, "", 1<<30)
+	data := make([]byte, 21<<20)
+	for i := range data {
+		data[i] = byte(i * 7 / 3)
+	}
+	info, err := s.Put(ctx, io.MultiReader(bytes.NewReader(data))) // no Len: unknown size
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(data)
+	if info.Digest != forge.Digest(hex.EncodeToString(h[:])) || info.Size != int64(len(data)) {
+		t.Fatalf("put: %+v", info)
+	}
+	var keys []string
+	for o := range s.Client().ListObjects(ctx, "forge", minio.ListObjectsOptions{Recursive: true}) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		keys = append(keys, o.Key)
+	}
+	want := "sha256/" + string(info.Digest[:2]) + "/" + string(info.Digest[2:])
+	if len(keys) != 1 || keys[0] != want {
+		t.Fatalf("objects in the bucket: %v, want only %s", keys, want)
+	}
+	for u := range s.Client().ListIncompleteUploads(ctx, "forge", "", true) {
+		t.Fatalf("incomplete upload left behind: %+v", u)
+	}
+	p, err := s.Path(info.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(p)
+	if !bytes.Equal(got, data) {
+		t.Fatal("cached copy differs")
+	}
+}
+
+// The cache stays within its bytes, evicting the least recently used copy.
+func TestS3CacheBounded(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, "forge")
+	s := openS3(t, srv, "", 2500)
+	var ds []forge.Digest
+	for _, c := range []string{"a", "b", "c"} {
+		info, err := s.Put(ctx, strings.NewReader(strings.Repeat(c, 1000)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, info.Digest)
+	}
+	p0, err := s.Path(ds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Path(ds[1])
+	s.Path(ds[0]) // a is now more recent than b
+	s.Path(ds[2])
+	if size, n := s.CacheUsage(); size != 2000 || n != 2 {
+		t.Fatalf("cache holds %d bytes in %d files, want 2000 in 2", size, n)
+	}
+	if _, err := os.Stat(s.CacheFile(ds[1])); !os.IsNotExist(err) {
+		t.Fatalf("least recently used copy not evicted: %v", err)
+	}
+	if b, _ := os.ReadFile(p0); string(b) != strings.Repeat("a", 1000) {
+		t.Fatal("recently used copy evicted")
+	}
+}
+
+// PutFile uploads a hashed file and keeps it as the local copy; Touch and
+// RemoveIfOlder are garbage collection's operations.
+func TestS3PutFileTouchRemove(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, "forge")
+	s := openS3(t, srv, "", 1<<30)
+	f := filepath.Join(t.TempDir(), "upload")
+	os.WriteFile(f, []byte("parquet bytes"), 0o644)
+	h := sha256.Sum256([]byte("parquet bytes"))
+	d := forge.Digest(hex.EncodeToString(h[:]))
+	if _, err := s.PutFile(ctx, f, d); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Path(d); err != nil || p != s.CacheFile(d) {
+		t.Fatalf("Path: %s %v", p, err)
+	}
+	if removed, _, err := s.RemoveIfOlder(d, time.Now().Add(-time.Hour)); removed || err != nil {
+		t.Fatalf("a new blob was removed: %v", err)
+	}
+	if err := s.Touch(d); err != nil {
+		t.Fatal(err)
+	}
+	removed, size, err := s.RemoveIfOlder(d, time.Now().Add(time.Hour))
+	if !removed || size != 13 || err != nil {
+		t.Fatalf("RemoveIfOlder = %v %d %v", removed, size, err)
+	}
+	if _, err := s.Stat(ctx, d); !forge.IsKind(err, forge.NotFound) {
+		t.Fatalf("stat after removal: %v", err)
+	}
+	if _, err := os.Stat(s.CacheFile(d)); !os.IsNotExist(err) {
+		t.Fatal("removed blob still cached")
+	}
+	if err := s.Touch(d); !forge.IsKind(err, forge.NotFound) {
+		t.Fatalf("touch removed: %v", err)
+	}
+}
+
+// Bad settings fail at start with a message naming them.
+func TestS3BadSettings(t *testing.T) {
+	srv := s3test.Start(t, "forge")
+	base := blob.S3Options{Bucket: "forge", Endpoint: srv.Endpoint, Region: "us-east-1", PathStyle: true,
+		AccessKeyID: s3test.AccessKey, SecretAccessKey: s3test.SecretKey, CacheDir: t.TempDir()}
+	wrong := base
+	wrong.SecretAccessKey = "nope"
+	missing := base
+	missing.Bucket = "absent"
+	for name, c := range map[string]struct {
+		o    blob.S3Options
+		want string
+	}{"credentials": {wrong, "AWS_SECRET_ACCESS_KEY"}, "bucket": {missing, "no such bucket"}} {
+		if _, err := blob.NewS3(context.Background(), c.o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error mentioning %q", name, err, c.want)
+		}
+	}
+}
+
+// A server restart in the middle is an Unavailable error while it is
+// down, and the store works again once it is back.
+func TestS3Restart(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, "forge")
+	s := openS3(t, srv, "", 1<<30)
+	info, err := s.Put(ctx, strings.NewReader("kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	if _, err := s.Put(ctx, strings.NewReader("lost")); !forge.IsKind(err, forge.Unavailable) {
+		t.Fatalf("put while down: %v, want Unavailable", err)
+	}
+	srv.Restart()
+	rc, err := s.Open(ctx, info.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || string(b) != "kept" {
+		t.Fatalf("after restart: %q %v", b, err)
+	}
+}
+
+// The S3 server dies in the middle of a multipart upload: the Put fails
+// (Unavailable), what was acknowledged before is still there, and the
+// unfinished upload it could not abort is removed when the store is
+// opened again (a restarted forge server).
+func TestS3RestartMidUpload(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, "forge")
+	s := openS3(t, srv, "p", 1<<30)
+	kept, err := s.Put(ctx, strings.NewReader("acknowledged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Put(ctx, pr)
+		done <- err
+	}()
+	// 15 MiB consumed: the 8 MiB head and two 5 MiB parts are up or going.
+	if _, err := pw.Write(make([]byte, 15<<20)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	go func() {
+		pw.Write(make([]byte, 10<<20))
+		pw.Close()
+	}()
+	if err := <-done; !forge.IsKind(err, forge.Unavailable) {
+		t.Fatalf("put across a dead server: %v, want Unavailable", err)
+	}
+	srv.Restart()
+	pending := 0
+	for u := range s.Client().ListIncompleteUploads(ctx, "forge", "p/", true) {
+		if u.Err == nil {
+			pending++
+		}
+	}
+	if pending != 1 {
+		t.Fatalf("%d unfinished uploads after the failure, want the 1 that could not be aborted", pending)
+	}
+	s = openS3(t, srv, "p", 1<<30)
+	for u := range s.Client().ListIncompleteUploads(ctx, "forge", "p/", true) {
+		t.Fatalf("unfinished upload left after a restart: %+v", u)
+	}
+	for o := range s.Client().ListObjects(ctx, "forge", minio.ListObjectsOptions{Prefix: "p/tmp/", Recursive: true}) {
+		t.Fatalf("temporary object left after a restart: %+v", o)
+	}
+	rc, err := s.Open(ctx, kept.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || string(b) != "acknowledged" {
+		t.Fatalf("acknowledged blob after the restart: %q %v", b, err)
+	}
+}
