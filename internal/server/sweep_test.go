@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/forge-mlops/forge/api"
+	"github.com/forge-mlops/forge/internal/sqlstore/sqlstoretest"
 )
 
 // trialScript is a sweep's trial: it checks that the parameter reached it
@@ -196,5 +197,94 @@ func TestSweepSurvivesRestart(t *testing.T) {
 	}
 	if parentRun, err := c.GetRun(ctx, sw.ParentRunID); err != nil || parentRun.Info.Status != "FINISHED" {
 		t.Fatalf("the sweep's run: %+v %v, want FINISHED", parentRun.Info, err)
+	}
+}
+
+// stopScript is a trial that ends quickly for x=1 and waits for a cancel
+// otherwise.
+const stopScript = `
+import json, os, sys, time, urllib.request
+x = int(sys.argv[1])
+if x != 1:
+    time.sleep(600)
+body = {"run_id": os.environ["MLFLOW_RUN_ID"], "key": "acc", "value": x, "timestamp": 1, "step": 0}
+urllib.request.urlopen(urllib.request.Request(os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/log-metric",
+    data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})).read()
+`
+
+// On PostgreSQL: stopping a grid sweep cancels its running trial's job;
+// resuming it runs the cancelled point again, and stopping a stopped
+// sweep is a conflict.
+func TestSweepStopResume(t *testing.T) {
+	t.Setenv("FORGE_DB", sqlstoretest.PostgresURL(t))
+	parent, err := os.MkdirTemp("", "forge-sweep-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := startForge(t, "--data-dir", filepath.Join(parent, "data"))
+	c := api.NewClient(p.url, "")
+	ctx := context.Background()
+	lo, hi := 1.0, 2.0
+	spec := api.SweepSpec{Name: "grid", Command: []string{"/usr/bin/python3", "-c", stopScript, "${x}"},
+		Objective: api.SweepObjective{Metric: "acc", Goal: "maximize"}, Algorithm: "grid", Parallel: 1,
+		Parameters: map[string]*api.SweepParam{"x": {Type: "int", Min: &lo, Max: &hi}}}
+	if _, err := c.CreateSweep(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	// Trial 0 (x=1) completes; trial 1 (x=2) waits.
+	waitSweep(t, c, "grid", func(sw api.Sweep) bool {
+		return countState(sw, "complete") == 1 && countState(sw, "running") == 1 && sw.Trials[1].RunID != ""
+	})
+	sw, err := c.StopSweep(ctx, "grid")
+	if err != nil || sw.State != "stopped" || countState(sw, "cancelled") != 1 {
+		t.Fatalf("stop: %+v %v", sw, err)
+	}
+	var jobID string
+	for _, tr := range sw.Trials {
+		if tr.State == "cancelled" {
+			jobID = tr.JobID
+		}
+	}
+	ctxJob, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		j, err := c.Job(ctxJob, jobID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Final() {
+			if j.State != "cancelled" {
+				t.Fatalf("the stopped trial's job: %+v", j)
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := c.StopSweep(ctx, "grid"); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Fatalf("stopping a stopped sweep: %v", err)
+	}
+	if sw, err = c.ResumeSweep(ctx, "grid"); err != nil || sw.State != "running" {
+		t.Fatalf("resume: %+v %v", sw, err)
+	}
+	// The cancelled point (x=2) runs again; stop it too, then check.
+	sw = waitSweep(t, c, "grid", func(sw api.Sweep) bool { return len(sw.Trials) == 3 })
+	var again api.SweepTrial
+	for _, tr := range sw.Trials {
+		if tr.Number == 2 {
+			again = tr
+		}
+	}
+	if again.Params["x"] != "2" {
+		t.Fatalf("after resume trial 2 is %+v, want x=2 again", again)
+	}
+	if sw.Best == nil || sw.Best.Params["x"] != "1" {
+		t.Fatalf("best %+v, want x=1", sw.Best)
+	}
+	if _, err := c.StopSweep(ctx, "grid"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -13,6 +13,9 @@ type Observation struct {
 	Params   map[string]string
 	Value    float64
 	Complete bool // false: failed, or still running
+	// Cancelled trials (a stopped sweep's) do not count: a grid runs
+	// their points again.
+	Cancelled bool
 }
 
 // Suggest returns trial number's parameters. It is a function of the spec
@@ -21,11 +24,37 @@ type Observation struct {
 func (s *Spec) Suggest(number int, history []Observation) map[string]string {
 	switch s.Algorithm {
 	case "grid":
-		return s.gridPoint(number)
+		return s.nextGridPoint(history)
 	case "tpe":
 		return s.tpe(number, history)
 	}
 	return s.random(number)
+}
+
+// nextGridPoint is the first combination that no trial of the history
+// but a cancelled one has.
+func (s *Spec) nextGridPoint(history []Observation) map[string]string {
+	names := s.paramNames()
+	key := func(p map[string]string) string {
+		k := ""
+		for _, n := range names {
+			k += p[n] + "\x00"
+		}
+		return k
+	}
+	used := map[string]bool{}
+	for _, o := range history {
+		if !o.Cancelled {
+			used[key(o.Params)] = true
+		}
+	}
+	n := int(s.gridSize())
+	for i := range n {
+		if p := s.gridPoint(i); !used[key(p)] {
+			return p
+		}
+	}
+	return s.gridPoint(0)
 }
 
 // gridPoint is the number-th combination, the first parameter (by name)

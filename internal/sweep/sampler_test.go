@@ -123,8 +123,16 @@ func TestGridCoversEveryCombinationOnce(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	var order []string
+	var hist []Observation
 	for i := range 9 {
-		p := s.Suggest(i, nil)
+		p := s.Suggest(i, hist)
+		// A cancelled trial's point comes again.
+		if i == 4 {
+			if again := s.Suggest(i, append(hist, Observation{Params: p, Cancelled: true})); !maps(again, p) {
+				t.Fatalf("after cancelling %v the grid suggested %v", p, again)
+			}
+		}
+		hist = append(hist, Observation{Params: p})
 		k := p["a"] + "/" + p["b"]
 		if seen[k] {
 			t.Fatalf("trial %d repeats %s", i, k)

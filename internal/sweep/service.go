@@ -197,7 +197,9 @@ func (s *Service) step(ctx context.Context, sw Sweep) error {
 	if err != nil {
 		return err
 	}
-	inflight, failed := 0, 0
+	// Trials cancelled when the sweep was stopped do not count towards
+	// max_trials: resuming runs as many again.
+	inflight, failed, used := 0, 0, 0
 	for i := range ts {
 		if err := s.follow(ctx, sw, &ts[i]); err != nil {
 			return err
@@ -208,6 +210,9 @@ func (s *Service) step(ctx context.Context, sw Sweep) error {
 		case TrialFailed:
 			failed++
 		}
+		if ts[i].State != TrialCancelled {
+			used++
+		}
 	}
 	// Most trials failing stops the sweep: the command, not the
 	// parameters, is likely at fault.
@@ -215,7 +220,8 @@ func (s *Service) step(ctx context.Context, sw Sweep) error {
 	if tooMany() {
 		return s.end(ctx, sw, Failed, fmt.Sprintf("%d of %d trials failed", failed, len(ts)))
 	}
-	for inflight < sw.Spec.Parallel && len(ts) < sw.Spec.MaxTrials && !tooMany() {
+	for inflight < sw.Spec.Parallel && used < sw.Spec.MaxTrials && !tooMany() {
+		used++
 		t := Trial{Number: len(ts), Params: sw.Spec.Suggest(len(ts), observations(sw.Spec, ts)), State: TrialPending, fresh: true}
 		if err := s.st.addTrial(ctx, sw.Name, t); err != nil {
 			return err
@@ -231,7 +237,7 @@ func (s *Service) step(ctx context.Context, sw Sweep) error {
 			failed++
 		}
 	}
-	if inflight == 0 && len(ts) >= sw.Spec.MaxTrials {
+	if inflight == 0 && used >= sw.Spec.MaxTrials {
 		return s.end(ctx, sw, Finished, "")
 	}
 	return nil
@@ -346,7 +352,7 @@ func (s *Service) findJob(ctx context.Context, name string) (string, error) {
 func observations(spec Spec, ts []Trial) []Observation {
 	out := make([]Observation, len(ts))
 	for i, t := range ts {
-		out[i] = Observation{Params: t.Params, Complete: t.State == TrialComplete && t.Value != nil}
+		out[i] = Observation{Params: t.Params, Complete: t.State == TrialComplete && t.Value != nil, Cancelled: t.State == TrialCancelled}
 		if out[i].Complete {
 			out[i].Value = *t.Value
 			if spec.Objective.Goal == "maximize" {
