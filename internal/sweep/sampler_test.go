@@ -226,3 +226,28 @@ func TestJobSpecSubstitutes(t *testing.T) {
 		t.Fatalf("job spec %+v", js)
 	}
 }
+
+// The budget: suggesting the next trial with 1,000 finished
+// trials in the history under 10 ms (a benchmark, not a timed test).
+func BenchmarkTPESuggest1000(b *testing.B) {
+	s := &Spec{Name: "b", Command: []string{"x"}, Objective: Objective{Metric: "m"}, Algorithm: "tpe", MaxTrials: 2000, Seed: 1,
+		Parameters: map[string]*Param{
+			"x":   {Type: "float", Min: f(-5), Max: f(10)},
+			"lr":  {Type: "float", Min: f(1e-5), Max: f(0.1), Log: true},
+			"d":   {Type: "int", Min: f(2), Max: f(8)},
+			"opt": {Values: []any{"adam", "sgd"}},
+		}}
+	if err := s.Normalize(); err != nil {
+		b.Fatal(err)
+	}
+	var hist []Observation
+	for i := range 1000 {
+		p := s.random(i)
+		x, _ := strconv.ParseFloat(p["x"], 64)
+		hist = append(hist, Observation{Params: p, Value: x * x, Complete: true})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.Suggest(1000+i, hist)
+	}
+}

@@ -103,6 +103,7 @@ type parzen struct {
 	mu, sd []float64
 	lo, hi float64
 	cat    [][]float64 // per kernel, the probability of each choice
+	logC   []float64   // per kernel: log weight - log(sd sqrt(2 pi)) - log mass on [lo, hi]
 }
 
 // parzen builds the estimator over observations xs (in trial order) as
@@ -178,6 +179,11 @@ func (p *Param) parzen(xs []float64) *parzen {
 			e.sd[i] = 1
 		}
 	}
+	e.logC = make([]float64, len(e.w))
+	for k, w := range e.w {
+		mass := phi((hi-e.mu[k])/e.sd[k]) - phi((lo-e.mu[k])/e.sd[k])
+		e.logC[k] = math.Log(w) - math.Log(e.sd[k]*math.Sqrt(2*math.Pi)) - math.Log(math.Max(mass, 1e-300))
+	}
 	return e
 }
 
@@ -227,10 +233,9 @@ func (e *parzen) logPDF(x float64) float64 {
 		return 0
 	}
 	terms := make([]float64, len(e.w))
-	for k, w := range e.w {
+	for k := range e.w {
 		z := (x - e.mu[k]) / e.sd[k]
-		mass := phi((e.hi-e.mu[k])/e.sd[k]) - phi((e.lo-e.mu[k])/e.sd[k])
-		terms[k] = math.Log(w) - 0.5*z*z - math.Log(e.sd[k]*math.Sqrt(2*math.Pi)) - math.Log(math.Max(mass, 1e-300))
+		terms[k] = e.logC[k] - 0.5*z*z
 	}
 	return logSumExp(terms)
 }
