@@ -34,6 +34,7 @@ type SweepSpec struct {
 type SweepObjective struct {
 	Metric string `json:"metric" yaml:"metric"`
 	Goal   string `json:"goal,omitempty" yaml:"goal"` // minimize | maximize
+	Use    string `json:"use,omitempty" yaml:"use"`   // last (default) | best of the metric's values
 }
 
 // SweepParam is a float or int range (min, max, log) or categorical values.

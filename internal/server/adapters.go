@@ -90,6 +90,24 @@ func (s sweepRuns) LogParams(ctx context.Context, runID string, params map[strin
 	return s.store.LogBatch(ctx, runID, nil, kvs, nil)
 }
 
+func (s sweepRuns) MetricValues(ctx context.Context, runID, key string) ([]float64, error) {
+	var out []float64
+	token := ""
+	for {
+		ms, next, err := s.store.MetricHistory(ctx, runID, key, 0, token)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			out = append(out, m.Value)
+		}
+		if next == "" {
+			return out, nil
+		}
+		token = next
+	}
+}
+
 func (s sweepRuns) LastMetric(ctx context.Context, runID, key string) (float64, bool, error) {
 	run, err := s.store.GetRun(ctx, runID)
 	if err != nil {

@@ -200,19 +200,21 @@ func TestSweepSurvivesRestart(t *testing.T) {
 	}
 }
 
-// stopScript is a trial that ends quickly for x=1 and waits for a cancel
-// otherwise.
+// stopScript is a trial that logs acc 0.5, 0.9, 0.7 for x=1 and waits
+// for a cancel otherwise.
 const stopScript = `
 import json, os, sys, time, urllib.request
 x = int(sys.argv[1])
 if x != 1:
     time.sleep(600)
-body = {"run_id": os.environ["MLFLOW_RUN_ID"], "key": "acc", "value": x, "timestamp": 1, "step": 0}
-urllib.request.urlopen(urllib.request.Request(os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/log-metric",
-    data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})).read()
+for step, acc in enumerate([0.5, 0.9, 0.7]):
+    body = {"run_id": os.environ["MLFLOW_RUN_ID"], "key": "acc", "value": acc, "timestamp": 1, "step": step}
+    urllib.request.urlopen(urllib.request.Request(os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/log-metric",
+        data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})).read()
 `
 
-// On PostgreSQL: stopping a grid sweep cancels its running trial's job;
+// On PostgreSQL: a trial's objective is its metric's best value when the
+// spec says so; stopping a grid sweep cancels its running trial's job;
 // resuming it runs the cancelled point again, and stopping a stopped
 // sweep is a conflict.
 func TestSweepStopResume(t *testing.T) {
@@ -230,7 +232,7 @@ func TestSweepStopResume(t *testing.T) {
 	ctx := context.Background()
 	lo, hi := 1.0, 2.0
 	spec := api.SweepSpec{Name: "grid", Command: []string{"/usr/bin/python3", "-c", stopScript, "${x}"},
-		Objective: api.SweepObjective{Metric: "acc", Goal: "maximize"}, Algorithm: "grid", Parallel: 1,
+		Objective: api.SweepObjective{Metric: "acc", Goal: "maximize", Use: "best"}, Algorithm: "grid", Parallel: 1,
 		Parameters: map[string]*api.SweepParam{"x": {Type: "int", Min: &lo, Max: &hi}}}
 	if _, err := c.CreateSweep(ctx, spec); err != nil {
 		t.Fatal(err)
@@ -281,8 +283,8 @@ func TestSweepStopResume(t *testing.T) {
 	if again.Params["x"] != "2" {
 		t.Fatalf("after resume trial 2 is %+v, want x=2 again", again)
 	}
-	if sw.Best == nil || sw.Best.Params["x"] != "1" {
-		t.Fatalf("best %+v, want x=1", sw.Best)
+	if sw.Best == nil || sw.Best.Params["x"] != "1" || *sw.Best.Value != 0.9 {
+		t.Fatalf("best %+v, want x=1 with its best acc 0.9 (not the last, 0.7)", sw.Best)
 	}
 	if _, err := c.StopSweep(ctx, "grid"); err != nil {
 		t.Fatal(err)

@@ -203,6 +203,7 @@ func TestSpecRefusesBadInput(t *testing.T) {
 		{"grid over a float range", "parameters.x: grid search needs values", func(s *Spec) { s.Algorithm = "grid" }},
 		{"no metric", "objective.metric", func(s *Spec) { s.Objective.Metric = "" }},
 		{"bad goal", "objective.goal", func(s *Spec) { s.Objective.Goal = "best" }},
+		{"bad use", "objective.use", func(s *Spec) { s.Objective.Use = "mean" }},
 		{"no max_trials", "max_trials", func(s *Spec) { s.MaxTrials = 0 }},
 		{"bad job env", "env:", func(s *Spec) { s.Env = map[string]string{"1X": "y"} }},
 	}

@@ -33,6 +33,8 @@ type Runs interface {
 	// LastMetric is the metric's latest value on the run; ok is false when
 	// the run has not logged it.
 	LastMetric(ctx context.Context, runID, key string) (v float64, ok bool, err error)
+	// MetricValues is every value the run logged for the metric.
+	MetricValues(ctx context.Context, runID, key string) ([]float64, error)
 }
 
 // Service creates sweeps and runs them: Run is its control loop.
@@ -317,7 +319,7 @@ func (s *Service) follow(ctx context.Context, sw Sweep, t *Trial) error {
 			case j.RunID == "":
 				t.State, t.Message = TrialFailed, "the job has no tracking run"
 			default:
-				v, ok, err := s.runs.LastMetric(ctx, j.RunID, sw.Spec.Objective.Metric)
+				v, ok, err := s.objective(ctx, sw.Spec, j.RunID)
 				if err != nil {
 					return err
 				}
@@ -386,4 +388,23 @@ func bestTrial(spec Spec, ts []Trial) (Trial, bool) {
 		return Trial{}, false
 	}
 	return s[0], true
+}
+
+// objective is the trial run's objective: the metric's last value, or its
+// best one if the spec says so.
+func (s *Service) objective(ctx context.Context, spec Spec, runID string) (float64, bool, error) {
+	if spec.Objective.Use != "best" {
+		return s.runs.LastMetric(ctx, runID, spec.Objective.Metric)
+	}
+	vs, err := s.runs.MetricValues(ctx, runID, spec.Objective.Metric)
+	if err != nil || len(vs) == 0 {
+		return 0, false, err
+	}
+	best := vs[0]
+	for _, v := range vs[1:] {
+		if spec.Objective.Goal == "maximize" && v > best || spec.Objective.Goal != "maximize" && v < best {
+			best = v
+		}
+	}
+	return best, true, nil
 }

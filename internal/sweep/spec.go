@@ -49,6 +49,9 @@ type Spec struct {
 type Objective struct {
 	Metric string `json:"metric" yaml:"metric"`
 	Goal   string `json:"goal,omitempty" yaml:"goal"` // minimize (default) | maximize
+	// Use says which of the metric's values is the trial's: last
+	// (default) or best.
+	Use string `json:"use,omitempty" yaml:"use"`
 }
 
 // Param is one searched parameter: a float or int range, or categorical
@@ -86,6 +89,13 @@ func (s *Spec) Normalize() error {
 	case "minimize", "maximize":
 	default:
 		return forge.Errorf(forge.Invalid, "objective.goal: %q, want minimize or maximize", s.Objective.Goal)
+	}
+	switch s.Objective.Use {
+	case "":
+		s.Objective.Use = "last"
+	case "last", "best":
+	default:
+		return forge.Errorf(forge.Invalid, "objective.use: %q, want last or best", s.Objective.Use)
 	}
 	switch s.Algorithm {
 	case "":
