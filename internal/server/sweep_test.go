@@ -75,7 +75,7 @@ func countState(sw api.Sweep, state string) int {
 }
 
 // A random sweep on a real server's local executor, with the server
-// stopped in the middle and a new one started on the same data dir: every
+// killed (-9) in the middle and a new one started on the same data dir: every
 // trial runs once and completes, its run is a child of the sweep's run and
 // carries its params, and the best trial is the one with the least loss.
 func TestSweepSurvivesRestart(t *testing.T) {
@@ -118,7 +118,7 @@ func TestSweepSurvivesRestart(t *testing.T) {
 	if mid.State != "running" || len(mid.Trials) >= trials && countState(mid, "complete") == trials {
 		t.Fatalf("the sweep ended before the restart: %+v", mid)
 	}
-	p.term(t)
+	p.kill() // kill -9: nothing gets to tidy up
 
 	// The same address: the trials running now log to it.
 	p2, _ := startForgeAt(t, strings.TrimPrefix(p.url, "http://"), "--data-dir", dataDir)
