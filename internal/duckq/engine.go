@@ -189,3 +189,8 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 // VARCHAR, TIMESTAMP WITH TIME ZONE). DuckDB rejects unknown names itself;
 // this only keeps the text from escaping its string literal or struct.
 var typeName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_ ]*(\([0-9, ]+\))?(\[\])?$`)
+
+// Open returns a fresh DuckDB instance with the engine's resource bounds
+// and full file access, for callers inside Forge that build their own SQL
+// (never a user's query: use Query for those). The caller closes it.
+func (e *Engine) Open(ctx context.Context) (*sql.DB, error) { return e.open(ctx, nil) }

@@ -22,6 +22,7 @@ import (
 	"github.com/forge-mlops/forge/internal/executor/local"
 	"github.com/forge-mlops/forge/internal/executor/slurm"
 	"github.com/forge-mlops/forge/internal/jobs"
+	"github.com/forge-mlops/forge/internal/monitor"
 	"github.com/forge-mlops/forge/internal/ort"
 	"github.com/forge-mlops/forge/internal/registry"
 	"github.com/forge-mlops/forge/internal/runtime/onnxrt"
@@ -153,6 +154,11 @@ func (s *Server) mount(ctx context.Context) error {
 	s.deploy, deployAPI = deploy.Build(s.db, s.registry, s.blobs, s.serve, s.cfg.DataDir, s.log.With("sys", "deploy"))
 	s.routes = append(s.routes, deployAPI.Routes()...)
 	s.runners = append(s.runners, part{"deploy", s.deploy.Run})
+	// Monitoring: drift of each deployment's logged payloads against its
+	// model's training data (lineage) or a given reference.
+	mon := monitor.New(monitor.Monitor{Deployments: deploy.NewStore(s.db), Registry: s.registry, Runs: tracks, Datasets: data,
+		Engine: eng, PayloadPrefix: "payloads.", Log: s.log.With("sys", "monitor")}, s.reg)
+	s.routes = append(s.routes, mon.Routes()...)
 	// Blob garbage collection asks every component that records blob
 	// digests; one left out here would lose its blobs to a sweep.
 	s.routes = append(s.routes, blobgc.Routes(s.blobs, []blobgc.Referrer{artifacts, data, s.registry, js}, temps, s.log.With("sys", "blobgc"))...)

@@ -7,3 +7,6 @@ func (s *Server) KillPart(name string) { s.parts.kill(name) }
 
 // SetRestartBackoff sets how long a stopped part waits to restart.
 func (s *Server) SetRestartBackoff(d time.Duration) { s.parts.backoff, s.parts.maxBackoff = d, d }
+
+// FlushPayloads writes the payloads logged so far.
+func (s *Server) FlushPayloads() { s.serve.FlushPayloads() }

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/forge-mlops/forge/api"
+)
+
+func init() {
+	register("monitor", "watch deployed models: forge monitor drift DEPLOYMENT [--window 1h|10000rows]", cmdMonitor)
+}
+
+func cmdMonitor(ctx context.Context, c *cli, args []string) error {
+	return subcommand(ctx, c, "monitor", args, map[string]func(context.Context, *cli, []string) error{
+		"drift": monitorDrift,
+	})
+}
+
+func monitorDrift(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "monitor drift")
+	cf := addClientFlags(fs, c)
+	window := fs.String("window", "1h", "the logged payloads to compare: a duration (1h, 30m) or a row count (10000rows)")
+	reference := fs.String("reference", "", "DATASET@VERSION to compare with (default: the dataset the served version's run used as input)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cf.check(); err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"usage: forge monitor drift DEPLOYMENT [--window 1h|10000rows] [--reference DATASET@VERSION] [-o json]"}
+	}
+	r, err := cf.client().DeploymentDrift(ctx, pos[0], *window, *reference)
+	if err != nil {
+		return err
+	}
+	if cf.json() {
+		return printJSON(c.stdout, r)
+	}
+	return printDrift(c, r)
+}
+
+func printDrift(c *cli, r api.DriftReport) error {
+	fmt.Fprintf(c.stdout, "deployment %s: %s version %d, window %s (%d rows) against %s (%d rows)\n",
+		r.Deployment, r.Model, r.Version, r.Window, r.CurrentRows, r.Reference, r.ReferenceRows)
+	var rows [][]string
+	for _, f := range r.Features {
+		drifted := "no"
+		if f.Drifted {
+			drifted = "yes"
+		}
+		psi := "-"
+		if f.PSI != nil {
+			psi = fmtFloat(*f.PSI)
+		}
+		rows = append(rows, []string{f.Name, f.Kind, f.Method, fmtFloat(f.Statistic), cmpSign(f.Method) + fmtFloat(f.Threshold), drifted, psi})
+	}
+	if err := table(c.stdout, []string{"FEATURE", "KIND", "METHOD", "STATISTIC", "DRIFT IF", "DRIFTED", "PSI"}, rows); err != nil {
+		return err
+	}
+	verdict := "no dataset drift"
+	if r.DatasetDrift {
+		verdict = "DATASET DRIFT"
+	}
+	_, err := fmt.Fprintf(c.stdout, "%d of %d features drifted (share %s, dataset drift at >= %s): %s\n",
+		r.Drifted, len(r.Features), fmtFloat(r.Share), fmtFloat(r.ShareThreshold), verdict)
+	return err
+}
+
+// cmpSign says which side of the threshold is drift: p-values below it,
+// distances above it.
+func cmpSign(method string) string {
+	if method == "ks" || method == "chisquare" {
+		return "< "
+	}
+	return "> "
+}
+
+func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', 4, 64) }

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/forge-mlops/forge/api"
+)
+
+// The CLI passes the window and reference on and prints a line per
+// feature with its statistic, threshold and verdict, then the share. The
+// report itself is tested end to end in internal/server (TestDeploymentDrift).
+func TestMonitorDriftCLI(t *testing.T) {
+	ks, psi := 0.31, 0.7
+	report := api.DriftReport{Deployment: "cancer-api", Model: "cancer", Version: 2, Reference: "train@1", Window: "500rows",
+		ReferenceRows: 800, CurrentRows: 500, Drifted: 1, Share: 0.5, ShareThreshold: 0.5, DatasetDrift: true,
+		Features: []api.FeatureDrift{
+			{Name: "age", Column: "in_input_0", Kind: "numeric", Method: "ks", Statistic: 0.0001, Threshold: 0.05, Drifted: true, KS: &ks, PSI: &psi},
+			{Name: "color", Column: "in_input_1", Kind: "categorical", Method: "chisquare", Statistic: 0.6, Threshold: 0.05},
+		}}
+	var query string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/forge/v1/deployments/cancer-api/drift" {
+			http.Error(w, `{"error":"not found"}`, 404)
+			return
+		}
+		query = r.URL.RawQuery
+		json.NewEncoder(w).Encode(report)
+	}))
+	defer srv.Close()
+
+	out, _, err := dataCLI(srv.URL, "monitor", "drift", "cancer-api", "--window", "500rows", "--reference", "train@1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if query != "reference=train%401&window=500rows" {
+		t.Errorf("query %q", query)
+	}
+	for _, want := range []string{
+		"deployment cancer-api: cancer version 2, window 500rows (500 rows) against train@1 (800 rows)",
+		"age", "ks", "0.0001", "< 0.05", "yes", "0.7",
+		"1 of 2 features drifted (share 0.5, dataset drift at >= 0.5): DATASET DRIFT",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) < 4 || !strings.Contains(lines[3], "color") || !strings.Contains(lines[3], "no") {
+		t.Errorf("the color line:\n%s", out)
+	}
+
+	out, _, err = dataCLI(srv.URL, "monitor", "drift", "cancer-api", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got api.DriftReport
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.Features[0].Name != "age" || !got.DatasetDrift {
+		t.Errorf("-o json: %v %+v", err, got)
+	}
+	if query != "window=1h" {
+		t.Errorf("default window: query %q", query)
+	}
+
+	if _, _, err := dataCLI(srv.URL, "monitor", "drift"); err == nil || !strings.Contains(err.Error(), "usage: forge monitor drift") {
+		t.Errorf("no deployment: %v", err)
+	}
+}

@@ -1,0 +1,321 @@
+// Package monitor watches deployed models: it compares the payloads a
+// deployment logged (the dataset payloads.MODEL that serving writes) with
+// the data its model was trained on, found through lineage (the served
+// version's run and the dataset versions that run used as inputs).
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/api"
+	"github.com/forge-mlops/forge/internal/datasets"
+	"github.com/forge-mlops/forge/internal/deploy"
+	"github.com/forge-mlops/forge/internal/drift"
+	"github.com/forge-mlops/forge/internal/duckq"
+	"github.com/forge-mlops/forge/internal/httpapi"
+	"github.com/forge-mlops/forge/internal/registry"
+	"github.com/forge-mlops/forge/internal/tracking"
+)
+
+// What the monitor reads of other components; each is satisfied by the
+// component's own type.
+type (
+	Deployments interface {
+		Get(ctx context.Context, name string) (deploy.Deployment, error)
+	}
+	Registry interface {
+		Resolve(ctx context.Context, name, ref string) (registry.Version, error)
+	}
+	Runs interface {
+		GetRun(ctx context.Context, id string) (tracking.Run, error)
+	}
+	Datasets interface {
+		File(ctx context.Context, ref string) (datasets.Version, string, error)
+		Versions(ctx context.Context, name string) ([]datasets.Version, error)
+	}
+)
+
+// Monitor computes drift reports of deployments. Build it with New.
+type Monitor struct {
+	Deployments Deployments
+	Registry    Registry
+	Runs        Runs
+	Datasets    Datasets
+	Engine      *duckq.Engine
+	// PayloadPrefix is serving's payload dataset prefix ("payloads.").
+	PayloadPrefix string
+	Log           *slog.Logger
+	Now           func() time.Time // time.Now when nil
+
+	driftGauge, datasetGauge *prometheus.GaugeVec
+}
+
+// New returns m with its gauges registered on reg: the latest report's
+// statistic per feature (forge_feature_drift) and share of drifted
+// features (forge_deployment_drift_share), so an alerting stack can
+// alert on them.
+func New(m Monitor, reg prometheus.Registerer) *Monitor {
+	m.driftGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "forge_feature_drift",
+		Help: "Drift statistic of a deployment's input feature in its latest drift report (a p-value for ks and chisquare, a distance for wasserstein and jensenshannon)."},
+		[]string{"deployment", "version", "feature", "method"})
+	m.datasetGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "forge_deployment_drift_share",
+		Help: "Share of a deployment's input features drifted in its latest drift report."},
+		[]string{"deployment", "version"})
+	if reg != nil {
+		reg.MustRegister(m.driftGauge, m.datasetGauge)
+	}
+	return &m
+}
+
+// observe sets the gauges to r.
+func (m *Monitor) observe(r api.DriftReport) {
+	if m.driftGauge == nil {
+		return
+	}
+	v := strconv.FormatInt(r.Version, 10)
+	// A feature or method of an older report is not this one's.
+	m.driftGauge.DeletePartialMatch(prometheus.Labels{"deployment": r.Deployment})
+	for _, f := range r.Features {
+		m.driftGauge.WithLabelValues(r.Deployment, v, f.Name, f.Method).Set(f.Statistic)
+	}
+	m.datasetGauge.DeletePartialMatch(prometheus.Labels{"deployment": r.Deployment})
+	m.datasetGauge.WithLabelValues(r.Deployment, v).Set(r.Share)
+}
+
+// Routes are the monitoring API.
+func (m *Monitor) Routes() []httpapi.Route {
+	return []httpapi.Route{
+		{Pattern: "GET /api/forge/v1/deployments/{name}/drift", Handler: httpapi.JSON(m.Log, m.drift), Access: httpapi.Read,
+			Summary: "Drift of a deployment's logged inputs against its reference (its model's training data)"},
+	}
+}
+
+func (m *Monitor) drift(r *http.Request) (any, error) {
+	q := r.URL.Query()
+	w, err := ParseWindow(q.Get("window"))
+	if err != nil {
+		return nil, err
+	}
+	return m.Drift(r.Context(), r.PathValue("name"), w, q.Get("reference"))
+}
+
+// Window is the part of the logged payloads a report looks at: the last
+// Duration, or the last Rows rows.
+type Window struct {
+	Duration time.Duration
+	Rows     int64
+}
+
+func (w Window) String() string {
+	if w.Rows > 0 {
+		return strconv.FormatInt(w.Rows, 10) + "rows"
+	}
+	return w.Duration.String()
+}
+
+var rowsRe = regexp.MustCompile(`^([0-9]+)\s*rows?$`)
+
+// ParseWindow reads "1h", "30m" (any Go duration) or "10000rows";
+// "" is the last hour.
+func ParseWindow(s string) (Window, error) {
+	if s == "" {
+		return Window{Duration: time.Hour}, nil
+	}
+	if m := rowsRe.FindStringSubmatch(s); m != nil {
+		n, err := strconv.ParseInt(m[1], 10, 64)
+		if err == nil && n > 0 {
+			return Window{Rows: n}, nil
+		}
+	} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return Window{Duration: d}, nil
+	}
+	return Window{}, forge.Errorf(forge.Invalid, "invalid window %q: want a duration such as 1h or a row count such as 10000rows", s)
+}
+
+var badDatasetChars = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
+
+// Drift compares the deployment's stable model's logged inputs in w with
+// reference ("" for the one lineage gives: the dataset input of the
+// served version's run).
+func (m *Monitor) Drift(ctx context.Context, name string, w Window, reference string) (api.DriftReport, error) {
+	d, err := m.Deployments.Get(ctx, name)
+	if err != nil {
+		return api.DriftReport{}, err
+	}
+	v, err := m.Registry.Resolve(ctx, d.Model, d.Ref)
+	if err != nil {
+		return api.DriftReport{}, err
+	}
+	if reference == "" {
+		if reference, err = m.lineage(ctx, v); err != nil {
+			return api.DriftReport{}, err
+		}
+	}
+	refV, refPath, err := m.Datasets.File(ctx, reference)
+	if err != nil {
+		return api.DriftReport{}, fmt.Errorf("reference %s: %w", reference, err)
+	}
+	out := api.DriftReport{Deployment: d.Name, Model: d.Model, Version: v.Version, Reference: refV.Ref(), Window: w.String(),
+		Features: []api.FeatureDrift{}}
+
+	payloads := m.PayloadPrefix + badDatasetChars.ReplaceAllString(d.Model, "_")
+	files, err := m.windowFiles(ctx, payloads, w)
+	if err != nil {
+		return api.DriftReport{}, err
+	}
+	if len(files) == 0 {
+		return api.DriftReport{}, forge.Errorf(forge.NotFound, "deployment %s has no logged payloads in the last %s (dataset %s; is serve.payload_sample_rate above 0?)", name, w, payloads)
+	}
+	db, err := m.Engine.Open(ctx)
+	if err != nil {
+		return api.DriftReport{}, err
+	}
+	defer db.Close()
+	refCols, err := drift.Columns(ctx, db, drift.Parquet(refPath))
+	if err != nil {
+		return api.DriftReport{}, fmt.Errorf("read reference %s: %w", refV.Ref(), err)
+	}
+	curCols, err := drift.Columns(ctx, db, drift.Parquet(files...))
+	if err != nil {
+		return api.DriftReport{}, fmt.Errorf("read payloads %s: %w", payloads, err)
+	}
+	// The model's inputs are the logged in_* columns, in order; the
+	// reference's columns name them, in order. Trailing reference columns
+	// beyond the inputs (the label, usually) are left out.
+	var inputs []string
+	for _, c := range curCols {
+		if strings.HasPrefix(c.Name, "in_") {
+			inputs = append(inputs, c.Name)
+		}
+	}
+	if len(refCols) < len(inputs) {
+		return api.DriftReport{}, forge.Errorf(forge.Invalid, "reference %s has %d columns but model %s version %d takes %d inputs: the reference's columns must name the inputs, in order",
+			refV.Ref(), len(refCols), d.Model, v.Version, len(inputs))
+	}
+	refSel, curSel := make([]string, len(inputs)), make([]string, len(inputs))
+	cols := make([]drift.Column, len(inputs))
+	for i, in := range inputs {
+		cols[i] = refCols[i]
+		refSel[i] = quoteIdent(refCols[i].Name)
+		curSel[i] = quoteIdent(in) + " AS " + quoteIdent(refCols[i].Name)
+	}
+	where := "model = " + quoteString(d.Model) + " AND version = " + quoteString(strconv.FormatInt(v.Version, 10))
+	limit := ""
+	if w.Rows > 0 {
+		limit = fmt.Sprintf(" ORDER BY CAST(timestamp AS TIMESTAMP) DESC LIMIT %d", w.Rows)
+	} else {
+		since := m.now().Add(-w.Duration).UTC().Format("2006-01-02 15:04:05.999999")
+		where += " AND CAST(timestamp AS TIMESTAMP) >= TIMESTAMP " + quoteString(since)
+	}
+	stmts := []string{
+		"CREATE TEMP TABLE ref AS SELECT " + strings.Join(refSel, ", ") + " FROM " + drift.Parquet(refPath),
+		"CREATE TEMP TABLE cur AS SELECT " + strings.Join(curSel, ", ") + " FROM " + drift.Parquet(files...) + " WHERE " + where + limit,
+	}
+	for _, s := range stmts {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			return api.DriftReport{}, fmt.Errorf("select the window: %w", err)
+		}
+	}
+	rep, err := drift.Compare(ctx, db, "ref", "cur", cols, drift.Options{})
+	if err != nil {
+		return api.DriftReport{}, err
+	}
+	if rep.CurrentRows == 0 {
+		return api.DriftReport{}, forge.Errorf(forge.NotFound, "deployment %s has no logged payloads of %s version %d in the last %s", name, d.Model, v.Version, w)
+	}
+	out.ReferenceRows, out.CurrentRows = rep.ReferenceRows, rep.CurrentRows
+	out.Drifted, out.Share, out.ShareThreshold, out.DatasetDrift = rep.Drifted, rep.Share, rep.ShareLimit, rep.DatasetDrift
+	for i, f := range rep.Features {
+		out.Features = append(out.Features, api.FeatureDrift{Name: f.Name, Column: inputs[i], Kind: f.Kind, Method: f.Method,
+			Statistic: f.Statistic, Threshold: f.Threshold, Drifted: f.Drifted, PSI: f.PSI, KS: f.KS, KSPValue: f.KSPValue,
+			Wasserstein: f.Wasserstein, ChiSquarePValue: f.ChiSquarePValue, JensenShannon: f.JensenShannon})
+	}
+	m.observe(out)
+	return out, nil
+}
+
+// lineage finds the dataset version the run of v used as input.
+func (m *Monitor) lineage(ctx context.Context, v registry.Version) (string, error) {
+	noRef := func(why string) error {
+		return forge.Errorf(forge.Invalid, "model %s version %d has no reference dataset: %s; pass one with reference=DATASET@VERSION", v.Name, v.Version, why)
+	}
+	if v.RunID == "" {
+		return "", noRef("it was not registered from a run")
+	}
+	run, err := m.Runs.GetRun(ctx, v.RunID)
+	if err != nil {
+		return "", fmt.Errorf("run %s of model %s version %d: %w", v.RunID, v.Name, v.Version, err)
+	}
+	for _, in := range run.Inputs {
+		if ref, ok := strings.CutPrefix(in.Source, "forge:"); ok {
+			if _, _, err := m.Datasets.File(ctx, ref); err == nil {
+				return ref, nil
+			}
+		}
+		// An MLflow log-inputs entry: a dataset of that name with that digest.
+		vs, err := m.Datasets.Versions(ctx, in.Name)
+		if err != nil {
+			continue
+		}
+		digest := strings.TrimPrefix(in.Digest, "sha256:")
+		for _, dv := range vs {
+			if dv.Digest == digest {
+				return dv.Ref(), nil
+			}
+		}
+	}
+	return "", noRef(fmt.Sprintf("its run %s logged no Forge dataset as input", v.RunID))
+}
+
+// windowFiles returns the Parquet files of the payload dataset's versions
+// that can hold rows of w: every version written since the window began,
+// or the newest versions holding at least w.Rows rows.
+func (m *Monitor) windowFiles(ctx context.Context, name string, w Window) ([]string, error) {
+	vs, err := m.Datasets.Versions(ctx, name) // newest first
+	if forge.KindOf(err) == forge.NotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	since := m.now().Add(-w.Duration).UnixMilli()
+	var files []string
+	var rows int64
+	for _, v := range vs {
+		if w.Rows > 0 && rows >= w.Rows*2 {
+			break // other versions' rows may be of other model versions: keep some margin
+		}
+		if w.Rows == 0 && v.CreatedAt < since {
+			break // written before the window began: its rows are older still
+		}
+		_, p, err := m.Datasets.File(ctx, v.Ref())
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, p)
+		rows += v.Rows
+	}
+	slices.Reverse(files)
+	return files, nil
+}
+
+func (m *Monitor) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+func quoteIdent(s string) string  { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+func quoteString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
