@@ -290,3 +290,44 @@ func TestSweepStopResume(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A trial that fails counts as failed and the sweep goes on; when more
+// than half of max_trials have failed the sweep ends as failed, starting
+// no more trials.
+func TestSweepFailsWhenMostTrialsFail(t *testing.T) {
+	parent, err := os.MkdirTemp("", "forge-sweep-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := startForge(t, "--data-dir", filepath.Join(parent, "data"))
+	c := api.NewClient(p.url, "")
+	// x=1 logs its loss, every other value exits 3 without one.
+	script := `
+import json, os, sys, urllib.request
+if sys.argv[1] != "1":
+    sys.exit(3)
+body = {"run_id": os.environ["MLFLOW_RUN_ID"], "key": "loss", "value": 1, "timestamp": 1, "step": 0}
+urllib.request.urlopen(urllib.request.Request(os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/log-metric",
+    data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})).read()
+`
+	lo, hi := 1.0, 6.0
+	if _, err := c.CreateSweep(context.Background(), api.SweepSpec{Name: "failing", Command: []string{"/usr/bin/python3", "-c", script, "${x}"},
+		Objective: api.SweepObjective{Metric: "loss"}, Algorithm: "grid", Parallel: 1,
+		Parameters: map[string]*api.SweepParam{"x": {Type: "int", Min: &lo, Max: &hi}}}); err != nil {
+		t.Fatal(err)
+	}
+	sw := waitSweep(t, c, "failing", func(sw api.Sweep) bool { return sw.State != "running" })
+	if sw.State != "failed" || sw.Message != "4 of 5 trials failed" || len(sw.Trials) != 5 || countState(sw, "complete") != 1 {
+		t.Fatalf("sweep: state %s %q, %d trials, want failed after 4 of 5: %+v", sw.State, sw.Message, len(sw.Trials), sw.Trials)
+	}
+	if sw.Best == nil || sw.Best.Params["x"] != "1" {
+		t.Fatalf("best %+v, want the one trial that completed", sw.Best)
+	}
+	if run, err := c.GetRun(context.Background(), sw.ParentRunID); err != nil || run.Info.Status != "FAILED" {
+		t.Fatalf("the sweep's run: %+v %v, want FAILED", run.Info, err)
+	}
+}
