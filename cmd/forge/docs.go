@@ -122,6 +122,29 @@ var docs = map[string]doc{
 		"forge jobs cancel JOB_ID",
 	}},
 
+	"sweep": {"sweep -f sweep.yaml [--wait] [-C DIR] [--no-code] [-o json]", "start a hyperparameter sweep (grid, random or TPE), every trial a job", []string{
+		"forge sweep -f sweep.yaml",
+		"forge sweep -f sweep.yaml --wait      # then print the best trial",
+	}},
+	"sweeps": {"", "list, show, stop or resume hyperparameter sweeps", []string{
+		"forge sweeps ls",
+		"forge sweeps show branin",
+		"forge sweeps stop branin",
+	}},
+	"sweeps ls": {"sweeps ls [-o json]", "list sweeps, newest first", []string{
+		"forge sweeps ls",
+	}},
+	"sweeps show": {"sweeps show NAME [-o json]", "show a sweep: its best trial, then every trial by objective", []string{
+		"forge sweeps show branin",
+		"forge sweeps show branin -o json",
+	}},
+	"sweeps stop": {"sweeps stop NAME", "stop a sweep, cancelling its running trials", []string{
+		"forge sweeps stop branin",
+	}},
+	"sweeps resume": {"sweeps resume NAME", "continue a stopped sweep", []string{
+		"forge sweeps resume branin",
+	}},
+
 	"model": {"", "the model registry: versions, aliases, downloads and events", []string{
 		"forge model register cancer-xgb --run RUN_ID --path model",
 		"forge model alias cancer-xgb prod 3",

@@ -117,26 +117,9 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 	}
 	client := cf.client()
 	if !*noCode && spec.Code == "" {
-		var buf bytes.Buffer
-		b, err := bundle.Build(*dir, &buf, bundle.DefaultMaxBytes)
-		if err != nil {
+		if spec.Code, err = uploadCode(ctx, c, client, *dir); err != nil {
 			return err
 		}
-		digest, size := b.Digest, b.Size
-		for _, d := range b.DataDirs {
-			fmt.Fprintf(c.stderr, "left out %s/ from the code: it is a Forge data folder (a server's database and blobs)\n", d)
-		}
-		has, err := client.HasBundle(ctx, digest)
-		if err != nil {
-			return err
-		}
-		if !has {
-			if err := client.PutBundle(ctx, digest, buf.Bytes()); err != nil {
-				return fmt.Errorf("upload code: %w", err)
-			}
-			fmt.Fprintf(c.stderr, "uploaded code %s (%d KiB)\n", digest[:12], size>>10)
-		}
-		spec.Code = digest
 	}
 	j, err := client.SubmitJob(ctx, spec)
 	if err != nil {
@@ -245,4 +228,29 @@ func watchState(ctx context.Context, client *api.Client, id string, w io.Writer)
 		}
 	}()
 	return sync.OnceFunc(func() { cancel(); <-done })
+}
+
+// uploadCode bundles dir and stores the bundle on the server unless it
+// has it, returning its digest.
+func uploadCode(ctx context.Context, c *cli, client *api.Client, dir string) (string, error) {
+	var buf bytes.Buffer
+	b, err := bundle.Build(dir, &buf, bundle.DefaultMaxBytes)
+	if err != nil {
+		return "", err
+	}
+	digest, size := b.Digest, b.Size
+	for _, d := range b.DataDirs {
+		fmt.Fprintf(c.stderr, "left out %s/ from the code: it is a Forge data folder (a server's database and blobs)\n", d)
+	}
+	has, err := client.HasBundle(ctx, digest)
+	if err != nil {
+		return "", err
+	}
+	if !has {
+		if err := client.PutBundle(ctx, digest, buf.Bytes()); err != nil {
+			return "", fmt.Errorf("upload code: %w", err)
+		}
+		fmt.Fprintf(c.stderr, "uploaded code %s (%d KiB)\n", digest[:12], size>>10)
+	}
+	return digest, nil
 }

@@ -49,6 +49,9 @@ type Spec struct {
 	// Image is the container image for executors that run containers
 	// (Kubernetes); empty: the executor's default. Others ignore it.
 	Image string `json:"image,omitempty" yaml:"image"`
+	// Tags go on the job's tracking run when it is made (a sweep's trials
+	// name their parent run with mlflow.parentRunId).
+	Tags map[string]string `json:"tags,omitempty" yaml:"tags"`
 }
 
 var (
@@ -72,6 +75,11 @@ func (s *Spec) Normalize() error {
 	}
 	if len(s.Image) > 512 || strings.ContainsAny(s.Image, " \t\n") {
 		return forge.Errorf(forge.Invalid, "image: %q is not an image reference", s.Image)
+	}
+	for k, v := range s.Tags {
+		if k == "" || len(k) > 250 || len(v) > 8000 || k == "forge.job_id" {
+			return forge.Errorf(forge.Invalid, "tags: %q is not a tag this job may set", k)
+		}
 	}
 	for k := range s.Env {
 		if !envName.MatchString(k) {

@@ -61,7 +61,11 @@ func (s *Service) start(ctx context.Context, j Job) (h forge.Handle, err error) 
 	for k, v := range j.Spec.Env {
 		env[k] = v
 	}
-	tags := map[string]string{"forge.job_id": j.ID}
+	tags := map[string]string{}
+	for k, v := range j.Spec.Tags {
+		tags[k] = v
+	}
+	tags["forge.job_id"] = j.ID
 	inputs, err := s.materialize(ctx, j, code)
 	if err != nil {
 		return "", err

@@ -7,6 +7,7 @@ import (
 	"github.com/forge-mlops/forge/internal/datasets"
 	"github.com/forge-mlops/forge/internal/jobs"
 	"github.com/forge-mlops/forge/internal/sqlstore"
+	"github.com/forge-mlops/forge/internal/sweep"
 	"github.com/forge-mlops/forge/internal/tracking"
 )
 
@@ -74,4 +75,48 @@ func (j jobInputs) Materialize(ctx context.Context, ref, dst string) (string, st
 		return j.data.MaterializeCSV(ctx, ref, dst)
 	}
 	return j.data.Materialize(ctx, ref, dst)
+}
+
+// sweepRuns is the tracking store as sweeps use it.
+type sweepRuns struct{ jobRuns }
+
+var _ sweep.Runs = sweepRuns{}
+
+func (s sweepRuns) LogParams(ctx context.Context, runID string, params map[string]string) error {
+	kvs := make([]tracking.KV, 0, len(params))
+	for k, v := range params {
+		kvs = append(kvs, tracking.KV{Key: k, Value: v})
+	}
+	return s.store.LogBatch(ctx, runID, nil, kvs, nil)
+}
+
+func (s sweepRuns) MetricValues(ctx context.Context, runID, key string) ([]float64, error) {
+	var out []float64
+	token := ""
+	for {
+		ms, next, err := s.store.MetricHistory(ctx, runID, key, 0, token)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			out = append(out, m.Value)
+		}
+		if next == "" {
+			return out, nil
+		}
+		token = next
+	}
+}
+
+func (s sweepRuns) LastMetric(ctx context.Context, runID, key string) (float64, bool, error) {
+	run, err := s.store.GetRun(ctx, runID)
+	if err != nil {
+		return 0, false, err
+	}
+	for _, m := range run.Metrics {
+		if m.Key == key {
+			return m.Value, true, nil
+		}
+	}
+	return 0, false, nil
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/forge-mlops/forge/internal/runtime/process"
 	"github.com/forge-mlops/forge/internal/runtime/xgbrt"
 	"github.com/forge-mlops/forge/internal/serve"
+	"github.com/forge-mlops/forge/internal/sweep"
 	"github.com/forge-mlops/forge/internal/tracking"
 	"github.com/forge-mlops/forge/internal/version"
 	"github.com/forge-mlops/forge/internal/webui"
@@ -128,6 +129,10 @@ func (s *Server) mount(ctx context.Context) error {
 	}
 	s.routes = append(s.routes, js.Routes(s.log.With("sys", "jobs"))...)
 	s.runners = append(s.runners, part{"jobs", js.Run})
+	// Sweeps: every trial a job, every job's run a child of the sweep's.
+	sweeps := sweep.New(s.db, js, sweepRuns{jobRuns{tracks}}, 0, s.log.With("sys", "sweep"))
+	s.routes = append(s.routes, sweeps.Routes(s.log.With("sys", "sweep"))...)
+	s.runners = append(s.runners, part{"sweeps", sweeps.Run})
 
 	// Inference: the Open Inference Protocol on this port and on gRPC.
 	s.serve = serve.New(serve.Options{

@@ -111,8 +111,14 @@ func freeAddr(t *testing.T) string {
 // took from exec to ready.
 func startForge(t *testing.T, args ...string) (*forgeProc, time.Duration) {
 	t.Helper()
+	return startForgeAt(t, freeAddr(t), args...)
+}
+
+// startForgeAt is startForge on the given address (a restarted server
+// where the last one was).
+func startForgeAt(t *testing.T, addr string, args ...string) (*forgeProc, time.Duration) {
+	t.Helper()
 	bin := forgePath(t)
-	addr := freeAddr(t)
 	p := &forgeProc{url: "http://" + addr, stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, append([]string{"server", "--addr", addr, "--grpc-addr", "127.0.0.1:0", "--log-level", "warn"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
