@@ -145,6 +145,15 @@ var docs = map[string]doc{
 		"forge sweeps resume branin",
 	}},
 
+	"monitor": {"", "watch deployed models against their training data", []string{
+		"forge monitor drift cancer",
+		"forge monitor drift cancer --window 10000rows -o json",
+	}},
+	"monitor drift": {"monitor drift DEPLOYMENT [--window 1h|10000rows] [--reference DATASET@V] [-o json]", "per feature drift of the logged payloads against the reference (Evidently's tests and thresholds), and the share drifted", []string{
+		"forge monitor drift cancer",
+		"forge monitor drift cancer --window 30m --reference cancer@2",
+	}},
+
 	"model": {"", "the model registry: versions, aliases, downloads and events", []string{
 		"forge model register cancer-xgb --run RUN_ID --path model",
 		"forge model alias cancer-xgb prod 3",

@@ -9,7 +9,7 @@ import (
 )
 
 func init() {
-	register("monitor", "watch deployed models: forge monitor drift DEPLOYMENT [--window 1h|10000rows]", cmdMonitor)
+	register("monitor", "watch deployed models against their training data (drift)", cmdMonitor)
 }
 
 func cmdMonitor(ctx context.Context, c *cli, args []string) error {
