@@ -222,3 +222,42 @@ func chartScenario(ctx context.Context, w io.Writer, b *browser, base string, id
 	fmt.Fprintf(w, "chart: zoom by drag\t%d\t%d long tasks (max %.0f ms)\tnone > 50 ms\t\n", round, zoom.LongN, zoom.LongMax)
 	return nil
 }
+
+// pcoordsScenario: the compare page of 1,000 runs of the experiment, until
+// its parallel coordinates are drawn.
+func pcoordsScenario(ctx context.Context, w io.Writer, b *browser, base string, ids []string, round int) error {
+	if err := b.navigate(base + "/#/compare?metric=m00&runs=" + strings.Join(ids, ",")); err != nil {
+		return err
+	}
+	var ms float64
+	if err := b.eval(`new Promise(resolve => {
+		const t = () => {
+			const c = document.querySelector('#pcoords canvas');
+			if (c && Number(c.dataset.lines) === `+fmt.Sprint(len(ids))+`) resolve(performance.now()); else requestAnimationFrame(t);
+		};
+		t();
+	})`, &ms); err != nil {
+		return fmt.Errorf("parallel coordinates: %w", err)
+	}
+	fmt.Fprintf(w, "compare %d runs: parallel coordinates drawn\t%d\t%.0f ms\t< 1 s\t\n", len(ids), round, ms)
+	return nil
+}
+
+// runIDs reads the first n run IDs of an experiment.
+func runIDs(ctx context.Context, c *api.Client, expID string, n int) ([]string, error) {
+	var out struct {
+		Runs []struct {
+			Info struct {
+				RunID string `json:"run_id"`
+			} `json:"info"`
+		} `json:"runs"`
+	}
+	if err := c.Do(ctx, "POST", ml+"runs/search", nil, map[string]any{"experiment_ids": []string{expID}, "max_results": n}, &out); err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(out.Runs))
+	for i, r := range out.Runs {
+		ids[i] = r.Info.RunID
+	}
+	return ids, nil
+}
