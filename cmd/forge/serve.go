@@ -194,6 +194,12 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 			return fmt.Errorf("serve: %w", err)
 		}
 	case <-ctx.Done():
+		// As forge server does: readiness goes false first and serving
+		// goes on for the drain delay, so balancers stop sending before
+		// the listener closes.
+		srv.Stop()
+		log.Info("shutting down: not ready, still serving", "drain_delay", cfg.HTTP.DrainDelay)
+		time.Sleep(cfg.HTTP.DrainDelay)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()

@@ -247,3 +247,24 @@ func TestFailedModel(t *testing.T) {
 		t.Errorf("mlp beside a broken model = %d %s", code, body)
 	}
 }
+
+// A stopping server says it is not ready, on REST and by Ready (gRPC's
+// ServerReady reads the same), and still answers inference until its
+// listeners close: balancers move away before anything is refused.
+func TestStoppingIsNotReadyButServes(t *testing.T) {
+	e := newEnv(t, map[string]string{"xgb/1": "xgb_binary.json"}, BatchOptions{})
+	if code, body := e.get(t, "/v2/health/ready"); code != 200 {
+		t.Fatalf("before stopping: %d %s", code, body)
+	}
+	e.s.Stop()
+	if code, body := e.get(t, "/v2/health/ready"); code != http.StatusServiceUnavailable || e.s.Ready() {
+		t.Errorf("stopping: ready answers %d %s (Ready %v), want 503", code, body, e.s.Ready())
+	}
+	row := make([]float32, 30)
+	if code, _, body := e.post(t, "/v2/models/xgb/infer", inferBody("input__0", [][]float32{row}, ""), -1); code != 200 {
+		t.Errorf("inference while stopping: %d %s, want 200", code, body)
+	}
+	if code, _ := e.get(t, "/v2/health/live"); code != 200 {
+		t.Errorf("live while stopping: %d, want 200", code)
+	}
+}

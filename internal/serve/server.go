@@ -88,6 +88,9 @@ type Server struct {
 	// gate, when set, must also say ready: a deployment controller's
 	// "stored deployments loaded" (see GateReady).
 	gate atomic.Pointer[func() bool]
+	// stopping is set when the process begins to shut down: readiness
+	// goes false so balancers stop sending, while requests are still served.
+	stopping atomic.Bool
 	// unrouted, when set, says why a name with no route and no model
 	// cannot be served yet (see GateUnrouted).
 	unrouted atomic.Pointer[func(name string) error]
@@ -382,9 +385,16 @@ func (s *Server) GateReady(ready func() bool) { s.gate.Store(&ready) }
 // stays NotFound.
 func (s *Server) GateUnrouted(fn func(name string) error) { s.unrouted.Store(&fn) }
 
+// Stop marks the server stopping: Ready answers false from now on, and
+// inference is still served until the listeners close.
+func (s *Server) Stop() { s.stopping.Store(true) }
+
 // Ready reports whether every loaded version is ready: none is loading and
-// none failed (Triton's strict readiness).
+// none failed (Triton's strict readiness), and the server is not stopping.
 func (s *Server) Ready() bool {
+	if s.stopping.Load() {
+		return false
+	}
 	if g := s.gate.Load(); g != nil && !(*g)() {
 		return false
 	}
