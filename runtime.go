@@ -105,7 +105,7 @@ func (s Signature) CheckInputs(inputs []Tensor) error {
 		if !ok {
 			return Errorf(Invalid, "input %q has shape %v, want %v (-1: any size)", in.Name, in.Shape, want.Shape)
 		}
-		if l := dataLen(in.Data); int64(l) != n {
+		if l := DataLen(in.Data); int64(l) != n {
 			return Errorf(Invalid, "input %q has shape %v but %d elements", in.Name, in.Shape, l)
 		}
 	}
@@ -128,9 +128,9 @@ func specList(ts []TensorSpec) string {
 	return b.String()
 }
 
-// dataLen is the number of elements of a Tensor's Data, -1 for a type
+// DataLen is the number of elements of a Tensor's Data, -1 for a type
 // Tensor does not allow.
-func dataLen(data any) int {
+func DataLen(data any) int {
 	switch d := data.(type) {
 	case []float32:
 		return len(d)

@@ -50,27 +50,41 @@ func Start(ctx context.Context, bin string, extra ...string) (*Proc, error) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	p := &Proc{URL: "http://" + addr, cmd: cmd, dir: dir, waitc: exited}
+	switch err := WaitReady(ctx, p.URL+"/readyz", exited, 30*time.Second, 20*time.Millisecond); {
+	case errors.Is(err, ErrExited):
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("forge server %w", err)
+	case err != nil:
+		p.Stop()
+		return nil, fmt.Errorf("forge server: %w", err)
+	}
+	return p, nil
+}
+
+// ErrExited is WaitReady's error for a process that ended before it was ready.
+var ErrExited = errors.New("exited before it was ready")
+
+// WaitReady polls url every poll until it answers 200, the process whose
+// Wait result arrives on exited ends (ErrExited, with its exit error), ctx
+// ends, or timeout passes.
+func WaitReady(ctx context.Context, url string, exited <-chan error, timeout, poll time.Duration) error {
 	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
 		select {
 		case err := <-exited:
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("forge server exited before it was ready: %v", err)
+			return fmt.Errorf("%w: %v", ErrExited, err)
 		case <-ctx.Done():
-			p.Stop()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+			return ctx.Err()
+		case <-time.After(poll):
 		}
-		if resp, err := hc.Get(p.URL + "/readyz"); err == nil {
+		if resp, err := hc.Get(url); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p, nil
+				return nil
 			}
 		}
 	}
-	p.Stop()
-	return nil, errors.New("forge server not ready after 30s")
+	return fmt.Errorf("not ready after %s", timeout)
 }
 
 // DataDir is the server's temp data dir.

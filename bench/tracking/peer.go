@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/forge-mlops/forge/bench/forgeproc"
 )
 
 // peer is the real MLflow 2.12.2 server (../shared/peers/mlflow-2.12.2,
@@ -50,26 +51,15 @@ func startPeer(ctx context.Context, peerDir string, workers int) (*peer, error) 
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	p := &peer{URL: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd, dir: dir, exited: exited}
-	hc := &http.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
-		select {
-		case err := <-exited:
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("MLflow's server exited before it was ready: %v (are its Debian packages installed? see its README)", err)
-		case <-ctx.Done():
-			p.stop()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if resp, err := hc.Get(p.URL + "/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
+	switch err := forgeproc.WaitReady(ctx, p.URL+"/health", exited, 2*time.Minute, 100*time.Millisecond); {
+	case errors.Is(err, forgeproc.ErrExited):
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("MLflow's server %w (are its Debian packages installed? see its README)", err)
+	case err != nil:
+		p.stop()
+		return nil, fmt.Errorf("MLflow's server: %w", err)
 	}
-	p.stop()
-	return nil, errors.New("MLflow's server not ready after 2 minutes")
+	return p, nil
 }
 
 // stop sends SIGTERM to server.sh, which stops its gunicorn workers, then

@@ -73,36 +73,8 @@ func makeData(dt string, n int) any {
 	return nil
 }
 
-// dataLen is the length of a tensor's data slice, -1 for an unknown type.
-func dataLen(data any) int {
-	switch d := data.(type) {
-	case []float32:
-		return len(d)
-	case []float64:
-		return len(d)
-	case []int8:
-		return len(d)
-	case []int16:
-		return len(d)
-	case []int32:
-		return len(d)
-	case []int64:
-		return len(d)
-	case []uint8:
-		return len(d)
-	case []uint16:
-		return len(d)
-	case []uint32:
-		return len(d)
-	case []uint64:
-		return len(d)
-	case []bool:
-		return len(d)
-	case []string:
-		return len(d)
-	}
-	return -1
-}
+// dataLen is forge.DataLen: the elements of a tensor's data slice.
+var dataLen = forge.DataLen
 
 // hasNaN reports whether floating-point data holds a NaN.
 func hasNaN(data any) bool {

@@ -40,6 +40,7 @@ func startServer(t *testing.T, authOn bool) string {
 	}
 	cfg.Addr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Auth = authOn
+	cfg.HTTP.DrainDelay = 0 // nothing balances load in front of a test server
 	if authOn {
 		cfg.AdminToken = adminToken
 	}

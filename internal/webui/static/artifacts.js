@@ -31,7 +31,7 @@ export function artifactBrowser(run) {
       if (path) params.path = path;
       const r = await api.get('/api/2.0/mlflow/artifacts/list', params);
       const files = (r.files || []).sort((a, b) => (b.is_dir - a.is_dir) || a.path.localeCompare(b.path));
-      if (!files.length && !path) { into.replaceChildren(el('li', { class: 'muted' }, 'No artifacts.')); return; }
+      if (!files.length && !path) { box.replaceChildren(el('p', { class: 'muted', id: 'artifact-tree' }, 'No artifacts.')); return; }
       into.replaceChildren(...files.map(f => {
         const name = f.path.split('/').pop();
         if (f.is_dir) {

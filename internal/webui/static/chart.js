@@ -154,7 +154,7 @@ export function lineChart(title, series, opts = {}) {
   function build() {
     view();
     const points = series.reduce((n, s) => n + (s.points || 0), 0);
-    info.textContent = `${points.toLocaleString()} points, ${data.x.length.toLocaleString()} positions drawn`;
+    info.textContent = `${points.toLocaleString()} point${points === 1 ? '' : 's'}, ${data.x.length.toLocaleString()} position${data.x.length === 1 ? '' : 's'} drawn`;
     const withBands = bands();
     const sers = [{ label: xSel.value === 'step' ? 'step' : 'time' }];
     const bandList = [];

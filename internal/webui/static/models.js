@@ -88,7 +88,8 @@ async function versionDetail(name, version) {
     ? el('table', { class: 'grid' }, el('thead', {}, el('tr', {}, ['Name', 'Type', 'Shape'].map(h => el('th', {}, h)))),
       el('tbody', {}, ts.map(t => el('tr', {}, el('td', {}, t.name), el('td', {}, t.datatype), el('td', {}, `[${(t.shape || []).join(', ')}]`)))))
     : el('p', { class: 'muted' }, 'Not recorded.'));
-  const facts = [['Format', d.format], ['Model file', d.model_file || '']];
+  const facts = [['Format', d.format]];
+  if (d.model_file) facts.push(['Model file', d.model_file]);
   if (sig && sig.onnx) facts.push(['ONNX', `IR ${sig.onnx.ir_version}, opset ${sig.onnx.opset}${sig.onnx.producer ? ', ' + sig.onnx.producer : ''}`]);
   if (sig && sig.xgboost) facts.push(['XGBoost', `${sig.xgboost.objective}, ${sig.xgboost.num_features} features, ${sig.xgboost.num_trees} trees`]);
   box.append(el('dl', { class: 'facts' }, facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])),

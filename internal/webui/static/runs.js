@@ -3,6 +3,7 @@ import { el, fmtNum, fmtTime, fmtDuration, errorBox, notFound } from './dom.js';
 import { setQuery } from './app.js';
 
 const ROW = 28;
+const LIVE_MAX = 500;
 
 // A column is named as in MLflow's search grammar: metrics.loss,
 // params.lr, tags.team, attributes.status, attributes.duration.
@@ -291,11 +292,13 @@ export async function runsPage(expId, query) {
     layout();
   }
   // Running runs are read again every 10 s while the page is open: their
-  // status, metrics and duration change in place, the order stays.
+  // status, metrics and duration change in place, the order stays. Past
+  // LIVE_MAX running runs (a sweep of thousands) the refresh would reread
+  // most of the table each time, so it waits for a reload instead.
   const follow = async () => {
     if (!page.isConnected) return;
     const running = runs.filter(r => r.info.status === 'RUNNING');
-    if (running.length) {
+    if (running.length && running.length <= LIVE_MAX) {
       try {
         const now = new Map((await api.searchRuns([expId], "attributes.status = 'RUNNING'")).map(r => [r.info.run_id, r]));
         for (const r of running) if (!now.has(r.info.run_id)) now.set(r.info.run_id, await api.run(r.info.run_id));
