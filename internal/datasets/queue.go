@@ -33,6 +33,9 @@ type IngestRequest struct {
 	Schema      []duckq.Column `json:"schema,omitempty"`
 	Description string         `json:"description,omitempty"`
 	CreatedBy   string         `json:"-"`
+	// orFrom is where a Continue starts when no version was read from a
+	// queue yet (a follow's first version); empty: that is an error.
+	orFrom string
 }
 
 // QueueRecord is what a version read from a queue holds: the source
@@ -84,12 +87,16 @@ func (s *Service) Ingest(ctx context.Context, name string, req IngestRequest) (I
 		if err != nil {
 			return IngestResult{}, err
 		}
-		if !ok {
+		switch {
+		case ok:
+			prev = &rec
+			if req.Source == "" {
+				req.Source = rec.Source
+			}
+		case req.orFrom != "":
+			req.From = req.orFrom
+		default:
 			return IngestResult{}, forge.Errorf(forge.NotFound, "--continue: dataset %s has no version read from a queue", name)
-		}
-		prev = &rec
-		if req.Source == "" {
-			req.Source = rec.Source
 		}
 	}
 	ep, err := queue.ParseURL(req.Source)
@@ -179,8 +186,8 @@ func (s *Service) Ingest(ctx context.Context, name string, req IngestRequest) (I
 	defer f.Close()
 	info := AddInfo{Source: ep.String(), Description: req.Description, CreatedBy: req.CreatedBy}
 	v, created, err := s.addFile(ctx, name, f, digest, size, info, func(tx *sqlstore.Tx, v Version) error {
-		if prev != nil {
-			if err := checkStillLatest(ctx, tx, name, *prev); err != nil {
+		if req.Continue {
+			if err := checkStillLatest(ctx, tx, name, prev); err != nil {
 				return err
 			}
 		}
@@ -225,9 +232,17 @@ func hashFile(path string) (*os.File, string, int64, error) {
 // errMoved is the Conflict of a continued ingest that lost a race.
 var errMoved = errors.New("moved")
 
-func checkStillLatest(ctx context.Context, tx *sqlstore.Tx, name string, prev QueueRecord) error {
+// checkStillLatest fails when a version read from a queue was recorded
+// after prev (nil: after none) while this ingest read its range.
+func checkStillLatest(ctx context.Context, tx *sqlstore.Tx, name string, prev *QueueRecord) error {
 	var ranges string
 	err := tx.QueryRow(ctx, "SELECT ranges FROM dataset_queue_versions WHERE name = ? ORDER BY version DESC LIMIT 1", name).Scan(&ranges)
+	if errors.Is(err, sql.ErrNoRows) && prev == nil {
+		return nil
+	}
+	if prev == nil && err == nil {
+		return forge.WrapError(forge.Conflict, errMoved, "another version of %s read from a queue was recorded meanwhile; nothing recorded, run it again", name)
+	}
 	if err != nil {
 		return fmt.Errorf("check offsets of %s: %w", name, err)
 	}
