@@ -25,7 +25,7 @@ type Follow struct {
 	Schema    string `json:"schema,omitempty"`
 	CreatedBy string `json:"created_by"`
 	CreatedAt int64  `json:"created_at"`
-	LastRunAt int64  `json:"last_run_at"`
+	LastRunAt int64  `json:"last_run_at"` // when the follower last looked at the source
 	LastError string `json:"last_error"`
 }
 
@@ -153,10 +153,10 @@ type Follower struct {
 }
 
 // NewFollower returns a Follower that looks at the follows every poll
-// (default 2s).
+// (default 1s).
 func NewFollower(svc *Service, poll time.Duration, log *slog.Logger) *Follower {
 	if poll <= 0 {
-		poll = 2 * time.Second
+		poll = time.Second
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -206,6 +206,7 @@ func (f *Follower) step(ctx context.Context, fl Follow) {
 			return
 		}
 		if n < fl.EveryRows {
+			f.svc.followRan(ctx, fl.Name, now, nil) // looked: not enough yet
 			return
 		}
 	}
