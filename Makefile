@@ -6,7 +6,7 @@ export FORGE_ONNXRUNTIME_LIB ?= $(FORGE_CACHE)/onnxruntime/1.30.0/libonnxruntime
 ADDR ?= 127.0.0.1:7700
 DATA ?= ./forge-data
 
-.PHONY: quickstart setup setup-test build test test-go test-python fuzz lint bench-tracking bench-datasets bench-jobs bench-serving bench-ui stop kube-apiserver versitygw
+.PHONY: quickstart setup setup-test build test test-go test-python fuzz lint bench-tracking bench-datasets bench-jobs bench-serving bench-ui bench-queues stop kube-apiserver versitygw
 
 ## quickstart: set up, build, start forge server on embedded defaults and run
 ## the whole lifecycle (examples/quickstart).
@@ -72,6 +72,9 @@ bench-serving:
 ## bench-ui: the web UI in headless Chromium (10,000 runs; 100 runs x 10,000 steps).
 bench-ui: build
 	go run ./bench/ui -forge bin/forge
+
+bench-queues:
+	go run ./bench/queues -n 1000000 -reps 3
 
 stop:
 	@if [ -f $(DATA)/server.pid ]; then kill $$(cat $(DATA)/server.pid) 2>/dev/null || true; rm -f $(DATA)/server.pid; echo "forge server stopped"; fi

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/duckq"
@@ -140,6 +141,7 @@ func (s *Service) Ingest(ctx context.Context, name string, req IngestRequest) (I
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("ingest %s: %w", name, err)
 	}
+	started := time.Now()
 	ranges, err := src.Read(ctx, qreq, w.Write)
 	if cerr := w.Close(); err == nil {
 		err = cerr
@@ -156,6 +158,7 @@ func (s *Service) Ingest(ctx context.Context, name string, req IngestRequest) (I
 		return res, nil
 	}
 
+	read := time.Since(started)
 	pq := filepath.Join(dir, "data.parquet")
 	cols := metaColumns(req.Schema)
 	if w.Rows > 0 {
@@ -167,6 +170,8 @@ func (s *Service) Ingest(ctx context.Context, name string, req IngestRequest) (I
 		return IngestResult{}, fmt.Errorf("convert messages of %s: %w", ep, err)
 	}
 	os.Remove(filepath.Join(dir, "rows.jsonl"))
+	s.log.Debug("queue range converted", "dataset", name, "source", rec.Source, "messages", res.Messages,
+		"read", read, "convert", time.Since(started)-read)
 	if w.DeadLetters > 0 {
 		f, err := os.Open(filepath.Join(dir, "dead.jsonl"))
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -318,5 +319,29 @@ func TestConvertDialectOptions(t *testing.T) {
 				t.Errorf("rows (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A field that first appears after DuckDB's sample, or a type that changes
+// late, is still a column: ConvertJSONLines reads again with every line
+// sampled instead of failing or dropping it.
+func TestConvertJSONLinesLateField(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "rows.jsonl")
+	var b strings.Builder
+	for i := 0; i < 30000; i++ {
+		fmt.Fprintf(&b, "{\"a\":%d}\n", i)
+	}
+	b.WriteString("{\"a\":1.5,\"late\":\"here\"}\n")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(EngineOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := e.ConvertJSONLines(context.Background(), p, nil, filepath.Join(dir, "o.parquet"))
+	if err != nil || tb.Rows != 30001 || len(tb.Columns) != 2 || tb.Columns[1].Name != "late" || tb.Columns[0].Type != "DOUBLE" {
+		t.Fatalf("converted %+v, %v", tb, err)
 	}
 }

@@ -9,9 +9,12 @@ import (
 )
 
 // ConvertJSONLines writes the JSON lines at path to dstParquet, for data
-// read from a message queue. Unlike Convert it infers the columns from
-// every line, not a sample: a field that first appears late in a topic is
-// a column, never dropped. The file must not be empty; see EmptyParquet.
+// read from a message queue. The columns are inferred from DuckDB's sample
+// of the lines; a line the sample did not foresee (a field that first
+// appears late, a type that changes) makes DuckDB fail rather than drop
+// it, and then the file is read again with every line sampled, so no field
+// is ever lost and the common case reads the file once. The file must not
+// be empty; see EmptyParquet.
 func (e *Engine) ConvertJSONLines(ctx context.Context, path string, schema []Column, dstParquet string) (Table, error) {
 	for _, c := range schema {
 		if c.Name == "" || !typeName.MatchString(c.Type) {
@@ -23,9 +26,13 @@ func (e *Engine) ConvertJSONLines(ctx context.Context, path string, schema []Col
 		return Table{}, err
 	}
 	defer db.Close()
-	sel := withOverrides("read_json("+quoteString(path)+
-		", format = 'newline_delimited', sample_size = -1, maximum_object_size = 67108864, ignore_errors = false)", schema)
-	t, err := writeParquet(ctx, db, sel, dstParquet, ConvertOptions{})
+	read := func(sample string) string {
+		return withOverrides("read_json("+quoteString(path)+", format = 'newline_delimited'"+sample+", ignore_errors = false)", schema)
+	}
+	t, err := writeParquet(ctx, db, read(""), dstParquet, ConvertOptions{})
+	if err != nil && forge.KindOf(err) == forge.Invalid && ctx.Err() == nil {
+		t, err = writeParquet(ctx, db, read(", sample_size = -1"), dstParquet, ConvertOptions{})
+	}
 	return t, tidyMessage(err, []string{path})
 }
 

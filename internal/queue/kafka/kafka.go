@@ -37,7 +37,7 @@ var _ queue.Source = (*Source)(nil)
 func Open(ctx context.Context, ep queue.Endpoint) (*Source, error) {
 	opts := []kgo.Opt{kgo.SeedBrokers(ep.Hosts...), kgo.DialTimeout(5 * time.Second),
 		kgo.RetryTimeout(10 * time.Second), kgo.RequestRetries(2),
-		kgo.FetchMaxBytes(32 << 20), kgo.FetchMaxPartitionBytes(8 << 20)}
+		kgo.FetchMaxBytes(8 << 20), kgo.FetchMaxPartitionBytes(2 << 20), kgo.MaxConcurrentFetches(2)}
 	if ep.User != "" {
 		switch mech := ep.Options.Get("sasl"); mech {
 		case "", "plain":
