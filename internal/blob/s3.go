@@ -24,7 +24,10 @@ import (
 	"github.com/forge-mlops/forge"
 )
 
-var _ forge.BlobStore = (*S3)(nil)
+var (
+	_ forge.BlobStore       = (*S3)(nil)
+	_ forge.BlobRangeReader = (*S3)(nil)
+)
 
 // S3Options name an S3-compatible bucket and how to reach it.
 type S3Options struct {
@@ -302,6 +305,33 @@ func (s *S3) Open(ctx context.Context, d forge.Digest) (io.ReadCloser, error) {
 		return nil, s.fail(err, d, "open")
 	}
 	return &verifier{f: errReader{obj, s, d}, h: sha256.New(), want: d}, nil
+}
+
+// OpenRange implements forge.BlobRangeReader with one ranged GET.
+func (s *S3) OpenRange(ctx context.Context, d forge.Digest, off, n int64) (io.ReadCloser, error) {
+	key, err := s.key(d)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 0 {
+		return nil, forge.Errorf(forge.Invalid, "invalid range of blob %s: %d bytes from %d", d, n, off)
+	}
+	if n == 0 {
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	var o minio.GetObjectOptions
+	if err := o.SetRange(off, off+n-1); err != nil {
+		return nil, forge.Errorf(forge.Invalid, "range of blob %s: %v", d, err)
+	}
+	obj, err := s.c.GetObject(ctx, s.bucket, key, o)
+	if err != nil {
+		return nil, s.fail(err, d, "open")
+	}
+	if _, err := obj.Stat(); err != nil {
+		obj.Close()
+		return nil, s.fail(err, d, "open")
+	}
+	return errReader{obj, s, d}, nil
 }
 
 // errReader classifies the errors of a read in progress.

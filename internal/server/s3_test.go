@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,6 +86,23 @@ func TestS3Blobs(t *testing.T) {
 	if status != 200 || !bytes.Equal(got, artifact) {
 		t.Fatalf("artifact download: %d %q", status, got)
 	}
+	// A Range request reads that part of the object, and says so.
+	req, _ := http.NewRequest("GET", base+"/api/2.0/mlflow-artifacts/artifacts/0/"+run+"/artifacts/notes.txt", nil)
+	req.Header.Set("Range", "bytes=3-10")
+	rresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _ := io.ReadAll(rresp.Body)
+	rresp.Body.Close()
+	if rresp.StatusCode != 206 || !bytes.Equal(part, artifact[3:11]) || rresp.Header.Get("Content-Range") != fmt.Sprintf("bytes 3-10/%d", len(artifact)) {
+		t.Fatalf("ranged artifact download: %d %q %q", rresp.StatusCode, part, rresp.Header.Get("Content-Range"))
+	}
+	req.Header.Set("Range", "bytes=1000-")
+	if rresp, err = http.DefaultClient.Do(req); err != nil || rresp.StatusCode != 416 {
+		t.Fatalf("range past the end: %v %v", rresp.StatusCode, err)
+	}
+	rresp.Body.Close()
 	var buf bytes.Buffer
 	if _, _, err := client.GetDataset(ctx, "d@1", &buf); err != nil || !bytes.Equal(buf.Bytes(), pqBytes) {
 		t.Fatalf("dataset download: %d bytes, %v", buf.Len(), err)
