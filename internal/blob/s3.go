@@ -300,11 +300,16 @@ func (s *S3) Open(ctx context.Context, d forge.Digest) (io.ReadCloser, error) {
 	}
 	// GetObject is lazy: Stat makes the request, so a missing blob is
 	// NotFound here and not at the first Read.
-	if _, err := obj.Stat(); err != nil {
+	st, err := obj.Stat()
+	if err != nil {
 		obj.Close()
 		return nil, s.fail(err, d, "open")
 	}
-	return &verifier{f: errReader{obj, s, d}, h: sha256.New(), want: d}, nil
+	var src io.ReadCloser = errReader{obj, s, d}
+	if st.Size > 2*prefetchChunk {
+		src = newPrefetch(src)
+	}
+	return &verifier{f: src, h: sha256.New(), want: d}, nil
 }
 
 // OpenRange implements forge.BlobRangeReader with one ranged GET.
