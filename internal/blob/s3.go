@@ -126,13 +126,27 @@ func NewS3(ctx context.Context, o S3Options) (*S3, error) {
 	}
 	ok, err := c.BucketExists(ctx, o.Bucket)
 	if err != nil {
-		return nil, fmt.Errorf("blob s3://%s at %s: %s (check s3.endpoint, s3.region and the AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY credentials)", o.Bucket, c.EndpointURL(), describe(err))
+		return nil, startError(o, c, err)
 	}
 	if !ok {
 		return nil, fmt.Errorf("blob s3://%s: no such bucket at %s (create it, or fix the blob setting)", o.Bucket, c.EndpointURL())
 	}
 	s.removeTemp(ctx)
 	return s, nil
+}
+
+// startError says which setting a failed first request points at.
+func startError(o S3Options, c *minio.Client, err error) error {
+	r := minio.ToErrorResponse(err)
+	switch {
+	case r.Code == "" && isNetErr(err):
+		return fmt.Errorf("blob s3://%s: cannot reach s3.endpoint %s (FORGE_S3_ENDPOINT, --s3-endpoint): %v", o.Bucket, c.EndpointURL(), err)
+	case r.Code == "AccessDenied" || r.Code == "InvalidAccessKeyId" || r.Code == "SignatureDoesNotMatch" || r.StatusCode == 403:
+		return fmt.Errorf("blob s3://%s at %s: the credentials are refused (%s): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or the instance role", o.Bucket, c.EndpointURL(), describe(err))
+	case r.Code == "AuthorizationHeaderMalformed" || r.Code == "InvalidRegion":
+		return fmt.Errorf("blob s3://%s at %s: %s: check s3.region (FORGE_S3_REGION, --s3-region)", o.Bucket, c.EndpointURL(), describe(err))
+	}
+	return fmt.Errorf("blob s3://%s at %s: %s (check s3.endpoint, s3.region and the AWS_* credentials)", o.Bucket, c.EndpointURL(), describe(err))
 }
 
 // removeTemp removes the temporary objects and unfinished multipart
