@@ -46,6 +46,10 @@ type S3Options struct {
 	// CacheBytes bounds it (default 10 GiB).
 	CacheDir   string
 	CacheBytes int64
+	// ReadOnly is a reader beside the server that writes the bucket (a
+	// forge serve replica): it leaves PREFIX/tmp/, where the server's
+	// uploads are under way, alone at start.
+	ReadOnly bool
 	// PartSize is the multipart upload's part (default 16 MiB): an upload
 	// holds one part in memory, never the whole blob.
 	PartSize uint64
@@ -131,7 +135,9 @@ func NewS3(ctx context.Context, o S3Options) (*S3, error) {
 	if !ok {
 		return nil, fmt.Errorf("blob s3://%s: no such bucket at %s (create it, or fix the blob setting)", o.Bucket, c.EndpointURL())
 	}
-	s.removeTemp(ctx)
+	if !o.ReadOnly {
+		s.removeTemp(ctx)
+	}
 	return s, nil
 }
 
