@@ -85,6 +85,8 @@ type S3 struct {
 // smallPut is the largest blob uploaded in one request, from memory.
 const smallPut = 8 << 20
 
+var headPool = sync.Pool{New: func() any { b := make([]byte, smallPut+1); return &b }}
+
 // NewS3 connects to the bucket and checks that it is there and the
 // credentials may use it; errors name the setting at fault.
 func NewS3(ctx context.Context, o S3Options) (*S3, error) {
@@ -223,17 +225,24 @@ func isNetErr(err error) bool {
 // Put implements forge.BlobStore.
 func (s *S3) Put(ctx context.Context, r io.Reader) (forge.BlobInfo, error) {
 	h := sha256.New()
-	var head bytes.Buffer
-	n, err := io.CopyN(io.MultiWriter(&head, h), r, smallPut+1)
-	if err != nil && err != io.EOF {
+	// The first smallPut+1 bytes decide: one request from memory, or a
+	// multipart upload. The buffer is pooled: growing one per Put would
+	// leave twice its size as garbage each time.
+	bp := headPool.Get().(*[]byte)
+	defer headPool.Put(bp)
+	read, err := io.ReadFull(ctxReader{ctx, r}, *bp)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
 	}
+	head := (*bp)[:read]
+	h.Write(head)
+	n := int64(read)
 	if n <= smallPut {
 		d := forge.Digest(hex.EncodeToString(h.Sum(nil)))
 		key, _ := s.key(d)
 		s.mu.RLock()
 		defer s.mu.RUnlock()
-		_, err := s.c.PutObject(ctx, s.bucket, key, bytes.NewReader(head.Bytes()), n, minio.PutObjectOptions{ContentType: "application/octet-stream"})
+		_, err := s.c.PutObject(ctx, s.bucket, key, bytes.NewReader(head), n, minio.PutObjectOptions{ContentType: "application/octet-stream"})
 		if err != nil {
 			return forge.BlobInfo{}, s.fail(err, d, "put")
 		}
@@ -243,7 +252,7 @@ func (s *S3) Put(ctx context.Context, r io.Reader) (forge.BlobInfo, error) {
 	// it, then copy it to its digest's key inside the store.
 	tmp := s.prefix + "tmp/" + randomHex()
 	// h has hashed head already; it hashes the rest on its way up.
-	body := io.MultiReader(&head, io.TeeReader(ctxReader{ctx, r}, h))
+	body := io.MultiReader(bytes.NewReader(head), io.TeeReader(ctxReader{ctx, r}, h))
 	up, err := s.c.PutObject(ctx, s.bucket, tmp, body, -1, minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: s.part,
 		// Parts go up 4 at a time: at most 4 parts in memory.
 		ConcurrentStreamParts: true, NumThreads: 4})
