@@ -145,6 +145,10 @@ var docs = map[string]doc{
 		"forge sweeps resume branin",
 	}},
 
+	"feedback": {"feedback DEPLOYMENT REQUEST_ID LABEL | feedback DEPLOYMENT --file labels.jsonl", "send labels for logged predictions, joined by request id; forge monitor then shows live accuracy, AUC or RMSE", []string{
+		"forge feedback cancer-api 3f2a9c 1",
+		"forge feedback cancer-api --file labels.jsonl",
+	}},
 	"monitor": {"", "watch deployed models against their training data", []string{
 		"forge monitor drift cancer",
 		"forge monitor drift cancer --window 10000rows -o json",

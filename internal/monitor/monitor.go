@@ -25,6 +25,7 @@ import (
 	"github.com/forge-mlops/forge/internal/duckq"
 	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/registry"
+	"github.com/forge-mlops/forge/internal/sqlstore"
 	"github.com/forge-mlops/forge/internal/tracking"
 )
 
@@ -55,10 +56,13 @@ type Monitor struct {
 	Engine      *duckq.Engine
 	// PayloadPrefix is serving's payload dataset prefix ("payloads.").
 	PayloadPrefix string
-	Log           *slog.Logger
-	Now           func() time.Time // time.Now when nil
+	// DB holds the feedback (labels) sent for logged predictions.
+	DB      *sqlstore.DB
+	TempDir string
+	Log     *slog.Logger
+	Now     func() time.Time // time.Now when nil
 
-	driftGauge, datasetGauge *prometheus.GaugeVec
+	driftGauge, datasetGauge, qualityGauge *prometheus.GaugeVec
 }
 
 // New returns m with its gauges registered on reg: the latest report's
@@ -72,8 +76,11 @@ func New(m Monitor, reg prometheus.Registerer) *Monitor {
 	m.datasetGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "forge_deployment_drift_share",
 		Help: "Share of a deployment's input features drifted in its latest drift report."},
 		[]string{"deployment", "version"})
+	m.qualityGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "forge_deployment_quality",
+		Help: "Live quality of a deployment's model version in its latest quality report, from the labels sent as feedback (metric: accuracy, auc, rmse, mae)."},
+		[]string{"deployment", "version", "metric"})
 	if reg != nil {
-		reg.MustRegister(m.driftGauge, m.datasetGauge)
+		reg.MustRegister(m.driftGauge, m.datasetGauge, m.qualityGauge)
 	}
 	return &m
 }
@@ -98,6 +105,10 @@ func (m *Monitor) Routes() []httpapi.Route {
 	return []httpapi.Route{
 		{Pattern: "GET /api/forge/v1/deployments/{name}/drift", Handler: httpapi.JSON(m.Log, m.drift), Access: httpapi.Read,
 			Summary: "Drift of a deployment's logged inputs against its reference (its model's training data)"},
+		{Pattern: "POST /api/forge/v1/deployments/{name}/feedback", Handler: httpapi.JSON(m.Log, m.feedback), Access: httpapi.Write,
+			Summary: "Labels (ground truth) for a deployment's logged predictions, by request id"},
+		{Pattern: "GET /api/forge/v1/deployments/{name}/quality", Handler: httpapi.JSON(m.Log, m.quality), Access: httpapi.Read,
+			Summary: "Live quality (accuracy, AUC, RMSE) of a deployment's versions from the labels sent as feedback"},
 	}
 }
 

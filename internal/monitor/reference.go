@@ -12,7 +12,7 @@ import (
 )
 
 // The logged row's own columns; a reference column may not take one.
-var reserved = map[string]bool{"timestamp": true, "model": true, "version": true, "request_id": true, "deployment": true}
+var reserved = map[string]bool{"timestamp": true, "model": true, "version": true, "request_id": true, "deployment": true, "row": true}
 
 // PayloadColumns finds a deployment's reference (ref, or when "" the
 // dataset the stable version's run used as input) and checks that its

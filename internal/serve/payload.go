@@ -267,7 +267,8 @@ func flatten(pl payload) [][]field {
 	for r := range out {
 		row := []field{{"timestamp", ts}, {"model", pl.model}, {"version", pl.version}, {"request_id", pl.id}}
 		if pl.deployment != "" {
-			row = append(row, field{"deployment", pl.deployment})
+			// The row's place in its request, which feedback names.
+			row = append(row, field{"deployment", pl.deployment}, field{"row", r})
 		}
 		k := 0 // the input element's index in the flattened row
 		for _, side := range []struct {

@@ -7,12 +7,14 @@ ALTER TABLE deployments ADD COLUMN payload_rate REAL NOT NULL DEFAULT 0;
 ALTER TABLE deployments ADD COLUMN reference TEXT NOT NULL DEFAULT '';
 ALTER TABLE deployments ADD COLUMN payload_columns TEXT NOT NULL DEFAULT ''; -- JSON list, '' for none
 
--- Ground truth: a label per logged request, joined to the logged
--- prediction by request id when quality is computed.
+-- Ground truth: a label per logged prediction (a request's row), joined
+-- to it by request id and row when quality is computed. A label sent
+-- again replaces the first.
 CREATE TABLE deployment_feedback (
     deployment  TEXT NOT NULL,
     request_id  TEXT NOT NULL,
-    label       TEXT NOT NULL,  -- JSON: a number, a string or a bool
-    created_at  BIGINT NOT NULL,
-    PRIMARY KEY (deployment, request_id)
+    row_index   INTEGER NOT NULL,
+    label       TEXT NOT NULL,    -- the label as text (a number, a string; true/false as 1/0)
+    created_at  BIGINT NOT NULL,  -- ms since the epoch
+    PRIMARY KEY (deployment, request_id, row_index)
 );
