@@ -159,8 +159,10 @@ func (s *Server) mount(ctx context.Context) error {
 	// Monitoring: drift of each deployment's logged payloads against its
 	// model's training data (lineage) or a given reference.
 	mon := monitor.New(monitor.Monitor{Deployments: deploy.NewStore(s.db), Registry: s.registry, Runs: tracks, Datasets: data,
-		Engine: eng, PayloadPrefix: "payloads.", Log: s.log.With("sys", "monitor")}, s.reg)
+		Engine: eng, PayloadPrefix: "payloads.", DB: s.db, TempDir: tmp, Log: s.log.With("sys", "monitor")}, s.reg)
 	s.routes = append(s.routes, mon.Routes()...)
+	// A deployment that logs payloads names their columns after its reference.
+	deployAPI.References = mon
 	// Blob garbage collection asks every component that records blob
 	// digests; one left out here would lose its blobs to a sweep.
 	s.routes = append(s.routes, blobgc.Routes(s.blobs, []blobgc.Referrer{artifacts, data, s.registry, js}, temps, s.log.With("sys", "blobgc"))...)
