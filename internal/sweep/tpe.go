@@ -47,7 +47,7 @@ func weights(n int) []float64 {
 func (s *Spec) tpe(number int, history []Observation) map[string]string {
 	var done []Observation
 	for _, o := range history {
-		if o.Complete && !math.IsNaN(o.Value) {
+		if (o.Complete || o.Pruned) && !math.IsNaN(o.Value) {
 			done = append(done, o)
 		}
 	}
@@ -55,12 +55,23 @@ func (s *Spec) tpe(number int, history []Observation) map[string]string {
 		return s.random(number)
 	}
 	// Split by objective (stable, so ties keep trial order), then keep
-	// each side in trial order for the weights.
+	// each side in trial order for the weights. As Optuna 3.1 does,
+	// complete trials rank before pruned ones, and pruned ones by how far
+	// they got, then by their last value.
 	idx := make([]int, len(done))
 	for i := range idx {
 		idx[i] = i
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return done[idx[a]].Value < done[idx[b]].Value })
+	less := func(a, b Observation) bool {
+		if a.Complete != b.Complete {
+			return a.Complete
+		}
+		if !a.Complete && a.Step != b.Step {
+			return a.Step > b.Step
+		}
+		return a.Value < b.Value
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return less(done[idx[a]], done[idx[b]]) })
 	nb := gamma(len(done))
 	below, above := append([]int(nil), idx[:nb]...), append([]int(nil), idx[nb:]...)
 	sort.Ints(below)
