@@ -38,7 +38,9 @@ type Point struct {
 	Timestamp int64   `json:"timestamp"`
 }
 
-func (e *EarlyStopping) normalize(objective string) error {
+// Normalize fills the defaults and checks the fields; objective is the
+// objective metric, the default intermediate one.
+func (e *EarlyStopping) Normalize(objective string) error {
 	switch e.Type {
 	case "", "none":
 		e.Type = "none"
@@ -91,17 +93,17 @@ func (e *EarlyStopping) normalize(objective string) error {
 	return nil
 }
 
-// curve is one trial's intermediate values, lower better, in step order
+// Curve is one trial's intermediate values, lower better, in step order
 // (then timestamp).
-type curve struct {
-	number   int
-	complete bool
-	points   []Point
+type Curve struct {
+	Number   int
+	Complete bool
+	Points   []Point
 }
 
-// lowerBetter returns the points with values negated for a maximized
+// LowerBetter returns the points with values negated for a maximized
 // metric, sorted by step then timestamp.
-func lowerBetter(ps []Point, maximize bool) []Point {
+func LowerBetter(ps []Point, maximize bool) []Point {
 	out := append([]Point(nil), ps...)
 	if maximize {
 		for i := range out {
@@ -117,10 +119,10 @@ func lowerBetter(ps []Point, maximize bool) []Point {
 	return out
 }
 
-// prune says whether the running trial me should stop, and why. others are
+// Prune says whether the running trial me should stop, and why. others are
 // every other trial of the sweep that has logged the metric.
-func (e *EarlyStopping) prune(me curve, others []curve) (bool, string) {
-	if len(me.points) == 0 {
+func (e *EarlyStopping) Prune(me Curve, others []Curve) (bool, string) {
+	if len(me.Points) == 0 {
 		return false, ""
 	}
 	switch e.Type {
@@ -146,18 +148,18 @@ func rungPoint(ps []Point, r int64) (Point, bool) {
 // with at a rung are those that reached it before it did (by the logged
 // timestamp, then trial number), so the verdict is a function of the
 // histories: a restart reaches the same one.
-func (e *EarlyStopping) asha(me curve, others []curve) (bool, string) {
-	last := me.points[len(me.points)-1].Step
+func (e *EarlyStopping) asha(me Curve, others []Curve) (bool, string) {
+	last := me.Points[len(me.Points)-1].Step
 	r := e.MinSteps
 	for k := 0; last >= r; k++ {
-		p, _ := rungPoint(me.points, r)
+		p, _ := rungPoint(me.Points, r)
 		if math.IsNaN(p.Value) {
 			return true, fmt.Sprintf("NaN at step %d", p.Step)
 		}
 		competing := []float64{p.Value}
 		for _, o := range others {
-			q, ok := rungPoint(o.points, r)
-			if ok && !math.IsNaN(q.Value) && (q.Timestamp < p.Timestamp || q.Timestamp == p.Timestamp && o.number < me.number) {
+			q, ok := rungPoint(o.Points, r)
+			if ok && !math.IsNaN(q.Value) && (q.Timestamp < p.Timestamp || q.Timestamp == p.Timestamp && o.Number < me.Number) {
 				competing = append(competing, q.Value)
 			}
 		}
@@ -179,22 +181,22 @@ func (e *EarlyStopping) asha(me curve, others []curve) (bool, string) {
 // median is Optuna's MedianPruner (a 50th PercentilePruner, interval 1,
 // n_min_trials 1): the trial's best value so far against the median of
 // the completed trials' values at its latest step.
-func (e *EarlyStopping) median(me curve, others []curve) (bool, string) {
-	var done []curve
+func (e *EarlyStopping) median(me Curve, others []Curve) (bool, string) {
+	var done []Curve
 	for _, o := range others {
-		if o.complete {
+		if o.Complete {
 			done = append(done, o)
 		}
 	}
 	if len(done) == 0 || len(done) < *e.StartupTrials {
 		return false, ""
 	}
-	step := me.points[len(me.points)-1].Step
+	step := me.Points[len(me.Points)-1].Step
 	if step < e.WarmupSteps {
 		return false, ""
 	}
 	best := math.Inf(1)
-	for _, p := range me.points {
+	for _, p := range me.Points {
 		if math.IsNaN(p.Value) {
 			continue
 		}
@@ -207,7 +209,7 @@ func (e *EarlyStopping) median(me curve, others []curve) (bool, string) {
 	for _, o := range done {
 		// The value last logged at the step, as Optuna keeps one per step.
 		v, ok := math.NaN(), false
-		for _, p := range o.points {
+		for _, p := range o.Points {
 			if p.Step == step {
 				v, ok = p.Value, true
 			}

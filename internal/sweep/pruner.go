@@ -17,7 +17,7 @@ func (s *Service) prunePass(ctx context.Context, sw Sweep, ts []Trial) error {
 		return nil
 	}
 	maximize := sw.Spec.Objective.Goal == "maximize"
-	var curves []curve
+	var curves []Curve
 	for _, t := range ts {
 		if t.RunID == "" {
 			continue
@@ -29,7 +29,7 @@ func (s *Service) prunePass(ctx context.Context, sw Sweep, ts []Trial) error {
 			if err != nil {
 				return fmt.Errorf("trial %d: read %s: %w", t.Number, es.Metric, err)
 			}
-			ps = lowerBetter(raw, maximize)
+			ps = LowerBetter(raw, maximize)
 			// A pruned trial's curve is kept only once its job has
 			// ended: until then it may log more.
 			if final && (t.State != TrialPruned || s.ended[t.JobID]) {
@@ -37,7 +37,7 @@ func (s *Service) prunePass(ctx context.Context, sw Sweep, ts []Trial) error {
 			}
 		}
 		if len(ps) > 0 {
-			curves = append(curves, curve{number: t.Number, complete: t.State == TrialComplete, points: ps})
+			curves = append(curves, Curve{Number: t.Number, Complete: t.State == TrialComplete, Points: ps})
 		}
 	}
 	for i := range ts {
@@ -45,20 +45,20 @@ func (s *Service) prunePass(ctx context.Context, sw Sweep, ts []Trial) error {
 		if t.State != TrialRunning {
 			continue
 		}
-		var me curve
-		var others []curve
+		var me Curve
+		var others []Curve
 		for _, c := range curves {
-			if c.number == t.Number {
+			if c.Number == t.Number {
 				me = c
 			} else {
 				others = append(others, c)
 			}
 		}
-		stop, why := es.prune(me, others)
+		stop, why := es.Prune(me, others)
 		if !stop {
 			continue
 		}
-		last := me.points[len(me.points)-1]
+		last := me.Points[len(me.Points)-1]
 		v := last.Value
 		if maximize {
 			v = -v

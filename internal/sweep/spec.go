@@ -114,7 +114,7 @@ func (s *Spec) Normalize() error {
 	if s.EarlyStopping == nil {
 		s.EarlyStopping = &EarlyStopping{}
 	}
-	if err := s.EarlyStopping.normalize(s.Objective.Metric); err != nil {
+	if err := s.EarlyStopping.Normalize(s.Objective.Metric); err != nil {
 		return err
 	}
 	if len(s.Parameters) == 0 {
