@@ -80,6 +80,13 @@ type S3 struct {
 	// RemoveIfOlder in this process, as in Local. Only the server
 	// writes blobs, so one process's lock is enough.
 	mu sync.RWMutex
+
+	// leftover are temporary keys whose upload or object could not be
+	// removed when a Put failed (the store was down): removed after the
+	// next Put that succeeds, or at the next start.
+	lmu      sync.Mutex
+	leftover map[string]bool
+	retrying bool
 }
 
 // smallPut is the largest blob uploaded in one request, from memory.
@@ -246,6 +253,7 @@ func (s *S3) Put(ctx context.Context, r io.Reader) (forge.BlobInfo, error) {
 		if err != nil {
 			return forge.BlobInfo{}, s.fail(err, d, "put")
 		}
+		s.retryLeftover()
 		return forge.BlobInfo{Digest: d, Size: n, ModTime: time.Now()}, nil
 	}
 	// Too large to hold: stream it up as a multipart upload while hashing
@@ -271,6 +279,7 @@ func (s *S3) Put(ctx context.Context, r io.Reader) (forge.BlobInfo, error) {
 	if err != nil {
 		return forge.BlobInfo{}, s.fail(err, d, "store")
 	}
+	s.retryLeftover()
 	return forge.BlobInfo{Digest: d, Size: up.Size, ModTime: time.Now()}, nil
 }
 
@@ -281,10 +290,53 @@ func randomHex() string {
 }
 
 func (s *S3) cleanup(tmp string) {
+	if !s.removeTmp(tmp) {
+		s.lmu.Lock()
+		if s.leftover == nil {
+			s.leftover = map[string]bool{}
+		}
+		s.leftover[tmp] = true
+		s.lmu.Unlock()
+	}
+}
+
+// removeTmp removes a temporary key's unfinished upload and object, and
+// says whether both are gone.
+func (s *S3) removeTmp(tmp string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s.c.RemoveIncompleteUpload(ctx, s.bucket, tmp)
-	s.c.RemoveObject(ctx, s.bucket, tmp, minio.RemoveObjectOptions{})
+	err := s.c.RemoveIncompleteUpload(ctx, s.bucket, tmp)
+	if err2 := s.c.RemoveObject(ctx, s.bucket, tmp, minio.RemoveObjectOptions{}); err == nil {
+		err = err2
+	}
+	return err == nil
+}
+
+// retryLeftover removes, in the background, what failed Puts could not
+// (called once a Put succeeds: the store is back).
+func (s *S3) retryLeftover() {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	if len(s.leftover) == 0 || s.retrying {
+		return
+	}
+	s.retrying = true
+	keys := make([]string, 0, len(s.leftover))
+	for k := range s.leftover {
+		keys = append(keys, k)
+	}
+	go func() {
+		for _, k := range keys {
+			if s.removeTmp(k) {
+				s.lmu.Lock()
+				delete(s.leftover, k)
+				s.lmu.Unlock()
+			}
+		}
+		s.lmu.Lock()
+		s.retrying = false
+		s.lmu.Unlock()
+	}()
 }
 
 // PutFile stores a file already hashed to d (not checked again) with one
