@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/blob/s3test"
@@ -116,12 +117,17 @@ func TestChartOnCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scale, err := cs.AppsV1().Deployments(ns).GetScale(ctx, "forge-serve", metav1.GetOptions{})
+	// The test kubelet updates the Deployment's status meanwhile.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale, err := cs.AppsV1().Deployments(ns).GetScale(ctx, "forge-serve", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		scale.Spec.Replicas = *hpa.Spec.MinReplicas
+		_, err = cs.AppsV1().Deployments(ns).UpdateScale(ctx, "forge-serve", scale, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	scale.Spec.Replicas = *hpa.Spec.MinReplicas
-	if _, err := cs.AppsV1().Deployments(ns).UpdateScale(ctx, "forge-serve", scale, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
