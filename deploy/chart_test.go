@@ -159,6 +159,20 @@ func TestChartRenders(t *testing.T) {
 	if n != 3 {
 		t.Errorf("with server.blob: %d of FORGE_BLOB and the two S3 credentials from forge-s3", n)
 	}
+	// Replicas read the bucket with the same settings, unless told not to.
+	for _, read := range []bool{true, false} {
+		objs := render(t, "ml", map[string]any{"server": map[string]any{"blob": "s3://b/p"}, "serve": map[string]any{"readBucket": read}})
+		find(t, objs, "Deployment", "forge-serve", &serve)
+		n := 0
+		for _, e := range serve.Spec.Template.Spec.Containers[0].Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == "forge-s3" || e.Name == "FORGE_BLOB" && e.Value == "s3://b/p" {
+				n++
+			}
+		}
+		if want := map[bool]int{true: 3, false: 0}[read]; n != want {
+			t.Errorf("serve.readBucket %v: replicas get %d of FORGE_BLOB and the two S3 credentials, want %d", read, n, want)
+		}
+	}
 
 	fixed := render(t, "ml", map[string]any{"serve": map[string]any{"autoscaling": map[string]any{"enabled": false}, "replicas": 3}})
 	if got := kinds(fixed); slices.Contains(got, "HorizontalPodAutoscaler/forge-serve") {
