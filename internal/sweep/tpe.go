@@ -158,8 +158,8 @@ type parzen struct {
 	q      float64     // 1 for a linear int: its pdf is the mass of [x-0.5, x+0.5]
 	cat    [][]float64 // per kernel, the probability of each choice
 	logCat [][]float64
-	logC   []float64   // per kernel: -log(sd sqrt(2 pi)) - log mass on [lo, hi]
-	logAcc []float64   // per kernel: log mass on [lo, hi]
+	logC   []float64 // per kernel: -log(sd sqrt(2 pi)) - log mass on [lo, hi]
+	logAcc []float64 // per kernel: log mass on [lo, hi]
 }
 
 // newMixture builds the estimator over rows (in trial order) as Optuna
