@@ -27,7 +27,7 @@ var docs = map[string]doc{
 	"deploy": {"deploy NAME MODEL@ALIAS|MODEL@VERSION [flags]", "serve a model version under a name, with an optional canary", []string{
 		"forge deploy cancer cancer-xgb@prod",
 		"forge deploy cancer cancer-xgb@3 --canary cancer-xgb@4 --canary-percent 10",
-		"forge deploy iris iris@latest --max-batch-size 32 --max-queue-delay 2ms",
+		"forge deploy iris iris@latest --max-batch-size 32 --max-queue-delay 2ms --log-payloads 0.1 --reference iris@3",
 	}},
 	"gc": {"gc [--dry-run] [--grace 24h]", "remove stored blobs that nothing refers to any more", []string{
 		"forge gc --dry-run",
@@ -156,6 +156,10 @@ var docs = map[string]doc{
 		"forge sweeps resume branin",
 	}},
 
+	"feedback": {"feedback DEPLOYMENT REQUEST_ID LABEL | feedback DEPLOYMENT --file labels.jsonl", "send labels for logged predictions, joined by request id; forge monitor then shows live accuracy, AUC or RMSE", []string{
+		"forge feedback cancer-api 3f2a9c 1",
+		"forge feedback cancer-api --file labels.jsonl",
+	}},
 	"monitor": {"", "watch deployed models against their training data", []string{
 		"forge monitor drift cancer",
 		"forge monitor drift cancer --window 10000rows -o json",

@@ -24,7 +24,10 @@ import (
 	"github.com/forge-mlops/forge"
 )
 
-var _ forge.BlobStore = (*S3)(nil)
+var (
+	_ forge.BlobStore       = (*S3)(nil)
+	_ forge.BlobRangeReader = (*S3)(nil)
+)
 
 // S3Options name an S3-compatible bucket and how to reach it.
 type S3Options struct {
@@ -43,6 +46,10 @@ type S3Options struct {
 	// CacheBytes bounds it (default 10 GiB).
 	CacheDir   string
 	CacheBytes int64
+	// ReadOnly is a reader beside the server that writes the bucket (a
+	// forge serve replica): it leaves PREFIX/tmp/, where the server's
+	// uploads are under way, alone at start.
+	ReadOnly bool
 	// PartSize is the multipart upload's part (default 16 MiB): an upload
 	// holds one part in memory, never the whole blob.
 	PartSize uint64
@@ -73,10 +80,19 @@ type S3 struct {
 	// RemoveIfOlder in this process, as in Local. Only the server
 	// writes blobs, so one process's lock is enough.
 	mu sync.RWMutex
+
+	// leftover are temporary keys whose upload or object could not be
+	// removed when a Put failed (the store was down): removed after the
+	// next Put that succeeds, or at the next start.
+	lmu      sync.Mutex
+	leftover map[string]bool
+	retrying bool
 }
 
 // smallPut is the largest blob uploaded in one request, from memory.
 const smallPut = 8 << 20
+
+var headPool = sync.Pool{New: func() any { b := make([]byte, smallPut+1); return &b }}
 
 // NewS3 connects to the bucket and checks that it is there and the
 // credentials may use it; errors name the setting at fault.
@@ -123,13 +139,29 @@ func NewS3(ctx context.Context, o S3Options) (*S3, error) {
 	}
 	ok, err := c.BucketExists(ctx, o.Bucket)
 	if err != nil {
-		return nil, fmt.Errorf("blob s3://%s at %s: %s (check s3.endpoint, s3.region and the AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY credentials)", o.Bucket, c.EndpointURL(), describe(err))
+		return nil, startError(o, c, err)
 	}
 	if !ok {
 		return nil, fmt.Errorf("blob s3://%s: no such bucket at %s (create it, or fix the blob setting)", o.Bucket, c.EndpointURL())
 	}
-	s.removeTemp(ctx)
+	if !o.ReadOnly {
+		s.removeTemp(ctx)
+	}
 	return s, nil
+}
+
+// startError says which setting a failed first request points at.
+func startError(o S3Options, c *minio.Client, err error) error {
+	r := minio.ToErrorResponse(err)
+	switch {
+	case r.Code == "" && isNetErr(err):
+		return fmt.Errorf("blob s3://%s: cannot reach s3.endpoint %s (FORGE_S3_ENDPOINT, --s3-endpoint): %v", o.Bucket, c.EndpointURL(), err)
+	case r.Code == "AccessDenied" || r.Code == "InvalidAccessKeyId" || r.Code == "SignatureDoesNotMatch" || r.StatusCode == 403:
+		return fmt.Errorf("blob s3://%s at %s: the credentials are refused (%s): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or the instance role", o.Bucket, c.EndpointURL(), describe(err))
+	case r.Code == "AuthorizationHeaderMalformed" || r.Code == "InvalidRegion":
+		return fmt.Errorf("blob s3://%s at %s: %s: check s3.region (FORGE_S3_REGION, --s3-region)", o.Bucket, c.EndpointURL(), describe(err))
+	}
+	return fmt.Errorf("blob s3://%s at %s: %s (check s3.endpoint, s3.region and the AWS_* credentials)", o.Bucket, c.EndpointURL(), describe(err))
 }
 
 // removeTemp removes the temporary objects and unfinished multipart
@@ -200,27 +232,35 @@ func isNetErr(err error) bool {
 // Put implements forge.BlobStore.
 func (s *S3) Put(ctx context.Context, r io.Reader) (forge.BlobInfo, error) {
 	h := sha256.New()
-	var head bytes.Buffer
-	n, err := io.CopyN(io.MultiWriter(&head, h), r, smallPut+1)
-	if err != nil && err != io.EOF {
+	// The first smallPut+1 bytes decide: one request from memory, or a
+	// multipart upload. The buffer is pooled: growing one per Put would
+	// leave twice its size as garbage each time.
+	bp := headPool.Get().(*[]byte)
+	defer headPool.Put(bp)
+	read, err := io.ReadFull(ctxReader{ctx, r}, *bp)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
 	}
+	head := (*bp)[:read]
+	h.Write(head)
+	n := int64(read)
 	if n <= smallPut {
 		d := forge.Digest(hex.EncodeToString(h.Sum(nil)))
 		key, _ := s.key(d)
 		s.mu.RLock()
 		defer s.mu.RUnlock()
-		_, err := s.c.PutObject(ctx, s.bucket, key, bytes.NewReader(head.Bytes()), n, minio.PutObjectOptions{ContentType: "application/octet-stream"})
+		_, err := s.c.PutObject(ctx, s.bucket, key, bytes.NewReader(head), n, minio.PutObjectOptions{ContentType: "application/octet-stream"})
 		if err != nil {
 			return forge.BlobInfo{}, s.fail(err, d, "put")
 		}
+		s.retryLeftover()
 		return forge.BlobInfo{Digest: d, Size: n, ModTime: time.Now()}, nil
 	}
 	// Too large to hold: stream it up as a multipart upload while hashing
 	// it, then copy it to its digest's key inside the store.
 	tmp := s.prefix + "tmp/" + randomHex()
 	// h has hashed head already; it hashes the rest on its way up.
-	body := io.MultiReader(&head, io.TeeReader(ctxReader{ctx, r}, h))
+	body := io.MultiReader(bytes.NewReader(head), io.TeeReader(ctxReader{ctx, r}, h))
 	up, err := s.c.PutObject(ctx, s.bucket, tmp, body, -1, minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: s.part,
 		// Parts go up 4 at a time: at most 4 parts in memory.
 		ConcurrentStreamParts: true, NumThreads: 4})
@@ -239,6 +279,7 @@ func (s *S3) Put(ctx context.Context, r io.Reader) (forge.BlobInfo, error) {
 	if err != nil {
 		return forge.BlobInfo{}, s.fail(err, d, "store")
 	}
+	s.retryLeftover()
 	return forge.BlobInfo{Digest: d, Size: up.Size, ModTime: time.Now()}, nil
 }
 
@@ -249,10 +290,53 @@ func randomHex() string {
 }
 
 func (s *S3) cleanup(tmp string) {
+	if !s.removeTmp(tmp) {
+		s.lmu.Lock()
+		if s.leftover == nil {
+			s.leftover = map[string]bool{}
+		}
+		s.leftover[tmp] = true
+		s.lmu.Unlock()
+	}
+}
+
+// removeTmp removes a temporary key's unfinished upload and object, and
+// says whether both are gone.
+func (s *S3) removeTmp(tmp string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s.c.RemoveIncompleteUpload(ctx, s.bucket, tmp)
-	s.c.RemoveObject(ctx, s.bucket, tmp, minio.RemoveObjectOptions{})
+	err := s.c.RemoveIncompleteUpload(ctx, s.bucket, tmp)
+	if err2 := s.c.RemoveObject(ctx, s.bucket, tmp, minio.RemoveObjectOptions{}); err == nil {
+		err = err2
+	}
+	return err == nil
+}
+
+// retryLeftover removes, in the background, what failed Puts could not
+// (called once a Put succeeds: the store is back).
+func (s *S3) retryLeftover() {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	if len(s.leftover) == 0 || s.retrying {
+		return
+	}
+	s.retrying = true
+	keys := make([]string, 0, len(s.leftover))
+	for k := range s.leftover {
+		keys = append(keys, k)
+	}
+	go func() {
+		for _, k := range keys {
+			if s.removeTmp(k) {
+				s.lmu.Lock()
+				delete(s.leftover, k)
+				s.lmu.Unlock()
+			}
+		}
+		s.lmu.Lock()
+		s.retrying = false
+		s.lmu.Unlock()
+	}()
 }
 
 // PutFile stores a file already hashed to d (not checked again) with one
@@ -297,11 +381,43 @@ func (s *S3) Open(ctx context.Context, d forge.Digest) (io.ReadCloser, error) {
 	}
 	// GetObject is lazy: Stat makes the request, so a missing blob is
 	// NotFound here and not at the first Read.
+	st, err := obj.Stat()
+	if err != nil {
+		obj.Close()
+		return nil, s.fail(err, d, "open")
+	}
+	var src io.ReadCloser = errReader{obj, s, d}
+	if st.Size > 2*prefetchChunk {
+		src = newPrefetch(src)
+	}
+	return &verifier{f: src, h: sha256.New(), want: d}, nil
+}
+
+// OpenRange implements forge.BlobRangeReader with one ranged GET.
+func (s *S3) OpenRange(ctx context.Context, d forge.Digest, off, n int64) (io.ReadCloser, error) {
+	key, err := s.key(d)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 0 {
+		return nil, forge.Errorf(forge.Invalid, "invalid range of blob %s: %d bytes from %d", d, n, off)
+	}
+	if n == 0 {
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	var o minio.GetObjectOptions
+	if err := o.SetRange(off, off+n-1); err != nil {
+		return nil, forge.Errorf(forge.Invalid, "range of blob %s: %v", d, err)
+	}
+	obj, err := s.c.GetObject(ctx, s.bucket, key, o)
+	if err != nil {
+		return nil, s.fail(err, d, "open")
+	}
 	if _, err := obj.Stat(); err != nil {
 		obj.Close()
 		return nil, s.fail(err, d, "open")
 	}
-	return &verifier{f: errReader{obj, s, d}, h: sha256.New(), want: d}, nil
+	return errReader{obj, s, d}, nil
 }
 
 // errReader classifies the errors of a read in progress.

@@ -125,6 +125,9 @@ func (s *Server) mount(ctx context.Context) error {
 		// Each attempt gets a token that writes only its own run.
 		jcfg.Tokens = s.tokens
 	}
+	// A job's end wakes the sweeps controller, set below before either runs.
+	var sweeps *sweep.Service
+	jcfg.OnEnd = func() { sweeps.Poke() }
 	js, err := jobs.New(s.db, execs, s.blobs, jobRuns{tracks}, jobInputs{data}, jcfg, s.log.With("sys", "jobs"))
 	if err != nil {
 		return fmt.Errorf("start jobs: %w", err)
@@ -132,7 +135,7 @@ func (s *Server) mount(ctx context.Context) error {
 	s.routes = append(s.routes, js.Routes(s.log.With("sys", "jobs"))...)
 	s.runners = append(s.runners, part{"jobs", js.Run})
 	// Sweeps: every trial a job, every job's run a child of the sweep's.
-	sweeps := sweep.New(s.db, js, sweepRuns{jobRuns{tracks}}, 0, s.log.With("sys", "sweep"))
+	sweeps = sweep.New(s.db, js, sweepRuns{jobRuns{tracks}}, 0, s.log.With("sys", "sweep"))
 	s.routes = append(s.routes, sweeps.Routes(s.log.With("sys", "sweep"))...)
 	s.runners = append(s.runners, part{"sweeps", sweeps.Run})
 
@@ -159,8 +162,10 @@ func (s *Server) mount(ctx context.Context) error {
 	// Monitoring: drift of each deployment's logged payloads against its
 	// model's training data (lineage) or a given reference.
 	mon := monitor.New(monitor.Monitor{Deployments: deploy.NewStore(s.db), Registry: s.registry, Runs: tracks, Datasets: data,
-		Engine: eng, PayloadPrefix: "payloads.", Log: s.log.With("sys", "monitor")}, s.reg)
+		Engine: eng, PayloadPrefix: "payloads.", DB: s.db, TempDir: tmp, Log: s.log.With("sys", "monitor")}, s.reg)
 	s.routes = append(s.routes, mon.Routes()...)
+	// A deployment that logs payloads names their columns after its reference.
+	deployAPI.References = mon
 	// Blob garbage collection asks every component that records blob
 	// digests; one left out here would lose its blobs to a sweep.
 	s.routes = append(s.routes, blobgc.Routes(s.blobs, []blobgc.Referrer{artifacts, data, s.registry, js}, temps, s.log.With("sys", "blobgc"))...)
