@@ -142,7 +142,11 @@ func (s *Service) Ingest(ctx context.Context, name string, req IngestRequest) (I
 		return IngestResult{}, fmt.Errorf("ingest %s: %w", name, err)
 	}
 	started := time.Now()
-	ranges, err := src.Read(ctx, qreq, w.Write)
+	write, wait := w.Pipe()
+	ranges, err := src.Read(ctx, qreq, write)
+	if werr := wait(); err == nil {
+		err = werr
+	}
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}

@@ -230,3 +230,42 @@ func needsEscape(b []byte) bool {
 	}
 	return false
 }
+
+// Pipe runs the writer in its own goroutine: write hands it messages in
+// batches through a short queue (memory stays bounded), so a consumer
+// fetches while the last batch is checked and written. wait flushes the
+// last batch and returns the writer's first error; call it once, after
+// the last write.
+func (w *Writer) Pipe() (write func(Message) error, wait func() error) {
+	const batch = 1024
+	ch := make(chan []Message, 4)
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range ch {
+			for _, m := range b {
+				if err == nil {
+					err = w.Write(m)
+				}
+			}
+		}
+		done <- err
+	}()
+	buf := make([]Message, 0, batch)
+	write = func(m Message) error {
+		buf = append(buf, m)
+		if len(buf) == batch {
+			ch <- buf
+			buf = make([]Message, 0, batch)
+		}
+		return nil
+	}
+	wait = func() error {
+		if len(buf) > 0 {
+			ch <- buf
+		}
+		close(ch)
+		return <-done
+	}
+	return write, wait
+}
