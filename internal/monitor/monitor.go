@@ -34,6 +34,7 @@ import (
 type (
 	Deployments interface {
 		Get(ctx context.Context, name string) (deploy.Deployment, error)
+		List(ctx context.Context) ([]deploy.Deployment, error)
 	}
 	Registry interface {
 		Resolve(ctx context.Context, name, ref string) (registry.Version, error)
@@ -61,6 +62,9 @@ type Monitor struct {
 	TempDir string
 	Log     *slog.Logger
 	Now     func() time.Time // time.Now when nil
+	Watch   Watch
+
+	ws *watchState // set by New
 
 	driftGauge, datasetGauge, qualityGauge *prometheus.GaugeVec
 }
@@ -70,6 +74,8 @@ type Monitor struct {
 // features (forge_deployment_drift_share), so an alerting stack can
 // alert on them.
 func New(m Monitor, reg prometheus.Registerer) *Monitor {
+	m.ws = &watchState{doneCh: make(chan struct{}), latest: map[string]api.MonitorReport{},
+		kick: make(chan struct{}, 1), firing: map[alertKey]bool{}}
 	m.driftGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "forge_feature_drift",
 		Help: "Drift statistic of a deployment's input feature in its latest drift report (a p-value for ks and chisquare, a distance for wasserstein and jensenshannon)."},
 		[]string{"deployment", "version", "feature", "method"})
@@ -107,6 +113,12 @@ func (m *Monitor) Routes() []httpapi.Route {
 			Summary: "Drift of a deployment's logged inputs against its reference (its model's training data)"},
 		{Pattern: "POST /api/forge/v1/deployments/{name}/feedback", Handler: httpapi.JSON(m.Log, m.feedback), Access: httpapi.Write,
 			Summary: "Labels (ground truth) for a deployment's logged predictions, by request id"},
+		{Pattern: "GET /api/forge/v1/deployments/{name}/monitor", Handler: httpapi.JSON(m.Log, m.report), Access: httpapi.Read,
+			Summary: "A deployment's drift and quality report, computed now (the gauges then show it)"},
+		{Pattern: "GET /api/forge/v1/monitor", Handler: httpapi.JSON(m.Log, m.latest), Access: httpapi.Read,
+			Summary: "The latest reports of the watched deployments, refreshed every monitor.interval"},
+		{Pattern: "POST /api/forge/v1/monitor/refresh", Handler: httpapi.JSON(m.Log, m.refreshNow), Access: httpapi.Write,
+			Summary: "Refresh every watched deployment's report now, alerting as the interval does"},
 		{Pattern: "GET /api/forge/v1/deployments/{name}/quality", Handler: httpapi.JSON(m.Log, m.quality), Access: httpapi.Read,
 			Summary: "Live quality (accuracy, AUC, RMSE) of a deployment's versions from the labels sent as feedback"},
 	}
@@ -121,6 +133,25 @@ func (m *Monitor) drift(r *http.Request) (any, error) {
 	return m.Drift(r.Context(), r.PathValue("name"), w, q.Get("reference"))
 }
 
+func (m *Monitor) report(r *http.Request) (any, error) {
+	w, err := ParseWindow(r.URL.Query().Get("window"))
+	if err != nil {
+		return nil, err
+	}
+	return m.Report(r.Context(), r.PathValue("name"), w)
+}
+
+func (m *Monitor) latest(r *http.Request) (any, error) {
+	return api.MonitorReports{Reports: m.Latest()}, nil
+}
+
+func (m *Monitor) refreshNow(r *http.Request) (any, error) {
+	if err := m.Sync(r.Context()); err != nil {
+		return nil, err
+	}
+	return api.MonitorReports{Reports: m.Latest()}, nil
+}
+
 // Window is the part of the logged payloads a report looks at: the last
 // Duration, or the last Rows rows.
 type Window struct {
@@ -132,7 +163,15 @@ func (w Window) String() string {
 	if w.Rows > 0 {
 		return strconv.FormatInt(w.Rows, 10) + "rows"
 	}
-	return w.Duration.String()
+	// 1h, 1h30m, 30m rather than Go's 1h0m0s.
+	s := w.Duration.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 var rowsRe = regexp.MustCompile(`^([0-9]+)\s*rows?$`)
