@@ -164,16 +164,7 @@ func (m *Monitor) Feedback(ctx context.Context, name string, fb []api.Feedback) 
 	if err != nil {
 		return 0, err
 	}
-	dataset, perDeploy := m.payloadDataset(d)
-	files, err := m.windowFiles(ctx, dataset, Window{Duration: FeedbackHorizon})
-	if err != nil {
-		return 0, err
-	}
-	if len(files) == 0 {
-		return 0, forge.Errorf(forge.NotFound, "deployment %s has logged no predictions in the last %s (dataset %s): only logged requests take feedback", name, FeedbackHorizon, dataset)
-	}
 	seen := map[string]bool{}
-	ids := make([]string, 0, len(fb))
 	for i, f := range fb {
 		if f.RequestID == "" {
 			return 0, forge.Errorf(forge.Invalid, "feedback %d has no request_id", i+1)
@@ -182,42 +173,18 @@ func (m *Monitor) Feedback(ctx context.Context, name string, fb []api.Feedback) 
 			return 0, forge.Errorf(forge.Invalid, "request id %q has two labels in one request", f.RequestID)
 		}
 		seen[f.RequestID] = true
-		ids = append(ids, quoteString(f.RequestID))
 	}
-	db, err := m.Engine.Open(ctx)
+	dataset, perDeploy := m.payloadDataset(d)
+	lookup := func() (map[string]int, prediction, error) {
+		return m.logged(ctx, d, dataset, perDeploy, fb)
+	}
+	logged, pred, err := lookup()
+	if missing(logged, fb) && m.Flush != nil {
+		// A prediction still in the server's buffer: write it, look again.
+		m.Flush()
+		logged, pred, err = lookup()
+	}
 	if err != nil {
-		return 0, err
-	}
-	defer db.Close()
-	rel := parquetOf(files)
-	cols, err := describe(ctx, db, rel)
-	if err != nil {
-		return 0, fmt.Errorf("read payloads %s: %w", dataset, err)
-	}
-	pred, err := predictionOf(cols)
-	if err != nil {
-		return 0, err
-	}
-	where := "request_id IN (" + strings.Join(ids, ", ") + ") AND " + m.since(Window{Duration: FeedbackHorizon})
-	if perDeploy {
-		where += " AND deployment = " + quoteString(d.Name)
-	}
-	logged := map[string]int{}
-	rows, err := db.QueryContext(ctx, "SELECT request_id, count(*) FROM "+rel+" WHERE "+where+" GROUP BY request_id")
-	if err != nil {
-		return 0, fmt.Errorf("find the requests: %w", err)
-	}
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		logged[id] = n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return 0, err
 	}
 	type label struct {
@@ -264,4 +231,62 @@ func (m *Monitor) Feedback(ctx context.Context, name string, fb []api.Feedback) 
 		return 0, fmt.Errorf("store feedback of deployment %s: %w", name, err)
 	}
 	return len(labels), nil
+}
+
+func missing(logged map[string]int, fb []api.Feedback) bool {
+	for _, f := range fb {
+		if _, ok := logged[f.RequestID]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// logged counts the rows deployment d logged in the feedback horizon for
+// each request id of fb, and says how its predictions read.
+func (m *Monitor) logged(ctx context.Context, d deploy.Deployment, dataset string, perDeploy bool, fb []api.Feedback) (map[string]int, prediction, error) {
+	files, err := m.windowFiles(ctx, dataset, Window{Duration: FeedbackHorizon})
+	if err != nil {
+		return nil, prediction{}, err
+	}
+	if len(files) == 0 {
+		return map[string]int{}, prediction{}, nil
+	}
+	ids := make([]string, 0, len(fb))
+	for _, f := range fb {
+		ids = append(ids, quoteString(f.RequestID))
+	}
+	db, err := m.Engine.Open(ctx)
+	if err != nil {
+		return nil, prediction{}, err
+	}
+	defer db.Close()
+	rel := parquetOf(files)
+	cols, err := describe(ctx, db, rel)
+	if err != nil {
+		return nil, prediction{}, fmt.Errorf("read payloads %s: %w", dataset, err)
+	}
+	pred, err := predictionOf(cols)
+	if err != nil {
+		return nil, prediction{}, err
+	}
+	where := "request_id IN (" + strings.Join(ids, ", ") + ") AND " + m.since(Window{Duration: FeedbackHorizon})
+	if perDeploy {
+		where += " AND deployment = " + quoteString(d.Name)
+	}
+	logged := map[string]int{}
+	rows, err := db.QueryContext(ctx, "SELECT request_id, count(*) FROM "+rel+" WHERE "+where+" GROUP BY request_id")
+	if err != nil {
+		return nil, prediction{}, fmt.Errorf("find the requests: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, prediction{}, err
+		}
+		logged[id] = n
+	}
+	return logged, pred, rows.Err()
 }

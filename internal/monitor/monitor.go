@@ -6,6 +6,7 @@ package monitor
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -60,9 +61,12 @@ type Monitor struct {
 	// DB holds the feedback (labels) sent for logged predictions.
 	DB      *sqlstore.DB
 	TempDir string
-	Log     *slog.Logger
-	Now     func() time.Time // time.Now when nil
-	Watch   Watch
+	// Flush, when set, writes the payloads logged so far (the inference
+	// server's buffer), so that a report asked for now sees them.
+	Flush func()
+	Log   *slog.Logger
+	Now   func() time.Time // time.Now when nil
+	Watch Watch
 
 	ws *watchState // set by New
 
@@ -130,6 +134,7 @@ func (m *Monitor) drift(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.flush()
 	return m.Drift(r.Context(), r.PathValue("name"), w, q.Get("reference"))
 }
 
@@ -138,6 +143,7 @@ func (m *Monitor) report(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.flush()
 	return m.Report(r.Context(), r.PathValue("name"), w)
 }
 
@@ -300,23 +306,7 @@ func (m *Monitor) Drift(ctx context.Context, name string, w Window, reference st
 		return api.DriftReport{}, forge.Errorf(forge.Invalid, "reference %s has %d columns but model %s version %d takes %d inputs: the reference's columns must name the inputs, in order",
 			refV.Ref(), len(refCols), d.Model, v.Version, len(inputs))
 	}
-	refSel, curSel := make([]string, len(inputs)), make([]string, len(inputs))
-	cols := make([]drift.Column, len(inputs))
-	for i, in := range inputs {
-		cols[i] = refCols[i]
-		refSel[i] = quoteIdent(refCols[i].Name)
-		curSel[i] = quoteIdent(in) + " AS " + quoteIdent(refCols[i].Name)
-	}
-	stmts := []string{
-		"CREATE TEMP VIEW ref AS SELECT " + strings.Join(refSel, ", ") + " FROM " + drift.Parquet(refPath),
-		"CREATE TEMP VIEW cur AS SELECT " + strings.Join(curSel, ", ") + " FROM " + drift.Parquet(src.files...) + " WHERE " + src.where + src.limit,
-	}
-	for _, s := range stmts {
-		if _, err := db.ExecContext(ctx, s); err != nil {
-			return api.DriftReport{}, fmt.Errorf("select the window: %w", err)
-		}
-	}
-	rep, err := drift.Compare(ctx, db, "ref", "cur", cols, drift.Options{})
+	rep, err := CompareParquet(ctx, db, refPath, refCols, src.files, src.where+src.limit, inputs)
 	if err != nil {
 		return api.DriftReport{}, err
 	}
@@ -366,6 +356,12 @@ func (m *Monitor) windowFiles(ctx context.Context, name string, w Window) ([]str
 	return files, nil
 }
 
+func (m *Monitor) flush() {
+	if m.Flush != nil {
+		m.Flush()
+	}
+}
+
 func (m *Monitor) now() time.Time {
 	if m.Now != nil {
 		return m.Now()
@@ -375,3 +371,29 @@ func (m *Monitor) now() time.Time {
 
 func quoteIdent(s string) string  { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 func quoteString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// CompareParquet is the drift of inputs, columns of the Parquet files cur
+// in the rows that filter keeps (a condition, with an optional ORDER BY
+// ... LIMIT), named by the first columns of the reference's Parquet file
+// (refCols, in order). The window is read once, into a temporary table;
+// the reference is read where it lies.
+func CompareParquet(ctx context.Context, db *sql.DB, ref string, refCols []drift.Column, cur []string, filter string, inputs []string) (drift.Report, error) {
+	refSel, curSel := make([]string, len(inputs)), make([]string, len(inputs))
+	cols := make([]drift.Column, len(inputs))
+	for i, in := range inputs {
+		cols[i] = refCols[i]
+		refSel[i] = quoteIdent(refCols[i].Name)
+		curSel[i] = quoteIdent(in) + " AS " + quoteIdent(refCols[i].Name)
+	}
+	stmts := []string{
+		"CREATE OR REPLACE TEMP VIEW ref AS SELECT " + strings.Join(refSel, ", ") + " FROM " + drift.Parquet(ref),
+		"CREATE OR REPLACE TEMP TABLE cur AS SELECT " + strings.Join(curSel, ", ") + " FROM " + drift.Parquet(cur...) + " WHERE " + filter,
+	}
+	for _, s := range stmts {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			return drift.Report{}, fmt.Errorf("select the window: %w", err)
+		}
+	}
+	defer db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS cur")
+	return drift.Compare(ctx, db, "ref", "cur", cols, drift.Options{})
+}

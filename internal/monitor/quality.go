@@ -24,6 +24,7 @@ func (m *Monitor) quality(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.flush()
 	return m.Quality(r.Context(), r.PathValue("name"), w)
 }
 

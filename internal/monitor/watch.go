@@ -147,6 +147,7 @@ func cmpString(a, b string) int {
 
 // refresh computes every watched deployment's reports and alerts on them.
 func (m *Monitor) refresh(ctx context.Context) {
+	m.flush()
 	ds, err := m.Deployments.List(ctx)
 	if err != nil {
 		m.Log.Warn("monitor: list deployments", "err", err)

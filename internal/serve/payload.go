@@ -40,7 +40,7 @@ type PayloadOptions struct {
 	// DatasetPrefix names the datasets: prefix + model (default "payloads.").
 	DatasetPrefix string
 	// FlushRows and FlushInterval say when buffered rows are written
-	// (default 1000 rows, 30s).
+	// (default 10,000 rows, 30s: each flush is a dataset version, whose fixed cost the rows share).
 	FlushRows     int
 	FlushInterval time.Duration
 	// QueueSize bounds the payloads waiting to be buffered (default 4096);
@@ -73,7 +73,7 @@ func newPayloadLog(opts PayloadOptions, log *slog.Logger, reg prometheus.Registe
 		opts.DatasetPrefix = "payloads."
 	}
 	if opts.FlushRows <= 0 {
-		opts.FlushRows = 1000
+		opts.FlushRows = 10000
 	}
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 30 * time.Second
