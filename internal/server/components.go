@@ -82,6 +82,8 @@ func (s *Server) mount(ctx context.Context) error {
 	}
 	data := datasets.New(s.db, s.blobs, eng, datasets.Options{TempDir: tmp}, s.log.With("sys", "datasets"))
 	s.routes = append(s.routes, datasets.NewAPI(data, s.log.With("sys", "datasets")).Routes()...)
+	// Follows of message queues: each cuts versions on its schedule.
+	s.runners = append(s.runners, part{"dataset-follows", datasets.NewFollower(data, 0, s.log.With("sys", "follow")).Run})
 
 	// The model registry copies versions from runs' artifacts.
 	runFiles := registry.RunArtifactsFunc(func(ctx context.Context, runID, path string) ([]registry.File, error) {
