@@ -187,11 +187,6 @@ func (m *Monitor) Feedback(ctx context.Context, name string, fb []api.Feedback) 
 	if err != nil {
 		return 0, err
 	}
-	type label struct {
-		id   string
-		row  int
-		text string
-	}
 	var labels []label
 	for _, f := range fb {
 		n, ok := logged[f.RequestID]
@@ -216,21 +211,52 @@ func (m *Monitor) Feedback(ctx context.Context, name string, fb []api.Feedback) 
 			labels = append(labels, label{f.RequestID, row, text})
 		}
 	}
-	now := sqlstore.Now()
-	err = m.DB.Tx(ctx, func(tx *sqlstore.Tx) error {
+	if err := storeLabels(ctx, m.DB, d.Name, labels, sqlstore.Now()); err != nil {
+		return 0, fmt.Errorf("store feedback of deployment %s: %w", name, err)
+	}
+	return len(labels), nil
+}
+
+// label is one row's ground truth, in its stored form.
+type label struct {
+	id   string
+	row  int
+	text string
+}
+
+// storeLabels stores labels of deployment in one transaction; a label
+// stored before for the same request and row is replaced.
+func storeLabels(ctx context.Context, db *sqlstore.DB, deployment string, labels []label, now int64) error {
+	return db.Tx(ctx, func(tx *sqlstore.Tx) error {
 		for _, l := range labels {
 			if _, err := tx.Exec(ctx, `INSERT INTO deployment_feedback (deployment, request_id, row_index, label, created_at)
 				VALUES (?, ?, ?, ?, ?) ON CONFLICT (deployment, request_id, row_index)
-				DO UPDATE SET label = excluded.label, created_at = excluded.created_at`, d.Name, l.id, l.row, l.text, now); err != nil {
+				DO UPDATE SET label = excluded.label, created_at = excluded.created_at`, deployment, l.id, l.row, l.text, now); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// readLabels calls fn with deployment's labels stored at or after since
+// (ms since the epoch).
+func readLabels(ctx context.Context, db *sqlstore.DB, deployment string, since int64, fn func(label) error) error {
+	rows, err := db.Query(ctx, "SELECT request_id, row_index, label FROM deployment_feedback WHERE deployment = ? AND created_at >= ?", deployment, since)
 	if err != nil {
-		return 0, fmt.Errorf("store feedback of deployment %s: %w", name, err)
+		return err
 	}
-	return len(labels), nil
+	defer rows.Close()
+	for rows.Next() {
+		var l label
+		if err := rows.Scan(&l.id, &l.row, &l.text); err != nil {
+			return err
+		}
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 func missing(logged map[string]int, fb []api.Feedback) bool {
