@@ -12,7 +12,8 @@ import (
 // Above Options.ExactRows rows (reference and current together), a
 // numeric column's statistics come from histograms rather than from the
 // exact merged sort: one hash aggregation per column and side counts its
-// values in Options.Bins equal-width bins over the two sides' joint range.
+// values in Options.Bins equal-width bins over the reference's range
+// (current values off it are counted and summed beyond each end).
 // Each empirical CDF is then exact at every bin edge, so the KS statistic
 // is off by at most the mass of one bin and the Wasserstein distance by
 // at most one bin's width; the PSI's decile edges are the bin edges where
@@ -35,62 +36,62 @@ func binnedNumeric(ctx context.Context, db *sql.DB, ref, cur string, cols []stri
 	if len(cols) == 0 {
 		return nil, nil
 	}
-	// The current side's range; the reference's is in its stats.
-	var exprs []string
-	for _, c := range cols {
-		v := finite(c)
-		exprs = append(exprs, "min("+v+")::DOUBLE", "max("+v+")::DOUBLE")
-	}
-	vals, err := scanRow(ctx, db, "SELECT "+strings.Join(exprs, ", ")+" FROM "+cur, len(exprs))
-	if err != nil {
-		return nil, fmt.Errorf("current ranges: %w", err)
-	}
-	type grid struct{ lo, width float64 }
+	// The grid spans the reference's range, a hair wider so that its
+	// maximum falls in the last bin; a current value outside it is counted,
+	// and summed, below or above it, whose contribution to the distance
+	// (the area between the CDFs out there) is then exact.
+	type grid struct{ lo, hi, width float64 }
 	grids := map[string]grid{}
 	var keep []string
-	for i, c := range cols {
+	for _, c := range cols {
 		st := stats[c]
-		lo, hi := st.min, st.max
-		if x := toFloat(vals[2*i]); !math.IsNaN(x) {
-			lo = math.Min(lo, x)
-		}
-		if x := toFloat(vals[2*i+1]); !math.IsNaN(x) {
-			hi = math.Max(hi, x)
-		}
-		if !(hi > lo) || math.IsInf(hi-lo, 0) {
+		if !(st.max > st.min) || math.IsInf(st.max-st.min, 0) {
 			continue
 		}
-		grids[c] = grid{lo, (hi - lo) / float64(opts.Bins)}
+		grids[c] = grid{st.min, st.max, (st.max - st.min) / float64(opts.Bins) * (1 + 1e-9)}
 		keep = append(keep, c)
 	}
 	if len(keep) == 0 {
 		return nil, nil
 	}
+	// hist is a column's counts on one side: fine bins, and the values
+	// below and above the grid, with their sums.
+	type hist struct {
+		bins                           []float64
+		under, over, underSum, overSum float64
+	}
 	// A branch per column reads only that column (of Parquet, too).
-	counts := func(rel string) ([][]float64, error) {
+	counts := func(rel string) ([]hist, error) {
 		branches := make([]string, len(keep))
 		for i, c := range keep {
 			g := grids[c]
-			branches[i] = fmt.Sprintf(`SELECT %d AS c, least(greatest(floor((v - %s) / %s)::BIGINT, 0), %d) AS k, count(*) AS n
-				FROM (SELECT %s AS v FROM %s) WHERE isfinite(v) GROUP BY k`, i, fmtF(g.lo), fmtF(g.width), opts.Bins-1, numExpr(c), rel)
+			branches[i] = fmt.Sprintf(`SELECT %d AS c, greatest(least(floor((v - %s) / %s)::BIGINT, %d), -1) AS k, count(*) AS n, sum(v) AS s
+				FROM (SELECT %s AS v FROM %s) WHERE isfinite(v) GROUP BY k`, i, fmtF(g.lo), fmtF(g.width), opts.Bins, numExpr(c), rel)
 		}
 		rows, err := db.QueryContext(ctx, strings.Join(branches, " UNION ALL "))
 		if err != nil {
 			return nil, err
 		}
 		defer rows.Close()
-		out := make([][]float64, len(keep))
+		out := make([]hist, len(keep))
 		for i := range out {
-			out[i] = make([]float64, opts.Bins)
+			out[i].bins = make([]float64, opts.Bins)
 		}
 		for rows.Next() {
 			var i int
 			var k int64
-			var n float64
-			if err := rows.Scan(&i, &k, &n); err != nil {
+			var n, sum float64
+			if err := rows.Scan(&i, &k, &n, &sum); err != nil {
 				return nil, err
 			}
-			out[i][k] += n
+			switch {
+			case k < 0:
+				out[i].under, out[i].underSum = n, sum
+			case k >= int64(opts.Bins):
+				out[i].over, out[i].overSum = n, sum
+			default:
+				out[i].bins[k] += n
+			}
 		}
 		return out, rows.Err()
 	}
@@ -104,25 +105,32 @@ func binnedNumeric(ctx context.Context, db *sql.DB, ref, cur string, cols []stri
 	}
 	out := map[string]binned{}
 	for i, c := range keep {
-		g := grids[c]
-		var na, nb float64
-		for j := range a[i] {
-			na, nb = na+a[i][j], nb+b[i][j]
+		g, ha, hb := grids[c], a[i], b[i]
+		na, nb := ha.under+ha.over, hb.under+hb.over
+		for j := range ha.bins {
+			na, nb = na+ha.bins[j], nb+hb.bins[j]
 		}
 		r := binned{ref: int64(na), cur: int64(nb)}
 		if na == 0 || nb == 0 {
 			out[c] = r
 			continue
 		}
+		// Below the grid the reference's CDF is 0, above it 1: the KS
+		// difference is largest at the grid's ends, and the area is the
+		// values' distances to them.
+		r.wasserstein = (hb.under*g.lo-hb.underSum)/nb + (hb.overSum-hb.over*g.hi)/nb
+		ca, cb := 0.0, hb.under
+		r.ks = cb / nb
 		// PSI bin of each fine bin: how many tenths of the reference lie
-		// wholly below it.
+		// wholly below it; values off the grid go to the end bins.
 		psiA, psiB := make([]float64, opts.PSIBins), make([]float64, opts.PSIBins)
-		var ca, cb float64
+		psiB[0] += hb.under
+		psiB[opts.PSIBins-1] += hb.over
 		bin, first, last := 0, -1, -1
-		for j := range a[i] {
-			psiA[bin] += a[i][j]
-			psiB[bin] += b[i][j]
-			ca, cb = ca+a[i][j], cb+b[i][j]
+		for j := range ha.bins {
+			psiA[bin] += ha.bins[j]
+			psiB[bin] += hb.bins[j]
+			ca, cb = ca+ha.bins[j], cb+hb.bins[j]
 			for bin < opts.PSIBins-1 && ca/na >= float64(bin+1)/float64(opts.PSIBins) {
 				bin++
 			}
@@ -134,7 +142,7 @@ func binnedNumeric(ctx context.Context, db *sql.DB, ref, cur string, cols []stri
 			}
 			d := math.Abs(ca/na - cb/nb)
 			r.ks = math.Max(r.ks, d)
-			if j < len(a[i])-1 {
+			if j < len(ha.bins)-1 {
 				r.wasserstein += d * g.width
 			}
 		}

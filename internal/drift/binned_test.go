@@ -26,10 +26,11 @@ func TestBinnedMatchesExact(t *testing.T) {
 	normal := "sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())"
 	mustExec(t, db, ctx, "SELECT setseed(0.25)")
 	mustExec(t, db, ctx, "CREATE TABLE ref AS SELECT "+normal+" AS a, "+normal+" AS b, random() AS u, "+
-		"CASE WHEN i % 1000 = 0 THEN 1e6 ELSE random() END AS tail FROM range(20000) t(i)")
+		"CASE WHEN i % 1000 = 0 THEN 1e6 ELSE random() END AS tail, "+normal+" AS far FROM range(20000) t(i)")
 	mustExec(t, db, ctx, "CREATE TABLE cur AS SELECT "+normal+" + 0.3 AS a, "+normal+" AS b, random() * 1.2 AS u, "+
-		"random() AS tail FROM range(8000) t(i)")
-	cols := []Column{{"a", Numeric}, {"b", Numeric}, {"u", Numeric}, {"tail", Numeric}}
+		"random() AS tail, "+normal+" + 10 AS far FROM range(8000) t(i)")
+	// u's and far's current values reach beyond the reference's range.
+	cols := []Column{{"a", Numeric}, {"b", Numeric}, {"u", Numeric}, {"tail", Numeric}, {"far", Numeric}}
 	exact, err := Compare(ctx, db, "ref", "cur", cols, Options{})
 	if err != nil {
 		t.Fatal(err)
