@@ -6,7 +6,7 @@ export FORGE_ONNXRUNTIME_LIB ?= $(FORGE_CACHE)/onnxruntime/1.30.0/libonnxruntime
 ADDR ?= 127.0.0.1:7700
 DATA ?= ./forge-data
 
-.PHONY: quickstart setup setup-test build test test-go test-python fuzz lint bench-tracking bench-datasets bench-jobs bench-serving bench-ui bench-queues stop kube-apiserver versitygw image
+.PHONY: quickstart setup setup-test build test test-go test-python fuzz lint bench-tracking bench-datasets bench-jobs bench-serving bench-ui bench-queues bench-monitoring stop kube-apiserver versitygw image
 
 ## quickstart: set up, build, start forge server on embedded defaults and run
 ## the whole lifecycle (examples/quickstart).
@@ -76,6 +76,11 @@ bench-jobs: build
 
 bench-serving:
 	bench/serving/run.sh
+
+## bench-monitoring: the drift report at 1M x 30 against SciPy; payload logging's cost at 10%.
+bench-monitoring:
+	go run ./bench/monitoring
+	go test ./internal/serve -run '^$$' -bench PayloadLog -benchtime 100000x
 
 ## bench-ui: the web UI in headless Chromium (10,000 runs; 100 runs x 10,000 steps).
 bench-ui: build

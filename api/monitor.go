@@ -119,3 +119,56 @@ func (c *Client) DeploymentQuality(ctx context.Context, name, window string) (Qu
 	err := c.Do(ctx, http.MethodGet, forgeDeployments+"/"+url.PathEscape(name)+"/quality", q, nil, &out)
 	return out, err
 }
+
+// MonitorReport is a deployment's drift and quality over one window. A
+// part that cannot be computed (no logged payloads, no reference, no
+// labels yet) says why instead.
+type MonitorReport struct {
+	Deployment   string         `json:"deployment"`
+	Window       string         `json:"window"`
+	ComputedAt   int64          `json:"computed_at"` // ms since the epoch
+	Drift        *DriftReport   `json:"drift,omitempty"`
+	DriftError   string         `json:"drift_error,omitempty"`
+	Quality      *QualityReport `json:"quality,omitempty"`
+	QualityError string         `json:"quality_error,omitempty"`
+}
+
+// MonitorReports are the latest reports of the watched deployments.
+type MonitorReports struct {
+	Reports []MonitorReport `json:"reports"`
+}
+
+// AlertEvent is what an alert rule posts to its webhook when a metric
+// crosses its threshold (state firing) and when it is back (resolved).
+type AlertEvent struct {
+	Alert      string  `json:"alert"`
+	State      string  `json:"state"` // firing or resolved
+	Deployment string  `json:"deployment"`
+	Version    string  `json:"version"`
+	Metric     string  `json:"metric"`
+	Value      float64 `json:"value"`
+	Threshold  float64 `json:"threshold"`
+	When       string  `json:"when"` // above or below
+	Window     string  `json:"window"`
+	At         string  `json:"at"` // RFC 3339
+}
+
+// DeploymentMonitor computes a deployment's report over window now ("" for
+// the last hour); the gauges then show it.
+func (c *Client) DeploymentMonitor(ctx context.Context, name, window string) (MonitorReport, error) {
+	q := url.Values{}
+	if window != "" {
+		q.Set("window", window)
+	}
+	var out MonitorReport
+	err := c.Do(ctx, http.MethodGet, forgeDeployments+"/"+url.PathEscape(name)+"/monitor", q, nil, &out)
+	return out, err
+}
+
+// RefreshMonitor has the server's watch compute every watched deployment's
+// report now (alerting as it does every interval) and returns them.
+func (c *Client) RefreshMonitor(ctx context.Context) (MonitorReports, error) {
+	var out MonitorReports
+	err := c.Do(ctx, http.MethodPost, "/api/forge/v1/monitor/refresh", nil, nil, &out)
+	return out, err
+}

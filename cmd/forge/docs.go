@@ -160,9 +160,13 @@ var docs = map[string]doc{
 		"forge feedback cancer-api 3f2a9c 1",
 		"forge feedback cancer-api --file labels.jsonl",
 	}},
-	"monitor": {"", "watch deployed models against their training data", []string{
-		"forge monitor drift cancer",
+	"monitor": {"", "watch deployed models: drift against their training data, live quality from feedback", []string{
+		"forge monitor cancer",
 		"forge monitor drift cancer --window 10000rows -o json",
+	}},
+	"monitor show": {"monitor [show] DEPLOYMENT [--window 1h|10000rows] [-o json]", "the drift and quality report of a deployment, computed now (the gauges then show it)", []string{
+		"forge monitor cancer",
+		"forge monitor cancer --window 10000rows -o json",
 	}},
 	"monitor drift": {"monitor drift DEPLOYMENT [--window 1h|10000rows] [--reference DATASET@V] [-o json]", "per feature drift of the logged payloads against the reference (Evidently's tests and thresholds), and the share drifted", []string{
 		"forge monitor drift cancer",

@@ -4,18 +4,80 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/forge-mlops/forge/api"
 )
 
 func init() {
-	register("monitor", "watch deployed models against their training data (drift)", cmdMonitor)
+	register("monitor", "watch deployed models: drift against their training data, live quality from feedback", cmdMonitor)
 }
 
 func cmdMonitor(ctx context.Context, c *cli, args []string) error {
-	return subcommand(ctx, c, "monitor", args, map[string]func(context.Context, *cli, []string) error{
+	verbs := map[string]func(context.Context, *cli, []string) error{
 		"drift": monitorDrift,
-	})
+		"show":  monitorShow,
+	}
+	// forge monitor DEPLOYMENT is forge monitor show DEPLOYMENT.
+	if len(args) > 0 && verbs[args[0]] == nil && args[0] != "help" && !strings.HasPrefix(args[0], "-") {
+		args = append([]string{"show"}, args...)
+	}
+	return subcommand(ctx, c, "monitor", args, verbs)
+}
+
+func monitorShow(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "monitor show")
+	cf := addClientFlags(fs, c)
+	window := fs.String("window", "1h", "the logged predictions to report on: a duration (1h, 30m) or a row count (10000rows)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cf.check(); err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"usage: forge monitor DEPLOYMENT [--window 1h|10000rows] [-o json]"}
+	}
+	r, err := cf.client().DeploymentMonitor(ctx, pos[0], *window)
+	if err != nil {
+		return err
+	}
+	if cf.json() {
+		return printJSON(c.stdout, r)
+	}
+	fmt.Fprintf(c.stdout, "Drift\n")
+	if r.Drift != nil {
+		if err := printDrift(c, *r.Drift); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(c.stdout, "  not computed: %s\n", r.DriftError)
+	}
+	fmt.Fprintf(c.stdout, "\nQuality (window %s)\n", r.Window)
+	if r.Quality == nil {
+		_, err := fmt.Fprintf(c.stdout, "  not computed: %s\n", r.QualityError)
+		return err
+	}
+	var rows [][]string
+	opt := func(x *float64) string {
+		if x == nil {
+			return "-"
+		}
+		return fmtFloat(*x)
+	}
+	for _, v := range r.Quality.Versions {
+		rows = append(rows, []string{v.Model, v.Version, v.Role, strconv.FormatInt(v.Rows, 10), strconv.FormatInt(v.Labeled, 10),
+			cmpOr(v.Task, "-"), opt(v.Accuracy), opt(v.AUC), opt(v.RMSE), opt(v.MAE)})
+	}
+	return table(c.stdout, []string{"MODEL", "VERSION", "ROLE", "PREDICTIONS", "LABELED", "TASK", "ACCURACY", "AUC", "RMSE", "MAE"}, rows)
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func monitorDrift(ctx context.Context, c *cli, args []string) error {

@@ -107,3 +107,44 @@ func TestFeedbackCLI(t *testing.T) {
 		t.Errorf("sent:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// forge monitor DEPLOYMENT prints the drift table and a line of quality
+// per version; a part the server could not compute says why.
+func TestMonitorShowCLI(t *testing.T) {
+	acc, auc := 0.85, 0.9
+	report := api.MonitorReport{Deployment: "cancer-api", Window: "1h",
+		DriftError: "model cancer version 1 has no reference dataset",
+		Quality: &api.QualityReport{Deployment: "cancer-api", Window: "1h", Versions: []api.VersionQuality{
+			{Model: "cancer", Version: "1", Role: "stable", Rows: 200, Labeled: 150, Task: "classification", Accuracy: &acc, AUC: &auc},
+			{Model: "cancer", Version: "2", Role: "canary", Rows: 20},
+		}}}
+	var query string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/forge/v1/deployments/cancer-api/monitor" {
+			http.Error(w, `{"error":"not found"}`, 404)
+			return
+		}
+		query = r.URL.RawQuery
+		json.NewEncoder(w).Encode(report)
+	}))
+	defer srv.Close()
+	for _, args := range [][]string{{"monitor", "cancer-api", "--window", "30m"}, {"monitor", "show", "cancer-api", "--window", "30m"}} {
+		out, _, err := dataCLI(srv.URL, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if query != "window=30m" {
+			t.Errorf("%v: query %q", args, query)
+		}
+		lines := strings.Split(out, "\n")
+		for _, want := range []string{"not computed: model cancer version 1 has no reference dataset", "Quality (window 1h)"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v: output lacks %q:\n%s", args, want, out)
+			}
+		}
+		if len(lines) < 7 || !strings.Contains(lines[5], "stable") || !strings.Contains(lines[5], "0.85") || !strings.Contains(lines[5], "0.9") ||
+			!strings.Contains(lines[6], "canary") || !strings.Contains(lines[6], "-") {
+			t.Errorf("%v: version lines:\n%s", args, out)
+		}
+	}
+}

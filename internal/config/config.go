@@ -44,9 +44,10 @@ type Server struct {
 	LogFormat string `yaml:"log_format"`
 	HTTP      HTTP   `yaml:"http"`
 	// ONNXRuntimeLib is the path of libonnxruntime.so (scripts/fetch-onnxruntime.sh).
-	ONNXRuntimeLib string `yaml:"onnxruntime_lib"`
-	DuckDB         DuckDB `yaml:"duckdb"`
-	Serve          Serve  `yaml:"serve"`
+	ONNXRuntimeLib string  `yaml:"onnxruntime_lib"`
+	DuckDB         DuckDB  `yaml:"duckdb"`
+	Serve          Serve   `yaml:"serve"`
+	Monitor        Monitor `yaml:"monitor"`
 	// Executors are the named places jobs run (see Executor); default: one
 	// local executor named "local".
 	Executors []Executor `yaml:"executors"`
@@ -175,6 +176,7 @@ func Default() Server {
 		ONNXRuntimeLib: defaultONNXRuntimeLib(),
 		Executors:      DefaultExecutors(),
 		Artifacts:      Artifacts{Serve: true},
+		Monitor:        Monitor{Interval: time.Minute, Window: "1h"},
 	}
 }
 
@@ -226,6 +228,9 @@ func (c *Server) Validate() error {
 	}
 	if r := c.Serve.PayloadSampleRate; !(r >= 0 && r <= 1) {
 		return &FieldError{"serve.payload_sample_rate", fmt.Sprintf("%v: want 0 to 1", r)}
+	}
+	if err := c.Monitor.validate(); err != nil {
+		return err
 	}
 	if c.HTTP.MaxBodyBytes <= 0 {
 		return &FieldError{"http.max_body_bytes", "must be positive"}

@@ -39,6 +39,8 @@ func TestBadConfig(t *testing.T) {
 		{"yaml unknown field", []string{"--config", "testdata/unknown-field.yaml"}, nil, "listen"},
 		{"yaml negative timeout", []string{"--config", "testdata/negative-timeout.yaml"}, nil, "http.read_timeout"},
 		{"yaml zero threads", []string{"--config", "testdata/zero-threads.yaml"}, nil, "duckdb.threads"},
+		{"yaml alert metric", []string{"--config", "testdata/monitor-bad-alert.yaml"}, nil, `monitor.alerts[1].metric: "p99"`},
+		{"yaml alert webhook", []string{"--config", "testdata/monitor-bad-webhook.yaml"}, nil, "monitor.alerts[0].webhook"},
 		{"yaml wrong type", []string{"--config", "testdata/wrong-type.yaml"}, nil, "addr"},
 		{"yaml missing", []string{"--config=testdata/absent.yaml"}, nil, "absent.yaml"},
 		{"env log format", nil, []string{"FORGE_LOG_FORMAT=xml"}, "log_format"},

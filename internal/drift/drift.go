@@ -44,6 +44,10 @@ type Options struct {
 	// MaxCategories: a numeric column with at most this many distinct
 	// reference values is treated as categorical, as Evidently does.
 	MaxCategories int64 // 5
+	// ExactRows: above this many rows (both sides together), numeric
+	// statistics come from Bins-bin histograms (binned.go).
+	ExactRows int64 // 200,000
+	Bins      int   // 4096
 }
 
 func (o *Options) defaults() {
@@ -64,6 +68,12 @@ func (o *Options) defaults() {
 	}
 	if o.MaxCategories <= 0 {
 		o.MaxCategories = 5
+	}
+	if o.ExactRows <= 0 {
+		o.ExactRows = 200_000
+	}
+	if o.Bins <= 1 {
+		o.Bins = 4096
 	}
 }
 
@@ -120,9 +130,25 @@ func Compare(ctx context.Context, db *sql.DB, ref, cur string, cols []Column, op
 		return Report{}, forge.Errorf(forge.Invalid, "the reference has no rows")
 	}
 	small := r.ReferenceRows <= opts.SmallReference
-	stats, err := referenceStats(ctx, db, ref, cols, opts.PSIBins)
+	large := r.ReferenceRows+r.CurrentRows > opts.ExactRows
+	// Large inputs take the PSI's edges from the histograms (binned.go),
+	// not from quantiles, the costliest reference statistic; a column
+	// computed exactly after all reads them then.
+	stats, err := referenceStats(ctx, db, ref, cols, opts.PSIBins, !large)
 	if err != nil {
 		return Report{}, err
+	}
+	var bins map[string]binned
+	if large {
+		var num []string
+		for _, c := range cols {
+			if st, ok := stats[c.Name]; ok && c.Kind == Numeric && st.distinct > opts.MaxCategories {
+				num = append(num, c.Name)
+			}
+		}
+		if bins, err = binnedNumeric(ctx, db, ref, cur, num, stats, opts); err != nil {
+			return Report{}, err
+		}
 	}
 	for _, c := range cols {
 		var f Feature
@@ -132,7 +158,14 @@ func Compare(ctx context.Context, db *sql.DB, ref, cur string, cols []Column, op
 		if isNum && st.distinct <= opts.MaxCategories {
 			kind = Categorical
 		}
-		if kind == Numeric {
+		if b, ok := bins[c.Name]; ok && kind == Numeric {
+			f, err = fromBins(c.Name, b, st, opts, small)
+		} else if kind == Numeric {
+			if st.edges == nil {
+				if st.edges, err = quantiles(ctx, db, ref, c.Name, opts.PSIBins); err != nil {
+					return Report{}, fmt.Errorf("column %q: %w", c.Name, err)
+				}
+			}
 			f, err = numeric(ctx, db, ref, cur, c.Name, st, opts, small)
 		} else {
 			f, err = categorical(ctx, db, ref, cur, c.Name, c.Kind == Numeric, opts, small)
@@ -167,17 +200,15 @@ func union(ref, cur, col string) string {
 // refStats are what a numeric column's tests need of the reference alone.
 type refStats struct {
 	distinct int64
+	min, max float64
 	std      float64   // population standard deviation
 	edges    []float64 // the PSI bins' inner edges: quantiles, as numpy.quantile
 }
 
 // referenceStats reads, in one scan of ref, every numeric column's
 // distinct count, standard deviation and PSI edges.
-func referenceStats(ctx context.Context, db *sql.DB, ref string, cols []Column, bins int) (map[string]refStats, error) {
-	levels := make([]string, bins-1)
-	for i := range levels {
-		levels[i] = strconv.FormatFloat(float64(i+1)/float64(bins), 'g', -1, 64)
-	}
+func referenceStats(ctx context.Context, db *sql.DB, ref string, cols []Column, bins int, withQuantiles bool) (map[string]refStats, error) {
+	levels := quantileLevels(bins)
 	var exprs []string
 	var names []string
 	for _, c := range cols {
@@ -185,8 +216,11 @@ func referenceStats(ctx context.Context, db *sql.DB, ref string, cols []Column, 
 			continue
 		}
 		v := "CASE WHEN isfinite(" + numExpr(c.Name) + ") THEN " + numExpr(c.Name) + " END"
-		exprs = append(exprs, "count(DISTINCT "+v+")", "coalesce(stddev_pop("+v+"), 0)",
-			"quantile_cont("+v+", ["+strings.Join(levels, ", ")+"])")
+		q := "NULL"
+		if withQuantiles {
+			q = "quantile_cont(" + v + ", [" + strings.Join(levels, ", ") + "])"
+		}
+		exprs = append(exprs, "count(DISTINCT "+v+")", "coalesce(stddev_pop("+v+"), 0)", q, "min("+v+")::DOUBLE", "max("+v+")::DOUBLE")
 		names = append(names, c.Name)
 	}
 	out := map[string]refStats{}
@@ -202,8 +236,8 @@ func referenceStats(ctx context.Context, db *sql.DB, ref string, cols []Column, 
 		return nil, fmt.Errorf("reference statistics: %w", err)
 	}
 	for i, n := range names {
-		st := refStats{distinct: toInt(vals[3*i]), std: toFloat(vals[3*i+1])}
-		if q, ok := vals[3*i+2].([]any); ok {
+		st := refStats{distinct: toInt(vals[5*i]), std: toFloat(vals[5*i+1]), min: toFloat(vals[5*i+3]), max: toFloat(vals[5*i+4])}
+		if q, ok := vals[5*i+2].([]any); ok {
 			for _, x := range q {
 				st.edges = append(st.edges, toFloat(x))
 			}
@@ -241,6 +275,48 @@ func numeric(ctx context.Context, db *sql.DB, ref, cur, col string, st refStats,
 		return Feature{}, err
 	}
 	f.PSI = &ps
+	if small {
+		f.Method, f.Statistic, f.Threshold, f.Drifted = MethodKS, p, opts.PValue, p < opts.PValue
+	} else {
+		f.Method, f.Statistic, f.Threshold, f.Drifted = MethodWasserstein, wdn, opts.Distance, wdn > opts.Distance
+	}
+	return f, nil
+}
+
+func quantileLevels(bins int) []string {
+	levels := make([]string, bins-1)
+	for i := range levels {
+		levels[i] = strconv.FormatFloat(float64(i+1)/float64(bins), 'g', -1, 64)
+	}
+	return levels
+}
+
+// quantiles are the PSI's inner edges of col in ref, as numpy.quantile.
+func quantiles(ctx context.Context, db *sql.DB, ref, col string, bins int) ([]float64, error) {
+	var q any
+	v := finite(col)
+	if err := db.QueryRowContext(ctx, "SELECT quantile_cont("+v+", ["+strings.Join(quantileLevels(bins), ", ")+"]) FROM "+ref).Scan(&q); err != nil {
+		return nil, err
+	}
+	var out []float64
+	if l, ok := q.([]any); ok {
+		for _, x := range l {
+			out = append(out, toFloat(x))
+		}
+	}
+	return out, nil
+}
+
+// fromBins is numeric's Feature from a column's histograms.
+func fromBins(col string, b binned, st refStats, opts Options, small bool) (Feature, error) {
+	f := Feature{CurrentRows: b.cur}
+	if b.cur == 0 {
+		return f, forge.Errorf(forge.Invalid, "column %q has no values in the current window", col)
+	}
+	ks, ps := b.ks, b.psi
+	p := ksPValue(ks, b.ref, b.cur)
+	wdn := b.wasserstein / math.Max(st.std, 0.001)
+	f.KS, f.KSPValue, f.Wasserstein, f.PSI = &ks, &p, &wdn, &ps
 	if small {
 		f.Method, f.Statistic, f.Threshold, f.Drifted = MethodKS, p, opts.PValue, p < opts.PValue
 	} else {

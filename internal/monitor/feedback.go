@@ -164,16 +164,7 @@ func (m *Monitor) Feedback(ctx context.Context, name string, fb []api.Feedback) 
 	if err != nil {
 		return 0, err
 	}
-	dataset, perDeploy := m.payloadDataset(d)
-	files, err := m.windowFiles(ctx, dataset, Window{Duration: FeedbackHorizon})
-	if err != nil {
-		return 0, err
-	}
-	if len(files) == 0 {
-		return 0, forge.Errorf(forge.NotFound, "deployment %s has logged no predictions in the last %s (dataset %s): only logged requests take feedback", name, FeedbackHorizon, dataset)
-	}
 	seen := map[string]bool{}
-	ids := make([]string, 0, len(fb))
 	for i, f := range fb {
 		if f.RequestID == "" {
 			return 0, forge.Errorf(forge.Invalid, "feedback %d has no request_id", i+1)
@@ -182,48 +173,19 @@ func (m *Monitor) Feedback(ctx context.Context, name string, fb []api.Feedback) 
 			return 0, forge.Errorf(forge.Invalid, "request id %q has two labels in one request", f.RequestID)
 		}
 		seen[f.RequestID] = true
-		ids = append(ids, quoteString(f.RequestID))
 	}
-	db, err := m.Engine.Open(ctx)
+	dataset, perDeploy := m.payloadDataset(d)
+	lookup := func() (map[string]int, prediction, error) {
+		return m.logged(ctx, d, dataset, perDeploy, fb)
+	}
+	logged, pred, err := lookup()
+	if missing(logged, fb) && m.Flush != nil {
+		// A prediction still in the server's buffer: write it, look again.
+		m.Flush()
+		logged, pred, err = lookup()
+	}
 	if err != nil {
 		return 0, err
-	}
-	defer db.Close()
-	rel := parquetOf(files)
-	cols, err := describe(ctx, db, rel)
-	if err != nil {
-		return 0, fmt.Errorf("read payloads %s: %w", dataset, err)
-	}
-	pred, err := predictionOf(cols)
-	if err != nil {
-		return 0, err
-	}
-	where := "request_id IN (" + strings.Join(ids, ", ") + ") AND " + m.since(Window{Duration: FeedbackHorizon})
-	if perDeploy {
-		where += " AND deployment = " + quoteString(d.Name)
-	}
-	logged := map[string]int{}
-	rows, err := db.QueryContext(ctx, "SELECT request_id, count(*) FROM "+rel+" WHERE "+where+" GROUP BY request_id")
-	if err != nil {
-		return 0, fmt.Errorf("find the requests: %w", err)
-	}
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		logged[id] = n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	type label struct {
-		id   string
-		row  int
-		text string
 	}
 	var labels []label
 	for _, f := range fb {
@@ -249,19 +211,108 @@ func (m *Monitor) Feedback(ctx context.Context, name string, fb []api.Feedback) 
 			labels = append(labels, label{f.RequestID, row, text})
 		}
 	}
-	now := sqlstore.Now()
-	err = m.DB.Tx(ctx, func(tx *sqlstore.Tx) error {
+	if err := storeLabels(ctx, m.DB, d.Name, labels, sqlstore.Now()); err != nil {
+		return 0, fmt.Errorf("store feedback of deployment %s: %w", name, err)
+	}
+	return len(labels), nil
+}
+
+// label is one row's ground truth, in its stored form.
+type label struct {
+	id   string
+	row  int
+	text string
+}
+
+// storeLabels stores labels of deployment in one transaction; a label
+// stored before for the same request and row is replaced.
+func storeLabels(ctx context.Context, db *sqlstore.DB, deployment string, labels []label, now int64) error {
+	return db.Tx(ctx, func(tx *sqlstore.Tx) error {
 		for _, l := range labels {
 			if _, err := tx.Exec(ctx, `INSERT INTO deployment_feedback (deployment, request_id, row_index, label, created_at)
 				VALUES (?, ?, ?, ?, ?) ON CONFLICT (deployment, request_id, row_index)
-				DO UPDATE SET label = excluded.label, created_at = excluded.created_at`, d.Name, l.id, l.row, l.text, now); err != nil {
+				DO UPDATE SET label = excluded.label, created_at = excluded.created_at`, deployment, l.id, l.row, l.text, now); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// readLabels calls fn with deployment's labels stored at or after since
+// (ms since the epoch).
+func readLabels(ctx context.Context, db *sqlstore.DB, deployment string, since int64, fn func(label) error) error {
+	rows, err := db.Query(ctx, "SELECT request_id, row_index, label FROM deployment_feedback WHERE deployment = ? AND created_at >= ?", deployment, since)
 	if err != nil {
-		return 0, fmt.Errorf("store feedback of deployment %s: %w", name, err)
+		return err
 	}
-	return len(labels), nil
+	defer rows.Close()
+	for rows.Next() {
+		var l label
+		if err := rows.Scan(&l.id, &l.row, &l.text); err != nil {
+			return err
+		}
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func missing(logged map[string]int, fb []api.Feedback) bool {
+	for _, f := range fb {
+		if _, ok := logged[f.RequestID]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// logged counts the rows deployment d logged in the feedback horizon for
+// each request id of fb, and says how its predictions read.
+func (m *Monitor) logged(ctx context.Context, d deploy.Deployment, dataset string, perDeploy bool, fb []api.Feedback) (map[string]int, prediction, error) {
+	files, err := m.windowFiles(ctx, dataset, Window{Duration: FeedbackHorizon})
+	if err != nil {
+		return nil, prediction{}, err
+	}
+	if len(files) == 0 {
+		return map[string]int{}, prediction{}, nil
+	}
+	ids := make([]string, 0, len(fb))
+	for _, f := range fb {
+		ids = append(ids, quoteString(f.RequestID))
+	}
+	db, err := m.Engine.Open(ctx)
+	if err != nil {
+		return nil, prediction{}, err
+	}
+	defer db.Close()
+	rel := parquetOf(files)
+	cols, err := describe(ctx, db, rel)
+	if err != nil {
+		return nil, prediction{}, fmt.Errorf("read payloads %s: %w", dataset, err)
+	}
+	pred, err := predictionOf(cols)
+	if err != nil {
+		return nil, prediction{}, err
+	}
+	where := "request_id IN (" + strings.Join(ids, ", ") + ") AND " + m.since(Window{Duration: FeedbackHorizon})
+	if perDeploy {
+		where += " AND deployment = " + quoteString(d.Name)
+	}
+	logged := map[string]int{}
+	rows, err := db.QueryContext(ctx, "SELECT request_id, count(*) FROM "+rel+" WHERE "+where+" GROUP BY request_id")
+	if err != nil {
+		return nil, prediction{}, fmt.Errorf("find the requests: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, prediction{}, err
+		}
+		logged[id] = n
+	}
+	return logged, pred, rows.Err()
 }

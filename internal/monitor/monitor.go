@@ -6,6 +6,7 @@ package monitor
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -34,6 +35,7 @@ import (
 type (
 	Deployments interface {
 		Get(ctx context.Context, name string) (deploy.Deployment, error)
+		List(ctx context.Context) ([]deploy.Deployment, error)
 	}
 	Registry interface {
 		Resolve(ctx context.Context, name, ref string) (registry.Version, error)
@@ -59,8 +61,14 @@ type Monitor struct {
 	// DB holds the feedback (labels) sent for logged predictions.
 	DB      *sqlstore.DB
 	TempDir string
-	Log     *slog.Logger
-	Now     func() time.Time // time.Now when nil
+	// Flush, when set, writes the payloads logged so far (the inference
+	// server's buffer), so that a report asked for now sees them.
+	Flush func()
+	Log   *slog.Logger
+	Now   func() time.Time // time.Now when nil
+	Watch Watch
+
+	ws *watchState // set by New
 
 	driftGauge, datasetGauge, qualityGauge *prometheus.GaugeVec
 }
@@ -70,6 +78,8 @@ type Monitor struct {
 // features (forge_deployment_drift_share), so an alerting stack can
 // alert on them.
 func New(m Monitor, reg prometheus.Registerer) *Monitor {
+	m.ws = &watchState{doneCh: make(chan struct{}), latest: map[string]api.MonitorReport{},
+		kick: make(chan struct{}, 1), firing: map[alertKey]bool{}}
 	m.driftGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "forge_feature_drift",
 		Help: "Drift statistic of a deployment's input feature in its latest drift report (a p-value for ks and chisquare, a distance for wasserstein and jensenshannon)."},
 		[]string{"deployment", "version", "feature", "method"})
@@ -107,6 +117,12 @@ func (m *Monitor) Routes() []httpapi.Route {
 			Summary: "Drift of a deployment's logged inputs against its reference (its model's training data)"},
 		{Pattern: "POST /api/forge/v1/deployments/{name}/feedback", Handler: httpapi.JSON(m.Log, m.feedback), Access: httpapi.Write,
 			Summary: "Labels (ground truth) for a deployment's logged predictions, by request id"},
+		{Pattern: "GET /api/forge/v1/deployments/{name}/monitor", Handler: httpapi.JSON(m.Log, m.report), Access: httpapi.Read,
+			Summary: "A deployment's drift and quality report, computed now (the gauges then show it)"},
+		{Pattern: "GET /api/forge/v1/monitor", Handler: httpapi.JSON(m.Log, m.latest), Access: httpapi.Read,
+			Summary: "The latest reports of the watched deployments, refreshed every monitor.interval"},
+		{Pattern: "POST /api/forge/v1/monitor/refresh", Handler: httpapi.JSON(m.Log, m.refreshNow), Access: httpapi.Write,
+			Summary: "Refresh every watched deployment's report now, alerting as the interval does"},
 		{Pattern: "GET /api/forge/v1/deployments/{name}/quality", Handler: httpapi.JSON(m.Log, m.quality), Access: httpapi.Read,
 			Summary: "Live quality (accuracy, AUC, RMSE) of a deployment's versions from the labels sent as feedback"},
 	}
@@ -118,7 +134,28 @@ func (m *Monitor) drift(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.flush()
 	return m.Drift(r.Context(), r.PathValue("name"), w, q.Get("reference"))
+}
+
+func (m *Monitor) report(r *http.Request) (any, error) {
+	w, err := ParseWindow(r.URL.Query().Get("window"))
+	if err != nil {
+		return nil, err
+	}
+	m.flush()
+	return m.Report(r.Context(), r.PathValue("name"), w)
+}
+
+func (m *Monitor) latest(r *http.Request) (any, error) {
+	return api.MonitorReports{Reports: m.Latest()}, nil
+}
+
+func (m *Monitor) refreshNow(r *http.Request) (any, error) {
+	if err := m.Sync(r.Context()); err != nil {
+		return nil, err
+	}
+	return api.MonitorReports{Reports: m.Latest()}, nil
 }
 
 // Window is the part of the logged payloads a report looks at: the last
@@ -132,7 +169,15 @@ func (w Window) String() string {
 	if w.Rows > 0 {
 		return strconv.FormatInt(w.Rows, 10) + "rows"
 	}
-	return w.Duration.String()
+	// 1h, 1h30m, 30m rather than Go's 1h0m0s.
+	s := w.Duration.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 var rowsRe = regexp.MustCompile(`^([0-9]+)\s*rows?$`)
@@ -261,23 +306,7 @@ func (m *Monitor) Drift(ctx context.Context, name string, w Window, reference st
 		return api.DriftReport{}, forge.Errorf(forge.Invalid, "reference %s has %d columns but model %s version %d takes %d inputs: the reference's columns must name the inputs, in order",
 			refV.Ref(), len(refCols), d.Model, v.Version, len(inputs))
 	}
-	refSel, curSel := make([]string, len(inputs)), make([]string, len(inputs))
-	cols := make([]drift.Column, len(inputs))
-	for i, in := range inputs {
-		cols[i] = refCols[i]
-		refSel[i] = quoteIdent(refCols[i].Name)
-		curSel[i] = quoteIdent(in) + " AS " + quoteIdent(refCols[i].Name)
-	}
-	stmts := []string{
-		"CREATE TEMP VIEW ref AS SELECT " + strings.Join(refSel, ", ") + " FROM " + drift.Parquet(refPath),
-		"CREATE TEMP VIEW cur AS SELECT " + strings.Join(curSel, ", ") + " FROM " + drift.Parquet(src.files...) + " WHERE " + src.where + src.limit,
-	}
-	for _, s := range stmts {
-		if _, err := db.ExecContext(ctx, s); err != nil {
-			return api.DriftReport{}, fmt.Errorf("select the window: %w", err)
-		}
-	}
-	rep, err := drift.Compare(ctx, db, "ref", "cur", cols, drift.Options{})
+	rep, err := CompareParquet(ctx, db, refPath, refCols, src.files, src.where+src.limit, inputs)
 	if err != nil {
 		return api.DriftReport{}, err
 	}
@@ -327,6 +356,12 @@ func (m *Monitor) windowFiles(ctx context.Context, name string, w Window) ([]str
 	return files, nil
 }
 
+func (m *Monitor) flush() {
+	if m.Flush != nil {
+		m.Flush()
+	}
+}
+
 func (m *Monitor) now() time.Time {
 	if m.Now != nil {
 		return m.Now()
@@ -336,3 +371,33 @@ func (m *Monitor) now() time.Time {
 
 func quoteIdent(s string) string  { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 func quoteString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// CompareParquet is the drift of inputs, columns of the Parquet files cur
+// in the rows that filter keeps (a condition, with an optional ORDER BY
+// ... LIMIT), named by the first columns of the reference's Parquet file
+// (refCols, in order). The window is read once, into a temporary table;
+// the reference is read where it lies.
+func CompareParquet(ctx context.Context, db *sql.DB, ref string, refCols []drift.Column, cur []string, filter string, inputs []string) (drift.Report, error) {
+	refSel, curSel := make([]string, len(inputs)), make([]string, len(inputs))
+	cols := make([]drift.Column, len(inputs))
+	for i, in := range inputs {
+		cols[i] = refCols[i]
+		refSel[i] = quoteIdent(refCols[i].Name)
+		curSel[i] = quoteIdent(in) + " AS " + quoteIdent(refCols[i].Name)
+	}
+	stmts := []string{
+		// No statistic depends on the rows' order (a row window orders
+		// itself), and copying the window in parallel, unordered, takes
+		// half the time. The setting is this connection's own database's.
+		"SET preserve_insertion_order = false",
+		"CREATE OR REPLACE TEMP VIEW ref AS SELECT " + strings.Join(refSel, ", ") + " FROM " + drift.Parquet(ref),
+		"CREATE OR REPLACE TEMP TABLE cur AS SELECT " + strings.Join(curSel, ", ") + " FROM " + drift.Parquet(cur...) + " WHERE " + filter,
+	}
+	for _, s := range stmts {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			return drift.Report{}, fmt.Errorf("select the window: %w", err)
+		}
+	}
+	defer db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS cur")
+	return drift.Compare(ctx, db, "ref", "cur", cols, drift.Options{})
+}

@@ -27,7 +27,10 @@ func TestParseWindow(t *testing.T) {
 			t.Errorf("ParseWindow(%q): %v, want an invalid window error", bad, err)
 		}
 	}
-	if s := (Window{Rows: 500}).String(); s != "500rows" {
-		t.Errorf("String: %q", s)
+	for w, want := range map[Window]string{{Rows: 500}: "500rows", {Duration: time.Hour}: "1h", {Duration: 90 * time.Minute}: "1h30m",
+		{Duration: 30 * time.Minute}: "30m", {Duration: 90 * time.Second}: "1m30s", {Duration: 2 * time.Second}: "2s"} {
+		if s := w.String(); s != want {
+			t.Errorf("%+v.String() = %q, want %q", w, s, want)
+		}
 	}
 }

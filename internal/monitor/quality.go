@@ -24,6 +24,7 @@ func (m *Monitor) quality(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.flush()
 	return m.Quality(r.Context(), r.PathValue("name"), w)
 }
 
@@ -191,36 +192,22 @@ func (m *Monitor) loadLabels(ctx context.Context, db *sql.DB, name string, w Win
 	}
 	cw := csv.NewWriter(f)
 	cw.Write([]string{"request_id", "row", "label"})
-	q := "SELECT request_id, row_index, label FROM deployment_feedback WHERE deployment = ?"
-	args := []any{name}
+	// A label comes after its prediction, so after the window began.
+	since := int64(0)
 	if w.Rows == 0 {
-		// A label comes after its prediction, within the horizon.
-		q += " AND created_at >= ?"
-		args = append(args, m.now().Add(-w.Duration).UnixMilli())
+		since = m.now().Add(-w.Duration).UnixMilli()
 	}
-	rows, err := m.DB.Query(ctx, q, args...)
+	err = readLabels(ctx, m.DB, name, since, func(l label) error {
+		return cw.Write([]string{l.id, strconv.Itoa(l.row), l.text})
+	})
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("read feedback: %w", err)
 	}
-	for rows.Next() {
-		var id, label string
-		var row int
-		if err := rows.Scan(&id, &row, &label); err != nil {
-			rows.Close()
-			f.Close()
-			return err
-		}
-		cw.Write([]string{id, strconv.Itoa(row), label})
-	}
-	rows.Close()
 	cw.Flush()
 	err = cw.Error()
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = rows.Err()
 	}
 	if err != nil {
 		return fmt.Errorf("read feedback: %w", err)

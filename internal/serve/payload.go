@@ -40,7 +40,7 @@ type PayloadOptions struct {
 	// DatasetPrefix names the datasets: prefix + model (default "payloads.").
 	DatasetPrefix string
 	// FlushRows and FlushInterval say when buffered rows are written
-	// (default 1000 rows, 30s).
+	// (default 10,000 rows, 30s: each flush is a dataset version, whose fixed cost the rows share).
 	FlushRows     int
 	FlushInterval time.Duration
 	// QueueSize bounds the payloads waiting to be buffered (default 4096);
@@ -73,7 +73,7 @@ func newPayloadLog(opts PayloadOptions, log *slog.Logger, reg prometheus.Registe
 		opts.DatasetPrefix = "payloads."
 	}
 	if opts.FlushRows <= 0 {
-		opts.FlushRows = 1000
+		opts.FlushRows = 10000
 	}
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 30 * time.Second
@@ -136,14 +136,26 @@ func (p *payloadLog) enqueue(pl payload) {
 
 func (p *payloadLog) run() {
 	defer close(p.done)
-	buf := map[string][][]field{} // dataset -> rows
+	buf := map[string]*pending{} // by dataset
 	tick := time.NewTicker(p.opts.FlushInterval)
 	defer tick.Stop()
 	flushAll := func() {
-		for m, rows := range buf {
-			p.flush(m, rows)
+		for m, q := range buf {
+			p.flush(m, q.payloads)
 		}
 		clear(buf)
+	}
+	// Payloads wait as their tensors (a few pointers each, cheap for the
+	// GC to scan) and become rows of fields only when written.
+	add := func(pl payload) *pending {
+		q := buf[pl.dataset]
+		if q == nil {
+			q = &pending{}
+			buf[pl.dataset] = q
+		}
+		q.payloads = append(q.payloads, pl)
+		q.rows += batchRows(pl)
+		return q
 	}
 	for {
 		select {
@@ -152,17 +164,15 @@ func (p *payloadLog) run() {
 				flushAll()
 				return
 			}
-			buf[pl.dataset] = append(buf[pl.dataset], flatten(pl)...)
-			if len(buf[pl.dataset]) >= p.opts.FlushRows {
-				p.flush(pl.dataset, buf[pl.dataset])
+			if q := add(pl); q.rows >= p.opts.FlushRows {
+				p.flush(pl.dataset, q.payloads)
 				delete(buf, pl.dataset)
 			}
 		case <-tick.C:
 			flushAll()
 		case ack := <-p.flushNow:
 			for len(p.ch) > 0 {
-				pl := <-p.ch
-				buf[pl.dataset] = append(buf[pl.dataset], flatten(pl)...)
+				add(<-p.ch)
 			}
 			flushAll()
 			close(ack)
@@ -190,7 +200,17 @@ var badDatasetChars = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 // flush writes rows as JSON lines, converts them to Parquet with DuckDB and
 // adds that as the next version of the model's dataset. A failure is
 // logged: payload logging never fails a request.
-func (p *payloadLog) flush(name string, rows [][]field) {
+// pending are the payloads of one dataset not written yet.
+type pending struct {
+	payloads []payload
+	rows     int
+}
+
+func (p *payloadLog) flush(name string, pls []payload) {
+	var rows [][]field
+	for _, pl := range pls {
+		rows = append(rows, flatten(pl)...)
+	}
 	if len(rows) == 0 {
 		return
 	}
@@ -250,18 +270,8 @@ type field struct {
 // in_NAME_J / out_NAME_J (in_NAME / out_NAME when a row has one element),
 // or, for a deployment's log, the inputs to its columns, in order.
 func flatten(pl payload) [][]field {
-	n := int64(-1)
-	for _, t := range append(pl.inputs[:len(pl.inputs):len(pl.inputs)], pl.outputs...) {
-		if len(t.Shape) == 0 || (n >= 0 && t.Shape[0] != n) {
-			n = -2
-			break
-		}
-		n = t.Shape[0]
-	}
-	rows := 1
-	if n >= 0 {
-		rows = int(n)
-	}
+	n := batchDim(pl)
+	rows := batchRows(pl)
 	out := make([][]field, rows)
 	ts := pl.at.UTC().Format(time.RFC3339Nano)
 	for r := range out {
@@ -298,6 +308,26 @@ func flatten(pl payload) [][]field {
 		out[r] = row
 	}
 	return out
+}
+
+// batchDim is the first dimension every tensor of pl shares, or < 0.
+func batchDim(pl payload) int64 {
+	n := int64(-1)
+	for _, t := range append(pl.inputs[:len(pl.inputs):len(pl.inputs)], pl.outputs...) {
+		if len(t.Shape) == 0 || (n >= 0 && t.Shape[0] != n) {
+			return -2
+		}
+		n = t.Shape[0]
+	}
+	return n
+}
+
+// batchRows is how many rows pl logs.
+func batchRows(pl payload) int {
+	if n := batchDim(pl); n >= 0 {
+		return int(n)
+	}
+	return 1
 }
 
 func writeRow(w *bufio.Writer, row []field) {

@@ -159,10 +159,17 @@ func (s *Server) mount(ctx context.Context) error {
 	s.deploy, deployAPI = deploy.Build(s.db, s.registry, s.blobs, s.serve, s.cfg.DataDir, s.log.With("sys", "deploy"))
 	s.routes = append(s.routes, deployAPI.Routes()...)
 	s.runners = append(s.runners, part{"deploy", s.deploy.Run})
+	monWindow, err := monitor.ParseWindow(s.cfg.Monitor.Window)
+	if err != nil {
+		return err
+	}
 	// Monitoring: drift of each deployment's logged payloads against its
 	// model's training data (lineage) or a given reference.
 	mon := monitor.New(monitor.Monitor{Deployments: deploy.NewStore(s.db), Registry: s.registry, Runs: tracks, Datasets: data,
-		Engine: eng, PayloadPrefix: "payloads.", DB: s.db, TempDir: tmp, Log: s.log.With("sys", "monitor")}, s.reg)
+		Engine: eng, PayloadPrefix: "payloads.", DB: s.db, TempDir: tmp, Flush: s.serve.FlushPayloads, Log: s.log.With("sys", "monitor"),
+		Watch: monitor.Watch{Interval: s.cfg.Monitor.Interval, Window: monWindow, Alerts: s.cfg.Monitor.Alerts,
+			AllDeployments: s.cfg.Serve.PayloadSampleRate > 0}}, s.reg)
+	s.runners = append(s.runners, part{"monitor", mon.Run})
 	s.routes = append(s.routes, mon.Routes()...)
 	// A deployment that logs payloads names their columns after its reference.
 	deployAPI.References = mon

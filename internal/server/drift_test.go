@@ -37,12 +37,15 @@ type monitored struct {
 
 const monFeatures, monRefRows = 30, 10000
 
-func startMonitored(t *testing.T, sampleRate float64) *monitored {
+func startMonitored(t *testing.T, sampleRate float64, opts ...func(*config.Server)) *monitored {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Addr, cfg.GRPCAddr = "127.0.0.1:0", ""
 	cfg.Serve.PayloadSampleRate = sampleRate
+	for _, o := range opts {
+		o(&cfg)
+	}
 	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
