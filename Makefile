@@ -6,7 +6,7 @@ export FORGE_ONNXRUNTIME_LIB ?= $(FORGE_CACHE)/onnxruntime/1.30.0/libonnxruntime
 ADDR ?= 127.0.0.1:7700
 DATA ?= ./forge-data
 
-.PHONY: quickstart setup setup-test build test test-go test-python fuzz lint bench-tracking bench-datasets bench-jobs bench-serving bench-ui stop kube-apiserver versitygw
+.PHONY: quickstart setup setup-test build test test-go test-python fuzz lint bench-tracking bench-datasets bench-jobs bench-serving bench-ui stop kube-apiserver versitygw image
 
 ## quickstart: set up, build, start forge server on embedded defaults and run
 ## the whole lifecycle (examples/quickstart).
@@ -26,6 +26,14 @@ LDFLAGS ?= -X github.com/forge-mlops/forge/internal/version.commit=$(COMMIT)
 
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/forge ./cmd/forge
+
+## image: the Dockerfile's image as an OCI layout in build/image, without a
+## container engine (cmd/forge-image): the forge binary built as the
+## Dockerfile builds it, the ONNX Runtime library and the shared libraries
+## they link from this machine.
+image:
+	CGO_ENABLED=1 go build -trimpath -ldflags "-s -w $(LDFLAGS)" -o build/forge ./cmd/forge
+	go run ./cmd/forge-image -forge build/forge -onnxruntime "$(FORGE_ONNXRUNTIME_LIB)" -out build/image -version "$(COMMIT)"
 
 ## test: install what the tests need and run them all.
 test: setup-test kube-apiserver versitygw test-go fuzz test-python

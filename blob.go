@@ -34,3 +34,13 @@ type BlobStore interface {
 	// List returns the blobs whose digest starts with prefix, in digest order.
 	List(ctx context.Context, prefix string) ([]BlobInfo, error)
 }
+
+// BlobRangeReader is a BlobStore that reads part of a blob, for HTTP Range
+// requests (a resumed download, a viewer that seeks). The bytes of a part
+// cannot be checked against the digest, which covers the whole blob: a
+// reader that needs verified bytes reads the whole blob with Open.
+type BlobRangeReader interface {
+	// OpenRange returns a reader over n bytes of the blob from offset off
+	// (off+n within its size).
+	OpenRange(ctx context.Context, d Digest, off, n int64) (io.ReadCloser, error)
+}

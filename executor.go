@@ -16,6 +16,7 @@ const (
 	ReasonSignal    Reason = "signal"    // a process was killed by a signal nobody in Forge sent
 	ReasonTimeout   Reason = "timeout"   // stopped by Forge past the job's timeout
 	ReasonCancelled Reason = "cancelled" // stopped by Forge on a user's request
+	ReasonPruned    Reason = "pruned"    // stopped by a sweep's early stopping
 	ReasonOOM       Reason = "oom"       // killed for using too much memory
 	ReasonLost      Reason = "lost"      // the processes are gone and nobody saw how they ended
 	ReasonInvalid   Reason = "invalid"   // never started: what it was given (its code bundle) is not valid
@@ -142,7 +143,7 @@ type Waiter interface {
 type Canceller interface {
 	// Cancel asks the processes to stop (SIGTERM or the cluster's
 	// equivalent), then forces them after a grace period; Wait then reports
-	// reason (ReasonCancelled or ReasonTimeout). Cancelling an attempt that
+	// reason (ReasonCancelled, ReasonPruned or ReasonTimeout). Cancelling an attempt that
 	// has ended is not an error.
 	Cancel(ctx context.Context, h Handle, reason Reason) error
 }

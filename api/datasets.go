@@ -69,6 +69,7 @@ type AddDatasetResult struct {
 type DatasetShow struct {
 	Version DatasetVersion `json:"version"`
 	Runs    []DatasetRun   `json:"runs"`
+	Queue   *DatasetQueue  `json:"queue,omitempty"` // for a version read from a queue
 }
 
 // Profile is per-column statistics of a dataset version.

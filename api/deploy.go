@@ -19,6 +19,13 @@ type DeploymentSpec struct {
 	CanaryPercent             int    `json:"canary_percent,omitempty"`
 	MaxBatchSize              int    `json:"max_batch_size,omitempty"`
 	MaxQueueDelayMicroseconds int64  `json:"max_queue_delay_microseconds,omitempty"`
+	// LogPayloads is the share of requests (0 to 1) logged with their
+	// responses to the dataset payloads.NAME, inputs in columns named
+	// after the reference's; 0: the server's serve.payload_sample_rate.
+	LogPayloads float64 `json:"log_payloads,omitempty"`
+	// Reference is the dataset version (DATASET@VERSION) the traffic is
+	// compared with; "": the one the served version's run used as input.
+	Reference string `json:"reference,omitempty"`
 }
 
 // Deployment is a stored deployment and, when the server serves it, how
@@ -26,9 +33,12 @@ type DeploymentSpec struct {
 type Deployment struct {
 	Name string `json:"name"`
 	DeploymentSpec
-	CreatedAt int64             `json:"created_at"` // ms since the epoch
-	UpdatedAt int64             `json:"updated_at"`
-	Status    *DeploymentStatus `json:"status,omitempty"`
+	// PayloadColumns name the logged inputs, in order: the reference's
+	// columns, checked against the model's inputs when it was stored.
+	PayloadColumns []string          `json:"payload_columns,omitempty"`
+	CreatedAt      int64             `json:"created_at"` // ms since the epoch
+	UpdatedAt      int64             `json:"updated_at"`
+	Status         *DeploymentStatus `json:"status,omitempty"`
 }
 
 // DeploymentStatus is what the serving side made of a deployment.

@@ -58,3 +58,64 @@ func (c *Client) DeploymentDrift(ctx context.Context, name, window, reference st
 	err := c.Do(ctx, http.MethodGet, forgeDeployments+"/"+url.PathEscape(name)+"/drift", q, nil, &out)
 	return out, err
 }
+
+// Feedback is ground truth for logged predictions: a label per request
+// (Label) or, for a request of several rows, one per row (Labels).
+type Feedback struct {
+	RequestID string `json:"request_id"`
+	Label     any    `json:"label,omitempty"`  // a number, a string or a bool
+	Labels    []any  `json:"labels,omitempty"` // one per row of the request
+}
+
+// FeedbackRequest is POST /api/forge/v1/deployments/NAME/feedback.
+type FeedbackRequest struct {
+	Feedback []Feedback `json:"feedback"`
+}
+
+// FeedbackResult says how many labels were stored.
+type FeedbackResult struct {
+	Labels int `json:"labels"`
+}
+
+// QualityReport is a deployment's live quality: its logged predictions in
+// a window joined with the labels sent for them, per model version.
+type QualityReport struct {
+	Deployment string           `json:"deployment"`
+	Window     string           `json:"window"`
+	Versions   []VersionQuality `json:"versions"`
+}
+
+// VersionQuality is the quality of one version a deployment serves.
+// Task is classification (Accuracy, and AUC for two classes with scores)
+// or regression (RMSE, MAE); a metric is absent without labels.
+type VersionQuality struct {
+	Model    string   `json:"model"`
+	Version  string   `json:"version"`
+	Role     string   `json:"role"`    // stable or canary
+	Rows     int64    `json:"rows"`    // predictions logged in the window
+	Labeled  int64    `json:"labeled"` // of them, with a label
+	Task     string   `json:"task,omitempty"`
+	Accuracy *float64 `json:"accuracy,omitempty"`
+	AUC      *float64 `json:"auc,omitempty"`
+	RMSE     *float64 `json:"rmse,omitempty"`
+	MAE      *float64 `json:"mae,omitempty"`
+}
+
+// SendFeedback stores labels for a deployment's logged predictions.
+func (c *Client) SendFeedback(ctx context.Context, name string, fb []Feedback) (FeedbackResult, error) {
+	var out FeedbackResult
+	err := c.Do(ctx, http.MethodPost, forgeDeployments+"/"+url.PathEscape(name)+"/feedback", nil, FeedbackRequest{Feedback: fb}, &out)
+	return out, err
+}
+
+// DeploymentQuality computes the live quality of a deployment over window
+// ("1h", "10000rows"; "" for the last hour).
+func (c *Client) DeploymentQuality(ctx context.Context, name, window string) (QualityReport, error) {
+	q := url.Values{}
+	if window != "" {
+		q.Set("window", window)
+	}
+	var out QualityReport
+	err := c.Do(ctx, http.MethodGet, forgeDeployments+"/"+url.PathEscape(name)+"/quality", q, nil, &out)
+	return out, err
+}

@@ -17,17 +17,20 @@ type SweepSpec struct {
 	MaxTrials  int                    `json:"max_trials,omitempty" yaml:"max_trials"`
 	Parallel   int                    `json:"parallel,omitempty" yaml:"parallel"`
 	Seed       uint64                 `json:"seed,omitempty" yaml:"seed"`
-	Executor   string                 `json:"executor,omitempty" yaml:"executor"`
-	Experiment string                 `json:"experiment,omitempty" yaml:"experiment"`
-	Env        map[string]string      `json:"env,omitempty" yaml:"env"`
-	Inputs     map[string]string      `json:"inputs,omitempty" yaml:"inputs"`
-	Code       string                 `json:"code,omitempty" yaml:"code"`
-	CPUs       float64                `json:"cpus,omitempty" yaml:"cpus"`
-	Memory     string                 `json:"memory,omitempty" yaml:"memory"`
-	GPUs       int                    `json:"gpus,omitempty" yaml:"gpus"`
-	Timeout    string                 `json:"timeout,omitempty" yaml:"timeout"`
-	MaxRetries int                    `json:"max_retries,omitempty" yaml:"max_retries"`
-	Image      string                 `json:"image,omitempty" yaml:"image"`
+	// Multivariate: TPE models the parameters jointly (Optuna's multivariate=True).
+	Multivariate  bool                `json:"multivariate,omitempty" yaml:"multivariate"`
+	EarlyStopping *SweepEarlyStopping `json:"early_stopping,omitempty" yaml:"early_stopping"`
+	Executor      string              `json:"executor,omitempty" yaml:"executor"`
+	Experiment    string              `json:"experiment,omitempty" yaml:"experiment"`
+	Env           map[string]string   `json:"env,omitempty" yaml:"env"`
+	Inputs        map[string]string   `json:"inputs,omitempty" yaml:"inputs"`
+	Code          string              `json:"code,omitempty" yaml:"code"`
+	CPUs          float64             `json:"cpus,omitempty" yaml:"cpus"`
+	Memory        string              `json:"memory,omitempty" yaml:"memory"`
+	GPUs          int                 `json:"gpus,omitempty" yaml:"gpus"`
+	Timeout       string              `json:"timeout,omitempty" yaml:"timeout"`
+	MaxRetries    int                 `json:"max_retries,omitempty" yaml:"max_retries"`
+	Image         string              `json:"image,omitempty" yaml:"image"`
 }
 
 // SweepObjective is the metric trials log and which way is better.
@@ -35,6 +38,18 @@ type SweepObjective struct {
 	Metric string `json:"metric" yaml:"metric"`
 	Goal   string `json:"goal,omitempty" yaml:"goal"` // minimize | maximize
 	Use    string `json:"use,omitempty" yaml:"use"`   // last (default) | best of the metric's values
+}
+
+// SweepEarlyStopping stops trials early by their intermediate metric: asha
+// (min_steps, reduction_factor) or median (startup_trials, warmup_steps).
+type SweepEarlyStopping struct {
+	Type            string `json:"type" yaml:"type"` // asha | median | none
+	Metric          string `json:"metric,omitempty" yaml:"metric"`
+	MetricStep      string `json:"metric_step,omitempty" yaml:"metric_step"`
+	MinSteps        int64  `json:"min_steps,omitempty" yaml:"min_steps"`
+	ReductionFactor int    `json:"reduction_factor,omitempty" yaml:"reduction_factor"`
+	StartupTrials   *int   `json:"startup_trials,omitempty" yaml:"startup_trials"`
+	WarmupSteps     int64  `json:"warmup_steps,omitempty" yaml:"warmup_steps"`
 }
 
 // SweepParam is a float or int range (min, max, log) or categorical values.
@@ -65,7 +80,7 @@ type Sweep struct {
 type SweepTrial struct {
 	Number  int               `json:"number"`
 	Params  map[string]string `json:"params"`
-	State   string            `json:"state"` // pending | running | complete | failed | cancelled
+	State   string            `json:"state"` // pending | running | complete | pruned | failed | cancelled
 	JobID   string            `json:"job_id,omitempty"`
 	RunID   string            `json:"run_id,omitempty"`
 	Value   *float64          `json:"value,omitempty"`

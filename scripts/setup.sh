@@ -12,11 +12,11 @@ want=(gcc make ca-certificates curl)
 case "${1:-run}" in
 run) want+=(python3-xgboost python3-sklearn python3-pandas python3-numpy) ;;
 test) want+=(postgresql python3-pytest python3-numpy python3-pandas python3-sklearn python3-xgboost python3-torch python3-onnx
-	slurm-wlm munge etcd-server perl chromium
+	slurm-wlm munge etcd-server perl chromium nats-server
 	python3-click python3-cloudpickle python3-entrypoints python3-git python3-protobuf python3-tz python3-requests
 	python3-packaging python3-importlib-metadata python3-sqlparse python3-cachetools python3-alembic python3-flask
 	python3-sqlalchemy python3-gunicorn python3-markdown python3-jinja2 python3-graphene python3-scipy) ;;
-bench) want+=(wrk python3-fastapi python3-uvicorn python3-sklearn python3-torch python3-xgboost) ;;
+bench) want+=(wrk python3-fastapi python3-uvicorn python3-sklearn python3-torch python3-xgboost python3-optuna) ;;
 *) echo "usage: scripts/setup.sh [run|test|bench]" >&2; exit 2 ;;
 esac
 

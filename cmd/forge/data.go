@@ -22,22 +22,26 @@ import (
 	"github.com/forge-mlops/forge/internal/config"
 	"github.com/forge-mlops/forge/internal/datasets"
 	"github.com/forge-mlops/forge/internal/duckq"
+	"github.com/forge-mlops/forge/internal/queue"
 )
 
 func init() {
-	register("data", "datasets: add, ls, show, rm, query, profile, diff, get", cmdData)
+	register("data", "datasets: add, ls, show, rm, query, profile, diff, get, follow, follows, dead-letters", cmdData)
 }
 
 func cmdData(ctx context.Context, c *cli, args []string) error {
 	return subcommand(ctx, c, "data", args, map[string]func(context.Context, *cli, []string) error{
-		"add":     dataAdd,
-		"ls":      dataList,
-		"show":    dataShow,
-		"rm":      dataRemove,
-		"query":   dataQuery,
-		"profile": dataProfile,
-		"diff":    dataDiff,
-		"get":     dataGet,
+		"add":          dataAdd,
+		"ls":           dataList,
+		"show":         dataShow,
+		"rm":           dataRemove,
+		"query":        dataQuery,
+		"profile":      dataProfile,
+		"diff":         dataDiff,
+		"get":          dataGet,
+		"follow":       dataFollow,
+		"follows":      dataFollows,
+		"dead-letters": dataDeadLetters,
 	})
 }
 
@@ -70,12 +74,19 @@ func dataAdd(ctx context.Context, c *cli, args []string) error {
 	schema := fs.String("schema", "", "override inferred types: col:type,col:type (DuckDB types)")
 	desc := fs.String("description", "", "what this version is")
 	query := fs.String("query", "", "the SELECT to run for a postgres:// source")
+	qf := addQueueFlags(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
+	if qf.cont || (len(pos) == 2 && queue.IsURL(pos[1])) {
+		return dataIngest(ctx, c, cf, qf, pos, *schema, *desc)
+	}
+	if qf.from != "" || qf.until != "" {
+		return usageError{"--from and --until apply to kafka:// and nats:// sources"}
+	}
 	if len(pos) != 2 {
-		return usageError{"usage: forge data add NAME SOURCE (a CSV/TSV/JSON-lines/Parquet file, a folder of them, or postgres://... --query SQL)"}
+		return usageError{"usage: forge data add NAME SOURCE (a CSV/TSV/JSON-lines/Parquet file, a folder of them, postgres://... --query SQL, kafka://BROKER/TOPIC or nats://HOST:PORT/STREAM)"}
 	}
 	if err := cf.check(); err != nil {
 		return err
@@ -213,7 +224,7 @@ func dataShow(ctx context.Context, c *cli, args []string) error {
 	if by == "" {
 		by = "-"
 	}
-	table(c.stdout, []string{"DATASET", v.Ref()}, [][]string{
+	table(c.stdout, []string{"DATASET", v.Ref()}, append([][]string{
 		{"digest", "sha256:" + v.Digest},
 		{"rows", strconv.FormatInt(v.Rows, 10)},
 		{"columns", strconv.Itoa(len(v.Columns))},
@@ -222,7 +233,7 @@ func dataShow(ctx context.Context, c *cli, args []string) error {
 		{"description", orDash(v.Description)},
 		{"created", formatMillis(v.CreatedAt) + " by " + by},
 		{"parent", parent},
-	})
+	}, queueRows(s.Queue)...))
 	fmt.Fprintln(c.stdout)
 	var cols [][]string
 	for _, col := range v.Columns {

@@ -20,6 +20,8 @@ func cmdDeploy(ctx context.Context, c *cli, args []string) error {
 	percent := fs.Int("canary-percent", 10, "share of the requests the canary takes, 1 to 99")
 	maxBatch := fs.Int("max-batch-size", 0, "dynamic batching: most rows per model run (0 or 1: off)")
 	delay := fs.Duration("max-queue-delay", 0, "dynamic batching: how long a batch waits for more requests")
+	logPayloads := fs.Float64("log-payloads", 0, "share of requests (0 to 1) logged with their responses to the dataset payloads.NAME (0: the server's serve.payload_sample_rate)")
+	reference := fs.String("reference", "", "DATASET@VERSION the traffic is compared with; its columns name the logged inputs (default: the dataset the served version's run used as input)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -28,9 +30,10 @@ func cmdDeploy(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	if len(pos) != 2 {
-		return usageError{"usage: forge deploy NAME MODEL@ALIAS|MODEL@VERSION [--canary MODEL@V --canary-percent N] [--max-batch-size N --max-queue-delay D]"}
+		return usageError{"usage: forge deploy NAME MODEL@ALIAS|MODEL@VERSION [--canary MODEL@V --canary-percent N] [--max-batch-size N --max-queue-delay D] [--log-payloads 0.1] [--reference DATASET@VERSION]"}
 	}
-	spec := api.DeploymentSpec{MaxBatchSize: *maxBatch, MaxQueueDelayMicroseconds: delay.Microseconds()}
+	spec := api.DeploymentSpec{MaxBatchSize: *maxBatch, MaxQueueDelayMicroseconds: delay.Microseconds(),
+		LogPayloads: *logPayloads, Reference: *reference}
 	spec.Model, spec.Ref = splitModelRef(pos[1])
 	if *canary != "" {
 		spec.CanaryModel, spec.CanaryRef = splitModelRef(*canary)
@@ -137,6 +140,14 @@ func printDeployment(c *cli, d api.Deployment) error {
 	fmt.Fprintf(w, "spec:        %s\n", deploymentSpec(d.DeploymentSpec))
 	if d.MaxBatchSize > 1 {
 		fmt.Fprintf(w, "batching:    up to %d rows, queue delay %dµs\n", d.MaxBatchSize, d.MaxQueueDelayMicroseconds)
+	}
+	if d.LogPayloads > 0 {
+		ref := d.Reference
+		if ref == "" {
+			ref = "lineage"
+		}
+		fmt.Fprintf(w, "payloads:    %s of requests to dataset payloads.%s (reference %s; columns %s)\n",
+			fmtFloat(d.LogPayloads), d.Name, ref, strings.Join(d.PayloadColumns, ", "))
 	}
 	fmt.Fprintf(w, "updated:     %s\n", modelTime(d.UpdatedAt))
 	st := d.Status

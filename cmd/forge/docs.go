@@ -27,7 +27,7 @@ var docs = map[string]doc{
 	"deploy": {"deploy NAME MODEL@ALIAS|MODEL@VERSION [flags]", "serve a model version under a name, with an optional canary", []string{
 		"forge deploy cancer cancer-xgb@prod",
 		"forge deploy cancer cancer-xgb@3 --canary cancer-xgb@4 --canary-percent 10",
-		"forge deploy iris iris@latest --max-batch-size 32 --max-queue-delay 2ms",
+		"forge deploy iris iris@latest --max-batch-size 32 --max-queue-delay 2ms --log-payloads 0.1 --reference iris@3",
 	}},
 	"gc": {"gc [--dry-run] [--grace 24h]", "remove stored blobs that nothing refers to any more", []string{
 		"forge gc --dry-run",
@@ -39,10 +39,21 @@ var docs = map[string]doc{
 		"forge data query \"SELECT diagnosis, count(*) FROM cancer GROUP BY 1\"",
 		"forge data get cancer@1 --out cancer.parquet",
 	}},
-	"data add": {"data add NAME SOURCE [flags]", "add a version of a dataset from a file, a folder or a PostgreSQL query", []string{
+	"data add": {"data add NAME SOURCE [flags]", "add a version of a dataset from a file, a folder, a PostgreSQL query or a message queue", []string{
 		"forge data add cancer ./cancer.csv",
-		"forge data add events ./events/ --description \"a folder of Parquet files\"",
 		"forge data add orders postgres://app@db/shop --query \"SELECT * FROM orders\"",
+		"forge data add clicks kafka://broker1:9092/clicks --from 2026-12-01T00:00:00Z   # then: --continue",
+	}},
+	"data follow": {"data follow NAME SOURCE --every 10m|100000rows", "let the server cut a new version from a topic or stream on a schedule", []string{
+		"forge data follow clicks kafka://broker1:9092/clicks --every 10m",
+		"forge data follow sensors nats://nats:4222/SENSORS --every 100000rows",
+	}},
+	"data follows": {"data follows [ls] | rm NAME", "list or remove the server's follows", []string{
+		"forge data follows",
+		"forge data follows rm clicks",
+	}},
+	"data dead-letters": {"data dead-letters NAME[@VERSION]", "print the messages of a queue version that could not be rows, as JSON lines", []string{
+		"forge data dead-letters clicks@3",
 	}},
 	"data ls": {"data ls [-o json]", "list datasets and their latest versions", []string{
 		"forge data ls",
@@ -145,6 +156,10 @@ var docs = map[string]doc{
 		"forge sweeps resume branin",
 	}},
 
+	"feedback": {"feedback DEPLOYMENT REQUEST_ID LABEL | feedback DEPLOYMENT --file labels.jsonl", "send labels for logged predictions, joined by request id; forge monitor then shows live accuracy, AUC or RMSE", []string{
+		"forge feedback cancer-api 3f2a9c 1",
+		"forge feedback cancer-api --file labels.jsonl",
+	}},
 	"monitor": {"", "watch deployed models against their training data", []string{
 		"forge monitor drift cancer",
 		"forge monitor drift cancer --window 10000rows -o json",

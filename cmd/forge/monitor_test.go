@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -67,5 +68,42 @@ func TestMonitorDriftCLI(t *testing.T) {
 
 	if _, _, err := dataCLI(srv.URL, "monitor", "drift"); err == nil || !strings.Contains(err.Error(), "usage: forge monitor drift") {
 		t.Errorf("no deployment: %v", err)
+	}
+}
+
+// forge feedback sends one label (read as JSON when it is: 1 is a number,
+// cat is text) or a file of JSON lines.
+func TestFeedbackCLI(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req api.FeedbackRequest
+		if r.Method != "POST" || r.URL.Path != "/api/forge/v1/deployments/cancer-api/feedback" || json.NewDecoder(r.Body).Decode(&req) != nil {
+			http.Error(w, `{"error":"bad"}`, 400)
+			return
+		}
+		b, _ := json.Marshal(req)
+		got = append(got, string(b))
+		json.NewEncoder(w).Encode(api.FeedbackResult{Labels: len(req.Feedback)})
+	}))
+	defer srv.Close()
+	for _, args := range [][]string{{"feedback", "cancer-api", "r1", "1"}, {"feedback", "cancer-api", "r2", "cat"}} {
+		if out, _, err := dataCLI(srv.URL, args...); err != nil || !strings.Contains(out, "stored 1 labels for deployment cancer-api") {
+			t.Fatalf("%v: %q %v", args, out, err)
+		}
+	}
+	file := t.TempDir() + "/labels.jsonl"
+	if err := os.WriteFile(file, []byte(`{"request_id":"r3","label":true}`+"\n\n"+`{"request_id":"r4","labels":[0,1]}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := dataCLI(srv.URL, "feedback", "cancer-api", "--file", file); err != nil || !strings.Contains(out, "stored 2 labels") {
+		t.Fatalf("--file: %q %v", out, err)
+	}
+	want := []string{
+		`{"feedback":[{"request_id":"r1","label":1}]}`,
+		`{"feedback":[{"request_id":"r2","label":"cat"}]}`,
+		`{"feedback":[{"request_id":"r3","label":true},{"request_id":"r4","labels":[0,1]}]}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("sent:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

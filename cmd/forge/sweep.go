@@ -178,6 +178,19 @@ func showSweep(c *cli, cf *clientFlags, sw api.Sweep) error {
 	fmt.Fprintf(w, "sweep:       %s\nstate:       %s %s\nalgorithm:   %s, %d trials, %d in parallel\nobjective:   %s (%s)\nparent run:  %s (experiment %s)\n",
 		sw.Name, sw.State, sw.Message, sw.Spec.Algorithm, sw.Spec.MaxTrials, sw.Spec.Parallel, sw.Spec.Objective.Metric,
 		sw.Spec.Objective.Goal, sw.ParentRunID, sw.ExperimentID)
+	if es := sw.Spec.EarlyStopping; es != nil && es.Type != "" && es.Type != "none" {
+		pruned := 0
+		for _, t := range sw.Trials {
+			if t.State == "pruned" {
+				pruned++
+			}
+		}
+		how := fmt.Sprintf("min_steps %d, reduction_factor %d", es.MinSteps, es.ReductionFactor)
+		if es.Type == "median" && es.StartupTrials != nil {
+			how = fmt.Sprintf("startup_trials %d, warmup_steps %d", *es.StartupTrials, es.WarmupSteps)
+		}
+		fmt.Fprintf(w, "early stop:  %s on %s by %s (%s), %d trials pruned\n", es.Type, es.Metric, es.MetricStep, how, pruned)
+	}
 	names := make([]string, 0, len(sw.Spec.Parameters))
 	for n := range sw.Spec.Parameters {
 		names = append(names, n)

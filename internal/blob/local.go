@@ -23,7 +23,10 @@ import (
 	"github.com/forge-mlops/forge"
 )
 
-var _ forge.BlobStore = (*Local)(nil)
+var (
+	_ forge.BlobStore       = (*Local)(nil)
+	_ forge.BlobRangeReader = (*Local)(nil)
+)
 
 // Local stores blobs in a folder.
 type Local struct {
@@ -353,3 +356,26 @@ func (l *Local) List(ctx context.Context, prefix string) ([]forge.BlobInfo, erro
 // Path returns the file holding a blob, for readers that need a real file
 // (DuckDB reads Parquet by path). Callers must not modify it.
 func (l *Local) Path(d forge.Digest) (string, error) { return l.path(d) }
+
+// OpenRange implements forge.BlobRangeReader: n bytes from off, as they
+// are on disk (a part cannot be checked against the digest).
+func (l *Local) OpenRange(ctx context.Context, d forge.Digest, off, n int64) (io.ReadCloser, error) {
+	p, err := l.path(d)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 0 {
+		return nil, forge.Errorf(forge.Invalid, "invalid range of blob %s: %d bytes from %d", d, n, off)
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, forge.Errorf(forge.NotFound, "blob %s not found", d)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open blob %s: %w", d, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(f, off, n), f}, nil
+}

@@ -24,7 +24,10 @@ import (
 	"github.com/forge-mlops/forge"
 )
 
-var _ forge.BlobStore = (*S3)(nil)
+var (
+	_ forge.BlobStore       = (*S3)(nil)
+	_ forge.BlobRangeReader = (*S3)(nil)
+)
 
 // S3Options name an S3-compatible bucket and how to reach it.
 type S3Options struct {
@@ -123,13 +126,27 @@ func NewS3(ctx context.Context, o S3Options) (*S3, error) {
 	}
 	ok, err := c.BucketExists(ctx, o.Bucket)
 	if err != nil {
-		return nil, fmt.Errorf("blob s3://%s at %s: %s (check s3.endpoint, s3.region and the AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY credentials)", o.Bucket, c.EndpointURL(), describe(err))
+		return nil, startError(o, c, err)
 	}
 	if !ok {
 		return nil, fmt.Errorf("blob s3://%s: no such bucket at %s (create it, or fix the blob setting)", o.Bucket, c.EndpointURL())
 	}
 	s.removeTemp(ctx)
 	return s, nil
+}
+
+// startError says which setting a failed first request points at.
+func startError(o S3Options, c *minio.Client, err error) error {
+	r := minio.ToErrorResponse(err)
+	switch {
+	case r.Code == "" && isNetErr(err):
+		return fmt.Errorf("blob s3://%s: cannot reach s3.endpoint %s (FORGE_S3_ENDPOINT, --s3-endpoint): %v", o.Bucket, c.EndpointURL(), err)
+	case r.Code == "AccessDenied" || r.Code == "InvalidAccessKeyId" || r.Code == "SignatureDoesNotMatch" || r.StatusCode == 403:
+		return fmt.Errorf("blob s3://%s at %s: the credentials are refused (%s): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or the instance role", o.Bucket, c.EndpointURL(), describe(err))
+	case r.Code == "AuthorizationHeaderMalformed" || r.Code == "InvalidRegion":
+		return fmt.Errorf("blob s3://%s at %s: %s: check s3.region (FORGE_S3_REGION, --s3-region)", o.Bucket, c.EndpointURL(), describe(err))
+	}
+	return fmt.Errorf("blob s3://%s at %s: %s (check s3.endpoint, s3.region and the AWS_* credentials)", o.Bucket, c.EndpointURL(), describe(err))
 }
 
 // removeTemp removes the temporary objects and unfinished multipart
@@ -297,11 +314,43 @@ func (s *S3) Open(ctx context.Context, d forge.Digest) (io.ReadCloser, error) {
 	}
 	// GetObject is lazy: Stat makes the request, so a missing blob is
 	// NotFound here and not at the first Read.
+	st, err := obj.Stat()
+	if err != nil {
+		obj.Close()
+		return nil, s.fail(err, d, "open")
+	}
+	var src io.ReadCloser = errReader{obj, s, d}
+	if st.Size > 2*prefetchChunk {
+		src = newPrefetch(src)
+	}
+	return &verifier{f: src, h: sha256.New(), want: d}, nil
+}
+
+// OpenRange implements forge.BlobRangeReader with one ranged GET.
+func (s *S3) OpenRange(ctx context.Context, d forge.Digest, off, n int64) (io.ReadCloser, error) {
+	key, err := s.key(d)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 0 {
+		return nil, forge.Errorf(forge.Invalid, "invalid range of blob %s: %d bytes from %d", d, n, off)
+	}
+	if n == 0 {
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	var o minio.GetObjectOptions
+	if err := o.SetRange(off, off+n-1); err != nil {
+		return nil, forge.Errorf(forge.Invalid, "range of blob %s: %v", d, err)
+	}
+	obj, err := s.c.GetObject(ctx, s.bucket, key, o)
+	if err != nil {
+		return nil, s.fail(err, d, "open")
+	}
 	if _, err := obj.Stat(); err != nil {
 		obj.Close()
 		return nil, s.fail(err, d, "open")
 	}
-	return &verifier{f: errReader{obj, s, d}, h: sha256.New(), want: d}, nil
+	return errReader{obj, s, d}, nil
 }
 
 // errReader classifies the errors of a read in progress.

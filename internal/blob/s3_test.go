@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,11 +184,15 @@ func TestS3BadSettings(t *testing.T) {
 	wrong.SecretAccessKey = "nope"
 	missing := base
 	missing.Bucket = "absent"
+	gone := base
+	gone.Endpoint = "http://" + closedAddr(t)
 	for name, c := range map[string]struct {
 		o    blob.S3Options
 		want string
-	}{"credentials": {wrong, "AWS_SECRET_ACCESS_KEY"}, "bucket": {missing, "no such bucket"}} {
-		if _, err := blob.NewS3(context.Background(), c.o); err == nil || !strings.Contains(err.Error(), c.want) {
+	}{"credentials": {wrong, "AWS_SECRET_ACCESS_KEY"}, "bucket": {missing, "no such bucket"}, "endpoint": {gone, "s3.endpoint"}} {
+		_, err := blob.NewS3(context.Background(), c.o)
+		t.Logf("%s: %v", name, err)
+		if err == nil || !strings.Contains(err.Error(), c.want) || name != "credentials" && strings.Contains(err.Error(), "AWS_SECRET") {
 			t.Errorf("%s: %v, want an error mentioning %q", name, err, c.want)
 		}
 	}
@@ -275,4 +280,15 @@ func TestS3RestartMidUpload(t *testing.T) {
 	if err != nil || string(b) != "acknowledged" {
 		t.Fatalf("acknowledged blob after the restart: %q %v", b, err)
 	}
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

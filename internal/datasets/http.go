@@ -48,7 +48,7 @@ func (a *API) Routes() []httpapi.Route {
 	r := func(pattern string, access httpapi.Access, h http.Handler) httpapi.Route {
 		return httpapi.Route{Pattern: pattern, Handler: h, Access: access}
 	}
-	return []httpapi.Route{
+	return append([]httpapi.Route{
 		r("GET "+prefix+"/datasets", httpapi.Read, j(a.list)),
 		{Pattern: "POST " + UploadPath, Handler: http.HandlerFunc(a.add), Access: httpapi.Write, Body: httpapi.BodyUpload},
 		r("GET "+prefix+"/datasets/{name}/versions", httpapi.Read, j(a.versions)),
@@ -59,7 +59,7 @@ func (a *API) Routes() []httpapi.Route {
 		r("GET "+prefix+"/datasets/{name}/versions/{version}/data", httpapi.Read, http.HandlerFunc(a.data)),
 		r("GET "+prefix+"/dataset-diff", httpapi.Read, j(a.diff)),
 		r("POST "+prefix+"/query", httpapi.Read, http.HandlerFunc(a.query)),
-	}
+	}, a.queueRoutes()...)
 }
 
 // ref reads {name} and {version} ("latest" or a number) from the path.
@@ -86,7 +86,13 @@ func (a *API) show(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"version": v, "runs": runs}, nil
+	out := map[string]any{"version": v, "runs": runs}
+	if rec, ok, err := a.svc.QueueRecord(r.Context(), v.Name, v.Version); err != nil {
+		return nil, err
+	} else if ok {
+		out["queue"] = rec
+	}
+	return out, nil
 }
 
 func (a *API) remove(r *http.Request) (any, error) {

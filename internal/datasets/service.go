@@ -93,22 +93,29 @@ func (s *Service) Add(ctx context.Context, name string, r io.Reader, info AddInf
 		return Version{}, false, fmt.Errorf("receive upload of %s: %w", name, err)
 	}
 	digest := hex.EncodeToString(h.Sum(nil))
+	return s.addFile(ctx, name, tmp, digest, size, info, nil)
+}
+
+// addFile stores the Parquet file f (of size bytes, sha256 digest) as the
+// next version of name; also, when set, runs in the transaction that
+// records the version.
+func (s *Service) addFile(ctx context.Context, name string, f *os.File, digest string, size int64, info AddInfo, also func(*sqlstore.Tx, Version) error) (Version, bool, error) {
 	if v, ok, err := s.st.byDigest(ctx, name, digest); err != nil || ok {
 		return v, false, err
 	}
-	table, err := s.describe(ctx, tmp.Name(), size)
+	table, err := s.describe(ctx, f.Name(), size)
 	if err != nil {
 		return Version{}, false, err
 	}
 	var blob forge.BlobInfo
 	if fp, ok := s.blobs.(filePutter); ok {
-		// The upload was hashed on its way to disk: move it into the store.
-		blob, err = fp.PutFile(ctx, tmp.Name(), forge.Digest(digest))
+		// The file was hashed on its way to disk: move it into the store.
+		blob, err = fp.PutFile(ctx, f.Name(), forge.Digest(digest))
 	} else {
-		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return Version{}, false, fmt.Errorf("add dataset %s: %w", name, err)
 		}
-		blob, err = s.blobs.Put(ctx, tmp)
+		blob, err = s.blobs.Put(ctx, f)
 	}
 	if err != nil {
 		return Version{}, false, fmt.Errorf("store dataset %s: %w", name, err)
@@ -120,7 +127,7 @@ func (s *Service) Add(ctx context.Context, name string, r io.Reader, info AddInf
 		Name: name, Digest: digest, Rows: table.Rows, Bytes: size, Columns: table.Columns,
 		Source: info.Source, Description: info.Description, CreatedBy: info.CreatedBy,
 	}
-	v, created, err := s.st.create(ctx, v)
+	v, created, err := s.st.create(ctx, v, also)
 	if err == nil && created {
 		s.log.Info("dataset version added", "dataset", v.Ref(), "digest", digest, "rows", v.Rows, "bytes", v.Bytes)
 	}
@@ -350,5 +357,6 @@ func (s *Service) Query(ctx context.Context, query string, limit int) (*duckq.Ro
 
 // BlobRefs lists the Parquet blobs of every dataset version (blobgc.Referrer).
 func (s *Service) BlobRefs(ctx context.Context, keep func(forge.Digest)) error {
-	return s.db.EachString(ctx, "SELECT DISTINCT digest FROM dataset_versions", func(d string) { keep(forge.Digest(d)) })
+	return s.db.EachString(ctx, `SELECT DISTINCT digest FROM dataset_versions
+		UNION SELECT dead_digest FROM dataset_queue_versions WHERE dead_digest <> ''`, func(d string) { keep(forge.Digest(d)) })
 }

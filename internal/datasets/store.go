@@ -171,7 +171,8 @@ func (s *store) byDigest(ctx context.Context, name, digest string) (Version, boo
 // create records v as the next version of v.Name, or returns the existing
 // version with the same digest (created false). Version numbers come from a
 // counter row that the transaction locks, so concurrent adds queue on it.
-func (s *store) create(ctx context.Context, v Version) (Version, bool, error) {
+// also, when set, runs in the same transaction once the version is in.
+func (s *store) create(ctx context.Context, v Version, also func(*sqlstore.Tx, Version) error) (Version, bool, error) {
 	cols, err := json.Marshal(v.Columns)
 	if err != nil {
 		return Version{}, false, err
@@ -207,6 +208,11 @@ func (s *store) create(ctx context.Context, v Version) (Version, bool, error) {
 			if _, err := tx.Exec(ctx, "INSERT INTO dataset_versions ("+versionCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 				v.Name, v.Version, v.Digest, v.Rows, v.Bytes, string(cols), v.Source, v.Description, v.CreatedBy, v.CreatedAt, parent); err != nil {
 				return err
+			}
+			if also != nil {
+				if err := also(tx, v); err != nil {
+					return err
+				}
 			}
 			out, created = v, true
 			return nil

@@ -246,7 +246,7 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	c.mu.Unlock()
 	status := map[string]Status{}
 	for _, d := range ds {
-		if prev, ok := c.seen[d.Name]; !ok || prev != d {
+		if prev, ok := c.seen[d.Name]; !ok || !prev.equal(d) {
 			// A changed deployment is a request to try again.
 			for _, r := range d.refs() {
 				for k := range c.failed {
@@ -265,6 +265,7 @@ func (c *Controller) reconcile(ctx context.Context) error {
 	for name := range c.routes {
 		if !want[name] {
 			c.srv.Unroute(name)
+			c.srv.SetRoutePayloads(name, nil)
 			delete(c.routes, name)
 		}
 	}
@@ -334,6 +335,11 @@ func (c *Controller) apply(ctx context.Context, d Deployment) Status {
 		}
 		c.routes[d.Name] = targets
 		c.log.Info("deployment routed", "deployment", d.Name, "targets", targets)
+	}
+	if d.PayloadRate > 0 {
+		c.srv.SetRoutePayloads(d.Name, &serve.RoutePayloads{Rate: d.PayloadRate, Dataset: PayloadDataset(d.Name), Columns: d.PayloadColumns})
+	} else {
+		c.srv.SetRoutePayloads(d.Name, nil)
 	}
 	st := Status{Ready: true}
 	for _, t := range targets {

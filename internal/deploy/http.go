@@ -32,6 +32,16 @@ type API struct {
 	src   Source
 	ctl   *Controller
 	log   *slog.Logger
+	// References, when set, checks the reference of a deployment that
+	// logs payloads and names its logged columns before it is stored.
+	References References
+}
+
+// References finds a deployment's reference dataset (ref, or lineage's
+// when "") and checks that its columns can name the inputs of every
+// version it serves, returning those names, in order.
+type References interface {
+	PayloadColumns(ctx context.Context, ref string, versions []Resolved) ([]string, error)
 }
 
 // NewAPI returns the API; src resolves refs to check them before storing.
@@ -53,13 +63,15 @@ func (a *API) Routes() []httpapi.Route {
 func FromAPI(name string, s api.DeploymentSpec) Deployment {
 	return Deployment{Name: name, Model: s.Model, Ref: s.Ref, CanaryModel: s.CanaryModel, CanaryRef: s.CanaryRef,
 		CanaryPercent: s.CanaryPercent, MaxBatchSize: s.MaxBatchSize,
-		MaxQueueDelay: time.Duration(s.MaxQueueDelayMicroseconds) * time.Microsecond}
+		MaxQueueDelay: time.Duration(s.MaxQueueDelayMicroseconds) * time.Microsecond,
+		PayloadRate:   s.LogPayloads, Reference: s.Reference}
 }
 
 func (a *API) toAPI(d Deployment) api.Deployment {
 	out := api.Deployment{Name: d.Name, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, DeploymentSpec: api.DeploymentSpec{
 		Model: d.Model, Ref: d.Ref, CanaryModel: d.CanaryModel, CanaryRef: d.CanaryRef, CanaryPercent: d.CanaryPercent,
-		MaxBatchSize: d.MaxBatchSize, MaxQueueDelayMicroseconds: d.MaxQueueDelay.Microseconds()}}
+		MaxBatchSize: d.MaxBatchSize, MaxQueueDelayMicroseconds: d.MaxQueueDelay.Microseconds(),
+		LogPayloads: d.PayloadRate, Reference: d.Reference}, PayloadColumns: d.PayloadColumns}
 	if st, ok := a.ctl.Status(d.Name); ok {
 		s := &api.DeploymentStatus{Ready: st.Ready, Error: st.Error, Targets: []api.DeploymentTarget{}}
 		for _, t := range st.Targets {
@@ -128,10 +140,20 @@ func (a *API) put(r *http.Request) (any, error) {
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
+	var resolved []Resolved
 	for _, ref := range d.refs() {
-		if _, err := a.src.Resolve(ctx, ref.model, ref.ref); err != nil {
+		res, err := a.src.Resolve(ctx, ref.model, ref.ref)
+		if err != nil {
 			return nil, err
 		}
+		resolved = append(resolved, res)
+	}
+	if a.References != nil && (d.PayloadRate > 0 || d.Reference != "") {
+		cols, err := a.References.PayloadColumns(ctx, d.Reference, resolved)
+		if err != nil {
+			return nil, err
+		}
+		d.PayloadColumns = cols
 	}
 	d, err := a.store.Put(ctx, d)
 	if err != nil {

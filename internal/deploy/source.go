@@ -170,7 +170,7 @@ func (r *Remote) List(ctx context.Context) ([]Deployment, error) {
 	out := make([]Deployment, len(l.Deployments))
 	for i, d := range l.Deployments {
 		out[i] = FromAPI(d.Name, d.DeploymentSpec)
-		out[i].CreatedAt, out[i].UpdatedAt = d.CreatedAt, d.UpdatedAt
+		out[i].CreatedAt, out[i].UpdatedAt, out[i].PayloadColumns = d.CreatedAt, d.UpdatedAt, d.PayloadColumns
 	}
 	return out, nil
 }

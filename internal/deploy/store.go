@@ -23,6 +23,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/forge-mlops/forge"
@@ -40,8 +42,41 @@ type Deployment struct {
 	CanaryPercent int // share of the requests the canary takes, 1..99
 	MaxBatchSize  int
 	MaxQueueDelay time.Duration
-	CreatedAt     int64 // ms since the epoch
-	UpdatedAt     int64
+	// PayloadRate is the share of requests (0 to 1) logged, with their
+	// responses, to the dataset payloads.NAME; 0: the server's default.
+	PayloadRate float64
+	// Reference is the dataset version (DATASET@VERSION) the deployment's
+	// traffic is compared with; "": the one lineage gives.
+	Reference string
+	// PayloadColumns name the logged input columns, in the order of the
+	// model's flattened inputs: the reference's columns, checked against
+	// the model's inputs when the deployment was stored.
+	PayloadColumns []string
+	CreatedAt      int64 // ms since the epoch
+	UpdatedAt      int64
+}
+
+// PayloadDataset is the dataset a deployment logs its payloads to.
+func PayloadDataset(name string) string { return "payloads." + name }
+
+// equal reports whether two deployments are the same.
+func (d Deployment) equal(o Deployment) bool {
+	return slices.Equal(d.PayloadColumns, o.PayloadColumns) && d.withoutColumns() == o.withoutColumns()
+}
+
+// deploymentKey is a Deployment without its slice, so == compares it.
+type deploymentKey struct {
+	Name, Model, Ref, CanaryModel, CanaryRef string
+	CanaryPercent, MaxBatchSize              int
+	MaxQueueDelay                            time.Duration
+	PayloadRate                              float64
+	Reference                                string
+	CreatedAt, UpdatedAt                     int64
+}
+
+func (d Deployment) withoutColumns() deploymentKey {
+	return deploymentKey{d.Name, d.Model, d.Ref, d.CanaryModel, d.CanaryRef, d.CanaryPercent, d.MaxBatchSize,
+		d.MaxQueueDelay, d.PayloadRate, d.Reference, d.CreatedAt, d.UpdatedAt}
 }
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -77,6 +112,12 @@ func (d *Deployment) Validate() error {
 	}
 	if d.MaxBatchSize < 0 {
 		return forge.Errorf(forge.Invalid, "max batch size %d is negative", d.MaxBatchSize)
+	}
+	if !(d.PayloadRate >= 0 && d.PayloadRate <= 1) {
+		return forge.Errorf(forge.Invalid, "payload log rate %v is out of range: want 0 to 1", d.PayloadRate)
+	}
+	if d.Reference != "" && !strings.Contains(d.Reference, "@") {
+		return forge.Errorf(forge.Invalid, "invalid reference %q: want DATASET@VERSION", d.Reference)
 	}
 	if d.MaxQueueDelay < 0 || d.MaxQueueDelay > time.Minute {
 		return forge.Errorf(forge.Invalid, "max queue delay %s is out of range: want 0 to 1m", d.MaxQueueDelay)
@@ -119,13 +160,15 @@ func (s *Store) Put(ctx context.Context, d Deployment) (Deployment, error) {
 	d.UpdatedAt = now
 	err := s.db.Tx(ctx, func(tx *sqlstore.Tx) error {
 		return tx.QueryRow(ctx, `INSERT INTO deployments (name, model, ref, canary_model, canary_ref, canary_percent,
-		max_batch_size, max_queue_delay_us, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		max_batch_size, max_queue_delay_us, payload_rate, reference, payload_columns, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET model = excluded.model, ref = excluded.ref, canary_model = excluded.canary_model,
 		canary_ref = excluded.canary_ref, canary_percent = excluded.canary_percent, max_batch_size = excluded.max_batch_size,
-		max_queue_delay_us = excluded.max_queue_delay_us, updated_at = excluded.updated_at
+		max_queue_delay_us = excluded.max_queue_delay_us, payload_rate = excluded.payload_rate,
+		reference = excluded.reference, payload_columns = excluded.payload_columns, updated_at = excluded.updated_at
 		RETURNING created_at`,
 			d.Name, d.Model, d.Ref, d.CanaryModel, d.CanaryRef, d.CanaryPercent, d.MaxBatchSize,
-			d.MaxQueueDelay.Microseconds(), now, now).Scan(&d.CreatedAt)
+			d.MaxQueueDelay.Microseconds(), d.PayloadRate, d.Reference, encodeColumns(d.PayloadColumns), now, now).Scan(&d.CreatedAt)
 	})
 	if err != nil {
 		return Deployment{}, fmt.Errorf("store deployment %q: %w", d.Name, err)
@@ -147,7 +190,16 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
-const columns = `name, model, ref, canary_model, canary_ref, canary_percent, max_batch_size, max_queue_delay_us, created_at, updated_at`
+const columns = `name, model, ref, canary_model, canary_ref, canary_percent, max_batch_size, max_queue_delay_us,
+	payload_rate, reference, payload_columns, created_at, updated_at`
+
+func encodeColumns(cols []string) string {
+	if len(cols) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(cols)
+	return string(b)
+}
 
 // Get returns one deployment.
 func (s *Store) Get(ctx context.Context, name string) (Deployment, error) {
@@ -176,9 +228,15 @@ func (s *Store) query(ctx context.Context, q string, args ...any) ([]Deployment,
 	for rows.Next() {
 		var d Deployment
 		var delay int64
+		var cols string
 		if err := rows.Scan(&d.Name, &d.Model, &d.Ref, &d.CanaryModel, &d.CanaryRef, &d.CanaryPercent,
-			&d.MaxBatchSize, &delay, &d.CreatedAt, &d.UpdatedAt); err != nil {
+			&d.MaxBatchSize, &delay, &d.PayloadRate, &d.Reference, &cols, &d.CreatedAt, &d.UpdatedAt); err != nil {
 			return nil, fmt.Errorf("read deployments: %w", err)
+		}
+		if cols != "" {
+			if err := json.Unmarshal([]byte(cols), &d.PayloadColumns); err != nil {
+				return nil, fmt.Errorf("read deployment %q: payload columns: %w", d.Name, err)
+			}
 		}
 		d.MaxQueueDelay = time.Duration(delay) * time.Microsecond
 		out = append(out, d)

@@ -47,13 +47,7 @@ func ArtifactType(name string) string {
 // looks whole.
 func ServeAttachment(w http.ResponseWriter, r *http.Request, log *slog.Logger, name string, size int64, body io.Reader) {
 	h := w.Header()
-	h.Set("Content-Type", ArtifactType(name))
-	disp := mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(name)})
-	if disp == "" { // a name FormatMediaType cannot write
-		disp = "attachment"
-	}
-	h.Set("Content-Disposition", disp)
-	h.Set("X-Content-Type-Options", "nosniff")
+	attachmentHeaders(h, name)
 	if size >= 0 {
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
 	}
@@ -61,4 +55,15 @@ func ServeAttachment(w http.ResponseWriter, r *http.Request, log *slog.Logger, n
 		log.ErrorContext(r.Context(), "artifact download failed", "path", name, "err", err)
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// attachmentHeaders are the type, disposition and nosniff of a download.
+func attachmentHeaders(h http.Header, name string) {
+	h.Set("Content-Type", ArtifactType(name))
+	disp := mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(name)})
+	if disp == "" { // a name FormatMediaType cannot write
+		disp = "attachment"
+	}
+	h.Set("Content-Disposition", disp)
+	h.Set("X-Content-Type-Options", "nosniff")
 }

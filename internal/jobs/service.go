@@ -218,12 +218,19 @@ func (s *Service) List(ctx context.Context, state State, limit int) ([]Job, erro
 // Cancel cancels a queued job, or stops a running one (its supervisor
 // records the end).
 func (s *Service) Cancel(ctx context.Context, id string) (Job, error) {
+	return s.CancelFor(ctx, id, forge.ReasonCancelled)
+}
+
+// CancelFor is Cancel, with the reason the executor is given and a
+// running job ends with: ReasonCancelled, or ReasonPruned for a sweep's
+// early stopping.
+func (s *Service) CancelFor(ctx context.Context, id string, reason forge.Reason) (Job, error) {
 	j, err := s.st.requestCancel(ctx, id)
 	if err != nil {
 		return j, err
 	}
 	if exec := s.execs[j.Executor]; j.State == Running && j.Handle != "" && exec != nil {
-		if err := exec.Cancel(ctx, j.Handle, forge.ReasonCancelled); err != nil {
+		if err := exec.Cancel(ctx, j.Handle, reason); err != nil {
 			return j, fmt.Errorf("cancel job %s: %w", id, err)
 		}
 	}

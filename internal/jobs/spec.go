@@ -171,7 +171,7 @@ func (s *Spec) TimeoutDuration() (time.Duration, error) {
 func (s *Spec) retryable(exit forge.Exit) bool {
 	// Cancelled is what someone asked for; invalid is a fixed reason (what
 	// the job was given), the same on every attempt.
-	if exit.Reason == forge.ReasonCancelled || exit.Reason == forge.ReasonInvalid {
+	if exit.Reason == forge.ReasonCancelled || exit.Reason == forge.ReasonPruned || exit.Reason == forge.ReasonInvalid {
 		return false
 	}
 	if len(s.RetryOn) == 0 {

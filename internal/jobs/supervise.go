@@ -138,9 +138,11 @@ func (s *Service) end(ctx context.Context, j Job, attempt int, h forge.Handle, e
 	next := Succeeded
 	switch {
 	case !exit.Failed():
-	case exit.Reason == forge.ReasonCancelled || cur.CancelRequested:
+	case exit.Reason == forge.ReasonCancelled || exit.Reason == forge.ReasonPruned || cur.CancelRequested:
 		next = Cancelled
-		exit.Reason = forge.ReasonCancelled
+		if exit.Reason != forge.ReasonPruned {
+			exit.Reason = forge.ReasonCancelled
+		}
 	case attempt <= cur.Spec.MaxRetries && cur.Spec.retryable(exit):
 		next = Queued
 	default:

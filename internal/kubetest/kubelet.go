@@ -49,6 +49,12 @@ type KubeletConfig struct {
 	Env []string
 	// Grace caps a pod's termination grace period; default 2s.
 	Grace time.Duration
+	// PodIPs gives each pod a loopback address of its own (127.x.y.z) as
+	// status.podIP and its fieldRef, so that the pods of a Deployment can
+	// each listen on the same port there; otherwise every pod is 127.0.0.1.
+	PodIPs bool
+	// Deployments plays the Deployment controller too (see deployments.go).
+	Deployments bool
 }
 
 // Kubelet is a node of the test cluster and its job controller: it creates
@@ -65,6 +71,7 @@ type Kubelet struct {
 	queue workqueue.TypedRateLimitingInterface[string]
 
 	mu      sync.Mutex
+	lastIP  int
 	running map[types.UID]*podRun
 	byName  map[string]*podRun // ns/name: logs outlive the run
 	closed  bool
@@ -138,6 +145,9 @@ func StartKubelet(t testing.TB, rc *rest.Config, cfg KubeletConfig) *Kubelet {
 		UpdateFunc: func(_, o any) { k.podEvent(ctx, o) },
 		DeleteFunc: func(o any) { k.podEvent(ctx, o) },
 	})
+	if cfg.Deployments {
+		k.playDeployments(ctx, f)
+	}
 	f.Start(ctx.Done())
 	f.WaitForCacheSync(ctx.Done())
 	go k.work(ctx)
@@ -213,7 +223,7 @@ func (k *Kubelet) podEvent(ctx context.Context, o any) {
 	r := k.running[p.UID]
 	terminal := p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 	if r == nil && !terminal && p.DeletionTimestamp == nil && !k.closed {
-		r = &podRun{k: k, pod: p.DeepCopy(), stop: make(chan struct{}), logs: map[string]*containerLog{}}
+		r = &podRun{k: k, pod: p.DeepCopy(), ip: k.podIP(), stop: make(chan struct{}), logs: map[string]*containerLog{}}
 		k.running[p.UID] = r
 		k.byName[p.Namespace+"/"+p.Name] = r
 		go r.run(ctx)
@@ -258,6 +268,7 @@ func (k *Kubelet) updatePod(ctx context.Context, p *corev1.Pod, change func(*cor
 type podRun struct {
 	k        *Kubelet
 	pod      *corev1.Pod
+	ip       string
 	stop     chan struct{} // closed when the pod is being deleted
 	stopOnce sync.Once
 
@@ -298,8 +309,8 @@ func (r *podRun) run(ctx context.Context) {
 	if err == nil {
 		err = k.updatePod(ctx, p, func(s *corev1.PodStatus) {
 			s.Phase, s.StartTime = corev1.PodPending, &now
-			s.HostIP, s.PodIP = "127.0.0.1", "127.0.0.1"
-			s.HostIPs, s.PodIPs = []corev1.HostIP{{IP: "127.0.0.1"}}, []corev1.PodIP{{IP: "127.0.0.1"}}
+			s.HostIP, s.PodIP = "127.0.0.1", r.ip
+			s.HostIPs, s.PodIPs = []corev1.HostIP{{IP: "127.0.0.1"}}, []corev1.PodIP{{IP: r.ip}}
 			s.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now}}
 			s.InitContainerStatuses = waiting(p.Spec.InitContainers, "PodInitializing")
 			s.ContainerStatuses = waiting(p.Spec.Containers, "PodInitializing")
@@ -601,7 +612,7 @@ func (r *podRun) envValue(ctx context.Context, ev corev1.EnvVar, vars map[string
 	case src == nil:
 		return expand(ev.Value, vars), nil
 	case src.FieldRef != nil:
-		return fieldValue(r.pod, src.FieldRef.FieldPath)
+		return fieldValue(r.pod, r.ip, src.FieldRef.FieldPath)
 	case src.SecretKeyRef != nil:
 		s, err := r.k.cs.CoreV1().Secrets(r.pod.Namespace).Get(ctx, src.SecretKeyRef.Name, metav1.GetOptions{})
 		if err != nil {
@@ -641,7 +652,7 @@ func expand(s string, vars map[string]string) string {
 	})
 }
 
-func fieldValue(p *corev1.Pod, path string) (string, error) {
+func fieldValue(p *corev1.Pod, ip, path string) (string, error) {
 	if m := fieldRx.FindStringSubmatch(path); m != nil {
 		if m[1] == "labels" {
 			return p.Labels[m[2]], nil
@@ -659,7 +670,9 @@ func fieldValue(p *corev1.Pod, path string) (string, error) {
 		return p.Spec.NodeName, nil
 	case "spec.serviceAccountName":
 		return p.Spec.ServiceAccountName, nil
-	case "status.podIP", "status.hostIP", "status.podIPs", "status.hostIPs":
+	case "status.podIP", "status.podIPs":
+		return ip, nil
+	case "status.hostIP", "status.hostIPs":
 		return "127.0.0.1", nil
 	}
 	return "", fmt.Errorf("fieldRef %s is not supported by kubetest", path)

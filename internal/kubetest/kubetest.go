@@ -74,10 +74,17 @@ var (
 // Main runs the tests, then stops the control plane if one was started.
 func Main(m *testing.M) {
 	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop stops the control plane if one was started: for a TestMain that
+// runs the tests through another helper's Main.
+func Stop() {
 	if current != nil {
 		current.stop()
+		current = nil
 	}
-	os.Exit(code)
 }
 
 // Config returns an admin client configuration for the control plane,

@@ -25,6 +25,7 @@ import (
 	"github.com/forge-mlops/forge/internal/duckq"
 	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/registry"
+	"github.com/forge-mlops/forge/internal/sqlstore"
 	"github.com/forge-mlops/forge/internal/tracking"
 )
 
@@ -55,10 +56,13 @@ type Monitor struct {
 	Engine      *duckq.Engine
 	// PayloadPrefix is serving's payload dataset prefix ("payloads.").
 	PayloadPrefix string
-	Log           *slog.Logger
-	Now           func() time.Time // time.Now when nil
+	// DB holds the feedback (labels) sent for logged predictions.
+	DB      *sqlstore.DB
+	TempDir string
+	Log     *slog.Logger
+	Now     func() time.Time // time.Now when nil
 
-	driftGauge, datasetGauge *prometheus.GaugeVec
+	driftGauge, datasetGauge, qualityGauge *prometheus.GaugeVec
 }
 
 // New returns m with its gauges registered on reg: the latest report's
@@ -72,8 +76,11 @@ func New(m Monitor, reg prometheus.Registerer) *Monitor {
 	m.datasetGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "forge_deployment_drift_share",
 		Help: "Share of a deployment's input features drifted in its latest drift report."},
 		[]string{"deployment", "version"})
+	m.qualityGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "forge_deployment_quality",
+		Help: "Live quality of a deployment's model version in its latest quality report, from the labels sent as feedback (metric: accuracy, auc, rmse, mae)."},
+		[]string{"deployment", "version", "metric"})
 	if reg != nil {
-		reg.MustRegister(m.driftGauge, m.datasetGauge)
+		reg.MustRegister(m.driftGauge, m.datasetGauge, m.qualityGauge)
 	}
 	return &m
 }
@@ -98,6 +105,10 @@ func (m *Monitor) Routes() []httpapi.Route {
 	return []httpapi.Route{
 		{Pattern: "GET /api/forge/v1/deployments/{name}/drift", Handler: httpapi.JSON(m.Log, m.drift), Access: httpapi.Read,
 			Summary: "Drift of a deployment's logged inputs against its reference (its model's training data)"},
+		{Pattern: "POST /api/forge/v1/deployments/{name}/feedback", Handler: httpapi.JSON(m.Log, m.feedback), Access: httpapi.Write,
+			Summary: "Labels (ground truth) for a deployment's logged predictions, by request id"},
+		{Pattern: "GET /api/forge/v1/deployments/{name}/quality", Handler: httpapi.JSON(m.Log, m.quality), Access: httpapi.Read,
+			Summary: "Live quality (accuracy, AUC, RMSE) of a deployment's versions from the labels sent as feedback"},
 	}
 }
 
@@ -145,17 +156,68 @@ func ParseWindow(s string) (Window, error) {
 
 var badDatasetChars = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 
-// Drift compares the deployment's stable model's logged inputs in w with
-// reference ("" for the one lineage gives: the dataset input of the
-// served version's run).
-func (m *Monitor) Drift(ctx context.Context, name string, w Window, reference string) (api.DriftReport, error) {
+// source is where a deployment's logged inputs are and what names them.
+type source struct {
+	d         deploy.Deployment
+	v         registry.Version // the stable version
+	dataset   string           // the payload dataset
+	files     []string         // its Parquet files that can hold rows of the window
+	where     string           // the window's rows, as a SQL condition
+	limit     string           // " ORDER BY ... LIMIT n" for a row window
+	perDeploy bool             // the deployment's own log (columns named after the reference)
+}
+
+// open finds the deployment, its stable version and the payload files of w.
+func (m *Monitor) open(ctx context.Context, name string, w Window) (source, error) {
 	d, err := m.Deployments.Get(ctx, name)
 	if err != nil {
-		return api.DriftReport{}, err
+		return source{}, err
 	}
 	v, err := m.Registry.Resolve(ctx, d.Model, d.Ref)
 	if err != nil {
+		return source{}, err
+	}
+	src := source{d: d, v: v}
+	if d.PayloadRate > 0 {
+		src.dataset, src.perDeploy = deploy.PayloadDataset(d.Name), true
+	} else {
+		src.dataset = m.PayloadPrefix + badDatasetChars.ReplaceAllString(d.Model, "_")
+	}
+	if src.files, err = m.windowFiles(ctx, src.dataset, w); err != nil {
+		return source{}, err
+	}
+	if len(src.files) == 0 {
+		return source{}, forge.Errorf(forge.NotFound, "deployment %s has no logged payloads in the last %s (dataset %s; deploy it with --log-payloads)", name, w, src.dataset)
+	}
+	src.where = "model = " + quoteString(d.Model) + " AND version = " + quoteString(strconv.FormatInt(v.Version, 10))
+	if src.perDeploy {
+		src.where += " AND deployment = " + quoteString(d.Name)
+	}
+	if w.Rows > 0 {
+		src.limit = fmt.Sprintf(" ORDER BY CAST(timestamp AS TIMESTAMP) DESC LIMIT %d", w.Rows)
+	} else {
+		src.where += " AND " + m.since(w)
+	}
+	return src, nil
+}
+
+// since is the condition on a logged row's time that w began.
+func (m *Monitor) since(w Window) string {
+	t := m.now().Add(-w.Duration).UTC().Format("2006-01-02 15:04:05.999999")
+	return "CAST(timestamp AS TIMESTAMP) >= TIMESTAMP " + quoteString(t)
+}
+
+// Drift compares the deployment's stable model's logged inputs in w with
+// reference ("" for the deployment's own, else the one lineage gives: the
+// dataset input of the served version's run).
+func (m *Monitor) Drift(ctx context.Context, name string, w Window, reference string) (api.DriftReport, error) {
+	src, err := m.open(ctx, name, w)
+	if err != nil {
 		return api.DriftReport{}, err
+	}
+	d, v := src.d, src.v
+	if reference == "" {
+		reference = d.Reference
 	}
 	if reference == "" {
 		if reference, err = m.lineage(ctx, v); err != nil {
@@ -168,15 +230,6 @@ func (m *Monitor) Drift(ctx context.Context, name string, w Window, reference st
 	}
 	out := api.DriftReport{Deployment: d.Name, Model: d.Model, Version: v.Version, Reference: refV.Ref(), Window: w.String(),
 		Features: []api.FeatureDrift{}}
-
-	payloads := m.PayloadPrefix + badDatasetChars.ReplaceAllString(d.Model, "_")
-	files, err := m.windowFiles(ctx, payloads, w)
-	if err != nil {
-		return api.DriftReport{}, err
-	}
-	if len(files) == 0 {
-		return api.DriftReport{}, forge.Errorf(forge.NotFound, "deployment %s has no logged payloads in the last %s (dataset %s; is serve.payload_sample_rate above 0?)", name, w, payloads)
-	}
 	db, err := m.Engine.Open(ctx)
 	if err != nil {
 		return api.DriftReport{}, err
@@ -186,17 +239,22 @@ func (m *Monitor) Drift(ctx context.Context, name string, w Window, reference st
 	if err != nil {
 		return api.DriftReport{}, fmt.Errorf("read reference %s: %w", refV.Ref(), err)
 	}
-	curCols, err := drift.Columns(ctx, db, drift.Parquet(files...))
-	if err != nil {
-		return api.DriftReport{}, fmt.Errorf("read payloads %s: %w", payloads, err)
-	}
-	// The model's inputs are the logged in_* columns, in order; the
-	// reference's columns name them, in order. Trailing reference columns
-	// beyond the inputs (the label, usually) are left out.
+	// The model's inputs are the logged in_* columns, in order, named by
+	// the reference's columns, in order; in a deployment's own log, the
+	// columns are named after the reference's already. Trailing reference
+	// columns beyond the inputs (the label, usually) are left out.
 	var inputs []string
-	for _, c := range curCols {
-		if strings.HasPrefix(c.Name, "in_") {
-			inputs = append(inputs, c.Name)
+	if src.perDeploy {
+		inputs = d.PayloadColumns
+	} else {
+		curCols, err := drift.Columns(ctx, db, drift.Parquet(src.files...))
+		if err != nil {
+			return api.DriftReport{}, fmt.Errorf("read payloads %s: %w", src.dataset, err)
+		}
+		for _, c := range curCols {
+			if strings.HasPrefix(c.Name, "in_") {
+				inputs = append(inputs, c.Name)
+			}
 		}
 	}
 	if len(refCols) < len(inputs) {
@@ -210,17 +268,9 @@ func (m *Monitor) Drift(ctx context.Context, name string, w Window, reference st
 		refSel[i] = quoteIdent(refCols[i].Name)
 		curSel[i] = quoteIdent(in) + " AS " + quoteIdent(refCols[i].Name)
 	}
-	where := "model = " + quoteString(d.Model) + " AND version = " + quoteString(strconv.FormatInt(v.Version, 10))
-	limit := ""
-	if w.Rows > 0 {
-		limit = fmt.Sprintf(" ORDER BY CAST(timestamp AS TIMESTAMP) DESC LIMIT %d", w.Rows)
-	} else {
-		since := m.now().Add(-w.Duration).UTC().Format("2006-01-02 15:04:05.999999")
-		where += " AND CAST(timestamp AS TIMESTAMP) >= TIMESTAMP " + quoteString(since)
-	}
 	stmts := []string{
-		"CREATE TEMP TABLE ref AS SELECT " + strings.Join(refSel, ", ") + " FROM " + drift.Parquet(refPath),
-		"CREATE TEMP TABLE cur AS SELECT " + strings.Join(curSel, ", ") + " FROM " + drift.Parquet(files...) + " WHERE " + where + limit,
+		"CREATE TEMP VIEW ref AS SELECT " + strings.Join(refSel, ", ") + " FROM " + drift.Parquet(refPath),
+		"CREATE TEMP VIEW cur AS SELECT " + strings.Join(curSel, ", ") + " FROM " + drift.Parquet(src.files...) + " WHERE " + src.where + src.limit,
 	}
 	for _, s := range stmts {
 		if _, err := db.ExecContext(ctx, s); err != nil {
@@ -243,39 +293,6 @@ func (m *Monitor) Drift(ctx context.Context, name string, w Window, reference st
 	}
 	m.observe(out)
 	return out, nil
-}
-
-// lineage finds the dataset version the run of v used as input.
-func (m *Monitor) lineage(ctx context.Context, v registry.Version) (string, error) {
-	noRef := func(why string) error {
-		return forge.Errorf(forge.Invalid, "model %s version %d has no reference dataset: %s; pass one with reference=DATASET@VERSION", v.Name, v.Version, why)
-	}
-	if v.RunID == "" {
-		return "", noRef("it was not registered from a run")
-	}
-	run, err := m.Runs.GetRun(ctx, v.RunID)
-	if err != nil {
-		return "", fmt.Errorf("run %s of model %s version %d: %w", v.RunID, v.Name, v.Version, err)
-	}
-	for _, in := range run.Inputs {
-		if ref, ok := strings.CutPrefix(in.Source, "forge:"); ok {
-			if _, _, err := m.Datasets.File(ctx, ref); err == nil {
-				return ref, nil
-			}
-		}
-		// An MLflow log-inputs entry: a dataset of that name with that digest.
-		vs, err := m.Datasets.Versions(ctx, in.Name)
-		if err != nil {
-			continue
-		}
-		digest := strings.TrimPrefix(in.Digest, "sha256:")
-		for _, dv := range vs {
-			if dv.Digest == digest {
-				return dv.Ref(), nil
-			}
-		}
-	}
-	return "", noRef(fmt.Sprintf("its run %s logged no Forge dataset as input", v.RunID))
 }
 
 // windowFiles returns the Parquet files of the payload dataset's versions

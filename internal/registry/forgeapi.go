@@ -179,14 +179,8 @@ func (r *Registry) serveFile(w http.ResponseWriter, req *http.Request) {
 		if f.Path != want {
 			continue
 		}
-		rc, err := r.blobs.Open(ctx, f.Digest)
-		if err != nil {
-			fail(err)
-			return
-		}
-		defer rc.Close()
 		w.Header().Set("X-Forge-Digest", string(f.Digest))
-		httpapi.ServeAttachment(w, req, r.log, f.Path, f.Size, rc)
+		httpapi.ServeBlob(w, req, r.log, f.Path, r.blobs, f.Digest, f.Size)
 		return
 	}
 	fail(forge.Errorf(forge.NotFound, "model %s version %d has no file %q", v.Name, v.Version, want))
@@ -279,13 +273,7 @@ func (r *Registry) getArtifact(w http.ResponseWriter, req *http.Request) {
 		if f.Path != strings.Trim(p, "/") {
 			continue
 		}
-		rc, err := r.blobs.Open(ctx, f.Digest)
-		if err != nil {
-			fail(err)
-			return
-		}
-		defer rc.Close()
-		httpapi.ServeAttachment(w, req, r.log, f.Path, f.Size, rc)
+		httpapi.ServeBlob(w, req, r.log, f.Path, r.blobs, f.Digest, f.Size)
 		return
 	}
 	fail(forge.Errorf(forge.NotFound, "model %s version %d has no file %q", q.Get("name"), n, p))

@@ -53,7 +53,11 @@ func (s *Server) Infer(ctx context.Context, name, ver string, req *Request) (*Re
 	}
 	m.done(start, queued, computed, len(req.Inputs), rows(req), err)
 	if err == nil && s.payload != nil {
-		s.payload.offer(v.payloadRate, v, req, resp)
+		if rp, ok := s.routePayloads.Load(name); ok {
+			s.payload.offerRoute(rp.(*RoutePayloads), name, v, req, resp)
+		} else {
+			s.payload.offer(v.payloadRate, v, req, resp)
+		}
 	}
 	return resp, err
 }

@@ -50,9 +50,11 @@ type PayloadOptions struct {
 }
 
 type payload struct {
-	model, version, id string
-	at                 time.Time
-	inputs, outputs    []forge.Tensor
+	dataset, deployment string
+	columns             []string // names of the input elements; nil: in_NAME_J
+	model, version, id  string
+	at                  time.Time
+	inputs, outputs     []forge.Tensor
 }
 
 // payloadLog takes sampled payloads off the request path through a
@@ -99,8 +101,32 @@ func (p *payloadLog) offer(rate float64, v *version, req *Request, resp *Respons
 	if rate <= 0 || (rate < 1 && rand.Float64() >= rate) {
 		return
 	}
-	pl := payload{model: v.name, version: v.version, id: req.ID, at: time.Now(),
-		inputs: cloneTensors(req.Inputs), outputs: cloneTensors(resp.Outputs)}
+	p.enqueue(payload{dataset: p.opts.DatasetPrefix + badDatasetChars.ReplaceAllString(v.name, "_"),
+		model: v.name, version: v.version, id: req.ID, at: time.Now(),
+		inputs: cloneTensors(req.Inputs), outputs: cloneTensors(resp.Outputs)})
+}
+
+// RoutePayloads logs a share of one route's (a deployment's) requests to a
+// dataset of its own, whatever the versions behind it log.
+type RoutePayloads struct {
+	Rate    float64
+	Dataset string
+	// Columns name the request's input elements, flattened in order (the
+	// reference dataset's columns); nil, or too few: in_NAME_J.
+	Columns []string
+}
+
+// offerRoute samples one finished request of route name.
+func (p *payloadLog) offerRoute(rp *RoutePayloads, name string, v *version, req *Request, resp *Response) {
+	if rp.Rate <= 0 || (rp.Rate < 1 && rand.Float64() >= rp.Rate) {
+		return
+	}
+	p.enqueue(payload{dataset: rp.Dataset, deployment: name, columns: rp.Columns,
+		model: v.name, version: v.version, id: req.ID, at: time.Now(),
+		inputs: cloneTensors(req.Inputs), outputs: cloneTensors(resp.Outputs)})
+}
+
+func (p *payloadLog) enqueue(pl payload) {
 	select {
 	case p.ch <- pl:
 	default:
@@ -110,7 +136,7 @@ func (p *payloadLog) offer(rate float64, v *version, req *Request, resp *Respons
 
 func (p *payloadLog) run() {
 	defer close(p.done)
-	buf := map[string][][]field{} // model -> rows
+	buf := map[string][][]field{} // dataset -> rows
 	tick := time.NewTicker(p.opts.FlushInterval)
 	defer tick.Stop()
 	flushAll := func() {
@@ -126,17 +152,17 @@ func (p *payloadLog) run() {
 				flushAll()
 				return
 			}
-			buf[pl.model] = append(buf[pl.model], flatten(pl)...)
-			if len(buf[pl.model]) >= p.opts.FlushRows {
-				p.flush(pl.model, buf[pl.model])
-				delete(buf, pl.model)
+			buf[pl.dataset] = append(buf[pl.dataset], flatten(pl)...)
+			if len(buf[pl.dataset]) >= p.opts.FlushRows {
+				p.flush(pl.dataset, buf[pl.dataset])
+				delete(buf, pl.dataset)
 			}
 		case <-tick.C:
 			flushAll()
 		case ack := <-p.flushNow:
 			for len(p.ch) > 0 {
 				pl := <-p.ch
-				buf[pl.model] = append(buf[pl.model], flatten(pl)...)
+				buf[pl.dataset] = append(buf[pl.dataset], flatten(pl)...)
 			}
 			flushAll()
 			close(ack)
@@ -164,11 +190,10 @@ var badDatasetChars = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 // flush writes rows as JSON lines, converts them to Parquet with DuckDB and
 // adds that as the next version of the model's dataset. A failure is
 // logged: payload logging never fails a request.
-func (p *payloadLog) flush(model string, rows [][]field) {
+func (p *payloadLog) flush(name string, rows [][]field) {
 	if len(rows) == 0 {
 		return
 	}
-	name := p.opts.DatasetPrefix + badDatasetChars.ReplaceAllString(model, "_")
 	if err := p.write(name, rows); err != nil {
 		p.log.Warn("payload log: write dataset", "dataset", name, "rows", len(rows), "err", err)
 		return
@@ -222,7 +247,8 @@ type field struct {
 
 // flatten gives one row per request row: the batch axis is split when
 // every tensor has it, and each row's elements go to columns named
-// in_NAME_J / out_NAME_J (in_NAME / out_NAME when a row has one element).
+// in_NAME_J / out_NAME_J (in_NAME / out_NAME when a row has one element),
+// or, for a deployment's log, the inputs to its columns, in order.
 func flatten(pl payload) [][]field {
 	n := int64(-1)
 	for _, t := range append(pl.inputs[:len(pl.inputs):len(pl.inputs)], pl.outputs...) {
@@ -240,6 +266,11 @@ func flatten(pl payload) [][]field {
 	ts := pl.at.UTC().Format(time.RFC3339Nano)
 	for r := range out {
 		row := []field{{"timestamp", ts}, {"model", pl.model}, {"version", pl.version}, {"request_id", pl.id}}
+		if pl.deployment != "" {
+			// The row's place in its request, which feedback names.
+			row = append(row, field{"deployment", pl.deployment}, field{"row", r})
+		}
+		k := 0 // the input element's index in the flattened row
 		for _, side := range []struct {
 			prefix string
 			ts     []forge.Tensor
@@ -253,6 +284,12 @@ func flatten(pl payload) [][]field {
 					col := side.prefix + t.Name
 					if per > 1 {
 						col += "_" + strconv.Itoa(j)
+					}
+					if side.prefix == "in_" {
+						if k < len(pl.columns) {
+							col = pl.columns[k]
+						}
+						k++
 					}
 					row = append(row, field{col, element(t.Data, r*per+j)})
 				}

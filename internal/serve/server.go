@@ -95,6 +95,10 @@ type Server struct {
 	// cannot be served yet (see GateUnrouted).
 	unrouted atomic.Pointer[func(name string) error]
 
+	// routePayloads: route name -> *RoutePayloads, read on every request
+	// without a lock.
+	routePayloads sync.Map
+
 	mu     sync.RWMutex
 	models map[string]map[string]*version // name -> version -> state
 	routes map[string]*route
@@ -363,6 +367,16 @@ func (s *Server) Route(name string, targets []Target) error {
 	}
 	s.routes[name] = r
 	return nil
+}
+
+// SetRoutePayloads makes route name log its requests as p says, instead of
+// as its versions do; nil goes back to the versions' setting.
+func (s *Server) SetRoutePayloads(name string, p *RoutePayloads) {
+	if p == nil {
+		s.routePayloads.Delete(name)
+		return
+	}
+	s.routePayloads.Store(name, p)
 }
 
 // Unroute removes a route; requests for name then resolve to a model of

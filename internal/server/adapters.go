@@ -90,8 +90,8 @@ func (s sweepRuns) LogParams(ctx context.Context, runID string, params map[strin
 	return s.store.LogBatch(ctx, runID, nil, kvs, nil)
 }
 
-func (s sweepRuns) MetricValues(ctx context.Context, runID, key string) ([]float64, error) {
-	var out []float64
+func (s sweepRuns) MetricHistory(ctx context.Context, runID, key string) ([]sweep.Point, error) {
+	var out []sweep.Point
 	token := ""
 	for {
 		ms, next, err := s.store.MetricHistory(ctx, runID, key, 0, token)
@@ -99,7 +99,7 @@ func (s sweepRuns) MetricValues(ctx context.Context, runID, key string) ([]float
 			return nil, err
 		}
 		for _, m := range ms {
-			out = append(out, m.Value)
+			out = append(out, sweep.Point{Step: m.Step, Value: m.Value, Timestamp: m.Timestamp})
 		}
 		if next == "" {
 			return out, nil

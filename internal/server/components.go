@@ -82,6 +82,8 @@ func (s *Server) mount(ctx context.Context) error {
 	}
 	data := datasets.New(s.db, s.blobs, eng, datasets.Options{TempDir: tmp}, s.log.With("sys", "datasets"))
 	s.routes = append(s.routes, datasets.NewAPI(data, s.log.With("sys", "datasets")).Routes()...)
+	// Follows of message queues: each cuts versions on its schedule.
+	s.runners = append(s.runners, part{"dataset-follows", datasets.NewFollower(data, 0, s.log.With("sys", "follow")).Run})
 
 	// The model registry copies versions from runs' artifacts.
 	runFiles := registry.RunArtifactsFunc(func(ctx context.Context, runID, path string) ([]registry.File, error) {
@@ -157,8 +159,10 @@ func (s *Server) mount(ctx context.Context) error {
 	// Monitoring: drift of each deployment's logged payloads against its
 	// model's training data (lineage) or a given reference.
 	mon := monitor.New(monitor.Monitor{Deployments: deploy.NewStore(s.db), Registry: s.registry, Runs: tracks, Datasets: data,
-		Engine: eng, PayloadPrefix: "payloads.", Log: s.log.With("sys", "monitor")}, s.reg)
+		Engine: eng, PayloadPrefix: "payloads.", DB: s.db, TempDir: tmp, Log: s.log.With("sys", "monitor")}, s.reg)
 	s.routes = append(s.routes, mon.Routes()...)
+	// A deployment that logs payloads names their columns after its reference.
+	deployAPI.References = mon
 	// Blob garbage collection asks every component that records blob
 	// digests; one left out here would lose its blobs to a sweep.
 	s.routes = append(s.routes, blobgc.Routes(s.blobs, []blobgc.Referrer{artifacts, data, s.registry, js}, temps, s.log.With("sys", "blobgc"))...)

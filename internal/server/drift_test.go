@@ -23,11 +23,26 @@ import (
 // traffic drawn like the training data shows no drift; traffic with two
 // features shifted shows exactly those two drifted, through the drift API
 // with the reference found by lineage.
-func TestDeploymentDrift(t *testing.T) {
+// monitored is a server with a model trained on a dataset "train" of 30
+// standard normal features f00..f29 and a label, registered from the
+// run that used it as input (so lineage finds it).
+type monitored struct {
+	s    *server.Server
+	base string
+	c    *api.Client
+	eng  *duckq.Engine
+	dir  string
+	rng  *rand.Rand
+}
+
+const monFeatures, monRefRows = 30, 10000
+
+func startMonitored(t *testing.T, sampleRate float64) *monitored {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Addr, cfg.GRPCAddr = "127.0.0.1:0", ""
-	cfg.Serve.PayloadSampleRate = 1
+	cfg.Serve.PayloadSampleRate = sampleRate
 	s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -42,10 +57,8 @@ func TestDeploymentDrift(t *testing.T) {
 	c := api.NewClient(base, "")
 
 	// The training data: 30 standard normal features and a label, 10,000
-	// rows (over 1,000: distances decide, Wasserstein normed > 0.1). With
-	// windows of 5,000 rows, a feature drawn alike stays near 0.02 (at
-	// 1,000 rows against 2,000, one of 30 crossed 0.1 by chance).
-	const features, refRows, window = 30, 10000, 5000
+	// rows (over 1,000: distances decide, Wasserstein normed > 0.1).
+	const features, refRows = monFeatures, monRefRows
 	rng := rand.New(rand.NewPCG(20, 1))
 	dir := t.TempDir()
 	var csv strings.Builder
@@ -95,6 +108,30 @@ func TestDeploymentDrift(t *testing.T) {
 	if _, err := c.RegisterModelFromRun(ctx, "cancer", api.RegisterFromRunRequest{RunID: run, Path: "model", Format: "xgboost"}); err != nil {
 		t.Fatal(err)
 	}
+	return &monitored{s: s, base: base, c: c, eng: eng, dir: dir, rng: rng}
+}
+
+// addCSV adds a CSV's text as a dataset's next version.
+func (m *monitored) addCSV(t *testing.T, name, text string) {
+	t.Helper()
+	pq := filepath.Join(m.dir, name+".parquet")
+	if _, err := m.eng.Convert(context.Background(), duckq.Source{Path: writeFile(t, m.dir, name+".csv", text), Format: duckq.FormatCSV}, pq, duckq.ConvertOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(pq)
+	defer f.Close()
+	if _, err := m.c.AddDatasetVersion(context.Background(), name, f, "test", "", ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDeploymentDrift(t *testing.T) {
+	m := startMonitored(t, 1)
+	s, base, c, rng := m.s, m.base, m.c, m.rng
+	ctx := context.Background()
+	// With windows of 5,000 rows, a feature drawn alike stays near 0.02 (at
+	// 1,000 rows against 2,000, one of 30 crossed 0.1 by chance).
+	const features, refRows, window = monFeatures, monRefRows, 5000
 	if d, err := c.PutDeployment(ctx, "cancer-api", api.DeploymentSpec{Model: "cancer", Ref: "latest"}); err != nil || d.Status == nil || !d.Status.Ready {
 		t.Fatalf("deploy: %+v %v", d.Status, err)
 	}
@@ -183,16 +220,7 @@ func TestDeploymentDrift(t *testing.T) {
 	if _, err := c.DeploymentDrift(ctx, "nope", "1h", ""); httpStatus(err) != 404 {
 		t.Errorf("unknown deployment: %v, want not found", err)
 	}
-	narrow := filepath.Join(dir, "narrow.parquet")
-	if _, err := eng.Convert(ctx, duckq.Source{Path: writeFile(t, dir, "narrow.csv", "a,b\n1,2\n3,4\n"), Format: duckq.FormatCSV}, narrow, duckq.ConvertOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	nf, _ := os.Open(narrow)
-	_, err = c.AddDatasetVersion(ctx, "narrow", nf, "test", "", "")
-	nf.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	m.addCSV(t, "narrow", "a,b\n1,2\n3,4\n")
 	if _, err := c.DeploymentDrift(ctx, "cancer-api", "1h", "narrow@1"); httpStatus(err) != 400 || !strings.Contains(err.Error(), "has 2 columns") {
 		t.Errorf("a 2-column reference: %v, want invalid saying so", err)
 	}

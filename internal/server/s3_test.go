@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,6 +86,23 @@ func TestS3Blobs(t *testing.T) {
 	if status != 200 || !bytes.Equal(got, artifact) {
 		t.Fatalf("artifact download: %d %q", status, got)
 	}
+	// A Range request reads that part of the object, and says so.
+	req, _ := http.NewRequest("GET", base+"/api/2.0/mlflow-artifacts/artifacts/0/"+run+"/artifacts/notes.txt", nil)
+	req.Header.Set("Range", "bytes=3-10")
+	rresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _ := io.ReadAll(rresp.Body)
+	rresp.Body.Close()
+	if rresp.StatusCode != 206 || !bytes.Equal(part, artifact[3:11]) || rresp.Header.Get("Content-Range") != fmt.Sprintf("bytes 3-10/%d", len(artifact)) {
+		t.Fatalf("ranged artifact download: %d %q %q", rresp.StatusCode, part, rresp.Header.Get("Content-Range"))
+	}
+	req.Header.Set("Range", "bytes=1000-")
+	if rresp, err = http.DefaultClient.Do(req); err != nil || rresp.StatusCode != 416 {
+		t.Fatalf("range past the end: %v %v", rresp.StatusCode, err)
+	}
+	rresp.Body.Close()
 	var buf bytes.Buffer
 	if _, _, err := client.GetDataset(ctx, "d@1", &buf); err != nil || !bytes.Equal(buf.Bytes(), pqBytes) {
 		t.Fatalf("dataset download: %d bytes, %v", buf.Len(), err)
@@ -134,17 +152,37 @@ func TestS3UnavailableAtRunTime(t *testing.T) {
 	client := api.NewClient(base, "")
 	run := createRun(t, base)
 	url := "/api/2.0/mlflow-artifacts/artifacts/0/" + run + "/artifacts/model.bin"
+	kept := "/api/2.0/mlflow-artifacts/artifacts/0/" + run + "/artifacts/kept.txt"
+	resp, err := client.Request(ctx, "PUT", kept, nil, strings.NewReader("stored before"), "text/plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	pq := parquetBytes(t)
 	srv.Stop()
-	resp, err := client.Request(ctx, "PUT", url, nil, strings.NewReader("weights"), "application/octet-stream")
-	if err == nil {
+	// Every blob write and read answers 503 with a retry hint.
+	for what, req := range map[string]*http.Request{
+		"artifact upload":   mustRequest(t, "PUT", base+url, strings.NewReader("weights"), "application/octet-stream"),
+		"large upload":      mustRequest(t, "PUT", base+url, bytes.NewReader(make([]byte, 9<<20)), "application/octet-stream"),
+		"artifact download": mustRequest(t, "GET", base+kept, nil, ""),
+		"dataset upload":    mustRequest(t, "POST", base+"/api/forge/v1/datasets/d/versions", bytes.NewReader(pq), "application/vnd.apache.parquet"),
+	} {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s with S3 down: %v", what, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		t.Fatalf("upload with S3 down: %d", resp.StatusCode)
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s with S3 down: %d (Retry-After %q) %s, want 503 with Retry-After", what, resp.StatusCode, resp.Header.Get("Retry-After"), b)
+		}
 	}
-	if !strings.Contains(err.Error(), "503") && !strings.Contains(err.Error(), "TEMPORARILY_UNAVAILABLE") {
-		t.Fatalf("upload with S3 down: %v, want 503", err)
-	}
+	// Nothing half-written: no artifact record, no dataset version.
 	if status, b := call(t, "GET", base+"/api/2.0/mlflow/artifacts/list?run_id="+run, nil); status != 200 || strings.Contains(string(b), "model.bin") {
 		t.Fatalf("the failed upload left a record: %d %s", status, b)
+	}
+	if status, b := call(t, "GET", base+"/api/forge/v1/datasets/d/versions/1", nil); status != 404 {
+		t.Fatalf("the failed dataset upload left a version: %d %s", status, b)
 	}
 	srv.Restart()
 	resp, err = client.Request(ctx, "PUT", url, nil, strings.NewReader("weights"), "application/octet-stream")
@@ -159,21 +197,23 @@ func TestS3UnavailableAtRunTime(t *testing.T) {
 
 func toString(v any) string { return fmt.Sprint(v) }
 
-// A missing bucket or wrong credentials stop the server at start, with a
-// message naming the setting.
+// A missing bucket, wrong credentials or an endpoint nobody answers on
+// stop the server at start, with a message naming the setting.
 func TestS3BadStart(t *testing.T) {
 	srv := s3test.Start(t, "forge")
+	gone := "http://" + freeAddr(t)
 	for name, tc := range map[string]struct {
-		blob, secret, want string
+		blob, endpoint, secret, want string
 	}{
-		"bucket":      {"s3://absent/x", s3test.SecretKey, "no such bucket"},
-		"credentials": {"s3://forge/x", "wrong", "AWS_SECRET_ACCESS_KEY"},
+		"bucket":      {"s3://absent/x", srv.Endpoint, s3test.SecretKey, "no such bucket"},
+		"credentials": {"s3://forge/x", srv.Endpoint, "wrong", "AWS_SECRET_ACCESS_KEY"},
+		"endpoint":    {"s3://forge/x", gone, s3test.SecretKey, "s3.endpoint " + gone},
 	} {
 		cfg := config.Default()
 		cfg.DataDir = t.TempDir()
 		cfg.Addr, cfg.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
 		cfg.Blob = tc.blob
-		cfg.S3 = config.S3{Endpoint: srv.Endpoint, Region: "us-east-1", PathStyle: true, AccessKeyID: s3test.AccessKey, SecretAccessKey: tc.secret}
+		cfg.S3 = config.S3{Endpoint: tc.endpoint, Region: "us-east-1", PathStyle: true, AccessKeyID: s3test.AccessKey, SecretAccessKey: tc.secret}
 		s, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err == nil {
 			s.Close()
@@ -183,4 +223,35 @@ func TestS3BadStart(t *testing.T) {
 			t.Errorf("%s: %v, want a message with %q and no secret", name, err, tc.want)
 		}
 	}
+}
+
+func mustRequest(t *testing.T, method, url string, body io.Reader, ctype string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	return req
+}
+
+// parquetBytes is a small Parquet file (10 rows).
+func parquetBytes(t *testing.T) []byte {
+	t.Helper()
+	pq := filepath.Join(t.TempDir(), "d.parquet")
+	duck, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer duck.Close()
+	if _, err := duck.Exec("COPY (SELECT range AS x FROM range(10)) TO '" + pq + "' (FORMAT parquet)"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(pq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -13,6 +13,10 @@ type Observation struct {
 	Params   map[string]string
 	Value    float64
 	Complete bool // false: failed, or still running
+	// Pruned trials count with their last intermediate value at Step,
+	// after every complete one, as Optuna's TPE ranks them.
+	Pruned bool
+	Step   int64
 	// Cancelled trials (a stopped sweep's) do not count: a grid runs
 	// their points again.
 	Cancelled bool

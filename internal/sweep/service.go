@@ -21,6 +21,7 @@ type Jobs interface {
 	Submit(ctx context.Context, spec jobs.Spec) (jobs.Job, error)
 	Get(ctx context.Context, id string) (jobs.Job, error)
 	Cancel(ctx context.Context, id string) (jobs.Job, error)
+	CancelFor(ctx context.Context, id string, reason forge.Reason) (jobs.Job, error)
 	List(ctx context.Context, state jobs.State, limit int) ([]jobs.Job, error)
 }
 
@@ -33,8 +34,8 @@ type Runs interface {
 	// LastMetric is the metric's latest value on the run; ok is false when
 	// the run has not logged it.
 	LastMetric(ctx context.Context, runID, key string) (v float64, ok bool, err error)
-	// MetricValues is every value the run logged for the metric.
-	MetricValues(ctx context.Context, runID, key string) ([]float64, error)
+	// MetricHistory is every value the run logged for the metric.
+	MetricHistory(ctx context.Context, runID, key string) ([]Point, error)
 }
 
 // Service creates sweeps and runs them: Run is its control loop.
@@ -46,6 +47,11 @@ type Service struct {
 	tick time.Duration
 	wake chan struct{}
 	mu   sync.Mutex // one pass at a time
+
+	// Under mu: the intermediate metric of trials that have ended (it
+	// changes no more), by run, and the jobs known to have ended.
+	curves map[string][]Point
+	ended  map[string]bool
 }
 
 // New makes the service; tick is how often running trials are looked at
@@ -57,7 +63,8 @@ func New(db *sqlstore.DB, js Jobs, runs Runs, tick time.Duration, log *slog.Logg
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{st: store{db}, jobs: js, runs: runs, log: log, tick: tick, wake: make(chan struct{}, 1)}
+	return &Service{st: store{db}, jobs: js, runs: runs, log: log, tick: tick, wake: make(chan struct{}, 1),
+		curves: map[string][]Point{}, ended: map[string]bool{}}
 }
 
 // Create validates the spec, makes the sweep's parent run and starts it.
@@ -201,15 +208,20 @@ func (s *Service) step(ctx context.Context, sw Sweep) error {
 	}
 	// Trials cancelled when the sweep was stopped do not count towards
 	// max_trials: resuming runs as many again.
-	inflight, failed, used := 0, 0, 0
 	for i := range ts {
 		if err := s.follow(ctx, sw, &ts[i]); err != nil {
 			return err
 		}
-		switch ts[i].State {
-		case TrialPending, TrialRunning:
+	}
+	if err := s.prunePass(ctx, sw, ts); err != nil {
+		return err
+	}
+	inflight, failed, used := 0, 0, 0
+	for i := range ts {
+		switch {
+		case ts[i].State == TrialPending, ts[i].State == TrialRunning, ts[i].State == TrialPruned && !s.ended[ts[i].JobID]:
 			inflight++
-		case TrialFailed:
+		case ts[i].State == TrialFailed:
 			failed++
 		}
 		if ts[i].State != TrialCancelled {
@@ -224,7 +236,7 @@ func (s *Service) step(ctx context.Context, sw Sweep) error {
 	}
 	for inflight < sw.Spec.Parallel && used < sw.Spec.MaxTrials && !tooMany() {
 		used++
-		t := Trial{Number: len(ts), Params: sw.Spec.Suggest(len(ts), observations(sw.Spec, ts)), State: TrialPending, fresh: true}
+		t := Trial{Number: len(ts), Params: sw.Spec.Suggest(len(ts), s.observations(sw.Spec, ts)), State: TrialPending, fresh: true}
 		if err := s.st.addTrial(ctx, sw.Name, t); err != nil {
 			return err
 		}
@@ -268,6 +280,8 @@ func mustTrials(ctx context.Context, st store, name string) []Trial {
 func (s *Service) follow(ctx context.Context, sw Sweep, t *Trial) error {
 	name := sw.Spec.JobSpec(t.Number, t.Params).Name
 	switch t.State {
+	case TrialPruned:
+		return s.followPruned(ctx, t)
 	case TrialPending:
 		// A restart between submitting and recording the job: find it by
 		// its name rather than submit it twice.
@@ -351,11 +365,16 @@ func (s *Service) findJob(ctx context.Context, name string) (string, error) {
 }
 
 // observations are the trials as the sampler sees them: lower is better.
-func observations(spec Spec, ts []Trial) []Observation {
+// A pruned trial has its last intermediate value and step.
+func (s *Service) observations(spec Spec, ts []Trial) []Observation {
 	out := make([]Observation, len(ts))
 	for i, t := range ts {
-		out[i] = Observation{Params: t.Params, Complete: t.State == TrialComplete && t.Value != nil, Cancelled: t.State == TrialCancelled}
-		if out[i].Complete {
+		out[i] = Observation{Params: t.Params, Complete: t.State == TrialComplete && t.Value != nil, Cancelled: t.State == TrialCancelled,
+			Pruned: t.State == TrialPruned && t.Value != nil}
+		if c := s.curves[t.RunID]; out[i].Pruned && len(c) > 0 {
+			out[i].Step = c[len(c)-1].Step
+		}
+		if out[i].Complete || out[i].Pruned {
 			out[i].Value = *t.Value
 			if spec.Objective.Goal == "maximize" {
 				out[i].Value = -out[i].Value
@@ -365,20 +384,25 @@ func observations(spec Spec, ts []Trial) []Observation {
 	return out
 }
 
-// Sorted returns the trials best first: completed ones by objective,
-// then the rest by number.
+// Sorted returns the trials best first: completed ones by objective, then
+// pruned ones by their last intermediate value, then the rest by number.
 func Sorted(spec Spec, ts []Trial) []Trial {
 	out := append([]Trial(nil), ts...)
-	key := func(t Trial) float64 {
-		if t.State != TrialComplete || t.Value == nil || math.IsNaN(*t.Value) {
-			return math.Inf(1)
+	key := func(t Trial) (int, float64) {
+		rank := map[string]int{TrialComplete: 0, TrialPruned: 1}[t.State]
+		if t.State != TrialComplete && t.State != TrialPruned || t.Value == nil || math.IsNaN(*t.Value) {
+			return 2, 0
 		}
 		if spec.Objective.Goal == "maximize" {
-			return -*t.Value
+			return rank, -*t.Value
 		}
-		return *t.Value
+		return rank, *t.Value
 	}
-	sort.SliceStable(out, func(a, b int) bool { return key(out[a]) < key(out[b]) })
+	sort.SliceStable(out, func(a, b int) bool {
+		ra, va := key(out[a])
+		rb, vb := key(out[b])
+		return ra < rb || ra == rb && va < vb
+	})
 	return out
 }
 
@@ -396,12 +420,13 @@ func (s *Service) objective(ctx context.Context, spec Spec, runID string) (float
 	if spec.Objective.Use != "best" {
 		return s.runs.LastMetric(ctx, runID, spec.Objective.Metric)
 	}
-	vs, err := s.runs.MetricValues(ctx, runID, spec.Objective.Metric)
-	if err != nil || len(vs) == 0 {
+	ps, err := s.runs.MetricHistory(ctx, runID, spec.Objective.Metric)
+	if err != nil || len(ps) == 0 {
 		return 0, false, err
 	}
-	best := vs[0]
-	for _, v := range vs[1:] {
+	best := ps[0].Value
+	for _, p := range ps[1:] {
+		v := p.Value
 		if spec.Objective.Goal == "maximize" && v > best || spec.Objective.Goal != "maximize" && v < best {
 			best = v
 		}

@@ -30,6 +30,10 @@ type Spec struct {
 	MaxTrials  int               `json:"max_trials,omitempty" yaml:"max_trials"`
 	Parallel   int               `json:"parallel,omitempty" yaml:"parallel"`
 	Seed       uint64            `json:"seed,omitempty" yaml:"seed"`
+	// Multivariate makes TPE model the parameters jointly, as Optuna's
+	// TPESampler(multivariate=True).
+	Multivariate  bool           `json:"multivariate,omitempty" yaml:"multivariate"`
+	EarlyStopping *EarlyStopping `json:"early_stopping,omitempty" yaml:"early_stopping"`
 
 	// What every trial's job gets, as `forge run` takes it.
 	Executor   string            `json:"executor,omitempty" yaml:"executor"`
@@ -103,6 +107,15 @@ func (s *Spec) Normalize() error {
 	case "grid", "random", "tpe":
 	default:
 		return forge.Errorf(forge.Invalid, "algorithm: %q is not one of grid, random, tpe", s.Algorithm)
+	}
+	if s.Multivariate && s.Algorithm != "tpe" {
+		return forge.Errorf(forge.Invalid, "multivariate: only tpe takes it, not %s", s.Algorithm)
+	}
+	if s.EarlyStopping == nil {
+		s.EarlyStopping = &EarlyStopping{}
+	}
+	if err := s.EarlyStopping.Normalize(s.Objective.Metric); err != nil {
+		return err
 	}
 	if len(s.Parameters) == 0 {
 		return forge.Errorf(forge.Invalid, "parameters: at least one is needed")

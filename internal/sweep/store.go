@@ -24,6 +24,7 @@ const (
 	TrialPending   = "pending" // row written, job not yet submitted
 	TrialRunning   = "running"
 	TrialComplete  = "complete"
+	TrialPruned    = "pruned" // stopped early: its job cancelled with reason pruned
 	TrialFailed    = "failed"
 	TrialCancelled = "cancelled"
 )

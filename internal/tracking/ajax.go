@@ -311,13 +311,7 @@ func (a *API) getArtifact(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	rc, fi, err := a.artifacts.Open(r.Context(), root+"/"+p)
-	if err != nil {
-		fail(err)
-		return
-	}
-	defer rc.Close()
-	httpapi.ServeAttachment(w, r, a.log, fi.Path, fi.Size, rc)
+	a.artifacts.Serve(w, r, a.log, root+"/"+p)
 }
 
 // gatewayProxy answers for MLflow's AI gateway, which Forge does not run:

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
 	"path"
 	"sort"
 	"strings"
@@ -170,6 +172,18 @@ func (a *Artifacts) Open(ctx context.Context, p string) (io.ReadCloser, FileInfo
 	}
 	rc, err := a.blobs.Open(ctx, fi.Digest)
 	return rc, fi, err
+}
+
+// Serve sends the file at p as a download, answering HTTP Range requests
+// from the blob store's ranged reads.
+func (a *Artifacts) Serve(w http.ResponseWriter, r *http.Request, log *slog.Logger, p string) {
+	fi, err := a.Stat(r.Context(), p)
+	if err != nil {
+		httpapi.WriteError(w, r, log, err)
+		return
+	}
+	w.Header().Set("X-Content-Sha256", string(fi.Digest))
+	httpapi.ServeBlob(w, r, log, fi.Path, a.blobs, fi.Digest, fi.Size)
 }
 
 // Delete removes the file at p, or every file under p when it is a folder.

@@ -524,14 +524,7 @@ func (a *API) uploadArtifact(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) downloadArtifact(w http.ResponseWriter, r *http.Request) {
-	rc, fi, err := a.artifacts.Open(r.Context(), r.PathValue("path"))
-	if err != nil {
-		httpapi.WriteError(w, r, a.log, err)
-		return
-	}
-	defer rc.Close()
-	w.Header().Set("X-Content-Sha256", string(fi.Digest))
-	httpapi.ServeAttachment(w, r, a.log, fi.Path, fi.Size, rc)
+	a.artifacts.Serve(w, r, a.log, r.PathValue("path"))
 }
 
 func (a *API) deleteArtifact(r *http.Request) (any, error) {

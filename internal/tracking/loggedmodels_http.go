@@ -215,13 +215,7 @@ func (a *API) getLoggedModelArtifact(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	rc, fi, err := a.artifacts.Open(r.Context(), root+"/"+p)
-	if err != nil {
-		fail(err)
-		return
-	}
-	defer rc.Close()
-	httpapi.ServeAttachment(w, r, a.log, fi.Path, fi.Size, rc)
+	a.artifacts.Serve(w, r, a.log, root+"/"+p)
 }
 
 func (a *API) logOutputs(r *http.Request) (any, error) {

@@ -71,6 +71,35 @@ func Run(t *testing.T, open func(t *testing.T) forge.BlobStore) {
 		}
 	})
 	t.Run("Concurrency", func(t *testing.T) { RunConcurrency(t, open(t)) })
+	t.Run("Range", func(t *testing.T) {
+		s := open(t)
+		rr, ok := s.(forge.BlobRangeReader)
+		if !ok {
+			t.Fatalf("%T does not read ranges (forge.BlobRangeReader)", s)
+		}
+		data := make([]byte, 100000)
+		for i := range data {
+			data[i] = byte(i * 13)
+		}
+		info, err := s.Put(ctx, bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range [][2]int64{{0, 1}, {99999, 1}, {12345, 50000}, {0, 100000}, {500, 0}} {
+			rc, err := rr.OpenRange(ctx, info.Digest, c[0], c[1])
+			if err != nil {
+				t.Fatalf("range %v: %v", c, err)
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || !bytes.Equal(got, data[c[0]:c[0]+c[1]]) {
+				t.Fatalf("range %v: %d bytes, %v", c, len(got), err)
+			}
+		}
+		if _, err := rr.OpenRange(ctx, sum([]byte("nope")), 0, 1); forge.KindOf(err) != forge.NotFound {
+			t.Fatalf("range of a missing blob: %v", err)
+		}
+	})
 	t.Run("DeleteAndList", func(t *testing.T) {
 		s := open(t)
 		var ds []forge.Digest
