@@ -50,12 +50,15 @@ function cellText(col, v) {
   if (v == null) return '';
   if (col === 'attributes.start_time') return fmtTime(v);
   if (col === 'attributes.duration') return fmtDuration(v);
-  if (col.startsWith('metrics.')) return fmtNum(v);
+  if (col.startsWith('metrics.') || isRange(col)) return fmtNum(v);
   return String(v);
 }
 
-const isNum = (col) => col.startsWith('metrics.') || col === 'attributes.duration' || col === 'attributes.start_time';
-const label = (col) => col.startsWith('attributes.') ? col.slice(11).replace('_', ' ') : col;
+// min.loss and max.loss are the lowest and highest loss a run logged
+// (metrics.loss is its last), read from Forge's metrics/ranges.
+const isRange = (col) => col.startsWith('min.') || col.startsWith('max.');
+const isNum = (col) => col.startsWith('metrics.') || isRange(col) || col === 'attributes.duration' || col === 'attributes.start_time';
+const label = (col) => col.startsWith('attributes.') ? col.slice(11).replace('_', ' ') : isRange(col) ? `metrics.${col.slice(4)} (${col.slice(0, 3)})` : col;
 
 // compare orders values with empty cells last, numbers as numbers.
 function compare(a, b) {
@@ -105,6 +108,32 @@ export async function runsPage(expId, query) {
   const collapsed = new Set();
   const selected = new Set();
 
+  // ranges holds, per metric key, each run's [min, max], read for the
+  // min./max. columns in view only (a long history costs the server a
+  // scan), then kept for the page's life.
+  const ranges = new Map();
+  const value = (r, c) => {
+    if (!isRange(c)) return cellValue(r, c);
+    const byRun = ranges.get(c.slice(4));
+    const mm = byRun && byRun.get(r.info.run_id);
+    return mm ? mm[c.startsWith('min.') ? 0 : 1] : null;
+  };
+  async function readRanges(keys) {
+    if (!keys.length) return;
+    try {
+      for (const rg of await api.metricRanges(expId, keys)) {
+        ranges.set(rg.key, new Map(rg.run_ids.map((id, i) => [id, [rg.min[i], rg.max[i]]])));
+      }
+    } catch (err) {
+      errorSlot.replaceChildren(errorBox(err));
+      return;
+    }
+    texts = new WeakMap();
+    if (isRange(sort) || isRange(group)) sortRows();
+    table.refill();
+  }
+  const rangeKeys = () => [...new Set([...view, sort, group].filter(c => c && isRange(c)).map(c => c.slice(4)))];
+
   function saveURL() {
     const q = new URLSearchParams();
     if (cols.length) q.set('cols', cols.join(','));
@@ -119,6 +148,7 @@ export async function runsPage(expId, query) {
       'attributes.job', 'attributes.datasets']);
     for (const r of runs.slice(0, 2000)) {
       for (const m of r.data.metrics || []) set.add('metrics.' + m.key);
+      for (const m of r.data.metrics || []) { set.add('min.' + m.key); set.add('max.' + m.key); }
       for (const p of r.data.params || []) set.add('params.' + p.key);
       for (const t of r.data.tags || []) if (!t.key.startsWith('mlflow.') && !t.key.startsWith('forge.')) set.add('tags.' + t.key);
     }
@@ -154,7 +184,7 @@ export async function runsPage(expId, query) {
   let order = [];
   function sortRows() {
     let idx = runs.map((r, i) => i);
-    const vals = sort ? runs.map(r => cellValue(r, sort)) : null;
+    const vals = sort ? runs.map(r => value(r, sort)) : null;
     if (sort) {
       idx.sort((a, b) => {
         const c = compare(vals[a], vals[b]);
@@ -164,7 +194,7 @@ export async function runsPage(expId, query) {
     if (!group) { order = idx; return; }
     const groups = new Map();
     for (const i of idx) {
-      const g = cellValue(runs[i], group);
+      const g = value(runs[i], group);
       const k = g == null ? '' : String(g);
       if (!groups.has(k)) groups.set(k, []);
       groups.get(k).push(i);
@@ -211,13 +241,14 @@ export async function runsPage(expId, query) {
   let texts = new WeakMap();
   function textsOf(r) {
     let t = texts.get(r);
-    if (!t) { t = view.map(c => cellText(c, cellValue(r, c))); texts.set(r, t); }
+    if (!t) { t = view.map(c => cellText(c, value(r, c))); texts.set(r, t); }
     return t;
   }
 
   function layout() {
     view = cols.length ? cols : defaultCols();
     texts = new WeakMap();
+    readRanges(rangeKeys().filter(k => !ranges.has(k)));
     widths();
     head.replaceChildren(place(el('div', { class: 'vt-cell' }), 0), ...view.map((c, k) => place(el('div', {
       class: 'vt-cell' + (isNum(c) ? ' num' : ''), role: 'columnheader', 'data-col': c, tabindex: '0',
@@ -354,6 +385,7 @@ export async function runsPage(expId, query) {
         for (const r of running) if (!now.has(r.info.run_id)) now.set(r.info.run_id, await api.run(r.info.run_id));
         runs = runs.map(r => now.get(r.info.run_id) || r);
         table.refill();
+        readRanges(rangeKeys());
       } catch { /* the next tick tries again */ }
     }
     setTimeout(follow, 10000);
