@@ -358,6 +358,17 @@ func TestBrowserJourneys(t *testing.T) {
 			}
 		}
 		screenshot(t, ctx, "narrow-runs")
+		// The last column is out of sight (left empty) until the table
+		// is scrolled sideways to it.
+		var before, after string
+		last := `(() => { const c = [...document.querySelector('#runs .vt-row').querySelectorAll('[data-col]')].pop(); return c.dataset.col + '=' + c.textContent; })()`
+		run(t, ctx, narrow, runsAt(expURL+"?sort=metrics.loss"), chromedp.Evaluate(last, &before),
+			chromedp.Evaluate(`(() => { const vt = document.getElementById('runs'); vt.scrollLeft = vt.scrollWidth; })()`, nil),
+			chromedp.Poll(`!/=$/.test(`+last+`)`, nil), chromedp.Evaluate(last, &after))
+		if before != "params.lr=" || after != "params.lr=0.01" {
+			t.Errorf("best-run's last cell %q before scrolling sideways, %q after; want empty, then params.lr=0.01", before, after)
+		}
+		screenshot(t, ctx, "narrow-runs-scrolled")
 	})
 
 	t.Run("compare runs", func(t *testing.T) {

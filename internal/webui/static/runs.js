@@ -250,6 +250,7 @@ export async function runsPage(expId, query) {
     texts = new WeakMap();
     readRanges(rangeKeys().filter(k => !ranges.has(k)));
     widths();
+    visibleColumns();
     head.replaceChildren(place(el('div', { class: 'vt-cell' }), 0), ...view.map((c, k) => place(el('div', {
       class: 'vt-cell' + (isNum(c) ? ' num' : ''), role: 'columnheader', 'data-col': c, tabindex: '0',
       title: 'Sort by ' + label(c), 'aria-sort': sort === c ? (desc ? 'descending' : 'ascending') : 'none',
@@ -312,8 +313,24 @@ export async function runsPage(expId, query) {
     const t = textsOf(r);
     for (let k = 0; k < t.length; k++) {
       const cell = row.cells[k], node = cell.firstChild;
-      if (node.nodeType === 1) { node.textContent = t[k]; node.href = '#/runs/' + encodeURIComponent(id); } else if (node.data !== t[k]) node.data = t[k];
+      // A column scrolled out of sight sideways is left empty: a wide
+      // table refills only the cells a screen shows.
+      const text = k >= cols0 && k < cols1 ? t[k] : '';
+      if (node.nodeType === 1) { node.textContent = text; node.href = '#/runs/' + encodeURIComponent(id); } else if (node.data !== text) node.data = text;
     }
+  }
+  // [cols0, cols1) are the columns (of view) in sight, with one to spare
+  // on each side.
+  let cols0 = 0, cols1 = Infinity;
+  function visibleColumns() {
+    const left = vt.scrollLeft, right = left + vt.clientWidth;
+    let a = 0, b = view.length;
+    while (a < view.length && xs[a + 1] + ws[a + 1] < left) a++;
+    while (b > a && xs[b] > right) b--;
+    a = Math.max(0, a - 1); b = Math.min(view.length, b + 1);
+    const changed = a !== cols0 || b !== cols1;
+    cols0 = a; cols1 = b;
+    return changed;
   }
   function fillGroup(row, g) {
     const open = !collapsed.has(g.group);
@@ -336,7 +353,7 @@ export async function runsPage(expId, query) {
   const draw = () => table.draw();
   // Scroll events come once a frame, before the frame is drawn: the rows
   // are refilled right there, so the frame shows them.
-  vt.addEventListener('scroll', draw);
+  vt.addEventListener('scroll', () => { if (visibleColumns()) table.refill(); else draw(); });
   window.addEventListener('resize', () => { if (vt.isConnected) layout(); });
 
   let loads = 0;
