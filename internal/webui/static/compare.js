@@ -15,9 +15,10 @@ export async function comparePage(query) {
   // (never under 100) for many, so 100 runs stay under a few MB.
   const buckets = Math.max(100, Math.min(1000, Math.floor(50000 / ids.length)));
   // The metric named in the URL is read while the runs are: the chart's
-  // data does not wait for the page's.
+  // data does not wait for the page's. Past 100 runs (more than one
+  // request) the runs, which the whole page waits on, are read first.
   const first = query.get('metric');
-  let early = first ? api.metricBuckets(ids, first, buckets) : null;
+  let early = first && ids.length <= 100 ? api.metricBuckets(ids, first, buckets) : null;
   if (early) early.catch(() => {}); // a failure is shown by draw, if it uses it
   let runs;
   try {
