@@ -4,6 +4,10 @@
 #   docker build -t forge:latest .
 #   docker run -p 7700:7700 -v forge-data:/var/lib/forge forge:latest
 #
+# `make image` builds the same image without Docker, as an OCI layout
+# (cmd/forge-image): keep the last stage's paths, user, ENV, ports,
+# ENTRYPOINT and CMD in step with internal/image.Config (TestDockerfileMatches).
+#
 # Blobs on S3 and metadata on PostgreSQL make the container disposable:
 #   docker run -e FORGE_DB=postgres://... -e FORGE_BLOB=s3://bucket/prefix \
 #     -e AWS_ACCESS_KEY_ID=... -e AWS_SECRET_ACCESS_KEY=... forge:latest

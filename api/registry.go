@@ -454,6 +454,18 @@ func (c *Client) DownloadModel(ctx context.Context, name, ref, dir string) (Mode
 	return d, nil
 }
 
+// OpenModelFile streams one file of a model version (by number).
+func (c *Client) OpenModelFile(ctx context.Context, name, version, file string) (io.ReadCloser, error) {
+	if !fs.ValidPath(file) {
+		return nil, fmt.Errorf("unsafe file path %q", file)
+	}
+	resp, err := c.Request(ctx, http.MethodGet, forgeModels+"/"+url.PathEscape(name)+"/versions/"+url.PathEscape(version)+"/files/"+escapePath(file), nil, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
 func escapePath(p string) string {
 	parts := strings.Split(p, "/")
 	for i, s := range parts {

@@ -3,6 +3,7 @@ package deploy
 import (
 	"encoding/json"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,8 @@ import (
 	"helm.sh/helm/v4/pkg/engine"
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
@@ -84,6 +87,7 @@ func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string, in
 	for _, o := range objs {
 		if o.GetKind() == kind && o.GetName() == name {
 			j, _ := o.MarshalJSON()
+			reflect.ValueOf(into).Elem().SetZero()
 			if err := json.Unmarshal(j, into); err != nil {
 				t.Fatal(err)
 			}
@@ -155,6 +159,20 @@ func TestChartRenders(t *testing.T) {
 	if n != 3 {
 		t.Errorf("with server.blob: %d of FORGE_BLOB and the two S3 credentials from forge-s3", n)
 	}
+	// Replicas read the bucket with the same settings, unless told not to.
+	for _, read := range []bool{true, false} {
+		objs := render(t, "ml", map[string]any{"server": map[string]any{"blob": "s3://b/p"}, "serve": map[string]any{"readBucket": read}})
+		find(t, objs, "Deployment", "forge-serve", &serve)
+		n := 0
+		for _, e := range serve.Spec.Template.Spec.Containers[0].Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == "forge-s3" || e.Name == "FORGE_BLOB" && e.Value == "s3://b/p" {
+				n++
+			}
+		}
+		if want := map[bool]int{true: 3, false: 0}[read]; n != want {
+			t.Errorf("serve.readBucket %v: replicas get %d of FORGE_BLOB and the two S3 credentials, want %d", read, n, want)
+		}
+	}
 
 	fixed := render(t, "ml", map[string]any{"serve": map[string]any{"autoscaling": map[string]any{"enabled": false}, "replicas": 3}})
 	if got := kinds(fixed); slices.Contains(got, "HorizontalPodAutoscaler/forge-serve") {
@@ -168,6 +186,41 @@ func TestChartRenders(t *testing.T) {
 	mon := render(t, "ml", map[string]any{"serviceMonitor": map[string]any{"enabled": true}})
 	if got := kinds(mon); !slices.Contains(got, "ServiceMonitor/forge") {
 		t.Errorf("serviceMonitor.enabled makes no ServiceMonitor: %q", got)
+	}
+
+	cfg := map[string]any{"executors": []any{map[string]any{"name": "k8s", "type": "kubernetes",
+		"kubernetes": map[string]any{"namespace": "ml-jobs", "image": "python:3.11"}}}}
+	jobs := render(t, "ml", map[string]any{"server": map[string]any{"config": cfg,
+		"kubernetesJobs": map[string]any{"enabled": true, "namespace": "ml-jobs"}, "podAnnotations": map[string]any{"a": "b"}}})
+	for _, k := range []string{"ConfigMap/forge-server", "ServiceAccount/forge-server", "Role/forge-server-jobs", "RoleBinding/forge-server-jobs"} {
+		if !slices.Contains(kinds(jobs), k) {
+			t.Errorf("with server.config and kubernetesJobs: no %s in %q", k, kinds(jobs))
+		}
+	}
+	var cm corev1.ConfigMap
+	find(t, jobs, "ConfigMap", "forge-server", &cm)
+	var back map[string]any
+	if err := yaml.Unmarshal([]byte(cm.Data["forge.yaml"]), &back); err != nil || !reflect.DeepEqual(back, cfg) {
+		t.Errorf("forge.yaml in the ConfigMap is %q (%v), want server.config", cm.Data["forge.yaml"], err)
+	}
+	var role rbacv1.Role
+	find(t, jobs, "Role", "forge-server-jobs", &role)
+	if role.Namespace != "ml-jobs" || len(role.Rules) == 0 {
+		t.Errorf("jobs Role in %q with %d rules", role.Namespace, len(role.Rules))
+	}
+	var js appsv1.Deployment
+	find(t, jobs, "Deployment", "forge-server", &js)
+	ps := js.Spec.Template.Spec
+	if ps.ServiceAccountName != "forge-server" || !slices.Contains(ps.Containers[0].Args, "--config=/etc/forge/forge.yaml") ||
+		js.Spec.Template.Annotations["a"] != "b" || js.Spec.Template.Annotations["checksum/config"] == "" {
+		t.Errorf("server with config and jobs: account %q, args %q, annotations %v", ps.ServiceAccountName, ps.Containers[0].Args, js.Spec.Template.Annotations)
+	}
+
+	plain := render(t, "ml", map[string]any{"server": map[string]any{"config": cfg}})
+	var ps2 appsv1.Deployment
+	find(t, plain, "Deployment", "forge-server", &ps2)
+	if ps2.Spec.Template.Annotations["checksum/config"] == "" || ps2.Spec.Template.Spec.ServiceAccountName != "" {
+		t.Errorf("server with config only: annotations %v, account %q", ps2.Spec.Template.Annotations, ps2.Spec.Template.Spec.ServiceAccountName)
 	}
 
 	ext := render(t, "ml", map[string]any{"server": map[string]any{"enabled": false},

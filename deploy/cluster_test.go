@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/blob/s3test"
@@ -40,7 +41,9 @@ import (
 // server and two forge serve replicas as processes of a freshly built
 // forge, deploys a model through the server, and sends inference requests
 // to each replica. A replica's pod then goes: it drains (not ready, still
-// answering) and the Deployment replaces it.
+// answering) and the Deployment replaces it. Then the server's pod goes:
+// the new one, with an empty data folder, has the records (PostgreSQL) and
+// serves the model (its file from S3).
 func TestChartOnCluster(t *testing.T) {
 	ortLib := os.Getenv("FORGE_ONNXRUNTIME_LIB")
 	if ortLib == "" {
@@ -116,12 +119,17 @@ func TestChartOnCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	scale, err := cs.AppsV1().Deployments(ns).GetScale(ctx, "forge-serve", metav1.GetOptions{})
+	// The test kubelet updates the Deployment's status meanwhile.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale, err := cs.AppsV1().Deployments(ns).GetScale(ctx, "forge-serve", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		scale.Spec.Replicas = *hpa.Spec.MinReplicas
+		_, err = cs.AppsV1().Deployments(ns).UpdateScale(ctx, "forge-serve", scale, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	scale.Spec.Replicas = *hpa.Spec.MinReplicas
-	if _, err := cs.AppsV1().Deployments(ns).UpdateScale(ctx, "forge-serve", scale, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -178,6 +186,34 @@ func TestChartOnCluster(t *testing.T) {
 	base = fmt.Sprintf("http://%s:%d", fresh.Status.PodIP, ports[2])
 	eventually(t, 120*time.Second, "the new replica to be ready", func() bool { return status(base+"/v2/health/ready") == 200 })
 	checkInfer(t, base)
+
+	// The server's pod goes too: its state is in PostgreSQL and S3, so the
+	// new one has the model and the deployment; the replicas serve on.
+	l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=server"})
+	if err != nil || len(l.Items) != 1 {
+		t.Fatalf("server pods: %d (%v)", len(l.Items), err)
+	}
+	old := l.Items[0]
+	if err := cs.CoreV1().Pods(ns).Delete(ctx, old.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "a new server pod", func() bool {
+		l, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=server"})
+		return err == nil && len(l.Items) == 1 && l.Items[0].Name != old.Name && l.Items[0].Status.Phase == corev1.PodRunning
+	})
+	eventually(t, 120*time.Second, "the new server pod to be ready", func() bool { return status(server+"/readyz") == 200 })
+	cmd := exec.Command(bin, "deployments", "show", "live", "-o", "json")
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"mlp"`) {
+		t.Fatalf("forge deployments show live on the new server: %v\n%s", err, out)
+	}
+	// The new pod's data folder is empty: the model file comes from S3.
+	eventually(t, 60*time.Second, "the new server to load the deployment", func() bool {
+		return status(server+"/v2/health/ready") == 200
+	})
+	checkInfer(t, server, admin)
+	checkInfer(t, base)
 }
 
 // servePods lists the running forge serve pods, waiting for n of them.
@@ -207,10 +243,15 @@ func servePods(t *testing.T, cs kubernetes.Interface, ns string, n int) []corev1
 
 // checkInfer asks base's deployment "live" for the first row of
 // testdata/models/mlp.reference.json.
-func checkInfer(t *testing.T, base string) {
+func checkInfer(t *testing.T, base string, token ...string) {
 	t.Helper()
 	body := `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}`
-	resp, err := http.Post(base+"/v2/models/live/infer", "application/json", strings.NewReader(body))
+	req, _ := http.NewRequest("POST", base+"/v2/models/live/infer", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if len(token) > 0 {
+		req.Header.Set("Authorization", "Bearer "+token[0])
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("infer at %s: %v", base, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/auth"
+	"github.com/forge-mlops/forge/internal/blob"
 	"github.com/forge-mlops/forge/internal/config"
 	"github.com/forge-mlops/forge/internal/deploy"
 	"github.com/forge-mlops/forge/internal/httpapi"
@@ -140,6 +141,11 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 		}
 		dlog := newLogger(c.stderr, cfg.LogFormat, cfg.LogLevel).With("sys", "deploy")
 		src := &deploy.Remote{Client: api.NewClient(*server, *token), CacheDir: dir, Log: dlog}
+		if store, err := replicaBlobs(ctx, cfg, dir, dlog); err != nil {
+			return err
+		} else if store != nil {
+			src.Blobs = store
+		}
 		follow = deploy.NewController(src, srv, dlog)
 	}
 	// The same middleware as forge server's: a replica's requests have ids,
@@ -217,4 +223,28 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// replicaBlobs opens the server's object store (FORGE_BLOB=s3://..., the
+// FORGE_S3_* settings and AWS credentials), when it is named, for a
+// replica to read model files from directly. When it cannot be used (no
+// credentials, or ones the store refuses) the replica reads them through
+// the server, as with no FORGE_BLOB, and says so in its log.
+func replicaBlobs(ctx context.Context, cfg config.Server, cacheDir string, log *slog.Logger) (*blob.S3, error) {
+	bucket, prefix, ok := cfg.BlobS3()
+	if !ok {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := blob.NewS3(ctx, blob.S3Options{Bucket: bucket, Prefix: prefix, Endpoint: cfg.S3.Endpoint, Region: cfg.S3.Region,
+		PathStyle: cfg.S3.PathStyle, AccessKeyID: cfg.S3.AccessKeyID, SecretAccessKey: cfg.S3.SecretAccessKey,
+		SessionToken: cfg.S3.SessionToken, CacheDir: filepath.Join(cacheDir, "blob-cache"), CacheBytes: cfg.S3.CacheBytes,
+		ReadOnly: true})
+	if err != nil {
+		log.Warn("model files are read through the server: the object store cannot be used", "blob", cfg.Blob, "err", err)
+		return nil, nil
+	}
+	log.Info("model files are read from the object store", "blob", cfg.Blob)
+	return s, nil
 }

@@ -46,6 +46,10 @@ type S3Options struct {
 	// CacheBytes bounds it (default 10 GiB).
 	CacheDir   string
 	CacheBytes int64
+	// ReadOnly is a reader beside the server that writes the bucket (a
+	// forge serve replica): it leaves PREFIX/tmp/, where the server's
+	// uploads are under way, alone at start.
+	ReadOnly bool
 	// PartSize is the multipart upload's part (default 16 MiB): an upload
 	// holds one part in memory, never the whole blob.
 	PartSize uint64
@@ -76,10 +80,19 @@ type S3 struct {
 	// RemoveIfOlder in this process, as in Local. Only the server
 	// writes blobs, so one process's lock is enough.
 	mu sync.RWMutex
+
+	// leftover are temporary keys whose upload or object could not be
+	// removed when a Put failed (the store was down): removed after the
+	// next Put that succeeds, or at the next start.
+	lmu      sync.Mutex
+	leftover map[string]bool
+	retrying bool
 }
 
 // smallPut is the largest blob uploaded in one request, from memory.
 const smallPut = 8 << 20
+
+var headPool = sync.Pool{New: func() any { b := make([]byte, smallPut+1); return &b }}
 
 // NewS3 connects to the bucket and checks that it is there and the
 // credentials may use it; errors name the setting at fault.
@@ -131,7 +144,9 @@ func NewS3(ctx context.Context, o S3Options) (*S3, error) {
 	if !ok {
 		return nil, fmt.Errorf("blob s3://%s: no such bucket at %s (create it, or fix the blob setting)", o.Bucket, c.EndpointURL())
 	}
-	s.removeTemp(ctx)
+	if !o.ReadOnly {
+		s.removeTemp(ctx)
+	}
 	return s, nil
 }
 
@@ -217,27 +232,35 @@ func isNetErr(err error) bool {
 // Put implements forge.BlobStore.
 func (s *S3) Put(ctx context.Context, r io.Reader) (forge.BlobInfo, error) {
 	h := sha256.New()
-	var head bytes.Buffer
-	n, err := io.CopyN(io.MultiWriter(&head, h), r, smallPut+1)
-	if err != nil && err != io.EOF {
+	// The first smallPut+1 bytes decide: one request from memory, or a
+	// multipart upload. The buffer is pooled: growing one per Put would
+	// leave twice its size as garbage each time.
+	bp := headPool.Get().(*[]byte)
+	defer headPool.Put(bp)
+	read, err := io.ReadFull(ctxReader{ctx, r}, *bp)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
 	}
+	head := (*bp)[:read]
+	h.Write(head)
+	n := int64(read)
 	if n <= smallPut {
 		d := forge.Digest(hex.EncodeToString(h.Sum(nil)))
 		key, _ := s.key(d)
 		s.mu.RLock()
 		defer s.mu.RUnlock()
-		_, err := s.c.PutObject(ctx, s.bucket, key, bytes.NewReader(head.Bytes()), n, minio.PutObjectOptions{ContentType: "application/octet-stream"})
+		_, err := s.c.PutObject(ctx, s.bucket, key, bytes.NewReader(head), n, minio.PutObjectOptions{ContentType: "application/octet-stream"})
 		if err != nil {
 			return forge.BlobInfo{}, s.fail(err, d, "put")
 		}
+		s.retryLeftover()
 		return forge.BlobInfo{Digest: d, Size: n, ModTime: time.Now()}, nil
 	}
 	// Too large to hold: stream it up as a multipart upload while hashing
 	// it, then copy it to its digest's key inside the store.
 	tmp := s.prefix + "tmp/" + randomHex()
 	// h has hashed head already; it hashes the rest on its way up.
-	body := io.MultiReader(&head, io.TeeReader(ctxReader{ctx, r}, h))
+	body := io.MultiReader(bytes.NewReader(head), io.TeeReader(ctxReader{ctx, r}, h))
 	up, err := s.c.PutObject(ctx, s.bucket, tmp, body, -1, minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: s.part,
 		// Parts go up 4 at a time: at most 4 parts in memory.
 		ConcurrentStreamParts: true, NumThreads: 4})
@@ -256,6 +279,7 @@ func (s *S3) Put(ctx context.Context, r io.Reader) (forge.BlobInfo, error) {
 	if err != nil {
 		return forge.BlobInfo{}, s.fail(err, d, "store")
 	}
+	s.retryLeftover()
 	return forge.BlobInfo{Digest: d, Size: up.Size, ModTime: time.Now()}, nil
 }
 
@@ -266,10 +290,53 @@ func randomHex() string {
 }
 
 func (s *S3) cleanup(tmp string) {
+	if !s.removeTmp(tmp) {
+		s.lmu.Lock()
+		if s.leftover == nil {
+			s.leftover = map[string]bool{}
+		}
+		s.leftover[tmp] = true
+		s.lmu.Unlock()
+	}
+}
+
+// removeTmp removes a temporary key's unfinished upload and object, and
+// says whether both are gone.
+func (s *S3) removeTmp(tmp string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s.c.RemoveIncompleteUpload(ctx, s.bucket, tmp)
-	s.c.RemoveObject(ctx, s.bucket, tmp, minio.RemoveObjectOptions{})
+	err := s.c.RemoveIncompleteUpload(ctx, s.bucket, tmp)
+	if err2 := s.c.RemoveObject(ctx, s.bucket, tmp, minio.RemoveObjectOptions{}); err == nil {
+		err = err2
+	}
+	return err == nil
+}
+
+// retryLeftover removes, in the background, what failed Puts could not
+// (called once a Put succeeds: the store is back).
+func (s *S3) retryLeftover() {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	if len(s.leftover) == 0 || s.retrying {
+		return
+	}
+	s.retrying = true
+	keys := make([]string, 0, len(s.leftover))
+	for k := range s.leftover {
+		keys = append(keys, k)
+	}
+	go func() {
+		for _, k := range keys {
+			if s.removeTmp(k) {
+				s.lmu.Lock()
+				delete(s.leftover, k)
+				s.lmu.Unlock()
+			}
+		}
+		s.lmu.Lock()
+		s.retrying = false
+		s.lmu.Unlock()
+	}()
 }
 
 // PutFile stores a file already hashed to d (not checked again) with one

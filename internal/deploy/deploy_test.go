@@ -72,7 +72,7 @@ next:
 // plane is a Forge server's serving side, built from the real pieces.
 type plane struct {
 	db    *sqlstore.DB
-	blobs *blob.Local
+	blobs forge.BlobStore
 	reg   *registry.Registry
 	srv   *serve.Server
 	ctl   *Controller
@@ -91,16 +91,17 @@ func newServer() *serve.Server {
 
 // start mounts everything over db and blobs (fresh ones when nil), as
 // `forge server` does, and runs the controller.
-func start(t *testing.T, db *sqlstore.DB, blobs *blob.Local) *plane {
+func start(t *testing.T, db *sqlstore.DB, blobs forge.BlobStore) *plane {
 	t.Helper()
 	if db == nil {
 		db = sqlstoretest.OpenSQLite(t)
 	}
 	if blobs == nil {
-		var err error
-		if blobs, err = blob.NewLocal(t.TempDir()); err != nil {
+		local, err := blob.NewLocal(t.TempDir())
+		if err != nil {
 			t.Fatal(err)
 		}
+		blobs = local
 	}
 	p := &plane{db: db, blobs: blobs, srv: newServer()}
 	p.reg = registry.New(db, blobs, nil, discard())

@@ -23,8 +23,13 @@ func errorAs(err error, target any) bool { return err != nil && errors.As(err, t
 // `forge serve --server` does.
 func replica(t *testing.T, p *plane) (string, *Controller) {
 	t.Helper()
+	return replicaOf(t, &Remote{Client: api.NewClient(p.url, ""), CacheDir: t.TempDir(), Log: discard()})
+}
+
+// replicaOf runs a replica over src.
+func replicaOf(t *testing.T, src *Remote) (string, *Controller) {
+	t.Helper()
 	srv := newServer()
-	src := &Remote{Client: api.NewClient(p.url, ""), CacheDir: t.TempDir(), Log: discard()}
 	c := NewController(src, srv, discard())
 	mux := http.NewServeMux()
 	httpapi.Mount(mux, srv.Routes())

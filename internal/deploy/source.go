@@ -2,12 +2,13 @@ package deploy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -159,7 +160,13 @@ func (l *Local) Watch(ctx context.Context, changed func()) {
 type Remote struct {
 	Client   *api.Client
 	CacheDir string
-	Log      *slog.Logger
+	// Blobs, when set, is the server's object store, which this replica
+	// has credentials for: model files are read from it by digest (into
+	// its own verified cache) instead of through the server.
+	Blobs interface {
+		Path(d forge.Digest) (string, error)
+	}
+	Log *slog.Logger
 }
 
 func (r *Remote) List(ctx context.Context) ([]Deployment, error) {
@@ -197,38 +204,39 @@ func (r *Remote) Resolve(ctx context.Context, model, ref string) (Resolved, erro
 	return res, nil
 }
 
-// Open downloads the version into CacheDir/models/NAME@VERSION once; a
-// version's files never change, so a complete folder is used as it is.
+// Open gives the version's files by digest: from the object store when
+// the replica reads it directly, else downloaded through the server into
+// CacheDir/sha256/DIGEST once (a file two versions share is fetched
+// once; a digest's content never changes). Either way the content is
+// checked against its digest before it is used.
 func (r *Remote) Open(ctx context.Context, res Resolved) (fs.FS, error) {
 	if _, err := strconv.ParseInt(res.Version, 10, 64); err != nil {
 		return nil, fmt.Errorf("server sent version %q of %s: want a number", res.Version, res.Model)
 	}
-	// Escaped, so a model called ".." stays inside the cache.
-	dir := filepath.Join(r.CacheDir, "models", url.PathEscape(res.Model)+"@"+res.Version)
-	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
-		return os.DirFS(dir), nil
+	m := filesFS{}
+	for _, f := range res.Files {
+		if !fs.ValidPath(f.Path) {
+			return nil, fmt.Errorf("server sent an unsafe file path %q", f.Path)
+		}
+		if r.Blobs != nil {
+			local, err := r.Blobs.Path(f.Digest)
+			if err == nil {
+				m[f.Path] = local
+				continue
+			}
+			// The server may still reach what this replica cannot.
+			r.Log.Warn("read model file from the object store; trying the server", "model", res.Model, "version", res.Version, "file", f.Path, "err", err)
+		}
+		// By number: the ref may have moved since it was resolved.
+		local, err := cacheBlob(ctx, r.CacheDir, f.Digest, func(ctx context.Context) (io.ReadCloser, error) {
+			return r.Client.OpenModelFile(ctx, res.Model, res.Version, f.Path)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("download %s of %s version %s: %w", f.Path, res.Model, res.Version, apiError(err))
+		}
+		m[f.Path] = local
 	}
-	parent := filepath.Dir(dir)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp(parent, ".download-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	// By number: the ref may have moved since it was resolved.
-	if _, err := r.Client.DownloadModel(ctx, res.Model, res.Version, tmp); err != nil {
-		return nil, fmt.Errorf("download %s version %s: %w", res.Model, res.Version, apiError(err))
-	}
-	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o644); err != nil {
-		return nil, err
-	}
-	os.RemoveAll(dir)
-	if err := os.Rename(tmp, dir); err != nil {
-		return nil, err
-	}
-	return os.DirFS(dir), nil
+	return m, nil
 }
 
 // Watch long-polls the server's deployments and registry events side by
@@ -324,12 +332,16 @@ func cacheBlob(ctx context.Context, dir string, d forge.Digest, open func(contex
 		return "", err
 	}
 	defer os.Remove(tmp.Name())
-	_, err = io.Copy(tmp, rc)
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(tmp, h), rc)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return "", err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != string(d) {
+		return "", fmt.Errorf("blob %s: content hashes to %s", d, got)
 	}
 	return dst, os.Rename(tmp.Name(), dst)
 }

@@ -46,7 +46,7 @@ func ServeBlob(w http.ResponseWriter, r *http.Request, log *slog.Logger, name st
 	}
 	rc, err := rr.OpenRange(r.Context(), d, off, n)
 	if err != nil {
-		WriteError(w, r, log, err)
+		blobError(w, r, log, err)
 		return
 	}
 	defer rc.Close()
@@ -63,11 +63,20 @@ func ServeBlob(w http.ResponseWriter, r *http.Request, log *slog.Logger, name st
 func serveWhole(w http.ResponseWriter, r *http.Request, log *slog.Logger, name string, blobs forge.BlobStore, d forge.Digest, size int64) {
 	rc, err := blobs.Open(r.Context(), d)
 	if err != nil {
-		WriteError(w, r, log, err)
+		blobError(w, r, log, err)
 		return
 	}
 	defer rc.Close()
 	ServeAttachment(w, r, log, name, size, rc)
+}
+
+// blobError answers a failed open without the blob's headers: an error
+// (503 while the store is away) is not the blob.
+func blobError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	for _, k := range []string{"ETag", "Accept-Ranges", "X-Content-Sha256", "X-Forge-Digest"} {
+		w.Header().Del(k)
+	}
+	WriteError(w, r, log, err)
 }
 
 // parseRange reads a Range header for a file of size bytes: ok is false

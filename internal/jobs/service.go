@@ -77,6 +77,9 @@ type Config struct {
 	// Tokens, if set (the server runs with access control), gives every
 	// attempt a token of its own for its run, ended when it ends.
 	Tokens Tokens
+	// OnEnd, if set, is called after a job has ended and its end is
+	// stored (the sweeps controller starts the next trial at once).
+	OnEnd func()
 }
 
 // Probe reports whether an executor reaches its cluster, and what the

@@ -161,4 +161,7 @@ func (s *Service) end(ctx context.Context, j Job, attempt int, h forge.Handle, e
 	}
 	os.RemoveAll(filepath.Join(s.attemptDir(j.ID, attempt), "code"))
 	s.poke()
+	if next.Final() && s.cfg.OnEnd != nil {
+		s.cfg.OnEnd()
+	}
 }

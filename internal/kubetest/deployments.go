@@ -38,7 +38,9 @@ const deploymentLabel = "kubetest.forge/deployment"
 // gets spec.replicas pods from its template, owned by it and bound to this
 // node; a pod that ends or goes is replaced, extra ones (after a scale
 // down) are deleted, and status counts them. A changed template does not
-// roll the pods: there is no rollout here.
+// roll the pods: there is no rollout here. Under the Recreate strategy a
+// pod is replaced once the old one is gone, not while it terminates (so
+// the new one can take its port here).
 func (k *Kubelet) playDeployments(ctx context.Context, f informers.SharedInformerFactory) {
 	di := f.Apps().V1().Deployments()
 	lister := di.Lister()
@@ -85,9 +87,11 @@ func (k *Kubelet) syncDeployment(ctx context.Context, d *appsv1.Deployment) erro
 		return err
 	}
 	var live []*corev1.Pod
+	terminating := 0
 	for _, p := range all {
 		switch {
 		case p.DeletionTimestamp != nil:
+			terminating++
 		case p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed:
 			// Ended: gone, and replaced below.
 			k.forget(ctx, p)
@@ -96,6 +100,9 @@ func (k *Kubelet) syncDeployment(ctx context.Context, d *appsv1.Deployment) erro
 		}
 	}
 	sort.Slice(live, func(i, j int) bool { return live[i].CreationTimestamp.Before(&live[j].CreationTimestamp) })
+	if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType && terminating > 0 {
+		want = int32(len(live)) // for now
+	}
 	for i := int32(len(live)); i < want; i++ {
 		p := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{

@@ -1,7 +1,9 @@
 // Package kubetest starts a real Kubernetes control plane for tests: etcd
 // (Debian's etcd-server) and kube-apiserver (built from the Go module proxy by
 // scripts/build-kube-apiserver.sh, which Debian does not package). There are
-// no kubelets, scheduler or controllers: tests act as them through the API.
+// no kubelets, scheduler or controllers: tests act as them through the API,
+// or start the test kubelet (StartKubelet), which plays a node, the Job
+// controller and, if asked, the Deployment controller.
 //
 // One control plane serves a whole test binary: it starts on the first
 // Config call and stops when Main's m.Run returns. Tests isolate themselves

@@ -171,20 +171,6 @@ func (r *Registry) CreateVersion(ctx context.Context, nv NewVersion) (Version, e
 	return r.GetVersion(ctx, nv.Name, number)
 }
 
-func (r *Registry) putFile(ctx context.Context, c *candidate) error {
-	f, err := os.Open(c.local)
-	if err != nil {
-		return fmt.Errorf("open upload %s: %w", c.Path, err)
-	}
-	defer f.Close()
-	info, err := r.blobs.Put(ctx, f)
-	if err != nil {
-		return fmt.Errorf("store %s: %w", c.Path, err)
-	}
-	c.Digest, c.Size = info.Digest, info.Size
-	return nil
-}
-
 // candidates gathers the files of a new version: the uploads, or the run
 // artifacts its source names. A source that names no Forge run (s3://...)
 // registers a version without files, as MLflow would.

@@ -125,6 +125,9 @@ func (s *Server) mount(ctx context.Context) error {
 		// Each attempt gets a token that writes only its own run.
 		jcfg.Tokens = s.tokens
 	}
+	// A job's end wakes the sweeps controller, set below before either runs.
+	var sweeps *sweep.Service
+	jcfg.OnEnd = func() { sweeps.Poke() }
 	js, err := jobs.New(s.db, execs, s.blobs, jobRuns{tracks}, jobInputs{data}, jcfg, s.log.With("sys", "jobs"))
 	if err != nil {
 		return fmt.Errorf("start jobs: %w", err)
@@ -132,7 +135,7 @@ func (s *Server) mount(ctx context.Context) error {
 	s.routes = append(s.routes, js.Routes(s.log.With("sys", "jobs"))...)
 	s.runners = append(s.runners, part{"jobs", js.Run})
 	// Sweeps: every trial a job, every job's run a child of the sweep's.
-	sweeps := sweep.New(s.db, js, sweepRuns{jobRuns{tracks}}, 0, s.log.With("sys", "sweep"))
+	sweeps = sweep.New(s.db, js, sweepRuns{jobRuns{tracks}}, 0, s.log.With("sys", "sweep"))
 	s.routes = append(s.routes, sweeps.Routes(s.log.With("sys", "sweep"))...)
 	s.runners = append(s.runners, part{"sweeps", sweeps.Run})
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/blob/s3test"
+	"github.com/forge-mlops/forge/internal/bundle"
 	"github.com/forge-mlops/forge/internal/sqlstore/sqlstoretest"
 )
 
@@ -146,5 +149,65 @@ func TestS3Kill9MidArtifactUploads(t *testing.T) {
 	}
 	for o := range s3c.ListObjects(ctx, "forge", minio.ListObjectsOptions{Prefix: "team/tmp/", Recursive: true}) {
 		t.Errorf("temporary object left after the restart: %s (%v)", o.Key, o.Err)
+	}
+}
+
+// A job on a server whose blobs are in S3: its code bundle is stored in
+// the bucket, the job runs it, and its log is kept there once it ends;
+// the log reads back through the API from the bucket.
+func TestS3JobBundleAndLog(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, "forge")
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+	// Jobs may run as forge-job: the folders above the data dir let it through.
+	parent, err := os.MkdirTemp("", "forge-s3job-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	os.Chmod(parent, 0o755)
+	p, _ := startForge(t, "--data-dir", filepath.Join(parent, "data"), "--blob", "s3://forge/team",
+		"--s3-endpoint", srv.Endpoint, "--s3-region", "us-east-1", "--s3-path-style")
+	c := api.NewClient(p.url, "")
+	code := t.TempDir()
+	os.WriteFile(filepath.Join(code, "train.py"), []byte("print('trained from a bundle in S3')\n"), 0o644)
+	var bun bytes.Buffer
+	digest, _, err := bundle.Create(code, &bun, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PutBundle(ctx, digest, bun.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	j, err := c.SubmitJob(ctx, api.JobSpec{Command: []string{"/usr/bin/python3", "train.py"}, Code: digest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, log := waitJob(t, c, j.ID)
+	if j.State != "succeeded" || !strings.Contains(log, "trained from a bundle in S3") {
+		t.Fatalf("job %s: %s, log %q", j.ID, j.State, log)
+	}
+	keys := map[string]bool{}
+	s3c, err := minio.New(strings.TrimPrefix(srv.Endpoint, "http://"), &minio.Options{
+		Creds: credentials.NewStaticV4(s3test.AccessKey, s3test.SecretKey, ""), Region: "us-east-1", BucketLookup: minio.BucketLookupPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for o := range s3c.ListObjects(ctx, "forge", minio.ListObjectsOptions{Prefix: "team/sha256/", Recursive: true}) {
+		keys[strings.Replace(strings.TrimPrefix(o.Key, "team/sha256/"), "/", "", 1)] = true
+	}
+	if !keys[digest] {
+		t.Errorf("the code bundle %s is not in the bucket (%v)", digest, keys)
+	}
+	var logDigest string
+	for _, a := range j.Attempts {
+		logDigest = a.LogDigest
+	}
+	if logDigest == "" || !keys[logDigest] {
+		t.Errorf("the job's log (%q) is not in the bucket (%v)", logDigest, keys)
+	}
+	if _, err := os.Stat(filepath.Join(parent, "data", "blobs")); !os.IsNotExist(err) {
+		t.Errorf("a local blob folder exists with blob on S3: %v", err)
 	}
 }

@@ -87,7 +87,7 @@ func (s *Service) Create(ctx context.Context, spec Spec) (Sweep, error) {
 		s.runs.SetRunStatus(ctx, runID, "FAILED")
 		return Sweep{}, err
 	}
-	s.poke()
+	s.Poke()
 	return sw, nil
 }
 
@@ -155,11 +155,12 @@ func (s *Service) Resume(ctx context.Context, name string) (Sweep, error) {
 		return sw, err
 	}
 	s.runs.SetRunStatus(ctx, sw.ParentRunID, "RUNNING")
-	s.poke()
+	s.Poke()
 	return s.st.get(ctx, name)
 }
 
-func (s *Service) poke() {
+// Poke wakes the control loop: a trial's job has ended.
+func (s *Service) Poke() {
 	select {
 	case s.wake <- struct{}{}:
 	default:

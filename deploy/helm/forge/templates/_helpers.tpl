@@ -54,3 +54,24 @@ readOnlyRootFilesystem: true
 capabilities:
   drop: [ALL]
 {{- end -}}
+
+{{/* The object store's settings (server.blob, server.s3), for the server
+and for replicas that read model files from the bucket. */}}
+{{- define "forge.blobEnv" -}}
+- name: FORGE_BLOB
+  value: {{ .Values.server.blob | quote }}
+- name: FORGE_S3_ENDPOINT
+  value: {{ .Values.server.s3.endpoint | quote }}
+- name: FORGE_S3_REGION
+  value: {{ .Values.server.s3.region | quote }}
+- name: FORGE_S3_PATH_STYLE
+  value: {{ .Values.server.s3.pathStyle | quote }}
+{{- with .Values.server.s3.existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef: {name: {{ . }}, key: AWS_ACCESS_KEY_ID}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ . }}, key: AWS_SECRET_ACCESS_KEY}
+{{- end }}
+{{- end -}}
