@@ -42,6 +42,8 @@ type options struct {
 	runs, params, metrics int
 	chartRuns, chartSteps int
 	rounds                int
+	scenarios             string
+	trace                 bool
 	timeout               time.Duration
 }
 
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.chartRuns, "chart-runs", 100, "runs overlaid in the chart scenario")
 	fs.IntVar(&o.chartSteps, "chart-steps", 10000, "steps of each charted run")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds of each browser measurement")
+	fs.StringVar(&o.scenarios, "scenarios", "runs,static,chart,pcoords", "scenarios to run, comma-separated")
+	fs.BoolVar(&o.trace, "trace", false, "trace each scroll (DevTools timeline) and print where its time went, on stderr")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "bound on the whole benchmark")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -85,18 +89,29 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		base = p.URL
 	}
 	c := api.NewClient(base, os.Getenv("FORGE_TOKEN"))
+	want := map[string]bool{}
+	for _, n := range strings.Split(o.scenarios, ",") {
+		want[strings.TrimSpace(n)] = true
+	}
 	t0 := time.Now()
-	expID, err := seedRuns(ctx, c, o)
-	if err != nil {
-		return fmt.Errorf("seed runs: %w", err)
+	var expID string
+	var chartIDs, compareIDs []string
+	var err error
+	if want["runs"] || want["pcoords"] {
+		if expID, err = seedRuns(ctx, c, o); err != nil {
+			return fmt.Errorf("seed runs: %w", err)
+		}
+		if compareIDs, err = runIDs(ctx, c, expID, min(1000, o.runs)); err != nil {
+			return err
+		}
 	}
-	chartIDs, err := seedHistories(ctx, c, o)
-	if err != nil {
-		return fmt.Errorf("seed histories: %w", err)
+	if want["chart"] {
+		if chartIDs, err = seedHistories(ctx, c, o); err != nil {
+			return fmt.Errorf("seed histories: %w", err)
+		}
 	}
-	fmt.Fprintf(os.Stderr, "seeded %d runs and %d x %d steps in %.1fs\n", o.runs, o.chartRuns, o.chartSteps, time.Since(t0).Seconds())
-
-	compareIDs, err := runIDs(ctx, c, expID, min(1000, o.runs))
+	fmt.Fprintf(os.Stderr, "seeded in %.1fs\n", time.Since(t0).Seconds())
+	staticURL, err := serveStatic(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -105,17 +120,31 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer b.close()
+	b.trace = o.trace
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tround\tfigure\tgoal\t")
 	for round := 1; round <= o.rounds; round++ {
-		if err := runsScenario(ctx, tw, b, base, expID, o, round); err != nil {
-			return err
+		var scroll scrollStats
+		if want["runs"] {
+			if scroll, err = runsScenario(ctx, tw, b, base, expID, o, round); err != nil {
+				return err
+			}
 		}
-		if err := chartScenario(ctx, tw, b, base, chartIDs, o, round); err != nil {
-			return err
+		// The ceiling right after, on the machine as it is now.
+		if want["static"] {
+			if err := staticScenario(tw, b, staticURL, scroll, round); err != nil {
+				return err
+			}
 		}
-		if err := pcoordsScenario(ctx, tw, b, base, compareIDs, round); err != nil {
-			return err
+		if want["chart"] {
+			if err := chartScenario(ctx, tw, b, base, chartIDs, o, round); err != nil {
+				return err
+			}
+		}
+		if want["pcoords"] {
+			if err := pcoordsScenario(ctx, tw, b, base, compareIDs, round); err != nil {
+				return err
+			}
 		}
 	}
 	kb, err := assetBytes(ctx, base)
@@ -130,6 +159,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 type browser struct {
 	ctx    context.Context
 	cancel func()
+	trace  bool // trace each scroll
 }
 
 func newBrowser(ctx context.Context) (*browser, error) {

@@ -87,6 +87,7 @@ func (a *API) Routes() []httpapi.Route {
 	}
 	routes = append(routes, proxy...)
 	routes = append(routes, a.bucketRoutes()...)
+	routes = append(routes, a.rangeRoutes()...)
 	routes = append(routes, a.loggedModelRoutes()...)
 	return append(routes, a.uiRoutes()...)
 }

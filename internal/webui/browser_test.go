@@ -184,6 +184,21 @@ func TestBrowserJourneys(t *testing.T) {
 		}
 	})
 
+	t.Run("min and max of a metric as columns", func(t *testing.T) {
+		// Each loss falls over 50 steps to its last value: the run whose
+		// highest loss is the lowest is best-run (from 2.5 down to 0.05).
+		var name, lo, hi, head string
+		first := `#runs .vt-row [data-col="%s"]`
+		run(t, ctx, runsAt(expURL+"?cols=attributes.run_name,metrics.loss,min.loss,max.loss&sort=max.loss"),
+			chromedp.Poll(`(() => { const c = document.querySelector('#runs .vt-row [data-col="max.loss"]'); return c && c.textContent === '2.5'; })()`, nil),
+			chromedp.Text(fmt.Sprintf(first, "attributes.run_name"), &name), chromedp.Text(fmt.Sprintf(first, "min.loss"), &lo),
+			chromedp.Text(fmt.Sprintf(first, "max.loss"), &hi), chromedp.Text(`#runs .vt-head [data-col="max.loss"]`, &head))
+		if name != "best-run" || lo != "0.05" || hi != "2.5" || !strings.Contains(head, "loss (max)") {
+			t.Errorf("first row %q min %q max %q (header %q), want best-run 0.05 2.5 under loss (max)", name, lo, hi, head)
+		}
+		screenshot(t, ctx, "min-max")
+	})
+
 	t.Run("bad filter then a valid one", func(t *testing.T) {
 		var msg, count string
 		run(t, ctx, runsAt(expURL),
@@ -343,6 +358,17 @@ func TestBrowserJourneys(t *testing.T) {
 			}
 		}
 		screenshot(t, ctx, "narrow-runs")
+		// The last column is out of sight (left empty) until the table
+		// is scrolled sideways to it.
+		var before, after string
+		last := `(() => { const c = [...document.querySelector('#runs .vt-row').querySelectorAll('[data-col]')].pop(); return c.dataset.col + '=' + c.textContent; })()`
+		run(t, ctx, narrow, runsAt(expURL+"?sort=metrics.loss"), chromedp.Evaluate(last, &before),
+			chromedp.Evaluate(`(() => { const vt = document.getElementById('runs'); vt.scrollLeft = vt.scrollWidth; })()`, nil),
+			chromedp.Poll(`!/=$/.test(`+last+`)`, nil), chromedp.Evaluate(last, &after))
+		if before != "params.lr=" || after != "params.lr=0.01" {
+			t.Errorf("best-run's last cell %q before scrolling sideways, %q after; want empty, then params.lr=0.01", before, after)
+		}
+		screenshot(t, ctx, "narrow-runs-scrolled")
 	})
 
 	t.Run("compare runs", func(t *testing.T) {

@@ -364,6 +364,24 @@ func TestBrowserPages(t *testing.T) {
 		screenshot(t, ctx, "followed")
 	})
 
+	t.Run("a multi-process job's processes", func(t *testing.T) {
+		j, err := c.SubmitJob(bg, api.JobSpec{Name: "ddp", Nodes: 1, ProcsPerNode: 2, Command: []string{"sh", "-c",
+			`echo "hello from $RANK of $WORLD_SIZE"; echo "rank $RANK done"`}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []string
+		run(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(base+"/#/jobs/"+j.ID),
+			chromedp.Poll(`!!document.getElementById('job-state') && document.getElementById('job-state').textContent === 'succeeded' && document.querySelectorAll('#processes tbody tr').length === 2 &&
+				[...document.querySelectorAll('#processes tbody tr')].every(r => r.cells[3].textContent === '2')`, nil),
+			chromedp.Evaluate(`[...document.querySelectorAll('#processes tbody tr')].map(r => [...r.cells].map(c => c.textContent).join('|'))`, &rows))
+		want := []string{"0|0|0|2|0|rank 0 done", "1|0|1|2|0|rank 1 done"}
+		if strings.Join(rows, "\n") != strings.Join(want, "\n") {
+			t.Errorf("processes table:\n%s\nwant\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+		}
+		screenshot(t, ctx, "processes")
+	})
+
 	t.Run("a running job cancelled from its page", func(t *testing.T) {
 		j, err := c.SubmitJob(bg, api.JobSpec{Name: "long", Command: []string{"sleep", "600"}})
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -68,7 +69,16 @@ func New() *UI {
 	}
 	u.hash = hex.EncodeToString(h.Sum(nil))[:16]
 	u.prefix = "/ui/" + u.hash + "/"
-	u.index = bytes.ReplaceAll(u.files["index.html"], []byte("{{ASSETS}}"), []byte(u.prefix))
+	// Every module is named in the shell, so the browser fetches them all
+	// at once instead of finding each level of imports after the last.
+	var preload strings.Builder
+	for _, n := range names {
+		if strings.HasSuffix(n, ".js") && n != "app.js" {
+			fmt.Fprintf(&preload, "<link rel=\"modulepreload\" href=\"{{ASSETS}}%s\">\n", n)
+		}
+	}
+	index := bytes.ReplaceAll(u.files["index.html"], []byte("{{PRELOAD}}\n"), []byte(preload.String()))
+	u.index = bytes.ReplaceAll(index, []byte("{{ASSETS}}"), []byte(u.prefix))
 	return u
 }
 

@@ -97,9 +97,18 @@ func TestShellAndAssetHeaders(t *testing.T) {
 			if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") {
 				t.Errorf("index CSP %q", csp)
 			}
+			// uPlot's CSS, the app's CSS, app.js, and every other module
+			// preloaded.
+			var modules int
+			filepath.WalkDir("static", func(p string, d os.DirEntry, err error) error {
+				if err == nil && strings.HasSuffix(p, ".js") {
+					modules++
+				}
+				return err
+			})
 			refs := assetRef.FindAllStringSubmatch(body, -1)
-			if len(refs) != 3 { // uPlot's CSS, the app's CSS, app.js
-				t.Fatalf("index names %d hashed assets, want 3:\n%s", len(refs), body)
+			if preloads := strings.Count(body, `rel="modulepreload"`); len(refs) != 2+modules || preloads != modules-1 {
+				t.Fatalf("index names %d hashed assets (%d preloaded), want %d (%d):\n%s", len(refs), preloads, 2+modules, modules-1, body)
 			}
 			for _, ref := range refs {
 				resp, b := get(t, base+ref[1])

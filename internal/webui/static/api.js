@@ -120,6 +120,15 @@ export async function metricBuckets(runIds, key, n) {
   return out;
 }
 
+// metricRanges reads each active run's min and max of the metric keys of
+// an experiment: [{key, run_ids, min, max}] (MLflow's runs/search gives a
+// metric's last value only).
+export async function metricRanges(experimentId, keys) {
+  const q = new URLSearchParams({ experiment_id: experimentId });
+  for (const k of keys) q.append('key', k);
+  return (await get('/api/forge/v1/metrics/ranges?' + q)).ranges || [];
+}
+
 // runsByID reads many runs at once: runs/search with a run_id IN filter in
 // the first run's experiment, then one by one for any found elsewhere.
 // Answers them in the order given; a missing one throws its 404.

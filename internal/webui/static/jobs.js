@@ -53,8 +53,18 @@ export async function jobPage(id) {
       job.run_id ? el('span', {}, ' · run ', el('a', { href: '#/runs/' + encodeURIComponent(job.run_id) }, job.run_id)) : '',
       job.message ? ` · ${job.message}` : ''),
     el('dl', { class: 'facts' }, el('dt', {}, 'Command'), el('dd', {}, el('code', { id: 'job-command' }, (job.spec && job.spec.command || []).join(' ')))),
-    el('h2', {}, 'Attempts'), attemptsTable(job),
-    el('h2', {}, 'Log'), log);
+    el('h2', {}, 'Attempts'), attemptsTable(job));
+  // A job of several processes (nodes x procs_per_node, DDP's ranks): each
+  // process's place and what it wrote, read from the log's [rank] prefixes.
+  const world = Math.max(1, (job.spec && job.spec.nodes) || 1) * Math.max(1, (job.spec && job.spec.procs_per_node) || 1);
+  const perRank = new Map();
+  let procs = null;
+  if (world > 1) {
+    procs = el('div', { id: 'processes' });
+    page.append(el('h2', {}, 'Processes'), procs);
+    procs.replaceChildren(processesTable(job, world, perRank));
+  }
+  page.append(el('h2', {}, 'Log'), log);
   if (!final(job.state) && await may('write')) {
     const msg = el('span', { id: 'cancel-error' });
     const cancel = el('button', { type: 'button', id: 'cancel-job', onclick: async () => {
@@ -78,7 +88,11 @@ export async function jobPage(id) {
   const show = () => {
     if (shown) return;
     shown = true;
-    requestAnimationFrame(() => { shown = false; log.textContent = [...tail, partial].join('\n').replace(/\n$/, '') || '(no output yet)'; });
+    requestAnimationFrame(() => {
+      shown = false;
+      log.textContent = [...tail, partial].join('\n').replace(/\n$/, '') || '(no output yet)';
+      if (procs) procs.replaceChildren(processesTable(job, world, perRank));
+    });
   };
   const follow = async () => {
     try {
@@ -93,6 +107,15 @@ export async function jobPage(id) {
         const lines = (partial + dec.decode(value, { stream: true })).split('\n');
         partial = lines.pop();
         tail.push(...lines);
+        if (procs) {
+          for (const line of lines) {
+            const m = /^\S+ \[(\d+)\] ?(.*)$/.exec(line);
+            if (!m) continue;
+            const p = perRank.get(m[1]) || { lines: 0, last: '' };
+            p.lines++; p.last = m[2];
+            perRank.set(m[1], p);
+          }
+        }
         if (tail.length > 500) tail.splice(0, tail.length - 500);
         show();
       }
@@ -107,6 +130,8 @@ export async function jobPage(id) {
     try {
       const j = await api.get('/api/forge/v1/jobs/' + encodeURIComponent(id));
       state.textContent = j.state;
+      job = j;
+      if (procs) procs.replaceChildren(processesTable(job, world, perRank));
       const at = page.querySelector('#attempts');
       if (at) at.replaceWith(attemptsTable(j));
       if (final(j.state)) { const b = page.querySelector('#cancel-job'); if (b) b.remove(); }
@@ -118,6 +143,33 @@ export async function jobPage(id) {
   follow();
   tick();
   return page;
+}
+
+// processesTable: rank, node and local rank of each process (as the
+// executor numbers them: rank = node x procs_per_node + local rank), the
+// lines it wrote and its last one. The API reports how the attempt ended
+// (the first process to fail), not each process's exit: every process
+// exited 0 when it succeeded; when it failed, the rank named in its
+// message is the one, if it names one.
+function processesTable(job, world, perRank) {
+  const ppn = Math.max(1, (job.spec && job.spec.procs_per_node) || 1);
+  const named = /rank (\d+)/.exec(job.message || '');
+  const exit = (rank) => {
+    if (job.state === 'succeeded') return '0';
+    if (!final(job.state)) return '';
+    return named && Number(named[1]) === rank && job.exit_code != null ? String(job.exit_code) : '';
+  };
+  const rows = [];
+  for (let r = 0; r < Math.min(world, 1024); r++) {
+    const p = perRank.get(String(r)) || { lines: 0, last: '' };
+    rows.push(el('tr', { 'data-rank': String(r) }, el('td', { class: 'num' }, String(r)), el('td', { class: 'num' }, String(Math.floor(r / ppn))),
+      el('td', { class: 'num' }, String(r % ppn)), el('td', { class: 'num' }, String(p.lines)), el('td', { class: 'num' }, exit(r)),
+      el('td', { class: 'last-line' }, el('code', {}, p.last))));
+  }
+  return el('div', {}, el('table', { class: 'grid' },
+    el('thead', {}, el('tr', {}, ['Rank', 'Node', 'Local rank', 'Lines', 'Exit', 'Last line'].map(h => el('th', {}, h)))),
+    el('tbody', {}, rows)),
+  final(job.state) && job.state !== 'succeeded' ? el('p', { class: 'muted' }, `The attempt ended with ${job.exit_code == null ? 'no exit code' : 'exit ' + job.exit_code}${job.message ? ' (' + job.message + ')' : ''}: the first process to fail. The API does not report each process's exit.`) : null);
 }
 
 // attemptsTable: each try at the job, its executor, times, exit and why.

@@ -1,8 +1,8 @@
 import * as api from './api.js';
 import { el, fmtNum, fmtTime, fmtDuration, errorBox, notFound } from './dom.js';
 import { setQuery } from './app.js';
+import { ROW, virtualRows } from './vtable.js';
 
-const ROW = 28;
 const LIVE_MAX = 500;
 
 // A column is named as in MLflow's search grammar: metrics.loss,
@@ -12,9 +12,9 @@ function cellValue(run, col) {
   const key = rest.join('.');
   const i = run.info, d = run.data || {};
   switch (kind) {
-    case 'metrics': { const m = (d.metrics || []).find(m => m.key === key); return m ? m.value : null; }
-    case 'params': { const p = (d.params || []).find(p => p.key === key); return p ? p.value : null; }
-    case 'tags': { const t = (d.tags || []).find(t => t.key === key); return t ? t.value : null; }
+    // A find per lookup: building a map per run cost more (150 ms for
+    // 10,000 runs) than the finds of a sort (10 ms).
+    case 'metrics': case 'params': case 'tags': { const x = (d[kind] || []).find(x => x.key === key); return x ? x.value : null; }
   }
   switch (key) {
     case 'run_name': return i.run_name || i.run_id;
@@ -37,12 +37,15 @@ function cellText(col, v) {
   if (v == null) return '';
   if (col === 'attributes.start_time') return fmtTime(v);
   if (col === 'attributes.duration') return fmtDuration(v);
-  if (col.startsWith('metrics.')) return fmtNum(v);
+  if (col.startsWith('metrics.') || isRange(col)) return fmtNum(v);
   return String(v);
 }
 
-const isNum = (col) => col.startsWith('metrics.') || col === 'attributes.duration' || col === 'attributes.start_time';
-const label = (col) => col.startsWith('attributes.') ? col.slice(11).replace('_', ' ') : col;
+// min.loss and max.loss are the lowest and highest loss a run logged
+// (metrics.loss is its last), read from Forge's metrics/ranges.
+const isRange = (col) => col.startsWith('min.') || col.startsWith('max.');
+const isNum = (col) => col.startsWith('metrics.') || isRange(col) || col === 'attributes.duration' || col === 'attributes.start_time';
+const label = (col) => col.startsWith('attributes.') ? col.slice(11).replace('_', ' ') : isRange(col) ? `metrics.${col.slice(4)} (${col.slice(0, 3)})` : col;
 
 // compare orders values with empty cells last, numbers as numbers.
 function compare(a, b) {
@@ -92,6 +95,32 @@ export async function runsPage(expId, query) {
   const collapsed = new Set();
   const selected = new Set();
 
+  // ranges holds, per metric key, each run's [min, max], read for the
+  // min./max. columns in view only (a long history costs the server a
+  // scan), then kept for the page's life.
+  const ranges = new Map();
+  const value = (r, c) => {
+    if (!isRange(c)) return cellValue(r, c);
+    const byRun = ranges.get(c.slice(4));
+    const mm = byRun && byRun.get(r.info.run_id);
+    return mm ? mm[c.startsWith('min.') ? 0 : 1] : null;
+  };
+  async function readRanges(keys) {
+    if (!keys.length) return;
+    try {
+      for (const rg of await api.metricRanges(expId, keys)) {
+        ranges.set(rg.key, new Map(rg.run_ids.map((id, i) => [id, [rg.min[i], rg.max[i]]])));
+      }
+    } catch (err) {
+      errorSlot.replaceChildren(errorBox(err));
+      return;
+    }
+    texts = new WeakMap();
+    if (isRange(sort) || isRange(group)) sortRows();
+    table.refill();
+  }
+  const rangeKeys = () => [...new Set([...view, sort, group].filter(c => c && isRange(c)).map(c => c.slice(4)))];
+
   function saveURL() {
     const q = new URLSearchParams();
     if (cols.length) q.set('cols', cols.join(','));
@@ -106,6 +135,7 @@ export async function runsPage(expId, query) {
       'attributes.job', 'attributes.datasets']);
     for (const r of runs.slice(0, 2000)) {
       for (const m of r.data.metrics || []) set.add('metrics.' + m.key);
+      for (const m of r.data.metrics || []) { set.add('min.' + m.key); set.add('max.' + m.key); }
       for (const p of r.data.params || []) set.add('params.' + p.key);
       for (const t of r.data.tags || []) if (!t.key.startsWith('mlflow.') && !t.key.startsWith('forge.')) set.add('tags.' + t.key);
     }
@@ -141,7 +171,7 @@ export async function runsPage(expId, query) {
   let order = [];
   function sortRows() {
     let idx = runs.map((r, i) => i);
-    const vals = sort ? runs.map(r => cellValue(r, sort)) : null;
+    const vals = sort ? runs.map(r => value(r, sort)) : null;
     if (sort) {
       idx.sort((a, b) => {
         const c = compare(vals[a], vals[b]);
@@ -151,7 +181,7 @@ export async function runsPage(expId, query) {
     if (!group) { order = idx; return; }
     const groups = new Map();
     for (const i of idx) {
-      const g = cellValue(runs[i], group);
+      const g = value(runs[i], group);
       const k = g == null ? '' : String(g);
       if (!groups.has(k)) groups.set(k, []);
       groups.get(k).push(i);
@@ -173,21 +203,47 @@ export async function runsPage(expId, query) {
   }
 
   const head = el('div', { class: 'vt-head', role: 'row' });
-  const body = el('div', { class: 'vt-body' });
+  const box = el('div', { class: 'vt-rows' });
+  const body = el('div', { class: 'vt-body' }, box);
   vt.append(head, body);
-  let template = '';
+
+  // Column widths are worked out here, in pixels, rather than by the
+  // browser per row: each cell is placed at a fixed size (CSS
+  // containment), so refilling one lays out that cell and nothing else.
+  let xs = [], ws = [];
+  const place = (cell, k) => { cell.style.left = xs[k] + 'px'; cell.style.width = ws[k] + 'px'; return cell; };
+  function widths() {
+    const mins = [32, ...view.map(c => c === 'attributes.run_name' ? 200 : c === 'attributes.start_time' ? 180 : 110)];
+    const grow = [0, ...view.map(c => c === 'attributes.run_name' ? 2 : 1)];
+    const total = mins.reduce((a, b) => a + b, 0);
+    const extra = Math.max(0, vt.clientWidth - total);
+    const g = grow.reduce((a, b) => a + b, 0) || 1;
+    ws = mins.map((m, i) => Math.floor(m + extra * grow[i] / g));
+    xs = ws.map((w, i) => ws.slice(0, i).reduce((a, b) => a + b, 0));
+    vt.style.setProperty('--row-width', ws.reduce((a, b) => a + b, 0) + 'px');
+  }
+
+  // texts are each run's cell strings for the columns in view, formatted
+  // once: a scroll only copies strings.
+  let texts = new WeakMap();
+  function textsOf(r) {
+    let t = texts.get(r);
+    if (!t) { t = view.map(c => cellText(c, value(r, c))); texts.set(r, t); }
+    return t;
+  }
 
   function layout() {
     view = cols.length ? cols : defaultCols();
-    template = '32px ' + view.map(c => c === 'attributes.run_name' ? 'minmax(200px, 2fr)' : c === 'attributes.start_time' ? 'minmax(180px, 1fr)' : 'minmax(110px, 1fr)').join(' ');
-    head.style.gridTemplateColumns = template;
-    head.replaceChildren(el('div', { class: 'vt-cell' }), ...view.map(c => el('div', {
+    texts = new WeakMap();
+    readRanges(rangeKeys().filter(k => !ranges.has(k)));
+    widths();
+    visibleColumns();
+    head.replaceChildren(place(el('div', { class: 'vt-cell' }), 0), ...view.map((c, k) => place(el('div', {
       class: 'vt-cell' + (isNum(c) ? ' num' : ''), role: 'columnheader', 'data-col': c, tabindex: '0',
       title: 'Sort by ' + label(c), 'aria-sort': sort === c ? (desc ? 'descending' : 'ascending') : 'none',
       onclick: () => sortBy(c), onkeydown: (e) => { if (e.key === 'Enter') sortBy(c); },
-    }, label(c) + (sort === c ? (desc ? ' ↓' : ' ↑') : ''))));
-    drawn = { start: -1, end: -1 };
-    draw();
+    }, label(c) + (sort === c ? (desc ? ' ↓' : ' ↑') : '')), k + 1)));
+    table.reset();
   }
 
   function sortBy(c) {
@@ -195,68 +251,97 @@ export async function runsPage(expId, query) {
     saveURL(); sortRows(); layout();
   }
 
-  let drawn = { start: -1, end: -1 };
-  // Rows stay in the DOM while they are in view: scrolling creates only
-  // the rows that come into view and drops those that leave.
-  let live = new Map(); // position in order -> row element
-  function rowFor(i) {
-    if (typeof order[i] === 'object') return groupRow(i, order[i]);
-    const r = runs[order[i]];
+  function onSelect(e) {
+    const row = e.target.closest('.vt-row');
+    const id = row.dataset.run;
+    if (e.target.checked) selected.add(id); else selected.delete(id);
+    row.classList.toggle('sel', e.target.checked);
+    compareBtn.disabled = selected.size < 2;
+    compareBtn.textContent = selected.size ? `Compare ${selected.size}` : 'Compare';
+  }
+  function onGroupClick(e) {
+    const k = e.currentTarget.dataset.group;
+    if (k == null) return;
+    if (collapsed.has(k)) collapsed.delete(k); else collapsed.add(k);
+    sortRows(); table.refill();
+  }
+
+  // A pooled row is built for the columns in view and refilled with
+  // whichever run (or group header) comes into its place.
+  function makeRow() {
+    const row = el('div', { class: 'vt-row', role: 'row' });
+    row.addEventListener('click', onGroupClick);
+    return row;
+  }
+  function asRunRow(row) {
+    if (row.kind === 'run') return;
+    row.kind = 'run';
+    row.className = 'vt-row';
+    row.removeAttribute('data-group'); row.removeAttribute('aria-expanded'); row.removeAttribute('tabindex');
+    const box = el('input', { type: 'checkbox', 'aria-label': 'Select run', onchange: onSelect });
+    row.replaceChildren(place(el('div', { class: 'vt-cell' }, box), 0), ...view.map((c, k) => {
+      const cell = place(el('div', { class: 'vt-cell' + (isNum(c) ? ' num' : ''), 'data-col': c }), k + 1);
+      cell.append(c === 'attributes.run_name' ? el('a', {}, '') : document.createTextNode(''));
+      return cell;
+    }));
+    row.box = box;
+    row.cells = [...row.children].slice(1);
+  }
+  function fill(row, pos) {
+    const item = order[pos];
+    if (typeof item === 'object') return fillGroup(row, item);
+    asRunRow(row);
+    const r = runs[item];
     const id = r.info.run_id;
-    const row = el('div', { class: 'vt-row' + (selected.has(id) ? ' sel' : ''), role: 'row', 'data-run': id });
-    row.style.top = ((i + 1) * ROW) + 'px';
-    row.style.gridTemplateColumns = template;
-    row.append(el('div', { class: 'vt-cell' }, el('input', { type: 'checkbox', 'aria-label': 'Select run', checked: selected.has(id),
-      onchange: (e) => {
-        if (e.target.checked) selected.add(id); else selected.delete(id);
-        row.classList.toggle('sel', e.target.checked);
-        compareBtn.disabled = selected.size < 2;
-        compareBtn.textContent = selected.size ? `Compare ${selected.size}` : 'Compare';
-      } })));
-    for (const c of view) {
-      const v = cellValue(r, c);
-      const cell = el('div', { class: 'vt-cell' + (isNum(c) ? ' num' : ''), 'data-col': c });
-      if (c === 'attributes.run_name') cell.append(el('a', { href: '#/runs/' + encodeURIComponent(id) }, cellText(c, v)));
-      else cell.textContent = cellText(c, v);
-      cell.title = cell.textContent;
-      row.append(cell);
+    row.dataset.run = id;
+    const sel = selected.has(id);
+    if (row.box.checked !== sel) row.box.checked = sel;
+    row.classList.toggle('sel', sel);
+    const t = textsOf(r);
+    for (let k = 0; k < t.length; k++) {
+      const cell = row.cells[k], node = cell.firstChild;
+      // A column scrolled out of sight sideways is left empty: a wide
+      // table refills only the cells a screen shows.
+      const text = k >= cols0 && k < cols1 ? t[k] : '';
+      if (node.nodeType === 1) { node.textContent = text; node.href = '#/runs/' + encodeURIComponent(id); } else if (node.data !== text) node.data = text;
     }
-    return row;
   }
-  function groupRow(i, g) {
+  // [cols0, cols1) are the columns (of view) in sight, with one to spare
+  // on each side.
+  let cols0 = 0, cols1 = Infinity;
+  function visibleColumns() {
+    const left = vt.scrollLeft, right = left + vt.clientWidth;
+    let a = 0, b = view.length;
+    while (a < view.length && xs[a + 1] + ws[a + 1] < left) a++;
+    while (b > a && xs[b] > right) b--;
+    a = Math.max(0, a - 1); b = Math.min(view.length, b + 1);
+    const changed = a !== cols0 || b !== cols1;
+    cols0 = a; cols1 = b;
+    return changed;
+  }
+  function fillGroup(row, g) {
     const open = !collapsed.has(g.group);
-    const row = el('div', { class: 'vt-row vt-group', role: 'row', 'data-group': g.group, tabindex: '-1', 'aria-expanded': String(open),
-      onclick: () => { if (open) collapsed.add(g.group); else collapsed.delete(g.group); sortRows(); drawn = { start: -1, end: -1 }; draw(); } },
-      el('div', { class: 'vt-cell group-label' }, `${open ? '▾' : '▸'} ${label(group)} = ${g.group === '' ? '(none)' : g.group} · ${g.n} run${g.n === 1 ? '' : 's'}` +
-        (g.agg ? ` · ${label(sort)} mean ${fmtNum(g.agg.mean)}, min ${fmtNum(g.agg.min)}, max ${fmtNum(g.agg.max)}` : '')));
-    row.style.top = ((i + 1) * ROW) + 'px';
-    return row;
+    row.kind = 'group';
+    row.className = 'vt-row vt-group';
+    row.removeAttribute('data-run');
+    row.dataset.group = g.group;
+    row.tabIndex = -1;
+    row.setAttribute('aria-expanded', String(open));
+    row.replaceChildren(el('div', { class: 'vt-cell group-label' }, `${open ? '▾' : '▸'} ${label(group)} = ${g.group === '' ? '(none)' : g.group} · ${g.n} run${g.n === 1 ? '' : 's'}` +
+      (g.agg ? ` · ${label(sort)} mean ${fmtNum(g.agg.mean)}, min ${fmtNum(g.agg.min)}, max ${fmtNum(g.agg.max)}` : '')));
   }
-  function draw() {
-    body.style.height = (order.length * ROW + ROW) + 'px';
-    const start = Math.max(0, Math.floor(vt.scrollTop / ROW) - 10);
-    const end = Math.min(order.length, Math.ceil((vt.scrollTop + vt.clientHeight) / ROW) + 10);
-    if (start === drawn.start && end === drawn.end) return;
-    const fresh = drawn.start < 0;
-    drawn = { start, end };
-    if (fresh) { live = new Map(); body.replaceChildren(); }
-    for (const [i, row] of live) if (i < start || i >= end) { row.remove(); live.delete(i); }
-    const added = [];
-    for (let i = start; i < end; i++) if (!live.has(i)) { const row = rowFor(i); live.set(i, row); added.push([i, row]); }
-    // Keep DOM order the table's order (tests and screen readers read it):
-    // placed from the last, each new row goes before its successor.
-    for (const [i, row] of added.reverse()) {
-      const next = live.get(i + 1);
-      if (next && next.parentNode === body) body.insertBefore(row, next); else body.append(row);
-    }
-  }
-  let pending = false;
-  vt.addEventListener('scroll', () => {
-    if (pending) return;
-    pending = true;
-    requestAnimationFrame(() => { pending = false; draw(); });
+  // A cell's full text (cut by an ellipsis) shows on hover: set then, not
+  // on every refill.
+  box.addEventListener('mouseover', (e) => {
+    const cell = e.target.closest && e.target.closest('.vt-cell');
+    if (cell && !cell.classList.contains('group-label')) cell.title = cell.textContent;
   });
-  window.addEventListener('resize', () => { drawn = { start: -1, end: -1 }; draw(); });
+  const table = virtualRows(vt, box, { count: () => order.length, make: makeRow, fill });
+  const draw = () => table.draw();
+  // Scroll events come once a frame, before the frame is drawn: the rows
+  // are refilled right there, so the frame shows them.
+  vt.addEventListener('scroll', () => { if (visibleColumns()) table.refill(); else draw(); });
+  window.addEventListener('resize', () => { if (vt.isConnected) layout(); });
 
   let loads = 0;
   async function load() {
@@ -303,8 +388,8 @@ export async function runsPage(expId, query) {
         const now = new Map((await api.searchRuns([expId], "attributes.status = 'RUNNING'")).map(r => [r.info.run_id, r]));
         for (const r of running) if (!now.has(r.info.run_id)) now.set(r.info.run_id, await api.run(r.info.run_id));
         runs = runs.map(r => now.get(r.info.run_id) || r);
-        drawn = { start: -1, end: -1 };
-        draw();
+        table.refill();
+        readRanges(rangeKeys());
       } catch { /* the next tick tries again */ }
     }
     setTimeout(follow, 10000);
@@ -312,18 +397,20 @@ export async function runsPage(expId, query) {
   setTimeout(follow, 10000);
 
   // Keyboard: arrows move between rows, Enter opens the run, space selects.
+  // The focus follows a position in the table, not a row element (the
+  // elements are reused as the table scrolls).
   vt.addEventListener('keydown', (e) => {
-    const rows = [...body.querySelectorAll('.vt-row')];
     const cur = document.activeElement && document.activeElement.closest ? document.activeElement.closest('.vt-row') : null;
-    let k = cur ? rows.indexOf(cur) : -1;
     if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
       e.preventDefault();
-      k = Math.max(0, Math.min(rows.length - 1, k + (e.key === 'ArrowDown' ? 1 : -1)));
-      const row = rows[k];
+      if (!order.length) return;
+      // With no row focused yet, the first one wholly in view.
+      const want = cur ? cur.pos + (e.key === 'ArrowDown' ? 1 : -1) : Math.ceil(vt.scrollTop / ROW);
+      const pos = Math.max(0, Math.min(order.length - 1, want));
+      const row = table.reveal(pos, ROW);
       if (!row) return;
       row.tabIndex = -1;
-      row.focus();
-      row.scrollIntoView({ block: 'nearest' });
+      row.focus({ preventScroll: true });
     } else if (cur && e.key === 'Enter' && cur.dataset.run) {
       location.hash = '#/runs/' + encodeURIComponent(cur.dataset.run);
     } else if (cur && e.key === 'Enter' && cur.dataset.group != null) {
