@@ -21,6 +21,13 @@ type DriftReport struct {
 	Share          float64        `json:"share"`
 	ShareThreshold float64        `json:"share_threshold"`
 	DatasetDrift   bool           `json:"dataset_drift"`
+	// Outputs is the drift of each logged output against the model's
+	// outputs on the reference (the served version run on the reference's
+	// rows, once per version and reference). They are not counted in
+	// Drifted and Share, which are the inputs'. OutputsError says why
+	// there are none when they could not be compared.
+	Outputs      []FeatureDrift `json:"outputs"`
+	OutputsError string         `json:"outputs_error,omitempty"`
 }
 
 // FeatureDrift is the drift of one input. Method (ks, wasserstein,

@@ -108,8 +108,31 @@ func monitorDrift(ctx context.Context, c *cli, args []string) error {
 func printDrift(c *cli, r api.DriftReport) error {
 	fmt.Fprintf(c.stdout, "deployment %s: %s version %d, window %s (%d rows) against %s (%d rows)\n",
 		r.Deployment, r.Model, r.Version, r.Window, r.CurrentRows, r.Reference, r.ReferenceRows)
+	if err := driftTable(c, "FEATURE", r.Features); err != nil {
+		return err
+	}
+	verdict := "no dataset drift"
+	if r.DatasetDrift {
+		verdict = "DATASET DRIFT"
+	}
+	if _, err := fmt.Fprintf(c.stdout, "%d of %d features drifted (share %s, dataset drift at >= %s): %s\n",
+		r.Drifted, len(r.Features), fmtFloat(r.Share), fmtFloat(r.ShareThreshold), verdict); err != nil {
+		return err
+	}
+	if r.OutputsError != "" {
+		_, err := fmt.Fprintf(c.stdout, "outputs not compared: %s\n", r.OutputsError)
+		return err
+	}
+	if len(r.Outputs) == 0 {
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "outputs, against the model's outputs on the reference:\n")
+	return driftTable(c, "OUTPUT", r.Outputs)
+}
+
+func driftTable(c *cli, first string, fs []api.FeatureDrift) error {
 	var rows [][]string
-	for _, f := range r.Features {
+	for _, f := range fs {
 		drifted := "no"
 		if f.Drifted {
 			drifted = "yes"
@@ -120,16 +143,7 @@ func printDrift(c *cli, r api.DriftReport) error {
 		}
 		rows = append(rows, []string{f.Name, f.Kind, f.Method, fmtFloat(f.Statistic), cmpSign(f.Method) + fmtFloat(f.Threshold), drifted, psi})
 	}
-	if err := table(c.stdout, []string{"FEATURE", "KIND", "METHOD", "STATISTIC", "DRIFT IF", "DRIFTED", "PSI"}, rows); err != nil {
-		return err
-	}
-	verdict := "no dataset drift"
-	if r.DatasetDrift {
-		verdict = "DATASET DRIFT"
-	}
-	_, err := fmt.Fprintf(c.stdout, "%d of %d features drifted (share %s, dataset drift at >= %s): %s\n",
-		r.Drifted, len(r.Features), fmtFloat(r.Share), fmtFloat(r.ShareThreshold), verdict)
-	return err
+	return table(c.stdout, []string{first, "KIND", "METHOD", "STATISTIC", "DRIFT IF", "DRIFTED", "PSI"}, rows)
 }
 
 // cmpSign says which side of the threshold is drift: p-values below it,

@@ -21,7 +21,8 @@ func TestMonitorDriftCLI(t *testing.T) {
 		Features: []api.FeatureDrift{
 			{Name: "age", Column: "in_input_0", Kind: "numeric", Method: "ks", Statistic: 0.0001, Threshold: 0.05, Drifted: true, KS: &ks, PSI: &psi},
 			{Name: "color", Column: "in_input_1", Kind: "categorical", Method: "chisquare", Statistic: 0.6, Threshold: 0.05},
-		}}
+		},
+		Outputs: []api.FeatureDrift{{Name: "out_probability", Column: "out_probability", Kind: "numeric", Method: "ks", Statistic: 0.002, Threshold: 0.05, Drifted: true}}}
 	var query string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/forge/v1/deployments/cancer-api/drift" {
@@ -44,6 +45,7 @@ func TestMonitorDriftCLI(t *testing.T) {
 		"deployment cancer-api: cancer version 2, window 500rows (500 rows) against train@1 (800 rows)",
 		"age", "ks", "0.0001", "< 0.05", "yes", "0.7",
 		"1 of 2 features drifted (share 0.5, dataset drift at >= 0.5): DATASET DRIFT",
+		"outputs, against the model's outputs on the reference:", "OUTPUT", "out_probability", "0.002",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -26,7 +26,7 @@ type Alert struct {
 	Name       string `yaml:"name"`
 	Deployment string `yaml:"deployment"` // "": every deployment
 	// Metric is drift_share (share of features drifted), drifted_features,
-	// accuracy, auc, rmse or mae (per model version).
+	// drifted_outputs, accuracy, auc, rmse or mae (per model version).
 	Metric    string  `yaml:"metric"`
 	Threshold float64 `yaml:"threshold"`
 	When      string  `yaml:"when"`   // above or below
@@ -36,7 +36,7 @@ type Alert struct {
 
 // AlertMetrics are the metrics an alert may watch, and the side of the
 // threshold that fires by default.
-var AlertMetrics = map[string]string{"drift_share": "above", "drifted_features": "above",
+var AlertMetrics = map[string]string{"drift_share": "above", "drifted_features": "above", "drifted_outputs": "above",
 	"accuracy": "below", "auc": "below", "rmse": "above", "mae": "above"}
 
 var windowRe = regexp.MustCompile(`^[0-9]*[1-9][0-9]*\s*rows?$`)
@@ -66,7 +66,7 @@ func (m *Monitor) validate() error {
 		names[a.Name] = true
 		side, ok := AlertMetrics[a.Metric]
 		if !ok {
-			return &FieldError{field("metric"), fmt.Sprintf("%q: want drift_share, drifted_features, accuracy, auc, rmse or mae", a.Metric)}
+			return &FieldError{field("metric"), fmt.Sprintf("%q: want drift_share, drifted_features, drifted_outputs, accuracy, auc, rmse or mae", a.Metric)}
 		}
 		if a.When == "" {
 			a.When = side

@@ -66,11 +66,14 @@ type Monitor struct {
 	Flush func()
 	Log   *slog.Logger
 	Now   func() time.Time // time.Now when nil
+	// Score, when set, runs a deployment's model on its reference, whose
+	// outputs the logged outputs are compared with (outputs.go).
+	Score Scorer
 	Watch Watch
 
 	ws *watchState // set by New
 
-	driftGauge, datasetGauge, qualityGauge *prometheus.GaugeVec
+	driftGauge, outputGauge, datasetGauge, qualityGauge *prometheus.GaugeVec
 }
 
 // New returns m with its gauges registered on reg: the latest report's
@@ -79,10 +82,13 @@ type Monitor struct {
 // alert on them.
 func New(m Monitor, reg prometheus.Registerer) *Monitor {
 	m.ws = &watchState{doneCh: make(chan struct{}), latest: map[string]api.MonitorReport{},
-		kick: make(chan struct{}, 1), firing: map[alertKey]bool{}}
+		kick: make(chan struct{}, 1), firing: map[alertKey]bool{}, outputs: &refOutputs{}}
 	m.driftGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "forge_feature_drift",
 		Help: "Drift statistic of a deployment's input feature in its latest drift report (a p-value for ks and chisquare, a distance for wasserstein and jensenshannon)."},
 		[]string{"deployment", "version", "feature", "method"})
+	m.outputGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "forge_output_drift",
+		Help: "Drift statistic of a deployment's logged output against the model's outputs on its reference in its latest drift report (a p-value for ks and chisquare, a distance for wasserstein and jensenshannon)."},
+		[]string{"deployment", "version", "output", "method"})
 	m.datasetGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "forge_deployment_drift_share",
 		Help: "Share of a deployment's input features drifted in its latest drift report."},
 		[]string{"deployment", "version"})
@@ -90,7 +96,7 @@ func New(m Monitor, reg prometheus.Registerer) *Monitor {
 		Help: "Live quality of a deployment's model version in its latest quality report, from the labels sent as feedback (metric: accuracy, auc, rmse, mae)."},
 		[]string{"deployment", "version", "metric"})
 	if reg != nil {
-		reg.MustRegister(m.driftGauge, m.datasetGauge, m.qualityGauge)
+		reg.MustRegister(m.driftGauge, m.outputGauge, m.datasetGauge, m.qualityGauge)
 	}
 	return &m
 }
@@ -105,6 +111,10 @@ func (m *Monitor) observe(r api.DriftReport) {
 	m.driftGauge.DeletePartialMatch(prometheus.Labels{"deployment": r.Deployment})
 	for _, f := range r.Features {
 		m.driftGauge.WithLabelValues(r.Deployment, v, f.Name, f.Method).Set(f.Statistic)
+	}
+	m.outputGauge.DeletePartialMatch(prometheus.Labels{"deployment": r.Deployment})
+	for _, f := range r.Outputs {
+		m.outputGauge.WithLabelValues(r.Deployment, v, f.Name, f.Method).Set(f.Statistic)
 	}
 	m.datasetGauge.DeletePartialMatch(prometheus.Labels{"deployment": r.Deployment})
 	m.datasetGauge.WithLabelValues(r.Deployment, v).Set(r.Share)
@@ -315,10 +325,12 @@ func (m *Monitor) Drift(ctx context.Context, name string, w Window, reference st
 	}
 	out.ReferenceRows, out.CurrentRows = rep.ReferenceRows, rep.CurrentRows
 	out.Drifted, out.Share, out.ShareThreshold, out.DatasetDrift = rep.Drifted, rep.Share, rep.ShareLimit, rep.DatasetDrift
-	for i, f := range rep.Features {
-		out.Features = append(out.Features, api.FeatureDrift{Name: f.Name, Column: inputs[i], Kind: f.Kind, Method: f.Method,
-			Statistic: f.Statistic, Threshold: f.Threshold, Drifted: f.Drifted, PSI: f.PSI, KS: f.KS, KSPValue: f.KSPValue,
-			Wasserstein: f.Wasserstein, ChiSquarePValue: f.ChiSquarePValue, JensenShannon: f.JensenShannon})
+	out.Features = features(rep, inputs)
+	if out.Outputs, err = m.outputDrift(ctx, db, src, refV.Ref(), refPath, refCols, len(inputs), src.where+src.limit); err != nil {
+		if ctx.Err() != nil {
+			return api.DriftReport{}, ctx.Err()
+		}
+		out.Outputs, out.OutputsError = []api.FeatureDrift{}, forge.Message(err)
 	}
 	m.observe(out)
 	return out, nil

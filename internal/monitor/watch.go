@@ -43,6 +43,7 @@ type watchState struct {
 	latest  map[string]api.MonitorReport // deployment -> over Watch.Window
 	kick    chan struct{}
 	firing  map[alertKey]bool // owned by the Run goroutine
+	outputs *refOutputs
 }
 
 type alertKey struct{ alert, deployment, version string }
@@ -218,6 +219,16 @@ func values(r api.MonitorReport, metric string) map[string]float64 {
 			out[v] = d.Share
 		case "drifted_features":
 			out[v] = float64(d.Drifted)
+		case "drifted_outputs":
+			n := 0
+			for _, o := range d.Outputs {
+				if o.Drifted {
+					n++
+				}
+			}
+			if len(d.Outputs) > 0 {
+				out[v] = float64(n)
+			}
 		}
 	}
 	if q := r.Quality; q != nil {

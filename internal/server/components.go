@@ -166,7 +166,7 @@ func (s *Server) mount(ctx context.Context) error {
 	// Monitoring: drift of each deployment's logged payloads against its
 	// model's training data (lineage) or a given reference.
 	mon := monitor.New(monitor.Monitor{Deployments: deploy.NewStore(s.db), Registry: s.registry, Runs: tracks, Datasets: data,
-		Engine: eng, PayloadPrefix: "payloads.", DB: s.db, TempDir: tmp, Flush: s.serve.FlushPayloads, Log: s.log.With("sys", "monitor"),
+		Engine: eng, PayloadPrefix: "payloads.", DB: s.db, TempDir: tmp, Flush: s.serve.FlushPayloads, Score: s.serve.ScoreRows, Log: s.log.With("sys", "monitor"),
 		Watch: monitor.Watch{Interval: s.cfg.Monitor.Interval, Window: monWindow, Alerts: s.cfg.Monitor.Alerts,
 			AllDeployments: s.cfg.Serve.PayloadSampleRate > 0}}, s.reg)
 	s.runners = append(s.runners, part{"monitor", mon.Run})

@@ -193,6 +193,24 @@ func TestDeploymentDrift(t *testing.T) {
 	if f := r.Features[0]; f.Name != "f00" || f.Column != "in_input__0_0" || f.KS == nil || f.PSI == nil {
 		t.Errorf("first feature: %+v, want f00 from in_input__0_0 with KS and PSI", f)
 	}
+	// The outputs, against the model's outputs on the reference.
+	outputs := func(r api.DriftReport) (names, drifted []string) {
+		t.Helper()
+		if r.OutputsError != "" || len(r.Outputs) == 0 {
+			t.Fatalf("outputs: %v (%q), want them compared", r.Outputs, r.OutputsError)
+		}
+		for _, o := range r.Outputs {
+			t.Logf("output %s (%s): %s %g drifted %v", o.Name, o.Kind, o.Method, o.Statistic, o.Drifted)
+			names = append(names, o.Name)
+			if o.Drifted {
+				drifted = append(drifted, o.Name)
+			}
+		}
+		return names, drifted
+	}
+	if names, got := outputs(r); len(got) != 0 {
+		t.Errorf("in-distribution traffic: outputs %v drifted, want none of %v", got, names)
+	}
 
 	shifted[3], shifted[17] = 1, -1.5
 	send(window)
@@ -200,6 +218,7 @@ func TestDeploymentDrift(t *testing.T) {
 	if got := drifted(r); strings.Join(got, ",") != "f03,f17" || r.Drifted != 2 || r.DatasetDrift {
 		t.Errorf("traffic with f03 and f17 shifted: drifted %v (%d), dataset drift %v; want f03,f17, 2, false", got, r.Drifted, r.DatasetDrift)
 	}
+	outputs(r)
 	// The gauges show the latest report.
 	code, metrics := call(t, "GET", base+"/metrics", nil)
 	for _, want := range []string{
@@ -213,6 +232,19 @@ func TestDeploymentDrift(t *testing.T) {
 	// The last hour holds both windows.
 	if r := report("1h"); r.CurrentRows != 2*window {
 		t.Errorf("window 1h: %d rows, want %d", r.CurrentRows, 2*window)
+	}
+	// Every feature shifted: the model's outputs move with them.
+	for j := range features {
+		shifted[j] = 2
+	}
+	send(window)
+	r = report(rowsWindow)
+	if names, got := outputs(r); len(got) != len(names) {
+		t.Errorf("traffic with every feature shifted by 2: outputs %v drifted, want all of %v", got, names)
+	}
+	code, metrics = call(t, "GET", base+"/metrics", nil)
+	if o := r.Outputs[0]; code != 200 || !strings.Contains(string(metrics), fmt.Sprintf(`forge_output_drift{deployment="cancer-api",method="%s",output="%s",version="1"} %v`, o.Method, o.Name, o.Statistic)) {
+		t.Errorf("/metrics (%d) lacks forge_output_drift of %s = %v", code, o.Name, o.Statistic)
 	}
 
 	// Bad input: a window that does not parse, an unknown deployment, a
