@@ -29,12 +29,21 @@ type binned struct {
 	ref, cur             int64
 }
 
+// hist is a column's counts on one side: fine bins, and the values below
+// and above the grid, with their sums.
+type hist struct {
+	bins                           []float64
+	under, over, underSum, overSum float64
+}
+
 // binnedNumeric computes binned statistics of cols (numeric, with their
 // reference stats) and returns those it could: a column left out is to be
-// computed exactly.
-func binnedNumeric(ctx context.Context, db *sql.DB, ref, cur string, cols []string, stats map[string]refStats, opts Options) (map[string]binned, error) {
+// computed exactly. refHists, when given, are the reference's histograms
+// (of the same reference, stats and columns), computed before; it
+// returns the reference's histograms it used.
+func binnedNumeric(ctx context.Context, db *sql.DB, ref, cur string, cols []string, stats map[string]refStats, opts Options, refHists []hist) (map[string]binned, []hist, error) {
 	if len(cols) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	// The grid spans the reference's range, a hair wider so that its
 	// maximum falls in the last bin; a current value outside it is counted,
@@ -52,13 +61,7 @@ func binnedNumeric(ctx context.Context, db *sql.DB, ref, cur string, cols []stri
 		keep = append(keep, c)
 	}
 	if len(keep) == 0 {
-		return nil, nil
-	}
-	// hist is a column's counts on one side: fine bins, and the values
-	// below and above the grid, with their sums.
-	type hist struct {
-		bins                           []float64
-		under, over, underSum, overSum float64
+		return nil, nil, nil
 	}
 	// A branch per column reads only that column (of Parquet, too).
 	counts := func(rel string) ([]hist, error) {
@@ -95,13 +98,16 @@ func binnedNumeric(ctx context.Context, db *sql.DB, ref, cur string, cols []stri
 		}
 		return out, rows.Err()
 	}
-	a, err := counts(ref)
-	if err != nil {
-		return nil, fmt.Errorf("reference histograms: %w", err)
+	a := refHists
+	if len(a) != len(keep) {
+		var err error
+		if a, err = counts(ref); err != nil {
+			return nil, nil, fmt.Errorf("reference histograms: %w", err)
+		}
 	}
 	b, err := counts(cur)
 	if err != nil {
-		return nil, fmt.Errorf("current histograms: %w", err)
+		return nil, nil, fmt.Errorf("current histograms: %w", err)
 	}
 	out := map[string]binned{}
 	for i, c := range keep {
@@ -155,7 +161,7 @@ func binnedNumeric(ctx context.Context, db *sql.DB, ref, cur string, cols []stri
 		r.psi = psi(psiA, psiB)
 		out[c] = r
 	}
-	return out, nil
+	return out, a, nil
 }
 
 func finite(col string) string {

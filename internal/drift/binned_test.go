@@ -81,3 +81,66 @@ func TestBinnedMatchesExact(t *testing.T) {
 		t.Logf("%s: KS %.6f vs %.6f, W %.6f vs %.6f", e.Name, *g.KS, *e.KS, *g.Wasserstein, *e.Wasserstein)
 	}
 }
+
+// With a ReferenceKey, what Compare computes of the reference alone is
+// kept: a second report under the key gives the same figures without
+// reading the reference's values again (here they changed under it,
+// which a key promises they do not), while a report without the key
+// sees the new values.
+func TestReferenceCache(t *testing.T) {
+	ctx := context.Background()
+	eng, err := duckq.NewEngine(duckq.EngineOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := eng.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	normal := "sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())"
+	mustExec(t, db, ctx, "SELECT setseed(0.5)")
+	mustExec(t, db, ctx, "CREATE TABLE ref AS SELECT "+normal+" AS a, (i % 3) AS k FROM range(5000) t(i)")
+	mustExec(t, db, ctx, "CREATE TABLE cur AS SELECT "+normal+" + 0.3 AS a, (i % 2) AS k FROM range(3000) t(i)")
+	cols := []Column{{"a", Numeric}, {"k", Numeric}}
+	for _, exact := range []bool{false, true} {
+		opts := Options{ReferenceKey: "ref@" + map[bool]string{false: "binned", true: "exact"}[exact], Bins: 512}
+		if !exact {
+			opts.ExactRows = 1
+		}
+		first, err := Compare(ctx, db, "ref", "cur", cols, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustExec(t, db, ctx, "UPDATE ref SET a = a * 3")
+		again, err := Compare(ctx, db, "ref", "cur", cols, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.ReferenceKey = ""
+		fresh, err := Compare(ctx, db, "ref", "cur", cols, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustExec(t, db, ctx, "UPDATE ref SET a = a / 3")
+		f, a, n := first.Features[0], again.Features[0], fresh.Features[0]
+		if exact {
+			// The exact path reads the reference's values with the
+			// window's; the std (the norm) comes from the cache, a third
+			// of the changed reference's.
+			if math.Abs(*a.Wasserstein-3**n.Wasserstein) > 1e-9 {
+				t.Errorf("exact, cached: normed W %v, want 3 x %v (the cached std)", *a.Wasserstein, *n.Wasserstein)
+			}
+			continue
+		}
+		if *a.KS != *f.KS || *a.Wasserstein != *f.Wasserstein || *a.PSI != *f.PSI {
+			t.Errorf("binned, cached: KS %v W %v PSI %v, want the first report's %v %v %v", *a.KS, *a.Wasserstein, *a.PSI, *f.KS, *f.Wasserstein, *f.PSI)
+		}
+		if *n.KS == *f.KS {
+			t.Errorf("binned, no key: KS %v, the same as before the reference changed", *n.KS)
+		}
+		if first.Features[1].Kind != Categorical || again.Features[1].Kind != Categorical {
+			t.Errorf("k: kinds %s, %s, want categorical (3 distinct values)", first.Features[1].Kind, again.Features[1].Kind)
+		}
+	}
+}

@@ -48,6 +48,12 @@ type Options struct {
 	// statistics come from Bins-bin histograms (binned.go).
 	ExactRows int64 // 200,000
 	Bins      int   // 4096
+	// ReferenceKey, when set, names the reference's content (an
+	// immutable file, say): what Compare computes of the reference alone
+	// (statistics, quantiles, histograms) is then kept for that key and
+	// those columns and options, and later reports scan only the current
+	// window (cache.go).
+	ReferenceKey string
 }
 
 func (o *Options) defaults() {
@@ -134,9 +140,14 @@ func Compare(ctx context.Context, db *sql.DB, ref, cur string, cols []Column, op
 	// Large inputs take the PSI's edges from the histograms (binned.go),
 	// not from quantiles, the costliest reference statistic; a column
 	// computed exactly after all reads them then.
-	stats, err := referenceStats(ctx, db, ref, cols, opts.PSIBins, !large)
-	if err != nil {
-		return Report{}, err
+	entry := cachedReference(opts, cols, large)
+	stats := entry.statsOrNil()
+	if stats == nil {
+		var err error
+		if stats, err = referenceStats(ctx, db, ref, cols, opts.PSIBins, !large); err != nil {
+			return Report{}, err
+		}
+		entry.setStats(stats)
 	}
 	var bins map[string]binned
 	if large {
@@ -146,9 +157,12 @@ func Compare(ctx context.Context, db *sql.DB, ref, cur string, cols []Column, op
 				num = append(num, c.Name)
 			}
 		}
-		if bins, err = binnedNumeric(ctx, db, ref, cur, num, stats, opts); err != nil {
+		bs, hists, err := binnedNumeric(ctx, db, ref, cur, num, stats, opts, entry.histsOrNil())
+		if err != nil {
 			return Report{}, err
 		}
+		bins = bs
+		entry.setHists(hists)
 	}
 	for _, c := range cols {
 		var f Feature

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -411,5 +412,16 @@ func CompareParquet(ctx context.Context, db *sql.DB, ref string, refCols []drift
 		}
 	}
 	defer db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS cur")
-	return drift.Compare(ctx, db, "ref", "cur", cols, drift.Options{})
+	return drift.Compare(ctx, db, "ref", "cur", cols, drift.Options{ReferenceKey: fileKey(ref)})
+}
+
+// fileKey names the content of the file at path, for drift's reference
+// cache: a dataset version's file is never rewritten, and a file that was
+// would have another size or time.
+func fileKey(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%s %d %d", path, fi.Size(), fi.ModTime().UnixNano())
 }

@@ -90,7 +90,7 @@ func (m *Monitor) outputDrift(ctx context.Context, db *sql.DB, src source, refRe
 		}
 	}
 	defer db.ExecContext(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS curout")
-	rep, err := drift.Compare(ctx, db, "refout", "curout", cols, drift.Options{})
+	rep, err := drift.Compare(ctx, db, "refout", "curout", cols, drift.Options{ReferenceKey: fileKey(path)})
 	if err != nil {
 		return nil, err
 	}
