@@ -113,6 +113,7 @@ func dataAdd(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer eng.Close()
 	dir, err := os.MkdirTemp("", "forge-data-add-")
 	if err != nil {
 		return err
@@ -509,6 +510,7 @@ func queryToParquet(ctx context.Context, s *api.QueryStream, dst string, c *cli)
 	if err != nil {
 		return err
 	}
+	defer eng.Close()
 	t, err := eng.Convert(ctx, duckq.Source{Path: tmp, Format: duckq.FormatJSONL, Schema: schema}, dst, duckq.ConvertOptions{})
 	if err != nil {
 		return fmt.Errorf("write %s: %w", dst, err)
@@ -673,6 +675,7 @@ func dataGet(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
+		defer eng.Close()
 		if err := eng.ExportCSV(ctx, tmp, *out); err != nil {
 			return err
 		}
