@@ -168,7 +168,18 @@ func (c *Client) HasBundle(ctx context.Context, digest string) (bool, error) {
 
 // PutBundle uploads a code bundle under its sha256 digest.
 func (c *Client) PutBundle(ctx context.Context, digest string, data []byte) error {
-	resp, err := c.Request(ctx, http.MethodPut, "/api/forge/v1/bundles/"+digest, nil, bytes.NewReader(data), "application/gzip")
+	return c.UploadBundle(ctx, digest, bytes.NewReader(data), nil)
+}
+
+// UploadBundle is PutBundle from a reader, telling progress (if not nil)
+// as the bytes go.
+func (c *Client) UploadBundle(ctx context.Context, digest string, r io.Reader, progress Progress) error {
+	size := sizeOf(r)
+	if progress != nil {
+		progress(0, size)
+		r = &progressReader{r: r, total: size, fn: progress}
+	}
+	resp, err := c.Request(ctx, http.MethodPut, "/api/forge/v1/bundles/"+digest, nil, sizedReader{r, size}, "application/gzip")
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,10 @@ func modelRegister(ctx context.Context, c *cli, args []string) error {
 	if *run != "" {
 		d, err = cf.client().RegisterModelFromRun(ctx, pos[0], api.RegisterFromRunRequest{RunID: *run, Path: *artPath, Format: *format, Description: *desc})
 	} else {
-		d, err = cf.client().UploadModelVersion(ctx, pos[0], files, api.UploadOptions{Format: *format, Description: *desc})
+		up := c.newBar("uploading the files of "+pos[0], -1)
+		up.then = "the server is checking the model"
+		d, err = cf.client().UploadModelVersion(ctx, pos[0], files, api.UploadOptions{Format: *format, Description: *desc, Progress: up.set})
+		up.close()
 	}
 	if err != nil {
 		return err
@@ -113,7 +116,7 @@ func modelList(ctx context.Context, c *cli, args []string) error {
 		for _, a := range m.Aliases {
 			aliases = append(aliases, a.Alias+"="+a.Version)
 		}
-		rows = append(rows, []string{m.Name, latest, dashIfEmpty(strings.Join(aliases, ",")), modelTime(m.LastUpdatedTimestamp), m.Description})
+		rows = append(rows, []string{m.Name, latest, dashIfEmpty(strings.Join(aliases, ",")), cf.when(m.LastUpdatedTimestamp), m.Description})
 	}
 	return table(c.stdout, []string{"NAME", "LATEST", "ALIASES", "UPDATED", "DESCRIPTION"}, rows)
 }
@@ -149,7 +152,7 @@ func modelShow(ctx context.Context, c *cli, args []string) error {
 	} else {
 		fmt.Fprintf(w, "format:      %s\n", d.Format)
 	}
-	fmt.Fprintf(w, "created:     %s\n", modelTime(mv.CreationTimestamp))
+	fmt.Fprintf(w, "created:     %s\n", cf.whenLong(mv.CreationTimestamp))
 	if mv.Description != "" {
 		fmt.Fprintf(w, "description: %s\n", mv.Description)
 	}
@@ -240,7 +243,9 @@ func modelDownload(ctx context.Context, c *cli, args []string) error {
 		return usageError{"usage: forge model download NAME[@VERSION|@ALIAS] --out DIR"}
 	}
 	name, ref := splitModelRef(pos[0])
-	d, err := cf.client().DownloadModel(ctx, name, ref, *dir)
+	down := c.newBar("downloading "+name+"@"+ref, -1)
+	d, err := cf.client().DownloadModelProgress(ctx, name, ref, *dir, down.set)
+	down.close()
 	if err != nil {
 		return err
 	}
@@ -260,13 +265,6 @@ func dashIfEmpty(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func modelTime(ms int64) string {
-	if ms == 0 {
-		return "-"
-	}
-	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
 }
 
 var _ flag.Value = (*modelFileFlags)(nil)
@@ -345,7 +343,7 @@ func modelWatch(ctx context.Context, c *cli, args []string) error {
 
 // eventLine is one event as `forge model watch` prints it.
 func eventLine(e api.ModelEvent) string {
-	at := time.UnixMilli(e.Timestamp).Format("2006-01-02 15:04:05")
+	at := absTime(e.Timestamp)
 	what := e.Name
 	if e.Version != "" {
 		what += "@" + e.Version
