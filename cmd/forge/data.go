@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/config"
 	"github.com/forge-mlops/forge/internal/datasets"
 )
@@ -44,11 +45,19 @@ func addServerFlags(fs *flag.FlagSet, c *cli) *clientFlags {
 func dataList(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "data ls")
 	cf := addClientFlags(fs, c)
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
 	if err := cf.check(); err != nil {
 		return err
+	}
+	switch len(pos) {
+	case 0:
+	case 1:
+		return dataVersions(ctx, c, cf, pos[0])
+	default:
+		return usageError{"usage: forge data ls [NAME]"}
 	}
 	ds, err := cf.client().ListDatasets(ctx)
 	if err != nil {
@@ -64,6 +73,29 @@ func dataList(ctx context.Context, c *cli, args []string) error {
 			strconv.FormatInt(v.Rows, 10), strconv.Itoa(len(v.Columns)), humanBytes(v.Bytes), cf.when(v.CreatedAt), orDash(v.Description)})
 	}
 	return table(c.stdout, []string{"NAME", "LATEST", "VERSIONS", "ROWS", "COLUMNS", "SIZE", "UPDATED", "DESCRIPTION"}, rows)
+}
+
+// dataVersions lists a dataset's versions, newest first.
+func dataVersions(ctx context.Context, c *cli, cf *clientFlags, name string) error {
+	if err := datasets.CheckName(name); err != nil {
+		return err
+	}
+	vs, err := cf.client().DatasetVersions(ctx, name)
+	if err != nil {
+		return err
+	}
+	if cf.json() {
+		if vs == nil {
+			vs = []api.DatasetVersion{}
+		}
+		return printJSON(c.stdout, vs)
+	}
+	var rows [][]string
+	for _, v := range vs {
+		rows = append(rows, []string{strconv.FormatInt(v.Version, 10), strconv.FormatInt(v.Rows, 10), strconv.Itoa(len(v.Columns)),
+			humanBytes(v.Bytes), cf.when(v.CreatedAt), orDash(v.CreatedBy), v.Digest[:min(12, len(v.Digest))], orDash(v.Description)})
+	}
+	return table(c.stdout, []string{"VERSION", "ROWS", "COLUMNS", "SIZE", "CREATED", "BY", "SHA256", "DESCRIPTION"}, rows)
 }
 
 func oneRef(pos []string, usage string) (string, error) {

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,11 +86,18 @@ func modelList(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "model ls")
 	cf := addClientFlags(fs, c)
 	filter := fs.String("filter", "", "MLflow search filter, e.g. \"name LIKE 'iris%'\"")
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
 	if err := cf.check(); err != nil {
 		return err
+	}
+	switch {
+	case len(pos) == 1 && *filter == "":
+		return modelVersions(ctx, c, cf, pos[0])
+	case len(pos) > 0:
+		return usageError{"usage: forge model ls [--filter EXPR], or forge model ls NAME for its versions"}
 	}
 	models := []api.RegisteredModel{}
 	for tok := ""; ; {
@@ -119,6 +128,40 @@ func modelList(ctx context.Context, c *cli, args []string) error {
 		rows = append(rows, []string{m.Name, latest, dashIfEmpty(strings.Join(aliases, ",")), cf.when(m.LastUpdatedTimestamp), m.Description})
 	}
 	return table(c.stdout, []string{"NAME", "LATEST", "ALIASES", "UPDATED", "DESCRIPTION"}, rows)
+}
+
+// modelVersions lists a registered model's versions, newest first.
+func modelVersions(ctx context.Context, c *cli, cf *clientFlags, name string) error {
+	cl := cf.client()
+	if _, err := cl.GetRegisteredModel(ctx, name); err != nil {
+		return err
+	}
+	filter := "name = '" + strings.ReplaceAll(name, "'", "''") + "'"
+	vs := []api.ModelVersion{}
+	for tok := ""; ; {
+		page, err := cl.SearchModelVersions(ctx, filter, 1000, tok)
+		if err != nil {
+			return err
+		}
+		vs = append(vs, page.ModelVersions...)
+		if tok = page.NextPageToken; tok == "" {
+			break
+		}
+	}
+	slices.SortFunc(vs, func(a, b api.ModelVersion) int {
+		x, _ := strconv.Atoi(a.Version)
+		y, _ := strconv.Atoi(b.Version)
+		return y - x
+	})
+	if cf.json() {
+		return printJSON(c.stdout, vs)
+	}
+	var rows [][]string
+	for _, v := range vs {
+		rows = append(rows, []string{v.Version, v.CurrentStage, dashIfEmpty(strings.Join(v.Aliases, ",")), v.Status,
+			cf.when(v.CreationTimestamp), dashIfEmpty(v.RunID), dashIfEmpty(v.Description)})
+	}
+	return table(c.stdout, []string{"VERSION", "STAGE", "ALIASES", "STATUS", "CREATED", "RUN", "DESCRIPTION"}, rows)
 }
 
 func modelShow(ctx context.Context, c *cli, args []string) error {

@@ -142,7 +142,11 @@ func TestTablesTellTimeOneWay(t *testing.T) {
 	csv := filepath.Join(t.TempDir(), "sales.csv")
 	os.WriteFile(csv, []byte("id,amount\n1,2.5\n2,3.5\n3,4.5\n"), 0o644)
 	must("data", "add", "sales", csv, "--description", "three sales")
+	os.WriteFile(csv, []byte("id,amount\n1,2.5\n2,3.5\n3,4.5\n4,5.5\n"), 0o644)
+	must("data", "add", "sales", csv, "--description", "four sales")
 	must("model", "register", "mlp", "--file", filepath.Join(modelFixtures, "mlp.onnx"), "--description", "a small MLP")
+	must("model", "register", "mlp", "--file", filepath.Join(modelFixtures, "mlp.onnx"), "--description", "the same again")
+	must("model", "alias", "mlp", "champion", "1")
 	id := strings.TrimSpace(must("run", "--no-code", "--name", "fit-1", "--server", url, "--token", admin, "--", "true"))
 	cl := api.NewClient(url, admin)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -168,7 +172,9 @@ func TestTablesTellTimeOneWay(t *testing.T) {
 		{"token_ls", []string{"token", "ls"}},
 		{"experiments_ls", []string{"experiments", "ls"}},
 		{"data_ls", []string{"data", "ls"}},
+		{"data_ls_versions", []string{"data", "ls", "sales"}},
 		{"model_ls", []string{"model", "ls"}},
+		{"model_ls_versions", []string{"model", "ls", "mlp"}},
 		{"jobs_ls", []string{"jobs", "ls"}},
 		{"runs_ls", []string{"runs", "ls"}},
 	} {
