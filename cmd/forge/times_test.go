@@ -121,9 +121,9 @@ var (
 func TestTablesTellTimeOneWay(t *testing.T) {
 	cleanEnv(t)
 	const admin = "forge_times-test-admin"
+	begin := time.Now() // the server makes its admin token and Default experiment
 	url := forgeServer(t, func(cfg *config.Server) { cfg.Auth, cfg.AdminToken = true, admin })
 	ctx := context.Background()
-	begin := time.Now()
 	must := func(args ...string) string {
 		t.Helper()
 		if args[0] != "run" {
