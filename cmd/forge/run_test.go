@@ -269,3 +269,25 @@ func TestRunsCompareRepeatedNames(t *testing.T) {
 		t.Errorf("compare header does not tell the runs apart:\n%s", out)
 	}
 }
+
+// TestStateLine: what forge run --wait says of each state a job goes
+// through, a retry included.
+func TestStateLine(t *testing.T) {
+	three := 3
+	failed := api.JobAttempt{Attempt: 1, StartedAt: 1000, FinishedAt: 5100, ExitCode: &three, Reason: "exited"}
+	for _, tc := range []struct {
+		job  api.Job
+		want string
+	}{
+		{api.Job{State: "queued"}, "queued"},
+		{api.Job{State: "running", Attempt: 1, Attempts: []api.JobAttempt{{Attempt: 1, StartedAt: 1000}}}, "running (attempt 1)"},
+		{api.Job{State: "queued", Attempt: 1, Attempts: []api.JobAttempt{failed}}, "queued for attempt 2 (attempt 1: exited, exit 3)"},
+		{api.Job{State: "running", Attempt: 2, Attempts: []api.JobAttempt{failed, {Attempt: 2, StartedAt: 6000}}}, "running (attempt 2)"},
+		{api.Job{State: "failed", Attempt: 1, Attempts: []api.JobAttempt{failed}}, "failed (attempt 1, took 4.1s)"},
+		{api.Job{State: "cancelled"}, "cancelled (attempt 1)"},
+	} {
+		if got := stateLine(tc.job); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.job.State, got, tc.want)
+		}
+	}
+}
