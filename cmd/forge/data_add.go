@@ -80,7 +80,10 @@ func dataAdd(ctx context.Context, c *cli, args []string) error {
 	start := time.Now()
 	// DuckDB says nothing while it converts: the phase line says what it
 	// works on and for how long so far.
-	what := src.Describe()
+	what := src.Path // as typed; a postgres:// one without its password
+	if src.IsPostgres() {
+		what = src.Describe()
+	}
 	if st, err := os.Stat(src.Path); err == nil && st.Mode().IsRegular() {
 		what += " (" + humanBytes(st.Size()) + ")"
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 )
@@ -162,7 +163,7 @@ func (b *bar) line() string {
 	// the widest they get, and at least 10 cells for itself.
 	widest := len(fmt.Sprintf("  100%%  %s / %s  1023.9 MiB/s", humanBytes(b.total), humanBytes(b.total)))
 	label := fit(b.label, max(20, b.width-widest-14))
-	cells := min(30, b.width-len(label)-widest-4)
+	cells := min(30, b.width-utf8.RuneCountInString(label)-widest-4)
 	if cells < 10 {
 		return label + nums
 	}
@@ -174,15 +175,16 @@ func (b *bar) line() string {
 	return label + "  [" + body + "]" + nums
 }
 
-// fit cuts s to n bytes, ending in "...".
+// fit cuts s to n characters, ending in "...".
 func fit(s string, n int) string {
-	if len(s) <= n {
+	r := []rune(s)
+	if len(r) <= n {
 		return s
 	}
 	if n < 4 {
-		return s[:max(0, n)]
+		return string(r[:max(0, n)])
 	}
-	return s[:n-3] + "..."
+	return string(r[:n-3]) + "..."
 }
 
 // reader counts what is read from r on the bar. It tells its length (Size)
@@ -225,7 +227,7 @@ func (w barWriter) Write(p []byte) (int, error) {
 type phase struct {
 	w     io.Writer
 	now   func() time.Time
-	label string
+	label string // fitted to the terminal: a wrapped line cannot be redrawn
 	start time.Time
 	quit  chan struct{}
 	done  chan struct{}
@@ -242,6 +244,7 @@ func startPhase(w io.Writer, now func() time.Time, label string) *phase {
 		close(p.done)
 		return p
 	}
+	p.label = fit(label, termWidth(w)-10)
 	p.draw(0)
 	go func() {
 		defer close(p.done)

@@ -238,3 +238,20 @@ func TestProgressOnTerminal(t *testing.T) {
 		t.Errorf("progress on stdout: %q", out.String())
 	}
 }
+
+func TestFit(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"uploading sales", 20, "uploading sales"},
+		{"converting /data/very/long/path.csv", 20, "converting /data/..."},
+		{"déjà vu, encore déjà vu", 10, "déjà vu..."},
+		{"abcdef", 2, "ab"},
+	} {
+		if got := fit(tc.s, tc.n); got != tc.want {
+			t.Errorf("fit(%q, %d) = %q, want %q", tc.s, tc.n, got, tc.want)
+		}
+	}
+}
