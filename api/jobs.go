@@ -174,12 +174,13 @@ func (c *Client) PutBundle(ctx context.Context, digest string, data []byte) erro
 // UploadBundle is PutBundle from a reader, telling progress (if not nil)
 // as the bytes go.
 func (c *Client) UploadBundle(ctx context.Context, digest string, r io.Reader, progress Progress) error {
-	size := sizeOf(r)
 	if progress != nil {
+		// The counting reader hides r's type, which told net/http its length.
+		size := sizeOf(r)
 		progress(0, size)
-		r = &progressReader{r: r, total: size, fn: progress}
+		r = sizedReader{&progressReader{r: r, total: size, fn: progress}, size}
 	}
-	resp, err := c.Request(ctx, http.MethodPut, "/api/forge/v1/bundles/"+digest, nil, sizedReader{r, size}, "application/gzip")
+	resp, err := c.Request(ctx, http.MethodPut, "/api/forge/v1/bundles/"+digest, nil, r, "application/gzip")
 	if err != nil {
 		return err
 	}
