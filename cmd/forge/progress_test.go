@@ -160,7 +160,7 @@ func TestQuietWhenPiped(t *testing.T) {
 	if c := newCLI(io.Discard, &bytes.Buffer{}); c.progress != nil {
 		t.Error("progress is drawn on a buffer")
 	}
-	srv := dataServer(t)
+	srv := forgeServer(t)
 	csv := writeData(t, t.TempDir(), "sales.csv", "id,amount\n1,2.5\n2,3.5\n")
 	c := newCLI(io.Discard, f)
 	if err := c.run(context.Background(), []string{"data", "add", "sales", csv, "--server", srv}); err != nil {
@@ -193,7 +193,7 @@ func TestProgressOnTerminal(t *testing.T) {
 	if c.progress == nil {
 		t.Fatal("no progress on a terminal")
 	}
-	srv := dataServer(t)
+	srv := forgeServer(t) // datasets and registry both
 	dir := t.TempDir()
 	var rows strings.Builder
 	rows.WriteString("id,name,amount\n")
@@ -208,12 +208,11 @@ func TestProgressOnTerminal(t *testing.T) {
 	if err := c.run(ctx, []string{"data", "get", "sales", "--out", filepath.Join(dir, "back.parquet"), "--server", srv}); err != nil {
 		t.Fatal(err)
 	}
-	reg := registryServer(t)
 	model := filepath.Join(modelFixtures, "mlp.onnx")
-	if err := c.run(ctx, []string{"model", "register", "mlp", "--file", model, "--server", reg}); err != nil {
+	if err := c.run(ctx, []string{"model", "register", "mlp", "--file", model, "--server", srv}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.run(ctx, []string{"model", "download", "mlp@1", "--out", filepath.Join(dir, "m"), "--server", reg}); err != nil {
+	if err := c.run(ctx, []string{"model", "download", "mlp@1", "--out", filepath.Join(dir, "m"), "--server", srv}); err != nil {
 		t.Fatal(err)
 	}
 	tty.Close()
