@@ -12,6 +12,7 @@ type DriftReport struct {
 	Deployment     string         `json:"deployment"`
 	Model          string         `json:"model"`
 	Version        int64          `json:"version"`
+	Role           string         `json:"role"`      // stable, or canary: the version the report is of
 	Reference      string         `json:"reference"` // DATASET@VERSION
 	Window         string         `json:"window"`
 	ReferenceRows  int64          `json:"reference_rows"`
@@ -54,7 +55,16 @@ type FeatureDrift struct {
 // ("1h", "10000rows"; "" for the last hour) against reference
 // (DATASET@VERSION; "" for the one lineage gives).
 func (c *Client) DeploymentDrift(ctx context.Context, name, window, reference string) (DriftReport, error) {
+	return c.DeploymentDriftOf(ctx, name, window, reference, "")
+}
+
+// DeploymentDriftOf is DeploymentDrift of the version of role (stable,
+// canary; "" for stable).
+func (c *Client) DeploymentDriftOf(ctx context.Context, name, window, reference, role string) (DriftReport, error) {
 	q := url.Values{}
+	if role != "" {
+		q.Set("role", role)
+	}
 	if window != "" {
 		q.Set("window", window)
 	}
@@ -131,13 +141,17 @@ func (c *Client) DeploymentQuality(ctx context.Context, name, window string) (Qu
 // part that cannot be computed (no logged payloads, no reference, no
 // labels yet) says why instead.
 type MonitorReport struct {
-	Deployment   string         `json:"deployment"`
-	Window       string         `json:"window"`
-	ComputedAt   int64          `json:"computed_at"` // ms since the epoch
-	Drift        *DriftReport   `json:"drift,omitempty"`
-	DriftError   string         `json:"drift_error,omitempty"`
-	Quality      *QualityReport `json:"quality,omitempty"`
-	QualityError string         `json:"quality_error,omitempty"`
+	Deployment string       `json:"deployment"`
+	Window     string       `json:"window"`
+	ComputedAt int64        `json:"computed_at"` // ms since the epoch
+	Drift      *DriftReport `json:"drift,omitempty"`
+	DriftError string       `json:"drift_error,omitempty"`
+	// CanaryDrift is the drift of the canary version's traffic, when the
+	// deployment has a canary.
+	CanaryDrift      *DriftReport   `json:"canary_drift,omitempty"`
+	CanaryDriftError string         `json:"canary_drift_error,omitempty"`
+	Quality          *QualityReport `json:"quality,omitempty"`
+	QualityError     string         `json:"quality_error,omitempty"`
 }
 
 // MonitorReports are the latest reports of the watched deployments.

@@ -54,6 +54,14 @@ func monitorShow(ctx context.Context, c *cli, args []string) error {
 	} else {
 		fmt.Fprintf(c.stdout, "  not computed: %s\n", r.DriftError)
 	}
+	if r.CanaryDrift != nil {
+		fmt.Fprintf(c.stdout, "\nCanary drift\n")
+		if err := printDrift(c, *r.CanaryDrift); err != nil {
+			return err
+		}
+	} else if r.CanaryDriftError != "" {
+		fmt.Fprintf(c.stdout, "\nCanary drift\n  not computed: %s\n", r.CanaryDriftError)
+	}
 	fmt.Fprintf(c.stdout, "\nQuality (window %s)\n", r.Window)
 	if r.Quality == nil {
 		_, err := fmt.Fprintf(c.stdout, "  not computed: %s\n", r.QualityError)

@@ -83,7 +83,8 @@ type Monitor struct {
 // alert on them.
 func New(m Monitor, reg prometheus.Registerer) *Monitor {
 	m.ws = &watchState{doneCh: make(chan struct{}), latest: map[string]api.MonitorReport{},
-		kick: make(chan struct{}, 1), firing: map[alertKey]bool{}, outputs: &refOutputs{}}
+		kick: make(chan struct{}, 1), firing: map[alertKey]bool{}, outputs: &refOutputs{},
+		observed: map[string]map[string]api.DriftReport{}}
 	m.driftGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "forge_feature_drift",
 		Help: "Drift statistic of a deployment's input feature in its latest drift report (a p-value for ks and chisquare, a distance for wasserstein and jensenshannon)."},
 		[]string{"deployment", "version", "feature", "method"})
@@ -102,23 +103,54 @@ func New(m Monitor, reg prometheus.Registerer) *Monitor {
 	return &m
 }
 
-// observe sets the gauges to r.
+// observe sets the gauges to r, beside the deployment's latest report
+// of the other role (stable or canary) while it has one.
 func (m *Monitor) observe(r api.DriftReport) {
 	if m.driftGauge == nil {
 		return
 	}
-	v := strconv.FormatInt(r.Version, 10)
+	m.ws.mu.Lock()
+	defer m.ws.mu.Unlock()
+	byRole := m.ws.observed[r.Deployment]
+	if byRole == nil {
+		byRole = map[string]api.DriftReport{}
+		m.ws.observed[r.Deployment] = byRole
+	}
+	byRole[r.Role] = r
+	m.setGauges(r.Deployment, byRole)
+}
+
+// forgetCanary drops a deployment's canary drift from the gauges once it
+// has no canary.
+func (m *Monitor) forgetCanary(deployment string) {
+	if m.driftGauge == nil {
+		return
+	}
+	m.ws.mu.Lock()
+	defer m.ws.mu.Unlock()
+	if byRole := m.ws.observed[deployment]; byRole != nil {
+		if _, ok := byRole["canary"]; ok {
+			delete(byRole, "canary")
+			m.setGauges(deployment, byRole)
+		}
+	}
+}
+
+func (m *Monitor) setGauges(deployment string, byRole map[string]api.DriftReport) {
 	// A feature or method of an older report is not this one's.
-	m.driftGauge.DeletePartialMatch(prometheus.Labels{"deployment": r.Deployment})
-	for _, f := range r.Features {
-		m.driftGauge.WithLabelValues(r.Deployment, v, f.Name, f.Method).Set(f.Statistic)
+	m.driftGauge.DeletePartialMatch(prometheus.Labels{"deployment": deployment})
+	m.outputGauge.DeletePartialMatch(prometheus.Labels{"deployment": deployment})
+	m.datasetGauge.DeletePartialMatch(prometheus.Labels{"deployment": deployment})
+	for _, r := range byRole {
+		v := strconv.FormatInt(r.Version, 10)
+		for _, f := range r.Features {
+			m.driftGauge.WithLabelValues(r.Deployment, v, f.Name, f.Method).Set(f.Statistic)
+		}
+		for _, f := range r.Outputs {
+			m.outputGauge.WithLabelValues(r.Deployment, v, f.Name, f.Method).Set(f.Statistic)
+		}
+		m.datasetGauge.WithLabelValues(r.Deployment, v).Set(r.Share)
 	}
-	m.outputGauge.DeletePartialMatch(prometheus.Labels{"deployment": r.Deployment})
-	for _, f := range r.Outputs {
-		m.outputGauge.WithLabelValues(r.Deployment, v, f.Name, f.Method).Set(f.Statistic)
-	}
-	m.datasetGauge.DeletePartialMatch(prometheus.Labels{"deployment": r.Deployment})
-	m.datasetGauge.WithLabelValues(r.Deployment, v).Set(r.Share)
 }
 
 // Routes are the monitoring API.
@@ -145,8 +177,16 @@ func (m *Monitor) drift(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	var canary bool
+	switch role := q.Get("role"); role {
+	case "", "stable":
+	case "canary":
+		canary = true
+	default:
+		return nil, forge.Errorf(forge.Invalid, "invalid role %q: want stable or canary", role)
+	}
 	m.flush()
-	return m.Drift(r.Context(), r.PathValue("name"), w, q.Get("reference"))
+	return m.DriftOf(r.Context(), r.PathValue("name"), w, q.Get("reference"), canary)
 }
 
 func (m *Monitor) report(r *http.Request) (any, error) {
@@ -215,7 +255,8 @@ var badDatasetChars = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 // source is where a deployment's logged inputs are and what names them.
 type source struct {
 	d         deploy.Deployment
-	v         registry.Version // the stable version
+	v         registry.Version // the stable version, or the canary's
+	model     string           // v's model
 	dataset   string           // the payload dataset
 	files     []string         // its Parquet files that can hold rows of the window
 	where     string           // the window's rows, as a SQL condition
@@ -223,21 +264,29 @@ type source struct {
 	perDeploy bool             // the deployment's own log (columns named after the reference)
 }
 
-// open finds the deployment, its stable version and the payload files of w.
-func (m *Monitor) open(ctx context.Context, name string, w Window) (source, error) {
+// open finds the deployment, its stable version (its canary's, with
+// canary) and the payload files of w.
+func (m *Monitor) open(ctx context.Context, name string, w Window, canary bool) (source, error) {
 	d, err := m.Deployments.Get(ctx, name)
 	if err != nil {
 		return source{}, err
 	}
-	v, err := m.Registry.Resolve(ctx, d.Model, d.Ref)
+	model, ref := d.Model, d.Ref
+	if canary {
+		if d.CanaryModel == "" {
+			return source{}, forge.Errorf(forge.NotFound, "deployment %s has no canary", name)
+		}
+		model, ref = d.CanaryModel, d.CanaryRef
+	}
+	v, err := m.Registry.Resolve(ctx, model, ref)
 	if err != nil {
 		return source{}, err
 	}
-	src := source{d: d, v: v}
+	src := source{d: d, v: v, model: model}
 	if d.PayloadRate > 0 {
 		src.dataset, src.perDeploy = deploy.PayloadDataset(d.Name), true
 	} else {
-		src.dataset = m.PayloadPrefix + badDatasetChars.ReplaceAllString(d.Model, "_")
+		src.dataset = m.PayloadPrefix + badDatasetChars.ReplaceAllString(model, "_")
 	}
 	if src.files, err = m.windowFiles(ctx, src.dataset, w); err != nil {
 		return source{}, err
@@ -245,7 +294,7 @@ func (m *Monitor) open(ctx context.Context, name string, w Window) (source, erro
 	if len(src.files) == 0 {
 		return source{}, forge.Errorf(forge.NotFound, "deployment %s has no logged payloads in the last %s (dataset %s; deploy it with --log-payloads)", name, w, src.dataset)
 	}
-	src.where = "model = " + quoteString(d.Model) + " AND version = " + quoteString(strconv.FormatInt(v.Version, 10))
+	src.where = "model = " + quoteString(model) + " AND version = " + quoteString(strconv.FormatInt(v.Version, 10))
 	if src.perDeploy {
 		src.where += " AND deployment = " + quoteString(d.Name)
 	}
@@ -267,9 +316,18 @@ func (m *Monitor) since(w Window) string {
 // reference ("" for the deployment's own, else the one lineage gives: the
 // dataset input of the served version's run).
 func (m *Monitor) Drift(ctx context.Context, name string, w Window, reference string) (api.DriftReport, error) {
-	src, err := m.open(ctx, name, w)
+	return m.DriftOf(ctx, name, w, reference, false)
+}
+
+// DriftOf is Drift of the deployment's canary version, with canary.
+func (m *Monitor) DriftOf(ctx context.Context, name string, w Window, reference string, canary bool) (api.DriftReport, error) {
+	src, err := m.open(ctx, name, w, canary)
 	if err != nil {
 		return api.DriftReport{}, err
+	}
+	role := "stable"
+	if canary {
+		role = "canary"
 	}
 	d, v := src.d, src.v
 	if reference == "" {
@@ -284,7 +342,7 @@ func (m *Monitor) Drift(ctx context.Context, name string, w Window, reference st
 	if err != nil {
 		return api.DriftReport{}, fmt.Errorf("reference %s: %w", reference, err)
 	}
-	out := api.DriftReport{Deployment: d.Name, Model: d.Model, Version: v.Version, Reference: refV.Ref(), Window: w.String(),
+	out := api.DriftReport{Deployment: d.Name, Model: src.model, Version: v.Version, Role: role, Reference: refV.Ref(), Window: w.String(),
 		Features: []api.FeatureDrift{}}
 	db, err := m.Engine.Open(ctx)
 	if err != nil {
@@ -315,14 +373,14 @@ func (m *Monitor) Drift(ctx context.Context, name string, w Window, reference st
 	}
 	if len(refCols) < len(inputs) {
 		return api.DriftReport{}, forge.Errorf(forge.Invalid, "reference %s has %d columns but model %s version %d takes %d inputs: the reference's columns must name the inputs, in order",
-			refV.Ref(), len(refCols), d.Model, v.Version, len(inputs))
+			refV.Ref(), len(refCols), src.model, v.Version, len(inputs))
 	}
 	rep, err := CompareParquet(ctx, db, refPath, refCols, src.files, src.where+src.limit, inputs)
 	if err != nil {
 		return api.DriftReport{}, err
 	}
 	if rep.CurrentRows == 0 {
-		return api.DriftReport{}, forge.Errorf(forge.NotFound, "deployment %s has no logged payloads of %s version %d in the last %s", name, d.Model, v.Version, w)
+		return api.DriftReport{}, forge.Errorf(forge.NotFound, "deployment %s has no logged payloads of %s version %d in the last %s", name, src.model, v.Version, w)
 	}
 	out.ReferenceRows, out.CurrentRows = rep.ReferenceRows, rep.CurrentRows
 	out.Drifted, out.Share, out.ShareThreshold, out.DatasetDrift = rep.Drifted, rep.Share, rep.ShareLimit, rep.DatasetDrift

@@ -44,6 +44,9 @@ type watchState struct {
 	kick    chan struct{}
 	firing  map[alertKey]bool // owned by the Run goroutine
 	outputs *refOutputs
+	// observed: the latest drift report by deployment and role, which
+	// the gauges show (under mu).
+	observed map[string]map[string]api.DriftReport
 }
 
 type alertKey struct{ alert, deployment, version string }
@@ -192,7 +195,8 @@ func (m *Monitor) refresh(ctx context.Context) {
 // Report computes the drift and quality of deployment name over w; a
 // part that cannot be computed says why.
 func (m *Monitor) Report(ctx context.Context, name string, w Window) (api.MonitorReport, error) {
-	if _, err := m.Deployments.Get(ctx, name); err != nil {
+	d, err := m.Deployments.Get(ctx, name)
+	if err != nil {
 		return api.MonitorReport{}, err
 	}
 	r := api.MonitorReport{Deployment: name, Window: w.String(), ComputedAt: m.now().UnixMilli()}
@@ -200,6 +204,13 @@ func (m *Monitor) Report(ctx context.Context, name string, w Window) (api.Monito
 		r.DriftError = forge.Message(err)
 	} else {
 		r.Drift = &dr
+	}
+	if d.CanaryModel == "" {
+		m.forgetCanary(name)
+	} else if dr, err := m.DriftOf(ctx, name, w, "", true); err != nil {
+		r.CanaryDriftError = forge.Message(err)
+	} else {
+		r.CanaryDrift = &dr
 	}
 	if q, err := m.Quality(ctx, name, w); err != nil {
 		r.QualityError = forge.Message(err)
@@ -212,7 +223,10 @@ func (m *Monitor) Report(ctx context.Context, name string, w Window) (api.Monito
 // values are the metric's values in r, by model version.
 func values(r api.MonitorReport, metric string) map[string]float64 {
 	out := map[string]float64{}
-	if d := r.Drift; d != nil {
+	for _, d := range []*api.DriftReport{r.Drift, r.CanaryDrift} {
+		if d == nil {
+			continue
+		}
 		v := strconv.FormatInt(d.Version, 10)
 		switch metric {
 		case "drift_share":

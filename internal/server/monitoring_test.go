@@ -240,6 +240,20 @@ func TestDeploymentFeedback(t *testing.T) {
 			t.Errorf("version %s with labels equal to its predictions: %+v (accuracy %v), want %s, %d rows all labeled, accuracy 1", v, got, deref(got.Accuracy), role, n[v])
 		}
 	}
+	// Drift per version too: each role's report reads its own version's rows.
+	for v, role := range map[string]string{"1": "stable", "2": "canary"} {
+		r, err := m.c.DeploymentDriftOf(ctx, "cancer-api", "1h", "", role)
+		if err != nil || r.Role != role || fmt.Sprint(r.Version) != v || r.CurrentRows != n[v] || len(r.Features) != monFeatures || r.Reference != "train@1" {
+			t.Errorf("drift of the %s: role %q version %d, %d rows, %d features against %s (%v); want version %s, %d rows, %d features against train@1",
+				role, r.Role, r.Version, r.CurrentRows, len(r.Features), r.Reference, err, v, n[v], monFeatures)
+		}
+	}
+	if rep, err := m.c.DeploymentMonitor(ctx, "cancer-api", "1h"); err != nil || rep.Drift == nil || rep.CanaryDrift == nil || rep.CanaryDrift.Version != 2 || rep.Drift.Version != 1 {
+		t.Errorf("monitor report: %+v %v, want the stable's drift (version 1) and the canary's (version 2)", rep, err)
+	}
+	if _, err := m.c.DeploymentDriftOf(ctx, "cancer-api", "1h", "", "blue"); httpStatus(err) != 400 || !strings.Contains(err.Error(), `invalid role "blue"`) {
+		t.Errorf("role blue: %v, want invalid naming the role", err)
+	}
 
 	// Flip 30 of version 1's labels.
 	flipped := 0
