@@ -18,10 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
@@ -32,6 +29,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/bench/forgeproc"
 	"github.com/forge-mlops/forge/internal/blob"
 	"github.com/forge-mlops/forge/internal/blob/s3test"
 )
@@ -75,7 +73,7 @@ func run(sizeList, dir, bin string, rounds int) error {
 		return err
 	}
 	defer os.RemoveAll(root)
-	gw, endpoint, err := startGateway(bin, filepath.Join(root, "s3"))
+	endpoint, gw, err := forgeproc.StartGateway(ctx, bin, filepath.Join(root, "s3"))
 	if err != nil {
 		return err
 	}
@@ -241,39 +239,4 @@ func (d *data) Read(p []byte) (int, error) {
 	n := copy(p, d.block[i:min(int64(len(d.block)), i+d.n-d.off)])
 	d.off += int64(n)
 	return n, nil
-}
-
-// startGateway runs versitygw with its POSIX backend on a free port, with
-// an empty bucket "forge".
-func startGateway(bin, root string) (*exec.Cmd, string, error) {
-	if _, err := os.Stat(bin); err != nil {
-		return nil, "", fmt.Errorf("versitygw: %w (build it: make versitygw)", err)
-	}
-	if err := os.MkdirAll(filepath.Join(root, "forge"), 0o755); err != nil {
-		return nil, "", err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, "", err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "--access", s3test.AccessKey, "--secret", s3test.SecretKey, "--port", addr, "posix", root)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, "", err
-	}
-	endpoint := "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := http.Get(endpoint + "/")
-		if err == nil {
-			resp.Body.Close()
-			return cmd, endpoint, nil
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			return nil, "", fmt.Errorf("versitygw did not answer on %s: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
