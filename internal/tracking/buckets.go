@@ -97,7 +97,7 @@ func (s *Store) MetricBuckets(ctx context.Context, runID, key string, n int, ste
 		}
 		bucket, bargs = "step / CAST(? AS BIGINT) - CAST(? AS BIGINT) / CAST(? AS BIGINT)", []any{w, *lo, w}
 	}
-	if shift, ok := rollupShift(*lo, *hi, width); ok && readRollups {
+	if shift, ok := rollupShift(*lo, *hi, width); ok && !s.pointsOnly {
 		return s.rollupBuckets(ctx, h, where, args, *lo, *hi, width, shift)
 	}
 	rows, err := s.db.Query(ctx, "SELECT "+bucket+" AS b, min(step), max(step), min(timestamp), max(timestamp), min(value), max(value), avg(value), count(*) FROM metrics WHERE "+
@@ -117,9 +117,6 @@ func (s *Store) MetricBuckets(ctx context.Context, runID, key string, n int, ste
 	}
 	return h, rows.Err()
 }
-
-// readRollups is false only in a benchmark that compares both ways.
-var readRollups = true
 
 // rollupShift picks the cells of metric_rollups a history of steps lo..hi
 // in buckets width steps wide is read from: the widest cells no wider than

@@ -1,9 +1,6 @@
 package tracking
 
-// ReadRollups sets whether metric buckets are read from the rollups, for a
-// benchmark that compares both ways; it returns the undo.
-func ReadRollups(on bool) func() {
-	was := readRollups
-	readRollups = on
-	return func() { readRollups = was }
-}
+// ReadRollups sets whether the store reads metric buckets from the rollups
+// (the default) or from the points, for a benchmark that compares both.
+// Set it before the store is shared.
+func (s *Store) ReadRollups(on bool) { s.pointsOnly = !on }
