@@ -35,13 +35,19 @@ type EngineOptions struct {
 	// refused with forge.Unavailable (0: no limit).
 	MaxConcurrent int
 	MaxQueued     int
+	// Isolate runs users' queries (Query) in worker processes, each held
+	// by the operating system to its share of MemoryLimit plus a margin
+	// and killed at its deadline (see worker.go). Forge's own work (Open:
+	// imports, profiles, diffs) stays in this process.
+	Isolate bool
 }
 
 // Engine runs dataset work on DuckDB. It holds no open database, so it is
 // cheap to keep for the life of the process and safe for concurrent use.
 type Engine struct {
-	opts   EngineOptions
-	budget *budget
+	opts    EngineOptions
+	budget  *budget
+	workers *workerPool // nil unless opts.Isolate
 }
 
 // NewEngine checks opts by opening and closing one instance with them.
@@ -56,7 +62,21 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 		return nil, fmt.Errorf("check duckdb options: %w", err)
 	}
 	db.Close()
+	if opts.Isolate {
+		if e.workers, err = newWorkerPool(b, opts.TempDir); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
+}
+
+// Close stops the engine's idle worker processes. Queries still running
+// keep theirs until they end.
+func (e *Engine) Close() error {
+	if e.workers != nil {
+		e.workers.close()
+	}
+	return nil
 }
 
 // sandbox describes the locked-down instance a user query runs in.
