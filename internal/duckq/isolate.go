@@ -39,7 +39,7 @@ type workerPool struct {
 }
 
 func newWorkerPool(b *budget, tempDir string) (*workerPool, error) {
-	setup := workerSetup{Memory: b.memory, Threads: b.threads, TempDir: tempDir}
+	setup := workerSetup{Memory: b.memory, TempDir: tempDir}
 	if b.memory != "" {
 		share, err := parseBytes(b.memory)
 		if err != nil {
@@ -216,20 +216,20 @@ type remoteRows struct {
 // queryIsolated is Query with the query run in a worker process.
 func (e *Engine) queryIsolated(ctx context.Context, cancel context.CancelFunc, query string, tables map[string]string, limit int) (*Rows, error) {
 	r := &Rows{cancel: cancel, ctxErr: ctx.Err, limit: limit}
-	release, err := e.budget.acquire(ctx)
+	sl, err := e.budget.acquire(ctx)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
 	w, err := e.workers.get(ctx)
 	if err != nil {
-		release()
+		sl.release()
 		cancel()
 		return nil, err
 	}
-	rr := &remoteRows{pool: e.workers, w: w, release: release, stop: context.AfterFunc(ctx, w.kill)}
+	rr := &remoteRows{pool: e.workers, w: w, release: sl.release, stop: context.AfterFunc(ctx, w.kill)}
 	r.remote = rr
-	if err := w.send(workerRequest{Query: query, Tables: tables, Limit: limit}); err != nil {
+	if err := w.send(workerRequest{Query: query, Tables: tables, Limit: limit, Threads: sl.threads}); err != nil {
 		r.Close()
 		return nil, r.remoteError(err)
 	}

@@ -47,16 +47,16 @@ const workerHello = "forge-duckq-worker/1"
 // worker's one DuckDB instance.
 type workerSetup struct {
 	Memory    string // DuckDB's memory_limit for the instance
-	Threads   int
 	TempDir   string
 	DataLimit uint64 // RLIMIT_DATA of the process, bytes; 0: none
 }
 
 // workerRequest is one query.
 type workerRequest struct {
-	Query  string
-	Tables map[string]string
-	Limit  int
+	Query   string
+	Tables  map[string]string
+	Limit   int
+	Threads int // the engine's slot's threads; 0: DuckDB's default
 }
 
 // workerReply is one message of a query's answer: first Columns (or Err),
@@ -119,12 +119,16 @@ func serveWorker(in io.Reader, out io.Writer) int {
 		}
 	}
 	eng := &Engine{opts: EngineOptions{TempDir: setup.TempDir},
-		budget: &budget{slots: make(chan struct{}, 1), memory: setup.Memory, threads: setup.Threads}}
+		budget: &budget{slots: make(chan struct{}, 1), memory: setup.Memory}}
+	defer eng.Close()
 	for {
 		var req workerRequest
 		if err := dec.Decode(&req); err != nil {
 			return 0 // the engine closed the pipe: it is done with this worker
 		}
+		// The engine's budget gave the query its threads; this process runs
+		// one query at a time.
+		eng.budget.threads, eng.budget.total = req.Threads, req.Threads
 		if err := answer(eng, req, send); err != nil {
 			// The pipe broke (the engine is gone or gave up on us), or a
 			// value could not be encoded.

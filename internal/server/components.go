@@ -206,6 +206,7 @@ func (s *Server) executors(ctx context.Context) (map[string]forge.Executor, jobs
 			if err != nil {
 				return nil, jcfg, fmt.Errorf("executor %s: %w", ec.Name, err)
 			}
+			s.closers = append(s.closers, ex)
 			execs[ec.Name] = ex
 		case config.KindSlurm:
 			c := ec.Slurm
