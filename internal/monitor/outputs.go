@@ -29,6 +29,9 @@ import (
 // the model's own outputs on its training data are what its outputs
 // should look like while its inputs do.
 
+// maxScoredRows bounds the reference rows the model is run on.
+const maxScoredRows = 200_000
+
 // Scorer runs a deployment's model version on rows of inputs laid out as
 // the payload log lays them out, and returns the outputs as it names and
 // lays them out (serve.Server.ScoreRows).
@@ -112,7 +115,8 @@ func features(rep drift.Report, columns []string) []api.FeatureDrift {
 // referenceOutputs returns the Parquet file of the outputs of the
 // deployment's model version on the reference's rows, computing it the
 // first time. Rows with a missing or non-finite input are left out (no
-// model takes them).
+// model takes them); of a reference of more than maxScoredRows rows, a
+// repeatable sample of that many is scored.
 func (m *Monitor) referenceOutputs(ctx context.Context, db *sql.DB, deployment, model, ver, refRef, refPath string, cols []drift.Column) (string, error) {
 	if m.Score == nil {
 		return "", forge.Errorf(forge.Unavailable, "no model server to compute the model's outputs on the reference")
@@ -136,7 +140,10 @@ func (m *Monitor) referenceOutputs(ctx context.Context, db *sql.DB, deployment, 
 		exprs[i] = "TRY_CAST(" + quoteIdent(col.Name) + " AS DOUBLE)"
 		conds[i] = "isfinite(" + exprs[i] + ")"
 	}
-	rs, err := db.QueryContext(ctx, "SELECT "+strings.Join(exprs, ", ")+" FROM "+drift.Parquet(refPath)+" WHERE "+strings.Join(conds, " AND "))
+	// A larger reference is sampled (repeatably): the outputs' histogram
+	// needs no more, and the rows are held in memory to be scored.
+	rs, err := db.QueryContext(ctx, "SELECT "+strings.Join(exprs, ", ")+" FROM "+drift.Parquet(refPath)+" WHERE "+strings.Join(conds, " AND ")+
+		fmt.Sprintf(" USING SAMPLE reservoir(%d ROWS) REPEATABLE (42)", maxScoredRows))
 	if err != nil {
 		return "", fmt.Errorf("read reference %s: %w", refRef, err)
 	}
