@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/forge-mlops/forge/internal/queue"
 )
 
 // Server is the configuration of `forge server`.
@@ -48,6 +50,10 @@ type Server struct {
 	DuckDB         DuckDB  `yaml:"duckdb"`
 	Serve          Serve   `yaml:"serve"`
 	Monitor        Monitor `yaml:"monitor"`
+	// Queues are the credentials and TLS settings of Kafka brokers and NATS
+	// servers, keyed by HOST:PORT (or kafka://HOST:PORT, nats://HOST:PORT);
+	// secrets are named by a variable or a file (see queue.Auth).
+	Queues queue.Auths `yaml:"queues"`
 	// Executors are the named places jobs run (see Executor); default: one
 	// local executor named "local".
 	Executors []Executor `yaml:"executors"`
@@ -232,6 +238,11 @@ func (c *Server) Validate() error {
 	if err := c.Monitor.validate(); err != nil {
 		return err
 	}
+	q, err := c.Queues.Resolve(os.LookupEnv)
+	if err != nil {
+		return &FieldError{"queues", err.Error()}
+	}
+	c.Queues = q
 	if c.HTTP.MaxBodyBytes <= 0 {
 		return &FieldError{"http.max_body_bytes", "must be positive"}
 	}

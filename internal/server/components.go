@@ -80,7 +80,7 @@ func (s *Server) mount(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	data := datasets.New(s.db, s.blobs, eng, datasets.Options{TempDir: tmp}, s.log.With("sys", "datasets"))
+	data := datasets.New(s.db, s.blobs, eng, datasets.Options{TempDir: tmp, Queues: s.cfg.Queues}, s.log.With("sys", "datasets"))
 	s.routes = append(s.routes, datasets.NewAPI(data, s.log.With("sys", "datasets")).Routes()...)
 	// Follows of message queues: each cuts versions on its schedule.
 	s.runners = append(s.runners, part{"dataset-follows", datasets.NewFollower(data, 0, s.log.With("sys", "follow")).Run})
