@@ -28,6 +28,7 @@ import (
 	"github.com/forge-mlops/forge/internal/runtime/onnxrt"
 	"github.com/forge-mlops/forge/internal/runtime/process"
 	"github.com/forge-mlops/forge/internal/runtime/xgbrt"
+	"github.com/forge-mlops/forge/internal/queue/publish"
 	"github.com/forge-mlops/forge/internal/serve"
 	"github.com/forge-mlops/forge/internal/version"
 )
@@ -147,6 +148,10 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 			src.Blobs = store
 		}
 		follow = deploy.NewController(src, srv, dlog)
+		pubMetrics := publish.NewMetrics(reg)
+		follow.OpenSink = func(name, url string) (deploy.Sink, error) {
+			return publish.Open(url, name, cfg.Queues, pubMetrics, publish.Options{Log: dlog})
+		}
 	}
 	// The same middleware as forge server's: a replica's requests have ids,
 	// an access log and HTTP metrics too.

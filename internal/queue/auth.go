@@ -92,12 +92,16 @@ func (a Auths) Resolve(lookup func(string) (string, bool)) (Auths, error) {
 		if h := strings.TrimPrefix(strings.TrimPrefix(k, "kafka://"), "nats://"); strings.Contains(h, "/") || !strings.Contains(h, ":") {
 			return nil, fmt.Errorf("%s: want HOST:PORT, kafka://HOST:PORT or nats://HOST:PORT", k)
 		}
-		var err error
-		if v.Password, err = secret(lookup, "password", v.PasswordEnv, v.PasswordFile); err != nil {
+		// Secrets set in Go (tests) are kept when no variable or file is named.
+		if p, err := secret(lookup, "password", v.PasswordEnv, v.PasswordFile); err != nil {
 			return nil, fmt.Errorf("%s.%w", k, err)
+		} else if p != "" {
+			v.Password = p
 		}
-		if v.Token, err = secret(lookup, "token", v.TokenEnv, v.TokenFile); err != nil {
+		if tk, err := secret(lookup, "token", v.TokenEnv, v.TokenFile); err != nil {
 			return nil, fmt.Errorf("%s.%w", k, err)
+		} else if tk != "" {
+			v.Token = tk
 		}
 		if v.CredsFile != "" {
 			if _, err := os.Stat(v.CredsFile); err != nil {

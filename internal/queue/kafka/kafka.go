@@ -37,6 +37,29 @@ func Open(ctx context.Context, ep queue.Endpoint) (*Source, error) {
 	opts := []kgo.Opt{kgo.SeedBrokers(ep.Hosts...), kgo.DialTimeout(5 * time.Second),
 		kgo.RetryTimeout(10 * time.Second), kgo.RequestRetries(2),
 		kgo.FetchMaxBytes(8 << 20), kgo.FetchMaxPartitionBytes(2 << 20), kgo.MaxConcurrentFetches(2)}
+	auth, err := Options(ep)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, auth...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, forge.Errorf(forge.Invalid, "%s: %v", ep, err)
+	}
+	s := &Source{ep: ep, opts: opts, admin: cl, adm: kadm.NewClient(cl)}
+	if _, err := s.Ends(ctx); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Source) user() string { u, _, _, _ := s.ep.Credentials(); return u }
+
+// Options are the client options ep's credentials and TLS settings give:
+// SASL with the URL's user or the config's, TLS from the config or ?tls=true.
+func Options(ep queue.Endpoint) ([]kgo.Opt, error) {
+	var opts []kgo.Opt
 	user, pass, mech, _ := ep.Credentials()
 	if user != "" {
 		switch mech {
@@ -57,19 +80,8 @@ func Open(ctx context.Context, ep queue.Endpoint) (*Source, error) {
 	if tc != nil {
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return nil, forge.Errorf(forge.Invalid, "%s: %v", ep, err)
-	}
-	s := &Source{ep: ep, opts: opts, admin: cl, adm: kadm.NewClient(cl)}
-	if _, err := s.Ends(ctx); err != nil {
-		cl.Close()
-		return nil, err
-	}
-	return s, nil
+	return opts, nil
 }
-
-func (s *Source) user() string { u, _, _, _ := s.ep.Credentials(); return u }
 
 // Close closes the connections.
 func (s *Source) Close() error { s.admin.Close(); return nil }

@@ -1,0 +1,93 @@
+package publish_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/forge-mlops/forge/internal/queue/publish"
+	"github.com/forge-mlops/forge/internal/queue/queuetest"
+)
+
+// A broker that is down never makes Publish wait: what does not fit the
+// queue is dropped and counted.
+func TestPublishToDownBrokerDrops(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	for _, url := range []string{"kafka://" + addr + "/t", "nats://" + addr + "/s"} {
+		reg := prometheus.NewRegistry()
+		m := publish.NewMetrics(reg)
+		p, err := publish.Open(url, "d", nil, m, publish.Options{QueueSize: 10})
+		if err != nil {
+			t.Fatalf("open %s: %v", url, err)
+		}
+		const n = 5000
+		for range n {
+			p.Publish("k", []byte(`{"a":1}`))
+		}
+		sent, full := m.Counts("d", "queue_full")
+		if full < n-100 {
+			t.Errorf("%s: %v of %d messages dropped as queue_full, want nearly all (the queue holds 10)", url, full, n)
+		}
+		if sent != 0 {
+			t.Errorf("%s: %v sent to a broker that is down", url, sent)
+		}
+		p.Close()
+	}
+}
+
+// Messages reach a Kafka topic keyed as given, and a NATS JetStream stream
+// under STREAM.DEPLOYMENT.
+func TestPublish(t *testing.T) {
+	kafka := queuetest.Kafka(t, 1, "t")
+	nats := queuetest.NATS(t)
+	_, st := queuetest.Stream(t, nats, "S")
+	m := publish.NewMetrics(nil)
+	for _, url := range []string{"kafka://" + kafka + "/t", "nats://" + nats + "/S"} {
+		p, err := publish.Open(url, "dep", nil, m, publish.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(time.Minute); sent(m) == 0; time.Sleep(20 * time.Millisecond) {
+			// NATS: the connection comes up in the background; until then rows are dropped.
+			p.Publish("r1", []byte(`{"n":1}`))
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: nothing sent", url)
+			}
+		}
+		p.Close()
+		m = publish.NewMetrics(nil)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafka), kgo.ConsumeTopics("t"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fs := cl.PollFetches(ctx)
+	if err := fs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	recs := fs.Records()
+	if len(recs) == 0 || string(recs[0].Key) != "r1" || string(recs[0].Value) != `{"n":1}` {
+		t.Errorf("kafka records %v", recs)
+	}
+	msg, err := st.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Subject != "S.dep" || string(msg.Data) != `{"n":1}` || msg.Header.Get("Forge-Request-Id") != "r1" {
+		t.Errorf("nats message %s %s %v", msg.Subject, msg.Data, msg.Header)
+	}
+}
+
+func sent(m *publish.Metrics) float64 { s, _ := m.Counts("dep", "error"); return s }
