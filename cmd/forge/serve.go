@@ -25,10 +25,10 @@ import (
 	"github.com/forge-mlops/forge/internal/deploy"
 	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/ort"
+	"github.com/forge-mlops/forge/internal/queue/publish"
 	"github.com/forge-mlops/forge/internal/runtime/onnxrt"
 	"github.com/forge-mlops/forge/internal/runtime/process"
 	"github.com/forge-mlops/forge/internal/runtime/xgbrt"
-	"github.com/forge-mlops/forge/internal/queue/publish"
 	"github.com/forge-mlops/forge/internal/serve"
 	"github.com/forge-mlops/forge/internal/version"
 )
