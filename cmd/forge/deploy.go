@@ -47,7 +47,7 @@ func cmdDeploy(ctx context.Context, c *cli, args []string) error {
 	if cf.json() {
 		return printJSON(c.stdout, d)
 	}
-	if err := printDeployment(c, d); err != nil {
+	if err := printDeployment(c, cf, d); err != nil {
 		return err
 	}
 	if d.Status != nil && d.Status.Error != "" {
@@ -115,7 +115,7 @@ func deploymentsShow(ctx context.Context, c *cli, args []string) error {
 	if cf.json() {
 		return printJSON(c.stdout, d)
 	}
-	return printDeployment(c, d)
+	return printDeployment(c, cf, d)
 }
 
 func deploymentsRemove(ctx context.Context, c *cli, args []string) error {
@@ -135,7 +135,7 @@ func deploymentsRemove(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-func printDeployment(c *cli, d api.Deployment) error {
+func printDeployment(c *cli, cf *clientFlags, d api.Deployment) error {
 	w := c.stdout
 	fmt.Fprintf(w, "deployment:  %s\n", d.Name)
 	fmt.Fprintf(w, "spec:        %s\n", deploymentSpec(d.DeploymentSpec))
@@ -153,7 +153,7 @@ func printDeployment(c *cli, d api.Deployment) error {
 			fmt.Fprintf(w, "published:   %s\n", d.LogPayloadsTo)
 		}
 	}
-	fmt.Fprintf(w, "updated:     %s\n", modelTime(d.UpdatedAt))
+	fmt.Fprintf(w, "updated:     %s\n", cf.whenLong(d.UpdatedAt))
 	st := d.Status
 	if st == nil {
 		fmt.Fprintln(w, "status:      not served by this server")
