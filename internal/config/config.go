@@ -238,11 +238,6 @@ func (c *Server) Validate() error {
 	if err := c.Monitor.validate(); err != nil {
 		return err
 	}
-	q, err := c.Queues.Resolve(os.LookupEnv)
-	if err != nil {
-		return &FieldError{"queues", err.Error()}
-	}
-	c.Queues = q
 	if c.HTTP.MaxBodyBytes <= 0 {
 		return &FieldError{"http.max_body_bytes", "must be positive"}
 	}
@@ -409,8 +404,14 @@ func indexKeys(n *yaml.Node, prefix string, keys map[int]string) {
 // Env is how the environment is looked up; os.LookupEnv in production.
 type Env func(string) (string, bool)
 
-// LoadEnv applies FORGE_* variables.
+// LoadEnv applies FORGE_* variables, and reads the secrets the queues:
+// section names (variables and files).
 func (c *Server) LoadEnv(env Env) error {
+	q, err := c.Queues.Resolve(env)
+	if err != nil {
+		return &FieldError{"queues", err.Error()}
+	}
+	c.Queues = q
 	str := func(name string, dst *string) {
 		if v, ok := env(name); ok {
 			*dst = v

@@ -108,6 +108,11 @@ func (a Auths) Resolve(lookup func(string) (string, bool)) (Auths, error) {
 				return nil, fmt.Errorf("%s.creds_file: %w", k, err)
 			}
 		}
+		if v.TLS.On() {
+			if _, err := v.TLS.Config(); err != nil {
+				return nil, fmt.Errorf("%s.%w", k, err)
+			}
+		}
 		out[k] = v
 	}
 	return out, nil
