@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/forge-mlops/forge/internal/queue"
 	"github.com/forge-mlops/forge/internal/queue/publish"
 	"github.com/forge-mlops/forge/internal/queue/queuetest"
 )
@@ -91,3 +92,28 @@ func TestPublish(t *testing.T) {
 }
 
 func sent(m *publish.Metrics) float64 { s, _ := m.Counts("dep", "error"); return s }
+
+// The config's credentials are used: a NATS server that wants a token
+// takes the rows with it, and none without.
+func TestPublishWithConfigCredentials(t *testing.T) {
+	addr := queuetest.NATS(t, "--auth", "pub-token-77")
+	for _, tc := range []struct {
+		auths queue.Auths
+		want  bool
+	}{{queue.Auths{addr: {Token: "pub-token-77"}}, true}, {nil, false}} {
+		m := publish.NewMetrics(nil)
+		p, err := publish.Open("nats://"+addr+"/subj", "dep", tc.auths, m, publish.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Until the connection is up rows are dropped; give it a few hundred tries.
+		for i := 0; i < 500 && sent(m) == 0; i++ {
+			p.Publish("r", []byte(`{}`))
+			time.Sleep(5 * time.Millisecond)
+		}
+		if got := sent(m) > 0; got != tc.want {
+			t.Errorf("with the token in the config %v: sent %v rows, want some: %v", tc.auths != nil, sent(m), tc.want)
+		}
+		p.Close()
+	}
+}
