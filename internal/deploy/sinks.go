@@ -1,6 +1,10 @@
 package deploy
 
-import "github.com/forge-mlops/forge/internal/serve"
+import (
+	"sync"
+
+	"github.com/forge-mlops/forge/internal/serve"
+)
 
 // Sink is where a deployment's payload rows are published (see
 // serve.PayloadSink); Close stops it.
@@ -46,8 +50,12 @@ func (c *Controller) closeSink(name string) {
 }
 
 // closeSinks closes every sink, when the controller stops.
+// Each gets its few seconds to hand its queue to the broker, side by side.
 func (c *Controller) closeSinks() {
-	for name := range c.sinks {
-		c.closeSink(name)
+	var wg sync.WaitGroup
+	for _, s := range c.sinks {
+		wg.Go(s.sink.Close)
 	}
+	wg.Wait()
+	clear(c.sinks)
 }
