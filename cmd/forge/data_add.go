@@ -71,6 +71,7 @@ func dataAdd(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer eng.Close()
 	dir, err := os.MkdirTemp("", "forge-data-add-")
 	if err != nil {
 		return err

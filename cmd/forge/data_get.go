@@ -56,6 +56,7 @@ func dataGet(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
+		defer eng.Close()
 		conv := c.phase("writing " + *out)
 		err = eng.ExportCSV(ctx, tmp, *out)
 		conv.stop()

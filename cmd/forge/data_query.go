@@ -249,6 +249,7 @@ func queryToParquet(ctx context.Context, s *api.QueryStream, dst string, c *cli)
 	if err != nil {
 		return err
 	}
+	defer eng.Close()
 	t, err := eng.Convert(ctx, duckq.Source{Path: tmp, Format: duckq.FormatJSONL, Schema: schema}, dst, duckq.ConvertOptions{})
 	if err != nil {
 		return fmt.Errorf("write %s: %w", dst, err)
