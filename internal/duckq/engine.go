@@ -34,15 +34,21 @@ type EngineOptions struct {
 	// refused with forge.Unavailable (0: no limit).
 	MaxConcurrent int
 	MaxQueued     int
+	// Isolate runs users' queries (Query) in worker processes, each held
+	// by the operating system to its share of MemoryLimit plus a margin
+	// and killed at its deadline (see worker.go). Forge's own work (Open:
+	// imports, profiles, diffs) stays in this process.
+	Isolate bool
 }
 
 // Engine runs dataset work on DuckDB. It holds no open database, only a
 // spare instance made ahead (see spare.go), so it is cheap to keep for the
 // life of the process and safe for concurrent use. Close frees the spare.
 type Engine struct {
-	opts   EngineOptions
-	budget *budget
-	spares spares
+	opts    EngineOptions
+	budget  *budget
+	spares  spares
+	workers *workerPool // nil unless opts.Isolate
 }
 
 // NewEngine checks opts by opening and closing one instance with them.
@@ -58,12 +64,23 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 		return nil, fmt.Errorf("check duckdb options: %w", err)
 	}
 	db.Close()
+	if opts.Isolate {
+		if e.workers, err = newWorkerPool(b, opts.TempDir); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
 }
 
-// Close frees the spare instance and waits for one being made. Work in
-// progress is not affected; an open after Close fails.
-func (e *Engine) Close() error { return e.spares.close() }
+// Close frees the spare instance, waits for one being made, and stops the
+// idle worker processes. Work in progress is not affected (a query keeps
+// its worker until it ends); an open after Close fails.
+func (e *Engine) Close() error {
+	if e.workers != nil {
+		e.workers.close()
+	}
+	return e.spares.close()
+}
 
 // sandbox describes the locked-down instance a user query runs in.
 type sandbox struct {

@@ -77,7 +77,7 @@ func (s *Server) mount(ctx context.Context) error {
 	// Datasets, explored with DuckDB.
 	eng, err := duckq.NewEngine(duckq.EngineOptions{MemoryLimit: s.cfg.DuckDB.MemoryLimit, Threads: s.cfg.DuckDB.Threads,
 		TempDir: filepath.Join(tmp, "duckdb"), QueryTimeout: s.cfg.DuckDB.QueryTimeout,
-		MaxConcurrent: s.cfg.DuckDB.MaxConcurrent, MaxQueued: s.cfg.DuckDB.MaxQueued})
+		MaxConcurrent: s.cfg.DuckDB.MaxConcurrent, MaxQueued: s.cfg.DuckDB.MaxQueued, Isolate: true})
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,7 @@ var (
 	_ forge.CapacityReporter = (*Executor)(nil)
 	_ forge.Attacher         = (*Executor)(nil)
 	_ forge.Sampler          = (*Executor)(nil)
+	_ forge.ProcessReporter  = (*Executor)(nil)
 )
 
 // Config configures the local executor. Zero fields take the machine's values.
@@ -81,7 +82,8 @@ type Executor struct {
 type handle struct {
 	Dir   string          `json:"dir"`
 	Procs []procRef       `json:"procs"`
-	Res   forge.Resources `json:"res"` // reserved for the whole attempt
+	Res   forge.Resources `json:"res"`           // reserved for the whole attempt
+	PPN   int             `json:"ppn,omitempty"` // processes a node (0 in handles made before it was kept)
 	GPUs  []int           `json:"gpus,omitempty"`
 }
 
@@ -200,7 +202,7 @@ func (e *Executor) Start(ctx context.Context, l *forge.Launch) (forge.Handle, er
 		return "", forge.Errorf(forge.Unavailable, "not enough free resources for job %s", l.JobID)
 	}
 	gpus := e.freeGPUsLocked()[:res.GPUs]
-	h := &handle{Dir: dir, Res: res, GPUs: gpus}
+	h := &handle{Dir: dir, Res: res, GPUs: gpus, PPN: ppn}
 	e.attempts[dir] = h // reserve now; released if the start fails
 	e.mu.Unlock()
 
