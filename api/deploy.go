@@ -26,6 +26,11 @@ type DeploymentSpec struct {
 	// Reference is the dataset version (DATASET@VERSION) the traffic is
 	// compared with; "": the one the served version's run used as input.
 	Reference string `json:"reference,omitempty"`
+	// LogPayloadsTo is a Kafka topic (kafka://BROKER[,BROKER]/TOPIC) or a
+	// NATS subject or JetStream stream (nats://HOST:PORT/NAME) the logged
+	// rows are also published to, one JSON object per row, as the dataset
+	// has them; needs LogPayloads. No credentials: the server's config has them.
+	LogPayloadsTo string `json:"log_payloads_to,omitempty"`
 }
 
 // Deployment is a stored deployment and, when the server serves it, how

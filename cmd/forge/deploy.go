@@ -21,6 +21,7 @@ func cmdDeploy(ctx context.Context, c *cli, args []string) error {
 	maxBatch := fs.Int("max-batch-size", 0, "dynamic batching: most rows per model run (0 or 1: off)")
 	delay := fs.Duration("max-queue-delay", 0, "dynamic batching: how long a batch waits for more requests")
 	logPayloads := fs.Float64("log-payloads", 0, "share of requests (0 to 1) logged with their responses to the dataset payloads.NAME (0: the server's serve.payload_sample_rate)")
+	logTo := fs.String("log-payloads-to", "", "also publish the logged rows as JSON to kafka://BROKER/TOPIC or nats://HOST:PORT/SUBJECT-or-STREAM (credentials: the server's queues: config)")
 	reference := fs.String("reference", "", "DATASET@VERSION the traffic is compared with; its columns name the logged inputs (default: the dataset the served version's run used as input)")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -30,10 +31,10 @@ func cmdDeploy(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	if len(pos) != 2 {
-		return usageError{"usage: forge deploy NAME MODEL@ALIAS|MODEL@VERSION [--canary MODEL@V --canary-percent N] [--max-batch-size N --max-queue-delay D] [--log-payloads 0.1] [--reference DATASET@VERSION]"}
+		return usageError{"usage: forge deploy NAME MODEL@ALIAS|MODEL@VERSION [--canary MODEL@V --canary-percent N] [--max-batch-size N --max-queue-delay D] [--log-payloads 0.1 [--log-payloads-to kafka://BROKER/TOPIC]] [--reference DATASET@VERSION]"}
 	}
 	spec := api.DeploymentSpec{MaxBatchSize: *maxBatch, MaxQueueDelayMicroseconds: delay.Microseconds(),
-		LogPayloads: *logPayloads, Reference: *reference}
+		LogPayloads: *logPayloads, Reference: *reference, LogPayloadsTo: *logTo}
 	spec.Model, spec.Ref = splitModelRef(pos[1])
 	if *canary != "" {
 		spec.CanaryModel, spec.CanaryRef = splitModelRef(*canary)
@@ -148,6 +149,9 @@ func printDeployment(c *cli, cf *clientFlags, d api.Deployment) error {
 		}
 		fmt.Fprintf(w, "payloads:    %s of requests to dataset payloads.%s (reference %s; columns %s)\n",
 			fmtFloat(d.LogPayloads), d.Name, ref, strings.Join(d.PayloadColumns, ", "))
+		if d.LogPayloadsTo != "" {
+			fmt.Fprintf(w, "published:   %s\n", d.LogPayloadsTo)
+		}
 	}
 	fmt.Fprintf(w, "updated:     %s\n", cf.whenLong(d.UpdatedAt))
 	st := d.Status

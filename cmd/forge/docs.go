@@ -27,7 +27,7 @@ var docs = map[string]doc{
 	"deploy": {"deploy NAME MODEL@ALIAS|MODEL@VERSION [flags]", "serve a model version under a name, with an optional canary", []string{
 		"forge deploy cancer cancer-xgb@prod",
 		"forge deploy cancer cancer-xgb@3 --canary cancer-xgb@4 --canary-percent 10",
-		"forge deploy iris iris@latest --max-batch-size 32 --max-queue-delay 2ms --log-payloads 0.1 --reference iris@3",
+		"forge deploy iris iris@latest --max-batch-size 32 --max-queue-delay 2ms --log-payloads 0.1 --reference iris@3 --log-payloads-to kafka://broker1:9092/payloads",
 	}},
 	"gc": {"gc [--dry-run] [--grace 24h]", "remove stored blobs that nothing refers to any more", []string{
 		"forge gc --dry-run",

@@ -25,6 +25,7 @@ import (
 	"github.com/forge-mlops/forge/internal/deploy"
 	"github.com/forge-mlops/forge/internal/httpapi"
 	"github.com/forge-mlops/forge/internal/ort"
+	"github.com/forge-mlops/forge/internal/queue/publish"
 	"github.com/forge-mlops/forge/internal/runtime/onnxrt"
 	"github.com/forge-mlops/forge/internal/runtime/process"
 	"github.com/forge-mlops/forge/internal/runtime/xgbrt"
@@ -147,6 +148,10 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 			src.Blobs = store
 		}
 		follow = deploy.NewController(src, srv, dlog)
+		pubMetrics := publish.NewMetrics(reg)
+		follow.OpenSink = func(name, url string) (deploy.Sink, error) {
+			return publish.Open(url, name, cfg.Queues, pubMetrics, publish.Options{Log: dlog})
+		}
 	}
 	// The same middleware as forge server's: a replica's requests have ids,
 	// an access log and HTTP metrics too.

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/forge-mlops/forge/internal/queue"
 )
 
 // Server is the configuration of `forge server`.
@@ -48,6 +50,10 @@ type Server struct {
 	DuckDB         DuckDB  `yaml:"duckdb"`
 	Serve          Serve   `yaml:"serve"`
 	Monitor        Monitor `yaml:"monitor"`
+	// Queues are the credentials and TLS settings of Kafka brokers and NATS
+	// servers, keyed by HOST:PORT (or kafka://HOST:PORT, nats://HOST:PORT);
+	// secrets are named by a variable or a file (see queue.Auth).
+	Queues queue.Auths `yaml:"queues"`
 	// Executors are the named places jobs run (see Executor); default: one
 	// local executor named "local".
 	Executors []Executor `yaml:"executors"`
@@ -398,8 +404,14 @@ func indexKeys(n *yaml.Node, prefix string, keys map[int]string) {
 // Env is how the environment is looked up; os.LookupEnv in production.
 type Env func(string) (string, bool)
 
-// LoadEnv applies FORGE_* variables.
+// LoadEnv applies FORGE_* variables, and reads the secrets the queues:
+// section names (variables and files).
 func (c *Server) LoadEnv(env Env) error {
+	q, err := c.Queues.Resolve(env)
+	if err != nil {
+		return &FieldError{"queues", err.Error()}
+	}
+	c.Queues = q
 	str := func(name string, dst *string) {
 		if v, ok := env(name); ok {
 			*dst = v

@@ -41,6 +41,7 @@ func TestBadConfig(t *testing.T) {
 		{"yaml zero threads", []string{"--config", "testdata/zero-threads.yaml"}, nil, "duckdb.threads"},
 		{"yaml alert metric", []string{"--config", "testdata/monitor-bad-alert.yaml"}, nil, `monitor.alerts[1].metric: "p99"`},
 		{"yaml alert webhook", []string{"--config", "testdata/monitor-bad-webhook.yaml"}, nil, "monitor.alerts[0].webhook"},
+		{"yaml queues missing variable", []string{"--config", "testdata/queues-missing-env.yaml"}, nil, "queues: broker1:9092.password_env: the variable FORGE_TEST_NO_SUCH_VAR is not set"},
 		{"yaml wrong type", []string{"--config", "testdata/wrong-type.yaml"}, nil, "addr"},
 		{"yaml missing", []string{"--config=testdata/absent.yaml"}, nil, "absent.yaml"},
 		{"env log format", nil, []string{"FORGE_LOG_FORMAT=xml"}, "log_format"},
@@ -68,6 +69,18 @@ func TestBadConfig(t *testing.T) {
 				t.Errorf("error %q shows a password", msg)
 			}
 		})
+	}
+}
+
+// The queues: section's secrets are read from the variables it names.
+func TestQueuesConfig(t *testing.T) {
+	c, err := load([]string{"--config", "testdata/queues.yaml"}, env("KAFKA_PASSWORD=kp", "NATS_TOKEN=nt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, n := c.Queues["broker1:9092"], c.Queues["nats://nats:4222"]
+	if k.User != "forge" || k.Password != "kp" || k.SASL != "scram-sha-512" || !k.TLS.On() || n.Token != "nt" {
+		t.Errorf("queues: %+v", c.Queues)
 	}
 }
 

@@ -73,7 +73,7 @@ func (s *Service) AddFollow(ctx context.Context, f Follow) (Follow, error) {
 	} else if ok && rec.Source != ep.String() {
 		return Follow{}, forge.Errorf(forge.Invalid, "dataset %s was read from %s, not %s", f.Name, rec.Source, ep)
 	}
-	src, err := openQueue(ctx, ep)
+	src, err := s.openQueue(ctx, ep)
 	if err != nil {
 		return Follow{}, err
 	}
@@ -235,7 +235,7 @@ func (f *Follower) pending(ctx context.Context, fl Follow) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	src, err := openQueue(ctx, ep)
+	src, err := f.svc.openQueue(ctx, ep)
 	if err != nil {
 		return 0, err
 	}

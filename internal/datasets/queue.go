@@ -62,7 +62,8 @@ type IngestResult struct {
 }
 
 // openQueue connects to the broker an endpoint names.
-func openQueue(ctx context.Context, ep queue.Endpoint) (queue.Source, error) {
+func (s *Service) openQueue(ctx context.Context, ep queue.Endpoint) (queue.Source, error) {
+	ep = s.opts.Queues.WithAuth(ep)
 	if ep.Scheme == "kafka" {
 		return kafka.Open(ctx, ep)
 	}
@@ -122,7 +123,7 @@ func (s *Service) Ingest(ctx context.Context, name string, req IngestRequest) (I
 	if prev != nil {
 		qreq.After = queue.Nexts(prev.Ranges)
 	}
-	src, err := openQueue(ctx, ep)
+	src, err := s.openQueue(ctx, ep)
 	if err != nil {
 		return IngestResult{}, err
 	}

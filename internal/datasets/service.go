@@ -16,6 +16,7 @@ import (
 
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/duckq"
+	"github.com/forge-mlops/forge/internal/queue"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
@@ -38,6 +39,9 @@ type Options struct {
 	TempDir string
 	// MaxRows caps the rows one query returns; default 1,000,000.
 	MaxRows int
+	// Queues are the credentials and TLS settings of brokers (the config's
+	// queues: section), used when a queue URL has none; never stored.
+	Queues queue.Auths
 }
 
 // Service is the datasets API in Go: what the HTTP handlers, the jobs

@@ -39,6 +39,9 @@ type Controller struct {
 	src Source
 	srv *serve.Server
 	log *slog.Logger
+	// OpenSink opens where deployments publish their payload rows
+	// (--log-payloads-to); nil: nowhere. Set before Run.
+	OpenSink SinkOpener
 
 	kick chan struct{}
 
@@ -60,6 +63,7 @@ type Controller struct {
 	failed map[key]error             // load failures; retried when a deployment using it changes
 	routes map[string][]serve.Target // what each route was last set to
 	seen   map[string]Deployment
+	sinks  map[string]openSink
 }
 
 // NewController returns a controller that serves src's deployments on srv.
@@ -77,6 +81,7 @@ func NewController(src Source, srv *serve.Server, log *slog.Logger) *Controller 
 		failed: map[key]error{},
 		routes: map[string][]serve.Target{},
 		seen:   map[string]Deployment{},
+		sinks:  map[string]openSink{},
 	}
 	// The server is not ready before the stored deployments are loaded,
 	// and a deployment that is not served yet is loading, not unknown.
@@ -181,6 +186,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.running = false
 		c.mu.Unlock()
 	}()
+	defer c.closeSinks()
 	changed := make(chan struct{}, 1)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -266,6 +272,7 @@ func (c *Controller) reconcile(ctx context.Context) error {
 		if !want[name] {
 			c.srv.Unroute(name)
 			c.srv.SetRoutePayloads(name, nil)
+			c.closeSink(name)
 			delete(c.routes, name)
 		}
 	}
@@ -337,9 +344,11 @@ func (c *Controller) apply(ctx context.Context, d Deployment) Status {
 		c.log.Info("deployment routed", "deployment", d.Name, "targets", targets)
 	}
 	if d.PayloadRate > 0 {
-		c.srv.SetRoutePayloads(d.Name, &serve.RoutePayloads{Rate: d.PayloadRate, Dataset: PayloadDataset(d.Name), Columns: d.PayloadColumns})
+		c.srv.SetRoutePayloads(d.Name, &serve.RoutePayloads{Rate: d.PayloadRate, Dataset: PayloadDataset(d.Name), Columns: d.PayloadColumns,
+			Sink: c.sink(d)})
 	} else {
 		c.srv.SetRoutePayloads(d.Name, nil)
+		c.closeSink(d.Name)
 	}
 	st := Status{Ready: true}
 	for _, t := range targets {

@@ -64,14 +64,14 @@ func FromAPI(name string, s api.DeploymentSpec) Deployment {
 	return Deployment{Name: name, Model: s.Model, Ref: s.Ref, CanaryModel: s.CanaryModel, CanaryRef: s.CanaryRef,
 		CanaryPercent: s.CanaryPercent, MaxBatchSize: s.MaxBatchSize,
 		MaxQueueDelay: time.Duration(s.MaxQueueDelayMicroseconds) * time.Microsecond,
-		PayloadRate:   s.LogPayloads, Reference: s.Reference}
+		PayloadRate:   s.LogPayloads, Reference: s.Reference, PayloadTo: s.LogPayloadsTo}
 }
 
 func (a *API) toAPI(d Deployment) api.Deployment {
 	out := api.Deployment{Name: d.Name, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, DeploymentSpec: api.DeploymentSpec{
 		Model: d.Model, Ref: d.Ref, CanaryModel: d.CanaryModel, CanaryRef: d.CanaryRef, CanaryPercent: d.CanaryPercent,
 		MaxBatchSize: d.MaxBatchSize, MaxQueueDelayMicroseconds: d.MaxQueueDelay.Microseconds(),
-		LogPayloads: d.PayloadRate, Reference: d.Reference}, PayloadColumns: d.PayloadColumns}
+		LogPayloads: d.PayloadRate, Reference: d.Reference, LogPayloadsTo: d.PayloadTo}, PayloadColumns: d.PayloadColumns}
 	if st, ok := a.ctl.Status(d.Name); ok {
 		s := &api.DeploymentStatus{Ready: st.Ready, Error: st.Error, Targets: []api.DeploymentTarget{}}
 		for _, t := range st.Targets {

@@ -30,6 +30,7 @@ import (
 	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/internal/longpoll"
 	"github.com/forge-mlops/forge/internal/names"
+	"github.com/forge-mlops/forge/internal/queue"
 	"github.com/forge-mlops/forge/internal/sqlstore"
 )
 
@@ -52,8 +53,12 @@ type Deployment struct {
 	// model's flattened inputs: the reference's columns, checked against
 	// the model's inputs when the deployment was stored.
 	PayloadColumns []string
-	CreatedAt      int64 // ms since the epoch
-	UpdatedAt      int64
+	// PayloadTo is a topic (kafka://BROKER/TOPIC) or NATS subject or
+	// stream (nats://HOST:PORT/NAME) the logged rows are also published to,
+	// as JSON objects; "": none.
+	PayloadTo string
+	CreatedAt int64 // ms since the epoch
+	UpdatedAt int64
 }
 
 // PayloadDataset is the dataset a deployment logs its payloads to.
@@ -70,13 +75,13 @@ type deploymentKey struct {
 	CanaryPercent, MaxBatchSize              int
 	MaxQueueDelay                            time.Duration
 	PayloadRate                              float64
-	Reference                                string
+	Reference, PayloadTo                     string
 	CreatedAt, UpdatedAt                     int64
 }
 
 func (d Deployment) withoutColumns() deploymentKey {
 	return deploymentKey{d.Name, d.Model, d.Ref, d.CanaryModel, d.CanaryRef, d.CanaryPercent, d.MaxBatchSize,
-		d.MaxQueueDelay, d.PayloadRate, d.Reference, d.CreatedAt, d.UpdatedAt}
+		d.MaxQueueDelay, d.PayloadRate, d.Reference, d.PayloadTo, d.CreatedAt, d.UpdatedAt}
 }
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -119,6 +124,18 @@ func (d *Deployment) Validate() error {
 	if d.Reference != "" && !strings.Contains(d.Reference, "@") {
 		return forge.Errorf(forge.Invalid, "invalid reference %q: want DATASET@VERSION", d.Reference)
 	}
+	if d.PayloadTo != "" {
+		ep, err := queue.ParseURL(d.PayloadTo)
+		if err != nil {
+			return err
+		}
+		if ep.HasSecret() {
+			return forge.Errorf(forge.Invalid, "%s: --log-payloads-to cannot keep a password or token (it would be stored with the deployment); give the broker's credentials in the server's config (queues:)", ep)
+		}
+		if d.PayloadRate <= 0 {
+			return forge.Errorf(forge.Invalid, "--log-payloads-to %s needs --log-payloads, the share of requests logged (0 to 1)", ep)
+		}
+	}
 	if d.MaxQueueDelay < 0 || d.MaxQueueDelay > time.Minute {
 		return forge.Errorf(forge.Invalid, "max queue delay %s is out of range: want 0 to 1m", d.MaxQueueDelay)
 	}
@@ -160,15 +177,15 @@ func (s *Store) Put(ctx context.Context, d Deployment) (Deployment, error) {
 	d.UpdatedAt = now
 	err := s.db.Tx(ctx, func(tx *sqlstore.Tx) error {
 		return tx.QueryRow(ctx, `INSERT INTO deployments (name, model, ref, canary_model, canary_ref, canary_percent,
-		max_batch_size, max_queue_delay_us, payload_rate, reference, payload_columns, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		max_batch_size, max_queue_delay_us, payload_rate, reference, payload_columns, payload_to, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET model = excluded.model, ref = excluded.ref, canary_model = excluded.canary_model,
 		canary_ref = excluded.canary_ref, canary_percent = excluded.canary_percent, max_batch_size = excluded.max_batch_size,
 		max_queue_delay_us = excluded.max_queue_delay_us, payload_rate = excluded.payload_rate,
-		reference = excluded.reference, payload_columns = excluded.payload_columns, updated_at = excluded.updated_at
+		reference = excluded.reference, payload_columns = excluded.payload_columns, payload_to = excluded.payload_to, updated_at = excluded.updated_at
 		RETURNING created_at`,
 			d.Name, d.Model, d.Ref, d.CanaryModel, d.CanaryRef, d.CanaryPercent, d.MaxBatchSize,
-			d.MaxQueueDelay.Microseconds(), d.PayloadRate, d.Reference, encodeColumns(d.PayloadColumns), now, now).Scan(&d.CreatedAt)
+			d.MaxQueueDelay.Microseconds(), d.PayloadRate, d.Reference, encodeColumns(d.PayloadColumns), d.PayloadTo, now, now).Scan(&d.CreatedAt)
 	})
 	if err != nil {
 		return Deployment{}, fmt.Errorf("store deployment %q: %w", d.Name, err)
@@ -191,7 +208,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 }
 
 const columns = `name, model, ref, canary_model, canary_ref, canary_percent, max_batch_size, max_queue_delay_us,
-	payload_rate, reference, payload_columns, created_at, updated_at`
+	payload_rate, reference, payload_columns, payload_to, created_at, updated_at`
 
 func encodeColumns(cols []string) string {
 	if len(cols) == 0 {
@@ -230,7 +247,7 @@ func (s *Store) query(ctx context.Context, q string, args ...any) ([]Deployment,
 		var delay int64
 		var cols string
 		if err := rows.Scan(&d.Name, &d.Model, &d.Ref, &d.CanaryModel, &d.CanaryRef, &d.CanaryPercent,
-			&d.MaxBatchSize, &delay, &d.PayloadRate, &d.Reference, &cols, &d.CreatedAt, &d.UpdatedAt); err != nil {
+			&d.MaxBatchSize, &delay, &d.PayloadRate, &d.Reference, &cols, &d.PayloadTo, &d.CreatedAt, &d.UpdatedAt); err != nil {
 			return nil, fmt.Errorf("read deployments: %w", err)
 		}
 		if cols != "" {

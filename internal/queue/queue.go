@@ -187,6 +187,9 @@ type Endpoint struct {
 	User     string
 	Password string
 	Options  url.Values
+	// Auth is the config's entry for the endpoint's hosts (see Auths),
+	// never part of String.
+	Auth *Auth
 }
 
 // IsURL reports whether s names a queue rather than a file.

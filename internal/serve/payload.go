@@ -55,6 +55,7 @@ type payload struct {
 	model, version, id  string
 	at                  time.Time
 	inputs, outputs     []forge.Tensor
+	sink                PayloadSink // the route's, or nil
 }
 
 // payloadLog takes sampled payloads off the request path through a
@@ -114,6 +115,8 @@ type RoutePayloads struct {
 	// Columns name the request's input elements, flattened in order (the
 	// reference dataset's columns); nil, or too few: in_NAME_J.
 	Columns []string
+	// Sink, when set, also gets every logged row (see PayloadSink).
+	Sink PayloadSink
 }
 
 // offerRoute samples one finished request of route name.
@@ -121,7 +124,7 @@ func (p *payloadLog) offerRoute(rp *RoutePayloads, name string, v *version, req 
 	if rp.Rate <= 0 || (rp.Rate < 1 && rand.Float64() >= rp.Rate) {
 		return
 	}
-	p.enqueue(payload{dataset: rp.Dataset, deployment: name, columns: rp.Columns,
+	p.enqueue(payload{dataset: rp.Dataset, deployment: name, columns: rp.Columns, sink: rp.Sink,
 		model: v.name, version: v.version, id: req.ID, at: time.Now(),
 		inputs: cloneTensors(req.Inputs), outputs: cloneTensors(resp.Outputs)})
 }
@@ -148,6 +151,9 @@ func (p *payloadLog) run() {
 	// Payloads wait as their tensors (a few pointers each, cheap for the
 	// GC to scan) and become rows of fields only when written.
 	add := func(pl payload) *pending {
+		if pl.sink != nil {
+			publish(pl.sink, pl)
+		}
 		q := buf[pl.dataset]
 		if q == nil {
 			q = &pending{}

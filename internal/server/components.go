@@ -24,6 +24,7 @@ import (
 	"github.com/forge-mlops/forge/internal/jobs"
 	"github.com/forge-mlops/forge/internal/monitor"
 	"github.com/forge-mlops/forge/internal/ort"
+	"github.com/forge-mlops/forge/internal/queue/publish"
 	"github.com/forge-mlops/forge/internal/registry"
 	"github.com/forge-mlops/forge/internal/runtime/onnxrt"
 	"github.com/forge-mlops/forge/internal/runtime/process"
@@ -81,7 +82,7 @@ func (s *Server) mount(ctx context.Context) error {
 		return err
 	}
 	s.closers = append(s.closers, eng)
-	data := datasets.New(s.db, s.blobs, eng, datasets.Options{TempDir: tmp}, s.log.With("sys", "datasets"))
+	data := datasets.New(s.db, s.blobs, eng, datasets.Options{TempDir: tmp, Queues: s.cfg.Queues}, s.log.With("sys", "datasets"))
 	s.routes = append(s.routes, datasets.NewAPI(data, s.log.With("sys", "datasets")).Routes()...)
 	// Follows of message queues: each cuts versions on its schedule.
 	s.runners = append(s.runners, part{"dataset-follows", datasets.NewFollower(data, 0, s.log.With("sys", "follow")).Run})
@@ -158,6 +159,11 @@ func (s *Server) mount(ctx context.Context) error {
 	// Deployments route endpoint names to registered versions, following aliases.
 	var deployAPI *deploy.API
 	s.deploy, deployAPI = deploy.Build(s.db, s.registry, s.blobs, s.serve, s.cfg.DataDir, s.log.With("sys", "deploy"))
+	// Deployments may publish their payload rows to a topic (--log-payloads-to).
+	pubMetrics, pubLog := publish.NewMetrics(s.reg), s.log.With("sys", "payload-publish")
+	s.deploy.OpenSink = func(name, url string) (deploy.Sink, error) {
+		return publish.Open(url, name, s.cfg.Queues, pubMetrics, publish.Options{Log: pubLog})
+	}
 	s.routes = append(s.routes, deployAPI.Routes()...)
 	s.runners = append(s.runners, part{"deploy", s.deploy.Run})
 	monWindow, err := monitor.ParseWindow(s.cfg.Monitor.Window)

@@ -5,7 +5,6 @@ package kafka
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -38,21 +37,11 @@ func Open(ctx context.Context, ep queue.Endpoint) (*Source, error) {
 	opts := []kgo.Opt{kgo.SeedBrokers(ep.Hosts...), kgo.DialTimeout(5 * time.Second),
 		kgo.RetryTimeout(10 * time.Second), kgo.RequestRetries(2),
 		kgo.FetchMaxBytes(8 << 20), kgo.FetchMaxPartitionBytes(2 << 20), kgo.MaxConcurrentFetches(2)}
-	if ep.User != "" {
-		switch mech := ep.Options.Get("sasl"); mech {
-		case "", "plain":
-			opts = append(opts, kgo.SASL(plain.Auth{User: ep.User, Pass: ep.Password}.AsMechanism()))
-		case "scram-sha-256":
-			opts = append(opts, kgo.SASL(scram.Auth{User: ep.User, Pass: ep.Password}.AsSha256Mechanism()))
-		case "scram-sha-512":
-			opts = append(opts, kgo.SASL(scram.Auth{User: ep.User, Pass: ep.Password}.AsSha512Mechanism()))
-		default:
-			return nil, forge.Errorf(forge.Invalid, "%s: sasl=%q: want plain, scram-sha-256 or scram-sha-512", ep, mech)
-		}
+	auth, err := Options(ep)
+	if err != nil {
+		return nil, err
 	}
-	if t := ep.Options.Get("tls"); t == "true" || t == "1" {
-		opts = append(opts, kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
-	}
+	opts = append(opts, auth...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, forge.Errorf(forge.Invalid, "%s: %v", ep, err)
@@ -63,6 +52,35 @@ func Open(ctx context.Context, ep queue.Endpoint) (*Source, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+func (s *Source) user() string { u, _, _, _ := s.ep.Credentials(); return u }
+
+// Options are the client options ep's credentials and TLS settings give:
+// SASL with the URL's user or the config's, TLS from the config or ?tls=true.
+func Options(ep queue.Endpoint) ([]kgo.Opt, error) {
+	var opts []kgo.Opt
+	user, pass, mech, _ := ep.Credentials()
+	if user != "" {
+		switch mech {
+		case "", "plain":
+			opts = append(opts, kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()))
+		case "scram-sha-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()))
+		case "scram-sha-512":
+			opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()))
+		default:
+			return nil, forge.Errorf(forge.Invalid, "%s: sasl=%q: want plain, scram-sha-256 or scram-sha-512", ep, mech)
+		}
+	}
+	tc, err := ep.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	return opts, nil
 }
 
 // Close closes the connections.
@@ -77,9 +95,12 @@ func (s *Source) explain(err error) error {
 	case errors.Is(err, kerr.SaslAuthenticationFailed), errors.Is(err, kerr.IllegalSaslState), errors.Is(err, kerr.UnsupportedSaslMechanism),
 		errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):
 		return forge.WrapError(forge.Unauthorized, err, "%s: the brokers refused the credentials: %v", s.ep, err)
-	case s.ep.User != "" && errors.Is(err, io.EOF):
+	case s.user() == "" && strings.Contains(err.Error(), "SASL is required"):
+		// The broker dropped a client that did not authenticate.
+		return forge.WrapError(forge.Unauthorized, err, "%s: the brokers require SASL: give a user for %s in the config's queues: section", s.ep, strings.Join(s.ep.Hosts, ","))
+	case s.user() != "" && errors.Is(err, io.EOF):
 		// Brokers may drop the connection on failed SASL instead of answering.
-		return forge.WrapError(forge.Unauthorized, err, "%s: the brokers closed the connection while authenticating user %s: check the credentials and the sasl mechanism", s.ep, s.ep.User)
+		return forge.WrapError(forge.Unauthorized, err, "%s: the brokers closed the connection while authenticating user %s: check the credentials and the sasl mechanism", s.ep, s.user())
 	case errors.As(err, &ne), errors.Is(err, context.DeadlineExceeded), strings.Contains(err.Error(), "connect"), strings.Contains(err.Error(), "dial"):
 		return forge.WrapError(forge.Unavailable, err, "%s: cannot reach the brokers %s: %v", s.ep, strings.Join(s.ep.Hosts, ","), err)
 	}

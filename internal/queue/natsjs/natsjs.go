@@ -28,12 +28,11 @@ var _ queue.Source = (*Source)(nil)
 // Open connects and checks that the stream exists.
 func Open(ctx context.Context, ep queue.Endpoint) (*Source, error) {
 	opts := []nats.Option{nats.Timeout(5 * time.Second), nats.MaxReconnects(2), nats.Name("forge")}
-	if ep.User != "" {
-		opts = append(opts, nats.UserInfo(ep.User, ep.Password))
+	more, err := Options(ep)
+	if err != nil {
+		return nil, err
 	}
-	if t := ep.Options.Get("token"); t != "" {
-		opts = append(opts, nats.Token(t))
-	}
+	opts = append(opts, more...)
 	urls := make([]string, len(ep.Hosts))
 	for i, h := range ep.Hosts {
 		urls[i] = "nats://" + h
@@ -181,4 +180,29 @@ func (s *Source) Read(ctx context.Context, req queue.Request, fn func(queue.Mess
 		}
 	}
 	return []queue.Range{r}, nil
+}
+
+// Options are the connection options ep's credentials and TLS settings
+// give: the URL's user and password or token, else the config's (user and
+// password, token, creds file, TLS).
+func Options(ep queue.Endpoint) ([]nats.Option, error) {
+	var opts []nats.Option
+	user, pass, _, token := ep.Credentials()
+	if user != "" {
+		opts = append(opts, nats.UserInfo(user, pass))
+	}
+	if token != "" {
+		opts = append(opts, nats.Token(token))
+	}
+	if ep.Auth != nil && ep.Auth.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(ep.Auth.CredsFile))
+	}
+	tc, err := ep.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		opts = append(opts, nats.Secure(tc))
+	}
+	return opts, nil
 }
