@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -235,6 +236,21 @@ func ingest(addr string) (float64, int64) {
 		log.Fatal(err)
 	}
 	svc := datasets.New(db, blobs, eng, datasets.Options{TempDir: dir}, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if p := os.Getenv("BENCH_QUEUES_PPROF"); p != "" {
+		// CPU profile of the ingest to p, heap profile to p.heap.
+		f, err := os.Create(p)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer func() {
+			pprof.StopCPUProfile()
+			if h, err := os.Create(p + ".heap"); err == nil {
+				pprof.Lookup("allocs").WriteTo(h, 0)
+				h.Close()
+			}
+		}()
+	}
 	start := time.Now()
 	res, err := svc.Ingest(ctx, "events", datasets.IngestRequest{Source: "kafka://" + addr + "/" + topic})
 	if err != nil {

@@ -23,26 +23,29 @@ var errFallback = errors.New("not columnar")
 
 // parquetOut writes the columnar path's row groups to one Parquet file.
 type parquetOut struct {
-	path  string
-	f     *os.File
-	pw    *file.Writer
-	bytes []parquet.ByteArray
-	defs  []int16
+	path   string
+	f      *os.File
+	pw     *file.Writer
+	bytes  []parquet.ByteArray
+	bits   []byte
+	bools  []bool
+	ints   []int64
+	floats []float64
 }
 
 // schemaOf is the Parquet schema of the group's columns, with the types
 // DuckDB reads back as the meta columns' (VARCHAR, INTEGER, BIGINT,
 // TIMESTAMP) and as read_json's (VARCHAR, BIGINT, DOUBLE, BOOLEAN).
 func schemaOf(cs *columns) (*schema.GroupNode, error) {
-	opt := parquet.Repetitions.Optional
+	opt, req := parquet.Repetitions.Optional, parquet.Repetitions.Required
 	str := func(name string) schema.Node {
 		return schema.MustPrimitive(schema.NewPrimitiveNodeLogical(name, opt, schema.StringLogicalType{}, parquet.Types.ByteArray, -1, -1))
 	}
 	fields := schema.FieldList{
 		str(ColKey),
-		schema.MustPrimitive(schema.NewPrimitiveNodeLogical(ColPartition, opt, schema.NewIntLogicalType(32, true), parquet.Types.Int32, -1, -1)),
-		schema.MustPrimitive(schema.NewPrimitiveNodeLogical(ColOffset, opt, schema.NewIntLogicalType(64, true), parquet.Types.Int64, -1, -1)),
-		schema.MustPrimitive(schema.NewPrimitiveNodeLogical(ColTimestamp, opt, schema.NewTimestampLogicalTypeForce(false, schema.TimeUnitMicros), parquet.Types.Int64, -1, -1)),
+		schema.MustPrimitive(schema.NewPrimitiveNodeLogical(ColPartition, req, schema.NewIntLogicalType(32, true), parquet.Types.Int32, -1, -1)),
+		schema.MustPrimitive(schema.NewPrimitiveNodeLogical(ColOffset, req, schema.NewIntLogicalType(64, true), parquet.Types.Int64, -1, -1)),
+		schema.MustPrimitive(schema.NewPrimitiveNodeLogical(ColTimestamp, req, schema.NewTimestampLogicalTypeForce(false, schema.TimeUnitMicros), parquet.Types.Int64, -1, -1)),
 	}
 	for _, c := range cs.cols {
 		switch c.kind {
@@ -75,51 +78,57 @@ func (p *parquetOut) flush(cs *columns) error {
 		if p.f, err = os.Create(p.path); err != nil {
 			return err
 		}
-		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithCompressionLevel(1), parquet.WithCreatedBy("forge"),
+		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithCreatedBy("forge"),
 			parquet.WithMaxRowGroupLength(int64(groupRows)+1), parquet.WithDictionaryPageSizeLimit(256<<10))
 		p.pw = file.NewParquetWriter(p.f, sc, file.WithWriterProps(props))
 		cs.fixed = true
 	}
 	rg := p.pw.AppendRowGroup()
 	defer rg.Close()
-	next := func() (file.ColumnChunkWriter, error) { return rg.NextColumn() }
-	cw, err := next()
-	if err != nil {
-		return err
-	}
-	if err := p.writeBytes(cw, cs.keyDef, cs.keyArena, cs.keyEnds); err != nil {
-		return err
-	}
-	ones := p.ones(cs.rows)
-	if cw, err = next(); err == nil {
-		_, err = cw.(*file.Int32ColumnChunkWriter).WriteBatch(cs.parts, ones, nil)
-	}
+	n := cs.rows
+	valid := p.validity(cs.keyDef)
+	cw, err := rg.NextColumn()
 	if err == nil {
-		if cw, err = next(); err == nil {
-			_, err = cw.(*file.Int64ColumnChunkWriter).WriteBatch(cs.offsets, ones, nil)
+		p.spacedBytes(cs.keyDef, cs.keyArena, cs.keyEnds)
+		cw.(*file.ByteArrayColumnChunkWriter).WriteBatchSpaced(p.bytes, cs.keyDef, nil, valid, 0)
+	}
+	// The meta columns are never null: required columns, no levels.
+	if err == nil {
+		if cw, err = rg.NextColumn(); err == nil {
+			_, err = cw.(*file.Int32ColumnChunkWriter).WriteBatch(cs.parts[:n], nil, nil)
 		}
 	}
 	if err == nil {
-		if cw, err = next(); err == nil {
-			_, err = cw.(*file.Int64ColumnChunkWriter).WriteBatch(cs.times, ones, nil)
+		if cw, err = rg.NextColumn(); err == nil {
+			_, err = cw.(*file.Int64ColumnChunkWriter).WriteBatch(cs.offsets[:n], nil, nil)
 		}
 	}
+	if err == nil {
+		if cw, err = rg.NextColumn(); err == nil {
+			_, err = cw.(*file.Int64ColumnChunkWriter).WriteBatch(cs.times[:n], nil, nil)
+		}
+	}
+	// The message's columns are written spaced (a slot per row and a
+	// validity bitmap): arrow-go's WriteBatch builds a string for every
+	// definition level it checks.
 	for _, c := range cs.cols {
 		if err != nil {
 			break
 		}
-		if cw, err = next(); err != nil {
+		if cw, err = rg.NextColumn(); err != nil {
 			break
 		}
+		valid := p.validity(c.def)
 		switch w := cw.(type) {
 		case *file.BooleanColumnChunkWriter:
-			_, err = w.WriteBatch(c.bools, c.def, nil)
+			w.WriteBatchSpaced(spaced(&p.bools, c.def, c.bools), c.def, nil, valid, 0)
 		case *file.Int64ColumnChunkWriter:
-			_, err = w.WriteBatch(c.ints, c.def, nil)
+			w.WriteBatchSpaced(spaced(&p.ints, c.def, c.ints), c.def, nil, valid, 0)
 		case *file.Float64ColumnChunkWriter:
-			_, err = w.WriteBatch(c.floats, c.def, nil)
+			w.WriteBatchSpaced(spaced(&p.floats, c.def, c.floats), c.def, nil, valid, 0)
 		case *file.ByteArrayColumnChunkWriter:
-			err = p.writeBytes(w, c.def, c.arena, c.ends)
+			p.spacedBytes(c.def, c.arena, c.ends)
+			w.WriteBatchSpaced(p.bytes, c.def, nil, valid, 0)
 		default:
 			err = fmt.Errorf("column %s: unexpected writer %T", c.name, cw)
 		}
@@ -131,22 +140,52 @@ func (p *parquetOut) flush(cs *columns) error {
 	return nil
 }
 
-func (p *parquetOut) ones(n int) []int16 {
-	for len(p.defs) < n {
-		p.defs = append(p.defs, 1)
+// validity is the bitmap of def (LSB first, 1: a value).
+func (p *parquetOut) validity(def []int16) []byte {
+	n := (len(def) + 7) / 8
+	if cap(p.bits) < n {
+		p.bits = make([]byte, n)
 	}
-	return p.defs[:n]
+	b := p.bits[:n]
+	clear(b)
+	for i, d := range def {
+		if d != 0 {
+			b[i>>3] |= 1 << (i & 7)
+		}
+	}
+	return b
 }
 
-func (p *parquetOut) writeBytes(cw file.ColumnChunkWriter, def []int16, arena []byte, ends []int) error {
+// spaced spreads the dense values over a slot per row.
+func spaced[T any](buf *[]T, def []int16, dense []T) []T {
+	out := (*buf)[:0]
+	var zero T
+	k := 0
+	for _, d := range def {
+		if d != 0 {
+			out = append(out, dense[k])
+			k++
+		} else {
+			out = append(out, zero)
+		}
+	}
+	*buf = out
+	return out
+}
+
+func (p *parquetOut) spacedBytes(def []int16, arena []byte, ends []int) {
 	p.bytes = p.bytes[:0]
-	start := 0
-	for _, e := range ends {
+	start, k := 0, 0
+	for _, d := range def {
+		if d == 0 {
+			p.bytes = append(p.bytes, nil)
+			continue
+		}
+		e := ends[k]
+		k++
 		p.bytes = append(p.bytes, arena[start:e:e])
 		start = e
 	}
-	_, err := cw.(*file.ByteArrayColumnChunkWriter).WriteBatch(p.bytes, def, nil)
-	return err
 }
 
 // close writes the footer; the file is complete.
