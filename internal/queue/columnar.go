@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The columnar path: messages that are flat JSON objects of strings,
@@ -46,16 +47,19 @@ func (c *column) reset() {
 	c.def, c.ints, c.floats, c.bools, c.arena, c.ends = c.def[:0], c.ints[:0], c.floats[:0], c.bools[:0], c.arena[:0], c.ends[:0]
 }
 
-// field is one parsed field of a message, before it is committed.
+// field is one parsed field of a message, before it is committed. It
+// holds no pointers (offsets into the message, or into columns.unescape
+// when esc), so that appending it costs no write barrier.
 type field struct {
-	key  []byte
-	col  int // -1: a new column
-	kind kind
-	null bool
-	i    int64
-	f    float64
-	b    bool
-	s    []byte
+	ks, ke int32 // key
+	ss, se int32 // string value
+	col    int32 // -1: a new column
+	kind   kind
+	null   bool
+	b      bool
+	esc    bool
+	i      int64
+	f      float64
 }
 
 // columns is the row group being built.
@@ -88,9 +92,10 @@ func (cs *columns) add(m Message, v []byte) bool {
 	cs.msg++
 	for i := range fs {
 		f := &fs[i]
+		key := v[f.ks:f.ke]
 		if f.col < 0 {
-			if idx, ok := cs.index[string(f.key)]; ok {
-				f.col = idx
+			if idx, ok := cs.index[string(key)]; ok {
+				f.col = int32(idx)
 			}
 		}
 		if f.col >= 0 {
@@ -104,16 +109,16 @@ func (cs *columns) add(m Message, v []byte) bool {
 			}
 			continue
 		}
-		if cs.fixed || len(f.key) == 0 {
+		if cs.fixed || len(key) == 0 {
 			return false
 		}
 		for _, c := range cs.cols {
-			if strings.EqualFold(c.name, string(f.key)) {
+			if strings.EqualFold(c.name, string(key)) {
 				return false
 			}
 		}
 		for j := 0; j < i; j++ {
-			if fs[j].col < 0 && strings.EqualFold(string(fs[j].key), string(f.key)) {
+			if fs[j].col < 0 && strings.EqualFold(string(v[fs[j].ks:fs[j].ke]), string(key)) {
 				return false
 			}
 		}
@@ -122,12 +127,12 @@ func (cs *columns) add(m Message, v []byte) bool {
 	for i := range fs {
 		f := &fs[i]
 		if f.col < 0 {
-			c := &column{name: string(f.key), def: make([]int16, cs.rows, cs.rows+1024), stamp: cs.msg}
-			f.col = len(cs.cols)
-			cs.index[c.name] = f.col
+			c := &column{name: string(v[f.ks:f.ke]), def: make([]int16, cs.rows, cs.rows+1024), stamp: cs.msg}
+			f.col = int32(len(cs.cols))
+			cs.index[c.name] = len(cs.cols)
 			cs.cols = append(cs.cols, c)
 		}
-		cs.put(cs.cols[f.col], f)
+		cs.put(cs.cols[f.col], f, v)
 	}
 	for _, c := range cs.cols {
 		if c.stamp != cs.msg {
@@ -165,7 +170,7 @@ func takes(c, v kind, fixed bool) bool {
 	return false
 }
 
-func (cs *columns) put(c *column, f *field) {
+func (cs *columns) put(c *column, f *field, v []byte) {
 	c.stamp = cs.msg
 	if f.null {
 		c.def = append(c.def, 0)
@@ -194,7 +199,11 @@ func (cs *columns) put(c *column, f *field) {
 			c.floats = append(c.floats, f.f)
 		}
 	case kString:
-		c.arena = append(c.arena, f.s...)
+		if f.esc {
+			c.arena = append(c.arena, cs.unescape[f.ss:f.se]...)
+		} else {
+			c.arena = append(c.arena, v[f.ss:f.se]...)
+		}
 		c.ends = append(c.ends, len(c.arena))
 	}
 }
@@ -214,7 +223,7 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 // invalid or outside the columnar path (the caller tells which).
 func (cs *columns) parse(v []byte) ([]field, bool) {
 	fs := cs.scratch[:0]
-	defer func() { cs.scratch = fs[:0] }()
+	cs.unescape = cs.unescape[:0]
 	i, n := 1, len(v)
 	skip := func() {
 		for i < n && isSpace(v[i]) {
@@ -241,15 +250,16 @@ func (cs *columns) parse(v []byte) ([]field, bool) {
 		if i >= n {
 			return nil, false
 		}
-		f := field{key: v[ks:i], col: -1}
-		if len(f.key) > 1 && f.key[0] == '_' {
-			switch string(f.key) {
+		f := field{ks: int32(ks), ke: int32(i), col: -1}
+		key := v[ks:i]
+		if len(key) > 1 && key[0] == '_' {
+			switch string(key) {
 			case ColKey, ColPartition, ColOffset, ColTimestamp: // reserved: a dead letter
 				return nil, false
 			}
 		}
-		if pos < len(cs.cols) && cs.cols[pos].name == string(f.key) {
-			f.col = pos
+		if pos < len(cs.cols) && cs.cols[pos].name == string(key) {
+			f.col = int32(pos)
 		}
 		i++
 		skip()
@@ -282,25 +292,23 @@ func (cs *columns) parse(v []byte) ([]field, bool) {
 				return nil, false
 			}
 			s := v[ss:i]
+			f.kind, f.ss, f.se = kString, int32(ss), int32(i)
 			i++
 			if esc {
 				var str string
 				if json.Unmarshal(v[ss-1:i], &str) != nil {
 					return nil, false
 				}
-				cs.unescape = append(cs.unescape[:0], str...)
-				s = cs.unescape
+				f.esc, f.ss = true, int32(len(cs.unescape))
+				cs.unescape = append(cs.unescape, str...)
+				f.se = int32(len(cs.unescape))
+				s = cs.unescape[f.ss:f.se]
 			}
 			if (high || esc) && !utf8.Valid(s) {
 				return nil, false
 			}
 			if risky(s) {
 				return nil, false
-			}
-			f.kind, f.s = kString, s
-			if esc {
-				// Keep the unescaped bytes apart from the next string's.
-				f.s = append([]byte(nil), s...)
 			}
 		case c == 't' && bytes.HasPrefix(v[i:], []byte("true")):
 			f.kind, f.b = kBool, true
@@ -353,13 +361,15 @@ func (cs *columns) parse(v []byte) ([]field, bool) {
 				}
 			}
 			num := v[ns:i]
+			// unsafe.String: the error, which would keep the string, is dropped.
+			str := unsafe.String(&num[0], len(num))
 			var err error
 			if isFloat {
 				f.kind = kFloat
-				f.f, err = strconv.ParseFloat(string(num), 64)
+				f.f, err = strconv.ParseFloat(str, 64)
 			} else {
 				f.kind = kInt
-				f.i, err = strconv.ParseInt(string(num), 10, 64)
+				f.i, err = strconv.ParseInt(str, 10, 64)
 			}
 			if err != nil { // out of range: read_json makes it HUGEINT or DOUBLE
 				return nil, false
@@ -371,6 +381,7 @@ func (cs *columns) parse(v []byte) ([]field, bool) {
 			return nil, false
 		}
 		fs = append(fs, f)
+		cs.scratch = fs
 		skip()
 		if i >= n {
 			return nil, false
@@ -391,12 +402,19 @@ func (cs *columns) parse(v []byte) ([]field, bool) {
 // than VARCHAR (a DATE, TIME, TIMESTAMP or UUID): it errs on the safe
 // side, since a string it passes must stay VARCHAR.
 func risky(s []byte) bool {
-	t := bytes.TrimLeft(s, " \t\n\r\v\f")
+	t := s
+	for len(t) > 0 && (t[0] == ' ' || t[0] == '\t' || t[0] == '\n' || t[0] == '\r' || t[0] == '\v' || t[0] == '\f') {
+		t = t[1:]
+	}
 	if len(t) == 0 {
 		return false
 	}
-	if t[0] >= '0' && t[0] <= '9' && bytes.ContainsAny(t, "-:/.") {
-		return true
+	if t[0] >= '0' && t[0] <= '9' {
+		for _, b := range t {
+			if b == '-' || b == ':' || b == '/' || b == '.' {
+				return true
+			}
+		}
 	}
 	if len(t) >= 32 && len(t) <= 40 {
 		for _, b := range t {

@@ -16,7 +16,7 @@ import (
 
 // groupRows is the rows of a row group (DuckDB's own row group size; a
 // variable for the tests).
-var groupRows = 122_880
+var groupRows = 32_768
 
 // errFallback: the range leaves the columnar path.
 var errFallback = errors.New("not columnar")
@@ -79,7 +79,7 @@ func (p *parquetOut) flush(cs *columns) error {
 			return err
 		}
 		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithCreatedBy("forge"),
-			parquet.WithMaxRowGroupLength(int64(groupRows)+1), parquet.WithDictionaryPageSizeLimit(256<<10))
+			parquet.WithMaxRowGroupLength(int64(groupRows)+1), parquet.WithDictionaryDefault(false), parquet.WithBatchSize(8192))
 		p.pw = file.NewParquetWriter(p.f, sc, file.WithWriterProps(props))
 		cs.fixed = true
 	}

@@ -336,6 +336,7 @@ func needsEscape(b []byte) bool {
 func (w *Writer) Pipe() (write func(Message) error, wait func() error) {
 	const batch = 1024
 	ch := make(chan []Message, 4)
+	free := make(chan []Message, 6) // batches back for reuse: less garbage
 	done := make(chan error, 1)
 	go func() {
 		var err error
@@ -345,6 +346,11 @@ func (w *Writer) Pipe() (write func(Message) error, wait func() error) {
 					err = w.Write(m)
 				}
 			}
+			clear(b) // let the consumer's buffers go
+			select {
+			case free <- b[:0]:
+			default:
+			}
 		}
 		done <- err
 	}()
@@ -353,7 +359,11 @@ func (w *Writer) Pipe() (write func(Message) error, wait func() error) {
 		buf = append(buf, m)
 		if len(buf) == batch {
 			ch <- buf
-			buf = make([]Message, 0, batch)
+			select {
+			case buf = <-free:
+			default:
+				buf = make([]Message, 0, batch)
+			}
 		}
 		return nil
 	}
