@@ -191,7 +191,7 @@ func TestDataCLI(t *testing.T) {
 	if _, err := os.Stat(got); err != nil {
 		t.Errorf("get -o FILE wrote nothing: %v", err)
 	}
-	if _, _, err := dataCLI(srv, "data", "get", "sales@2", "-o", "yaml", "--out", got); err == nil || !strings.Contains(err.Error(), "want table or json") {
+	if _, _, err := dataCLI(srv, "data", "get", "sales@2", "-o", "yaml", "--out", got); err == nil || !strings.Contains(err.Error(), "want table, wide or json") {
 		t.Errorf("get -o yaml --out: %v", err)
 	}
 	if _, _, err := dataCLI(srv, "data", "get", "nosuch", "--out", got); err == nil || !strings.Contains(err.Error(), "no dataset named nosuch") {

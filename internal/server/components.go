@@ -80,6 +80,7 @@ func (s *Server) mount(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.closers = append(s.closers, eng)
 	data := datasets.New(s.db, s.blobs, eng, datasets.Options{TempDir: tmp}, s.log.With("sys", "datasets"))
 	s.routes = append(s.routes, datasets.NewAPI(data, s.log.With("sys", "datasets")).Routes()...)
 	// Follows of message queues: each cuts versions on its schedule.
@@ -205,6 +206,7 @@ func (s *Server) executors(ctx context.Context) (map[string]forge.Executor, jobs
 			if err != nil {
 				return nil, jcfg, fmt.Errorf("executor %s: %w", ec.Name, err)
 			}
+			s.closers = append(s.closers, ex)
 			execs[ec.Name] = ex
 		case config.KindSlurm:
 			c := ec.Slurm
