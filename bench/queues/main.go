@@ -2,8 +2,8 @@
 // against a bare consumer, side by side in one run on the same broker:
 //
 //   - ingest: datasets.Service.Ingest, what `forge data add NAME kafka://...`
-//     runs on the server (franz-go consumer, JSON lines on disk, DuckDB to
-//     Parquet, blob store, SQLite record);
+//     runs on the server (franz-go consumer, messages parsed in Go and
+//     written as Parquet while read, blob store, SQLite record);
 //   - bare: a franz-go consumer with the same fetch settings that reads
 //     every record and discards it.
 //
