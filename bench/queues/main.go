@@ -2,8 +2,8 @@
 // against a bare consumer, side by side in one run on the same broker:
 //
 //   - ingest: datasets.Service.Ingest, what `forge data add NAME kafka://...`
-//     runs on the server (franz-go consumer, JSON lines on disk, DuckDB to
-//     Parquet, blob store, SQLite record);
+//     runs on the server (franz-go consumer, messages parsed in Go and
+//     written as Parquet while read, blob store, SQLite record);
 //   - bare: a franz-go consumer with the same fetch settings that reads
 //     every record and discards it.
 //
@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -83,8 +84,8 @@ func main() {
 	var bareS, ingS []float64
 	for r := 0; r < *reps; r++ {
 		for _, which := range []string{"bare", "ingest"} {
-			secs, rssMB, msgs := child(self, which, brokerAddr, *memLimit)
-			fmt.Printf("round %d %-6s %d messages in %.2f s (%.0f msg/s), peak RSS %.0f MB\n", r+1, which, msgs, secs, float64(msgs)/secs, rssMB)
+			secs, cpu, rssMB, msgs := child(self, which, brokerAddr, *memLimit)
+			fmt.Printf("round %d %-6s %d messages in %.2f s (%.0f msg/s, CPU %.2f s), peak RSS %.0f MB\n", r+1, which, msgs, secs, float64(msgs)/secs, cpu, rssMB)
 			if msgs != int64(*n) {
 				log.Fatalf("%s read %d messages, want %d", which, msgs, *n)
 			}
@@ -104,9 +105,9 @@ func median(xs []float64) float64 {
 	return xs[len(xs)/2]
 }
 
-// child runs one measurement in its own process and returns its time, its
-// peak RSS and the messages it read.
-func child(self, role, addr, memLimit string) (float64, float64, int64) {
+// child runs one measurement in its own process and returns its time, the
+// CPU time of the whole process, its peak RSS and the messages it read.
+func child(self, role, addr, memLimit string) (float64, float64, float64, int64) {
 	cmd := exec.Command(self, "-role", role, "-broker", addr)
 	if memLimit != "" {
 		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+memLimit)
@@ -122,7 +123,8 @@ func child(self, role, addr, memLimit string) (float64, float64, int64) {
 		log.Fatalf("%s said %q", role, out)
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return secs, float64(ru.Maxrss) / 1024, msgs
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	return secs, cpu, float64(ru.Maxrss) / 1024, msgs
 }
 
 func report(secs float64, msgs int64) { fmt.Printf("%f %d\n", secs, msgs) }
@@ -235,6 +237,21 @@ func ingest(addr string) (float64, int64) {
 		log.Fatal(err)
 	}
 	svc := datasets.New(db, blobs, eng, datasets.Options{TempDir: dir}, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if p := os.Getenv("BENCH_QUEUES_PPROF"); p != "" {
+		// CPU profile of the ingest to p, heap profile to p.heap.
+		f, err := os.Create(p)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer func() {
+			pprof.StopCPUProfile()
+			if h, err := os.Create(p + ".heap"); err == nil {
+				pprof.Lookup("allocs").WriteTo(h, 0)
+				h.Close()
+			}
+		}()
+	}
 	start := time.Now()
 	res, err := svc.Ingest(ctx, "events", datasets.IngestRequest{Source: "kafka://" + addr + "/" + topic})
 	if err != nil {

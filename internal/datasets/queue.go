@@ -71,8 +71,9 @@ func (s *Service) openQueue(ctx context.Context, ep queue.Endpoint) (queue.Sourc
 }
 
 // Ingest reads a range of a topic or stream into the next version of name.
-// Messages stream through a JSON-lines file on disk to DuckDB, so memory
-// does not grow with the range. With Continue the range starts right after
+// Flat JSON messages become Parquet row groups in Go as they are read
+// (queue.Writer.Columnar); other ranges stream through a JSON-lines file
+// on disk to DuckDB. Memory does not grow with the range either way. With Continue the range starts right after
 // the latest version's, and the version is recorded only if no other
 // version was recorded after that one meanwhile: two ingests of one range
 // cannot both land.
@@ -142,6 +143,11 @@ func (s *Service) Ingest(ctx context.Context, name string, req IngestRequest) (I
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("ingest %s: %w", name, err)
 	}
+	pq := filepath.Join(dir, "data.parquet")
+	w.Columnar(pq, func(parquetPath, jsonlPath string) error {
+		s.log.Debug("queue range leaves the columnar path", "dataset", name, "source", ep.String())
+		return s.engine.ParquetToJSONLines(ctx, parquetPath, jsonlPath)
+	})
 	started := time.Now()
 	write, wait := w.Pipe()
 	ranges, err := src.Read(ctx, qreq, write)
@@ -164,11 +170,12 @@ func (s *Service) Ingest(ctx context.Context, name string, req IngestRequest) (I
 	}
 
 	read := time.Since(started)
-	pq := filepath.Join(dir, "data.parquet")
 	cols := metaColumns(req.Schema)
-	if w.Rows > 0 {
+	switch {
+	case w.Parquet(): // written while reading
+	case w.Rows > 0:
 		_, err = s.engine.ConvertJSONLines(ctx, filepath.Join(dir, "rows.jsonl"), cols, pq)
-	} else {
+	default:
 		_, err = s.engine.EmptyParquet(ctx, cols, pq)
 	}
 	if err != nil {
@@ -176,7 +183,7 @@ func (s *Service) Ingest(ctx context.Context, name string, req IngestRequest) (I
 	}
 	os.Remove(filepath.Join(dir, "rows.jsonl"))
 	s.log.Debug("queue range converted", "dataset", name, "source", rec.Source, "messages", res.Messages,
-		"read", read, "convert", time.Since(started)-read)
+		"read", read, "convert", time.Since(started)-read, "columnar", w.Parquet())
 	if w.DeadLetters > 0 {
 		f, err := os.Open(filepath.Join(dir, "dead.jsonl"))
 		if err != nil {

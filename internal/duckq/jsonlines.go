@@ -52,3 +52,16 @@ func (e *Engine) EmptyParquet(ctx context.Context, cols []Column, dstParquet str
 	defer db.Close()
 	return writeParquet(ctx, db, "SELECT "+strings.Join(sel, ", ")+" LIMIT 0", dstParquet, ConvertOptions{})
 }
+
+// ParquetToJSONLines writes a Parquet file's rows, in order, as JSON lines
+// to dst: how a queue range that started on Go's columnar path goes back
+// to ConvertJSONLines when a message leaves that path.
+func (e *Engine) ParquetToJSONLines(ctx context.Context, src, dst string) error {
+	db, err := e.open(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, "COPY (SELECT * FROM read_parquet("+quoteString(src)+")) TO "+quoteString(dst)+" (FORMAT json)")
+	return mapError(ctx, err, "convert")
+}

@@ -36,6 +36,73 @@ type Writer struct {
 	Rows, DeadLetters  int64
 	line               []byte
 	rowsPath, deadPath string
+	// The columnar path (nil when off or left): see columnar.go.
+	cs   *columns
+	pq   *parquetOut
+	dump func(parquetPath, jsonlPath string) error
+}
+
+// Columnar makes the writer build the rows as Parquet at path while it
+// reads, when every message is a flat JSON object it can type as
+// read_json would (see columnar.go) and there is no schema. When a message
+// is not, the writer leaves that path: dump must write the Parquet file
+// written so far as JSON lines to jsonlPath (DuckDB does), and the rows
+// go on as JSON lines. After Close, Parquet says which path held.
+func (w *Writer) Columnar(path string, dump func(parquetPath, jsonlPath string) error) {
+	if len(w.schema) > 0 {
+		return
+	}
+	w.cs, w.pq, w.dump = newColumns(), &parquetOut{path: path}, dump
+}
+
+// Parquet reports whether, after Close, every row is in the Columnar
+// path's Parquet file (and the JSON-lines file is empty).
+func (w *Writer) Parquet() bool { return w.pq != nil && w.Rows > 0 }
+
+// leave takes the range off the columnar path: the row groups written so
+// far and the group being built become JSON lines.
+func (w *Writer) leave() error {
+	cs, pq := w.cs, w.pq
+	w.cs, w.pq = nil, nil
+	if pq.pw != nil {
+		if err := pq.close(); err != nil {
+			return err
+		}
+		if err := w.rowsBuf.Flush(); err != nil {
+			return err
+		}
+		if err := w.rows.Close(); err != nil {
+			return err
+		}
+		if err := w.dump(pq.path, w.rowsPath); err != nil {
+			return err
+		}
+		os.Remove(pq.path)
+		f, err := os.OpenFile(w.rowsPath, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return err
+		}
+		w.rows = f
+		w.rowsBuf.Reset(f)
+		if st, err := f.Stat(); err == nil && st.Size() > 0 {
+			last := make([]byte, 1)
+			if r, err := os.Open(w.rowsPath); err == nil {
+				r.ReadAt(last, st.Size()-1)
+				r.Close()
+			}
+			if last[0] != '\n' {
+				w.rowsBuf.WriteByte('\n')
+			}
+		}
+	}
+	at := make([]int, len(cs.cols)+1)
+	for r := 0; r < cs.rows; r++ {
+		w.line = appendJSON(w.line[:0], cs, r, at)
+		if _, err := w.rowsBuf.Write(w.line); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // NewWriter creates rowsPath and deadPath. schema, when not nil, is the
@@ -62,6 +129,25 @@ func NewWriter(rowsPath, deadPath string, schema map[string]string) (*Writer, er
 // Write adds one message.
 func (w *Writer) Write(m Message) error {
 	v := bytes.TrimSpace(m.Value)
+	if w.cs != nil {
+		if len(v) > 0 && v[0] == '{' && w.cs.add(m, v) {
+			w.Rows++
+			if w.cs.rows < groupRows {
+				return nil
+			}
+			err := w.pq.flush(w.cs)
+			if err == errFallback {
+				err = w.leave()
+			}
+			return err
+		}
+		if reason := w.check(v); reason != "" {
+			return w.deadLetter(m, reason)
+		}
+		if err := w.leave(); err != nil {
+			return err
+		}
+	}
 	if reason := w.check(v); reason != "" {
 		return w.deadLetter(m, reason)
 	}
@@ -196,9 +282,20 @@ func (w *Writer) deadLetter(m Message, reason string) error {
 	return w.deadBuf.WriteByte('\n')
 }
 
-// Close flushes both files.
+// Close flushes both files (and the Parquet file of the columnar path).
 func (w *Writer) Close() error {
-	err := w.rowsBuf.Flush()
+	var err error
+	if w.cs != nil {
+		err = w.pq.flush(w.cs)
+		if err == errFallback {
+			err = w.leave()
+		} else if err == nil {
+			err = w.pq.close()
+		}
+	}
+	if e := w.rowsBuf.Flush(); err == nil {
+		err = e
+	}
 	if e := w.deadBuf.Flush(); err == nil {
 		err = e
 	}
@@ -239,6 +336,7 @@ func needsEscape(b []byte) bool {
 func (w *Writer) Pipe() (write func(Message) error, wait func() error) {
 	const batch = 1024
 	ch := make(chan []Message, 4)
+	free := make(chan []Message, 6) // batches back for reuse: less garbage
 	done := make(chan error, 1)
 	go func() {
 		var err error
@@ -248,6 +346,11 @@ func (w *Writer) Pipe() (write func(Message) error, wait func() error) {
 					err = w.Write(m)
 				}
 			}
+			clear(b) // let the consumer's buffers go
+			select {
+			case free <- b[:0]:
+			default:
+			}
 		}
 		done <- err
 	}()
@@ -256,7 +359,11 @@ func (w *Writer) Pipe() (write func(Message) error, wait func() error) {
 		buf = append(buf, m)
 		if len(buf) == batch {
 			ch <- buf
-			buf = make([]Message, 0, batch)
+			select {
+			case buf = <-free:
+			default:
+				buf = make([]Message, 0, batch)
+			}
 		}
 		return nil
 	}
