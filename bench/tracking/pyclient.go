@@ -50,6 +50,7 @@ func clientSideBySide(ctx context.Context, o options, forgeURL, mlflowURL string
 			if err != nil {
 				return err
 			}
+			fmt.Fprintf(out, "   a %.2f s, b %.2f s, c %.2f s, d %.2f s\n", r["a"], r["b"], r["c"], r["d"])
 			got[tg.name] = append(got[tg.name], r)
 		}
 	}
