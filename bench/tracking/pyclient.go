@@ -40,7 +40,7 @@ func clientSideBySide(ctx context.Context, o options, forgeURL, mlflowURL string
 		return err
 	}
 	defer null.stop()
-	targets := []struct{ name, url string }{{"forge", forgeURL}, {"mlflow", mlflowURL}, {"null", null.URL}}
+	targets := []struct{ name, url string }{{"forge", forgeURL}, {"null", null.URL}, {"mlflow", mlflowURL}}
 	got := map[string][]map[string]float64{}
 	for round := range o.rounds {
 		for i := range targets {
