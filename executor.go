@@ -181,6 +181,23 @@ type Attacher interface {
 	Attach(ctx context.Context, h Handle) error
 }
 
+// Process is one process of an attempt as its executor knows it.
+type Process struct {
+	Rank    int
+	Node    string // where it runs: the node's index or host name
+	PID     int    // 0 when the executor does not know it
+	State   string // "running", "exited" or "lost" (gone without an exit status)
+	Code    int    // the exit code, when exited
+	Signal  int    // the signal that ended it, when one did
+	Message string // how it ended, in words
+}
+
+// ProcessReporter lists the processes of an attempt, running or ended, for
+// as long as the executor keeps their traces.
+type ProcessReporter interface {
+	Processes(ctx context.Context, h Handle) ([]Process, error)
+}
+
 // Usage is what an attempt's processes use now, summed over them.
 type Usage struct {
 	CPUSeconds  float64 // cumulative CPU time; the caller derives a percentage

@@ -87,6 +87,9 @@ func (c *Client) Request(ctx context.Context, method, path string, query url.Val
 	if err != nil {
 		return nil, err
 	}
+	if s, ok := body.(sizedReader); ok && s.n >= 0 {
+		req.ContentLength = s.n
+	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}

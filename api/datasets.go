@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 )
 
@@ -190,10 +189,8 @@ func (c *Client) AddDatasetVersion(ctx context.Context, name string, parquet io.
 	}
 	// A file's length lets the server refuse an upload over its limit
 	// before reading it.
-	if s, ok := parquet.(interface{ Stat() (os.FileInfo, error) }); ok {
-		if st, err := s.Stat(); err == nil {
-			req.ContentLength = st.Size()
-		}
+	if n := sizeOf(parquet); n >= 0 {
+		req.ContentLength = n
 	}
 	req.Header.Set("Content-Type", "application/vnd.apache.parquet")
 	if user != "" {

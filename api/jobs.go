@@ -168,7 +168,19 @@ func (c *Client) HasBundle(ctx context.Context, digest string) (bool, error) {
 
 // PutBundle uploads a code bundle under its sha256 digest.
 func (c *Client) PutBundle(ctx context.Context, digest string, data []byte) error {
-	resp, err := c.Request(ctx, http.MethodPut, "/api/forge/v1/bundles/"+digest, nil, bytes.NewReader(data), "application/gzip")
+	return c.UploadBundle(ctx, digest, bytes.NewReader(data), nil)
+}
+
+// UploadBundle is PutBundle from a reader, telling progress (if not nil)
+// as the bytes go.
+func (c *Client) UploadBundle(ctx context.Context, digest string, r io.Reader, progress Progress) error {
+	if progress != nil {
+		// The counting reader hides r's type, which told net/http its length.
+		size := sizeOf(r)
+		progress(0, size)
+		r = sizedReader{&progressReader{r: r, total: size, fn: progress}, size}
+	}
+	resp, err := c.Request(ctx, http.MethodPut, "/api/forge/v1/bundles/"+digest, nil, r, "application/gzip")
 	if err != nil {
 		return err
 	}

@@ -345,6 +345,8 @@ func (c *Client) SearchModelVersions(ctx context.Context, filter string, maxResu
 type UploadOptions struct {
 	Format      string // onnx, xgboost, other; "" detects
 	Description string
+	// Progress, if not nil, hears the bytes of the files as they go.
+	Progress Progress
 }
 
 // UploadModelVersion registers a new version of name from local files; a
@@ -353,6 +355,7 @@ type UploadOptions struct {
 func (c *Client) UploadModelVersion(ctx context.Context, name string, paths []string, opts UploadOptions) (ModelVersionDetail, error) {
 	type item struct{ rel, local string }
 	var items []item
+	var total int64
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
@@ -360,12 +363,18 @@ func (c *Client) UploadModelVersion(ctx context.Context, name string, paths []st
 		}
 		if !st.IsDir() {
 			items = append(items, item{filepath.Base(p), p})
+			total += st.Size()
 			continue
 		}
 		err = filepath.WalkDir(p, func(f string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
 			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += info.Size()
 			rel, err := filepath.Rel(p, f)
 			items = append(items, item{filepath.ToSlash(rel), f})
 			return err
@@ -373,6 +382,10 @@ func (c *Client) UploadModelVersion(ctx context.Context, name string, paths []st
 		if err != nil {
 			return ModelVersionDetail{}, err
 		}
+	}
+	var sent int64
+	if opts.Progress != nil {
+		opts.Progress(0, total)
 	}
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
@@ -397,7 +410,12 @@ func (c *Client) UploadModelVersion(ctx context.Context, name string, paths []st
 				if err != nil {
 					return err
 				}
-				_, err = io.Copy(w, f)
+				var r io.Reader = f
+				if opts.Progress != nil {
+					r = &progressReader{r: f, done: sent, total: total, fn: opts.Progress}
+				}
+				n, err := io.Copy(w, r)
+				sent += n
 				f.Close()
 				if err != nil {
 					return err
@@ -437,9 +455,22 @@ func (c *Client) GetModelVersionDetail(ctx context.Context, name, ref string) (M
 // DownloadModel writes a version's files under dir and checks each against
 // its digest.
 func (c *Client) DownloadModel(ctx context.Context, name, ref, dir string) (ModelVersionDetail, error) {
+	return c.DownloadModelProgress(ctx, name, ref, dir, nil)
+}
+
+// DownloadModelProgress is DownloadModel telling progress (if not nil) the
+// bytes of all the files as they come.
+func (c *Client) DownloadModelProgress(ctx context.Context, name, ref, dir string, progress Progress) (ModelVersionDetail, error) {
 	d, err := c.GetModelVersionDetail(ctx, name, ref)
 	if err != nil {
 		return d, err
+	}
+	var total, got int64
+	for _, f := range d.Files {
+		total += f.Size
+	}
+	if progress != nil {
+		progress(0, total)
 	}
 	// Fetch by number: an alias could move between the calls.
 	base := forgeModels + "/" + url.PathEscape(name) + "/versions/" + d.ModelVersion.Version + "/files/"
@@ -447,7 +478,12 @@ func (c *Client) DownloadModel(ctx context.Context, name, ref, dir string) (Mode
 		if !fs.ValidPath(f.Path) {
 			return d, fmt.Errorf("server sent an unsafe file path %q", f.Path)
 		}
-		if err := c.downloadFile(ctx, base+escapePath(f.Path), filepath.Join(dir, filepath.FromSlash(f.Path)), f.Digest); err != nil {
+		var count func(n int64)
+		if progress != nil {
+			start := got
+			count = func(n int64) { got = start + n; progress(got, total) }
+		}
+		if err := c.downloadFile(ctx, base+escapePath(f.Path), filepath.Join(dir, filepath.FromSlash(f.Path)), f.Digest, count); err != nil {
 			return d, fmt.Errorf("download %s: %w", f.Path, err)
 		}
 	}
@@ -474,7 +510,9 @@ func escapePath(p string) string {
 	return path.Join(parts...)
 }
 
-func (c *Client) downloadFile(ctx context.Context, urlPath, dst, digest string) error {
+// downloadFile writes one file whole or not at all; count, if not nil,
+// hears the bytes received so far.
+func (c *Client) downloadFile(ctx context.Context, urlPath, dst, digest string, count func(int64)) error {
 	resp, err := c.Request(ctx, http.MethodGet, urlPath, nil, nil, "")
 	if err != nil {
 		return err
@@ -489,7 +527,11 @@ func (c *Client) downloadFile(ctx context.Context, urlPath, dst, digest string) 
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(tmp, h), resp.Body)
+	var body io.Reader = resp.Body
+	if count != nil {
+		body = &progressReader{r: resp.Body, total: -1, fn: func(done, _ int64) { count(done) }}
+	}
+	_, err = io.Copy(io.MultiWriter(tmp, h), body)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

@@ -4,7 +4,11 @@
 // MB/s, the S3 store's ratio to the bare client, and this process's peak
 // RSS during each operation.
 //
-//	go run ./bench/blob [-sizes 1MB,100MB,2GB] [-dir /tmp]
+// Each size is measured -rounds times, the sides alternating (the first
+// side of each round changes), and the median of the rounds is printed:
+// on a shared machine one measurement can be off by half.
+//
+//	go run ./bench/blob [-sizes 1MB,100MB,2GB] [-rounds 3] [-dir /tmp]
 package main
 
 import (
@@ -14,12 +18,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +29,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/forge-mlops/forge"
+	"github.com/forge-mlops/forge/bench/forgeproc"
 	"github.com/forge-mlops/forge/internal/blob"
 	"github.com/forge-mlops/forge/internal/blob/s3test"
 )
@@ -35,8 +38,13 @@ func main() {
 	sizes := flag.String("sizes", "1MB,100MB,2GB", "blob sizes, comma-separated (KB, MB, GB)")
 	dir := flag.String("dir", os.TempDir(), "folder for the local store, the S3 server's files and the cache")
 	bin := flag.String("versitygw", s3test.Binary(), "versitygw binary (make versitygw)")
+	rounds := flag.Int("rounds", 3, "rounds of each operation on each side")
 	flag.Parse()
-	if err := run(*sizes, *dir, *bin); err != nil {
+	if *rounds < 1 {
+		fmt.Fprintln(os.Stderr, "bench/blob: -rounds must be at least 1")
+		os.Exit(2)
+	}
+	if err := run(*sizes, *dir, *bin, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/blob:", err)
 		os.Exit(1)
 	}
@@ -58,14 +66,14 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-func run(sizeList, dir, bin string) error {
+func run(sizeList, dir, bin string, rounds int) error {
 	ctx := context.Background()
 	root, err := os.MkdirTemp(dir, "forge-bench-blob-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(root)
-	gw, endpoint, err := startGateway(bin, filepath.Join(root, "s3"))
+	endpoint, gw, err := forgeproc.StartGateway(ctx, bin, filepath.Join(root, "s3"))
 	if err != nil {
 		return err
 	}
@@ -81,7 +89,8 @@ func run(sizeList, dir, bin string) error {
 		return err
 	}
 	c := s3.Client()
-	fmt.Printf("%-6s %-6s %-7s %10s %9s %12s\n", "op", "size", "side", "MB/s", "peak RSS", "s3/bare")
+	fmt.Printf("%d rounds, sides alternating (the first side of each round changes); MB/s is the median of the rounds\n", rounds)
+	fmt.Printf("%-6s %-6s %-7s %10s %9s %12s   %s\n", "op", "size", "side", "MB/s", "peak RSS", "s3/bare", "s3/bare by round")
 	for _, s := range strings.Split(sizeList, ",") {
 		size, err := parseSize(s)
 		if err != nil {
@@ -90,20 +99,23 @@ func run(sizeList, dir, bin string) error {
 		// Repeat small blobs so that a run is long enough to time.
 		reps := int(max(1, min(20, (256<<20)/size)))
 		name := strings.TrimSpace(s)
-		var digest forge.Digest
+		var localD, s3D forge.Digest
 		key := "bare/" + name
 		type side struct {
 			name     string
 			put, get func() error
+			drop     func()
 		}
 		sides := []side{
-			{"local", func() error { i, err := local.Put(ctx, newData(size)); digest = i.Digest; return err },
-				func() error { return drain(local.Open(ctx, digest)) }},
-			{"s3", func() error { i, err := s3.Put(ctx, newData(size)); digest = i.Digest; return err },
-				func() error { return drain(s3.Open(ctx, digest)) }},
+			{"local", func() error { i, err := local.Put(ctx, newData(size)); localD = i.Digest; return err },
+				func() error { return drain(local.Open(ctx, localD)) },
+				func() { local.Delete(ctx, localD) }},
+			{"s3", func() error { i, err := s3.Put(ctx, newData(size)); s3D = i.Digest; return err },
+				func() error { return drain(s3.Open(ctx, s3D)) },
+				func() { s3.Delete(ctx, s3D) }},
 			// The client given the length it knows (the store does not:
 			// an upload's body is a stream), the store's part size and
-			// parallel parts.
+			// parallel parts, and its defaults otherwise.
 			{"bare", func() error {
 				_, err := c.PutObject(ctx, "forge", key, newData(size), size, minio.PutObjectOptions{PartSize: 16 << 20,
 					ConcurrentStreamParts: true, NumThreads: 4, ContentType: "application/octet-stream"})
@@ -111,32 +123,56 @@ func run(sizeList, dir, bin string) error {
 			}, func() error {
 				o, err := c.GetObject(ctx, "forge", key, minio.GetObjectOptions{})
 				return drain(io.ReadCloser(o), err)
-			}},
+			}, func() { c.RemoveObject(ctx, "forge", key, minio.RemoveObjectOptions{}) }},
 		}
-		rate := map[string]float64{}
-		for _, sd := range sides {
-			for _, op := range []struct {
-				name string
-				f    func() error
-			}{{"put", sd.put}, {"get", sd.get}} {
-				mbs, rss, err := measure(size, reps, op.f)
-				if err != nil {
-					return fmt.Errorf("%s %s %s: %w", op.name, name, sd.name, err)
+		rate := map[string][]float64{}
+		peak := map[string]int64{}
+		for r := range rounds {
+			order := slices.Clone(sides)
+			if r%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, op := range []string{"put", "get"} {
+				for _, sd := range order {
+					f := sd.put
+					if op == "get" {
+						f = sd.get
+					}
+					mbs, rss, err := measure(size, reps, f)
+					if err != nil {
+						return fmt.Errorf("%s %s %s: %w", op, name, sd.name, err)
+					}
+					rate[op+sd.name] = append(rate[op+sd.name], mbs)
+					peak[op+sd.name] = max(peak[op+sd.name], rss)
 				}
-				rate[op.name+sd.name] = mbs
-				ratio := ""
-				if sd.name == "bare" {
-					ratio = fmt.Sprintf("%.0f%%", 100*rate[op.name+"s3"]/mbs)
-				}
-				fmt.Printf("%-6s %-6s %-7s %10.1f %6d MB %12s\n", op.name, name, sd.name, mbs, rss>>20, ratio)
+			}
+			// Make room for the next round.
+			for _, sd := range sides {
+				sd.drop()
 			}
 		}
-		// Make room for the next size.
-		local.Delete(ctx, digest)
-		s3.Delete(ctx, digest)
-		c.RemoveObject(ctx, "forge", key, minio.RemoveObjectOptions{})
+		for _, op := range []string{"put", "get"} {
+			for _, sd := range sides {
+				ratio, byRound := "", ""
+				if sd.name == "bare" {
+					ratio = fmt.Sprintf("%.0f%%", 100*median(rate[op+"s3"])/median(rate[op+"bare"]))
+					for i := range rate[op+"bare"] {
+						byRound += fmt.Sprintf(" %.0f%%", 100*rate[op+"s3"][i]/rate[op+"bare"][i])
+					}
+				}
+				fmt.Printf("%-6s %-6s %-7s %10.1f %6d MB %12s  %s\n", op, name, sd.name, median(rate[op+sd.name]), peak[op+sd.name]>>20, ratio, byRound)
+			}
+		}
 	}
 	return nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // measure runs f reps times and returns MB/s and the peak RSS while it ran.
@@ -203,39 +239,4 @@ func (d *data) Read(p []byte) (int, error) {
 	n := copy(p, d.block[i:min(int64(len(d.block)), i+d.n-d.off)])
 	d.off += int64(n)
 	return n, nil
-}
-
-// startGateway runs versitygw with its POSIX backend on a free port, with
-// an empty bucket "forge".
-func startGateway(bin, root string) (*exec.Cmd, string, error) {
-	if _, err := os.Stat(bin); err != nil {
-		return nil, "", fmt.Errorf("versitygw: %w (build it: make versitygw)", err)
-	}
-	if err := os.MkdirAll(filepath.Join(root, "forge"), 0o755); err != nil {
-		return nil, "", err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, "", err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "--access", s3test.AccessKey, "--secret", s3test.SecretKey, "--port", addr, "posix", root)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, "", err
-	}
-	endpoint := "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := http.Get(endpoint + "/")
-		if err == nil {
-			resp.Body.Close()
-			return cmd, endpoint, nil
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			return nil, "", fmt.Errorf("versitygw did not answer on %s: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

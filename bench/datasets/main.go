@@ -154,9 +154,10 @@ func newBench(ctx context.Context, dir string, threads int) (*bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	// 4GB and the threads for each of 4 instances at once, as before the
-	// engine shared one budget.
-	opts := duckq.EngineOptions{Threads: 4 * threads, MemoryLimit: "16GB", MaxConcurrent: 4,
+	// 4GB for each of 4 instances at once, as DuckDB direct has; the
+	// machine's threads, which a lone instance (each benchmark's) gets all
+	// of, as DuckDB direct does.
+	opts := duckq.EngineOptions{Threads: threads, MemoryLimit: "16GB", MaxConcurrent: 4,
 		TempDir: filepath.Join(dir, "duckdb-tmp")}
 	eng, err := duckq.NewEngine(opts)
 	if err != nil {
@@ -179,6 +180,7 @@ func newBench(ctx context.Context, dir string, threads int) (*bench, error) {
 
 func (b *bench) close() {
 	b.srv.Close()
+	b.eng.Close()
 	b.plain.Close()
 	b.db.Close()
 }
@@ -326,33 +328,31 @@ func (b *bench) groupBy(ctx context.Context, n, reps int) (string, error) {
 	fmt.Printf("2. GROUP BY over %s (%d rows)\n", res.Version.Ref(), res.Version.Rows)
 	const body = "SELECT kind, day, count(*) AS n, sum(value) AS total, avg(value) AS mean FROM %s GROUP BY kind, day ORDER BY kind, day"
 	var viaAPI, direct []time.Duration
+	var cpuRatios []float64
 	var apiRows, directRows int
 	// The same file the server reads: the blob of the version.
 	blobPath, err := b.blobs.Path(forge.Digest(res.Version.Digest))
 	if err != nil {
 		return "", err
 	}
-	for rep := 0; rep < reps; rep++ {
-		t0 := time.Now()
+	forgeQuery := func() error {
 		s, err := b.client.Query(ctx, api.QueryRequest{SQL: fmt.Sprintf(body, "events")})
 		if err != nil {
-			return "", err
+			return err
 		}
 		apiRows = 0
 		for s.Next() {
 			apiRows++
 		}
 		s.Close()
-		if err := s.Err(); err != nil {
-			return "", err
-		}
-		viaAPI = append(viaAPI, time.Since(t0))
-
-		t0 = time.Now()
+		return s.Err()
+	}
+	directQuery := func() error {
 		rs, err := b.plain.Query(fmt.Sprintf(body, "read_parquet("+q(blobPath)+")"))
 		if err != nil {
-			return "", err
+			return err
 		}
+		defer rs.Close()
 		directRows = 0
 		cols, _ := rs.Columns()
 		vals := make([]any, len(cols))
@@ -362,13 +362,40 @@ func (b *bench) groupBy(ctx context.Context, n, reps int) (string, error) {
 		}
 		for rs.Next() {
 			if err := rs.Scan(ptrs...); err != nil {
-				return "", err
+				return err
 			}
 			directRows++
 		}
-		rs.Close()
-		direct = append(direct, time.Since(t0))
-		fmt.Printf("   rep %d: forge data query (HTTP) %s | duckdb direct %s\n", rep+1, viaAPI[rep].Round(time.Millisecond), direct[rep].Round(time.Millisecond))
+		return rs.Err()
+	}
+	// Each repetition runs the query runsPerRep times each way, interleaved
+	// and in alternating order, and keeps each side's fastest: a burst of
+	// other load on a shared machine spoils a run, seldom all of them.
+	const runsPerRep = 3
+	for rep := 0; rep < reps; rep++ {
+		sides := []struct {
+			f    func() error
+			best timing
+		}{{forgeQuery, timing{}}, {directQuery, timing{}}}
+		for run := 0; run < runsPerRep; run++ {
+			order := []int{0, 1}
+			if (rep+run)%2 == 1 {
+				order = []int{1, 0}
+			}
+			for _, i := range order {
+				t, err := measure(sides[i].f)
+				if err != nil {
+					return "", err
+				}
+				if sides[i].best.wall == 0 || t.wall < sides[i].best.wall {
+					sides[i].best = t
+				}
+			}
+		}
+		f, d := sides[0].best, sides[1].best
+		viaAPI, direct = append(viaAPI, f.wall), append(direct, d.wall)
+		cpuRatios = append(cpuRatios, f.cpu.Seconds()/d.cpu.Seconds())
+		fmt.Printf("   rep %d (fastest of %d each): forge data query (HTTP) %s | duckdb direct %s\n", rep+1, runsPerRep, f, d)
 	}
 	if apiRows != directRows {
 		return "", fmt.Errorf("row counts differ: API %d, DuckDB %d", apiRows, directRows)
@@ -379,8 +406,8 @@ func (b *bench) groupBy(ctx context.Context, n, reps int) (string, error) {
 		ratios = append(ratios, viaAPI[i].Seconds()/direct[i].Seconds())
 	}
 	r := median(ratios)
-	fmt.Printf("   best: forge %s, duckdb %s, %d result rows: forge/duckdb = %.2fx by best, %.2fx median of the reps (target <= 1.2x)\n\n",
-		a.Round(time.Millisecond), d.Round(time.Millisecond), apiRows, a.Seconds()/d.Seconds(), r)
+	fmt.Printf("   best: forge %s, duckdb %s, %d result rows: forge/duckdb = %.2fx by best, %.2fx median of the reps, %.2fx by CPU time (target <= 1.2x)\n\n",
+		a.Round(time.Millisecond), d.Round(time.Millisecond), apiRows, a.Seconds()/d.Seconds(), r, median(cpuRatios))
 	return fmt.Sprintf("GROUP BY over %d rows: forge/duckdb = %.2fx (target <= 1.2x): %s", n, r, verdict(r <= 1.2)), nil
 }
 

@@ -26,6 +26,12 @@ type Proc struct {
 // Start runs `bin server` with extra flags added (e.g. --db) and waits until
 // /readyz answers.
 func Start(ctx context.Context, bin string, extra ...string) (*Proc, error) {
+	return StartEnv(ctx, bin, nil, extra...)
+}
+
+// StartEnv is Start with env added to this process's environment (e.g. a
+// TeamState's).
+func StartEnv(ctx context.Context, bin string, env []string, extra ...string) (*Proc, error) {
 	if _, err := exec.LookPath(bin); err != nil {
 		return nil, fmt.Errorf("-forge %s: %w (build it: go build -o /tmp/forge-bench ./cmd/forge)", bin, err)
 	}
@@ -42,6 +48,7 @@ func Start(ctx context.Context, bin string, extra ...string) (*Proc, error) {
 	l.Close()
 	args := append([]string{"server", "--data-dir", filepath.Join(dir, "data"), "--addr", addr, "--grpc-addr", "127.0.0.1:0", "--log-level", "warn"}, extra...)
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)

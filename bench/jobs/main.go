@@ -12,6 +12,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -38,6 +39,8 @@ type options struct {
 	rate      float64 // MB/s for the paced writer
 	seconds   float64
 	python    string
+	maxMB     float64 // (c): what the unpaced writer may write at most
+	lagLimit  time.Duration
 }
 
 func main() {
@@ -50,6 +53,8 @@ func main() {
 	fs.Float64Var(&o.rate, "rate", 50, "(c): MB/s the paced writer writes")
 	fs.Float64Var(&o.seconds, "seconds", 5, "(c): how long each writer writes")
 	fs.StringVar(&o.python, "python", "/usr/bin/python3", "(c): python for the paced writer")
+	fs.Float64Var(&o.maxMB, "max-mb", 1000, "(c): MB the unpaced writer writes at most (it stops at -seconds or this, whichever comes first)")
+	fs.DurationVar(&o.lagLimit, "follow-limit", 60*time.Second, "(c): how long the follower may run on after the writer's end before it is stopped and the case fails")
 	fs.Parse(os.Args[1:])
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -140,6 +145,16 @@ func latency(ctx context.Context, c *api.Client, o options) error {
 	return nil
 }
 
+// verdict is PASS when the follower got the whole log, and for the paced
+// writer the end line within a second of its writing (the unpaced one
+// writes faster than any follower reads: its figure is the rate).
+func verdict(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
 func waitEnd(ctx context.Context, c *api.Client, id string) (api.Job, error) {
 	for {
 		j, err := c.Job(ctx, id)
@@ -195,19 +210,27 @@ out.flush()
 func follow(ctx context.Context, c *api.Client, url string, o options) error {
 	secs := strconv.FormatFloat(o.seconds, 'f', -1, 64)
 	cases := []struct {
-		name string
-		cmd  []string
+		name   string
+		target bool // the follower must keep up (the paced writer)
+		cmd    []string
 	}{
-		{fmt.Sprintf("paced %g MB/s", o.rate), []string{o.python, "-c", pacedWriter, strconv.FormatFloat(o.rate, 'f', -1, 64), secs}},
+		{fmt.Sprintf("paced %g MB/s", o.rate), true, []string{o.python, "-c", pacedWriter, strconv.FormatFloat(o.rate, 'f', -1, 64), secs}},
 		// yes as fast as the pipe takes it; the shim's copying is its limit.
-		{"unpaced (yes)", []string{"sh", "-c", `s=$(date +%s%N); timeout ` + secs + ` yes xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; e=$(date +%s%N); echo "end $e 0 $(( (e - s) / 1000 ))e-6"`}},
+		// Bounded in time and bytes: a writer faster than the follower
+		// would otherwise leave it gigabytes behind.
+		{fmt.Sprintf("unpaced (yes, at most %g MB)", o.maxMB), false, []string{"sh", "-c", `s=$(date +%s%N); timeout ` + secs +
+			` yes xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx | head -c ` +
+			strconv.FormatInt(int64(o.maxMB*1e6), 10) + `; e=$(date +%s%N); echo; echo "end $e 0 $(( (e - s) / 1000 ))e-6"`}},
 	}
 	for _, tc := range cases {
 		j, err := c.SubmitJob(ctx, api.JobSpec{Name: "bench-follow", Command: tc.cmd})
 		if err != nil {
 			return err
 		}
-		cmd := exec.CommandContext(ctx, o.forge, "jobs", "logs", "-f", "--server", url, j.ID)
+		// The follower may run the writer's time and lagLimit more.
+		fctx, cancel := context.WithTimeout(ctx, time.Duration(o.seconds*float64(time.Second))+o.lagLimit)
+		defer cancel()
+		cmd := exec.CommandContext(fctx, o.forge, "jobs", "logs", "-f", "--server", url, j.ID)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -224,18 +247,22 @@ func follow(ctx context.Context, c *api.Client, url string, o options) error {
 		for {
 			line, err := r.ReadSlice('\n')
 			got += int64(len(line))
-			if i := strings.Index(string(line), "] end "); i >= 0 {
+			if i := bytes.Index(line, []byte("] end ")); i >= 0 {
 				endLine, endAt = strings.TrimSpace(string(line[i+2:])), time.Now()
 			}
 			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 				break
 			}
 		}
-		if err := cmd.Wait(); err != nil {
-			return fmt.Errorf("forge jobs logs -f: %w", err)
-		}
+		werr := cmd.Wait()
+		stopped := fctx.Err() != nil
+		cancel()
 		exitAt := time.Now()
 		took := exitAt.Sub(start)
+		if stopped {
+			// The job is stopped too, so that the next case runs alone.
+			c.CancelJob(ctx, j.ID)
+		}
 		j, err = waitEnd(ctx, c, j.ID)
 		if err != nil {
 			return err
@@ -244,9 +271,19 @@ func follow(ctx context.Context, c *api.Client, url string, o options) error {
 		if n := len(j.Attempts); n > 0 {
 			logSize = j.Attempts[n-1].LogSize
 		}
+		if stopped {
+			fmt.Printf("(c) %s: FAIL: the follower was stopped after %.1fs (the writer's %gs and -follow-limit %v) with %.1f MB of the log's %.1f MB\n",
+				tc.name, took.Seconds(), o.seconds, o.lagLimit, float64(got)/1e6, float64(logSize)/1e6)
+			continue
+		}
+		if werr != nil {
+			return fmt.Errorf("forge jobs logs -f: %w", werr)
+		}
 		f := strings.Fields(endLine)
 		if len(f) != 4 {
-			return fmt.Errorf("%s: job %s (%s) never wrote its end line; follower got %d bytes", tc.name, j.ID, j.State, got)
+			fmt.Printf("(c) %s: FAIL: job %s (%s) log %.1f MB: the follower ended after %.1f MB without the end line\n",
+				tc.name, j.ID, j.State, float64(logSize)/1e6, float64(got)/1e6)
+			continue
 		}
 		endNS, _ := strconv.ParseInt(f[1], 10, 64)
 		written, _ := strconv.ParseFloat(f[2], 64)
@@ -256,8 +293,8 @@ func follow(ctx context.Context, c *api.Client, url string, o options) error {
 		if written > 0 {
 			writeRate = fmt.Sprintf("process wrote %.1f MB in %.2fs (%.1f MB/s); ", written/1e6, wsecs, written/1e6/wsecs)
 		}
-		fmt.Printf("(c) %s: %slog %.1f MB (%.1f MB/s over the writer's %.2fs); follower got %.1f MB (complete: %v) in %.2fs: the end line %v after it was written, and the follower's exit %v after that\n",
-			tc.name, writeRate, float64(logSize)/1e6, float64(logSize)/1e6/wsecs, wsecs, float64(got)/1e6, got == logSize, took.Seconds(), lag.Round(time.Millisecond), exitAt.Sub(endAt).Round(time.Millisecond))
+		fmt.Printf("(c) %s: %s: %slog %.1f MB (%.1f MB/s over the writer's %.2fs); follower got %.1f MB (complete: %v) in %.2fs: the end line %v after it was written, and the follower's exit %v after that\n",
+			tc.name, verdict(got == logSize && (lag < time.Second || !tc.target)), writeRate, float64(logSize)/1e6, float64(logSize)/1e6/wsecs, wsecs, float64(got)/1e6, got == logSize, took.Seconds(), lag.Round(time.Millisecond), exitAt.Sub(endAt).Round(time.Millisecond))
 	}
 	return nil
 }

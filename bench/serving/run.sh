@@ -9,7 +9,13 @@
 # the in-process Go benchmarks: ONNX compute overhead at batch 1 and the
 # batching gain on the 256-1024-1024-10 MLP.
 #
-# Usage: [ROUNDS=3] bench/serving/run.sh [SECONDS_PER_POINT]   (default 6; the whole run takes about 3 minutes)
+# With TEAM=1 (or TEAM=only: that alone), also the replicas of a forge server
+# in a team's setup against one on SQLite and the local folder
+# (bench/serving/team): `forge serve --server URL` replicas of a server on
+# PostgreSQL + S3 (reading the model from the bucket) and of a server on
+# SQLite + the local blob folder, alternating, ROUNDS rounds.
+#
+# Usage: [ROUNDS=3] [TEAM=1|only] bench/serving/run.sh [SECONDS_PER_POINT]   (default 6; the whole run takes about 3 minutes)
 # Needs: wrk (apt-get install wrk; without it a Go closed-loop generator is
 # used), python3-fastapi python3-uvicorn python3-sklearn, torch (for the
 # large MLP), and the ONNX Runtime library (scripts/fetch-onnxruntime.sh).
@@ -33,6 +39,7 @@ echo "building..." >&2
 go build -o "$tmp/forge" ./cmd/forge
 go build -o "$tmp/bare" ./bench/serving/bare
 go build -o "$tmp/loadgen" ./bench/serving/loadgen
+go build -o "$tmp/team" ./bench/serving/team
 mkdir -p "$tmp/repo/mlp/1"
 cp testdata/models/mlp.onnx "$tmp/repo/mlp/1/model.onnx"
 body='{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}'
@@ -48,19 +55,6 @@ url[forge]=http://127.0.0.1:18000
 url[bare]=http://127.0.0.1:18001
 url[fastapi2]=http://127.0.0.1:18002
 url[fastapi1]=http://127.0.0.1:18003
-"$tmp/forge" serve --model-repo "$tmp/repo" --addr 127.0.0.1:18000 --grpc-addr "" --log-level warn 2>"$tmp/forge.log" & pids+=($!)
-"$tmp/bare" -addr 127.0.0.1:18001 & pids+=($!)
-(cd bench/serving && exec $PY -m uvicorn fastapi_mlp:app --host 127.0.0.1 --port 18002 --workers 2 --log-level warning --no-access-log) 2>"$tmp/fastapi2.log" & pids+=($!)
-(cd bench/serving && exec $PY -m uvicorn fastapi_mlp:app --host 127.0.0.1 --port 18003 --workers 1 --log-level warning --no-access-log) 2>"$tmp/fastapi1.log" & pids+=($!)
-for s in forge bare fastapi2 fastapi1; do
-	for _ in $(seq 300); do
-		curl -sf -o /dev/null "${url[$s]}/v2/health/ready" && break
-		sleep 0.1
-	done
-	curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' -d "$body" "${url[$s]}/v2/models/mlp/infer" ||
-		{ echo "$s does not answer; its log:" >&2; cat "$tmp/$s.log" >&2 2>/dev/null; exit 1; }
-done
-
 # measure NAME CONNS: prints "rps p50_ms p99_ms"
 measure() {
 	local u="${url[$1]}/v2/models/mlp/infer"
@@ -76,7 +70,59 @@ measure() {
 	fi
 }
 
+# team: the replicas of the SQLite + local and the PostgreSQL + S3 servers,
+# alternating, median of ROUNDS rounds, and their ratio.
+team() {
+	"$tmp/team" -forge "$tmp/forge" -model testdata/models/mlp.onnx -local-addr 127.0.0.1:18020 -team-addr 127.0.0.1:18021 >"$tmp/team.out" 2>"$tmp/team.log" &
+	local tpid=$!
+	pids+=($tpid)
+	for _ in $(seq 1200); do
+		grep -q '^local=' "$tmp/team.out" && break
+		kill -0 "$tpid" 2>/dev/null || { echo "bench/serving/team failed:" >&2; cat "$tmp/team.log" >&2; exit 1; }
+		sleep 0.1
+	done
+	url[local-replica]=http://127.0.0.1:18020 url[team-replica]=http://127.0.0.1:18021
+	echo "replicas (forge serve --server URL) of a server on SQLite + local folder and of one on PostgreSQL (fsync on) + S3 (versitygw; the replica reads the model from the bucket): $ROUNDS alternating rounds, median kept"
+	printf '%-13s %6s %10s %9s %9s\n' replica conns req/s p50_ms p99_ms
+	for c in 16 64; do
+		declare -A tr=()
+		for i in $(seq "$ROUNDS"); do
+			order="local-replica team-replica"
+			[ $((i % 2)) -eq 0 ] && order="team-replica local-replica"
+			for s in $order; do
+				tr[$s]+="$(measure "$s" "$c")"$'\n'
+			done
+		done
+		for s in local-replica team-replica; do
+			echo -n "${tr[$s]}" | awk '{ printf "%-13s %6d %10s %9s %9s   (round %d)\n", s, c, $1, $2, $3, NR }' s="$s" c="$c" >&2
+			read -r r a b < <(echo -n "${tr[$s]}" | sort -n | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }')
+			rps[$s,$c]=$r p50[$s,$c]=$a p99[$s,$c]=$b
+			printf '%-13s %6d %10s %9s %9s   (median)\n' "$s" "$c" "$r" "$a" "$b"
+		done
+		awk -v l="${rps[local-replica,$c]}" -v t="${rps[team-replica,$c]}" -v c="$c" 'BEGIN { printf "c%d ratio: PostgreSQL+S3 / SQLite+local replica req/s %.2f\n", c, t/l }'
+	done
+	kill "$tpid" 2>/dev/null || true
+	wait "$tpid" 2>/dev/null || true
+}
+
 declare -A rps p50 p99
+if [ "${TEAM:-}" = only ]; then
+	team
+	exit 0
+fi
+"$tmp/forge" serve --model-repo "$tmp/repo" --addr 127.0.0.1:18000 --grpc-addr "" --log-level warn 2>"$tmp/forge.log" & pids+=($!)
+"$tmp/bare" -addr 127.0.0.1:18001 & pids+=($!)
+(cd bench/serving && exec $PY -m uvicorn fastapi_mlp:app --host 127.0.0.1 --port 18002 --workers 2 --log-level warning --no-access-log) 2>"$tmp/fastapi2.log" & pids+=($!)
+(cd bench/serving && exec $PY -m uvicorn fastapi_mlp:app --host 127.0.0.1 --port 18003 --workers 1 --log-level warning --no-access-log) 2>"$tmp/fastapi1.log" & pids+=($!)
+for s in forge bare fastapi2 fastapi1; do
+	for _ in $(seq 300); do
+		curl -sf -o /dev/null "${url[$s]}/v2/health/ready" && break
+		sleep 0.1
+	done
+	curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' -d "$body" "${url[$s]}/v2/models/mlp/infer" ||
+		{ echo "$s does not answer; its log:" >&2; cat "$tmp/$s.log" >&2 2>/dev/null; exit 1; }
+done
+
 gen=$(command -v wrk >/dev/null && echo "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t2" || echo "Go closed-loop loadgen")
 echo "load generator: $gen; ${D}s per point; $(nproc) CPUs shared by servers and load generator"
 # Forge and bare alternate for ROUNDS rounds and each keeps its median round:
@@ -139,6 +185,10 @@ fi
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 wait 2>/dev/null || true
 pids=()
+
+if [ "${TEAM:-}" = 1 ]; then
+	team
+fi
 
 echo "in-process Go benchmarks (internal/serve/bench_test.go):"
 go test -run XXX -bench 'Overhead' -benchtime 20000x ./internal/serve | grep -E '^Benchmark' | awk '{print}

@@ -4,6 +4,7 @@
 //
 //	go run ./bench/tracking -start -forge /tmp/forge-bench -mlflow ../shared/peers/mlflow-2.12.2
 //	go run ./bench/tracking -server http://127.0.0.1:7700       # Forge alone, no ratios
+//	go run ./bench/tracking -start -forge /tmp/forge-bench -team -scenarios a,b,c,d   # SQLite + local vs PostgreSQL + S3
 //
 // With -mlflow it starts the real MLflow peer too and runs scenarios a-d on
 // both, alternating, -rounds times: the ratios printed are measured in the
@@ -55,6 +56,8 @@ type options struct {
 	client       bool
 	clientScript string
 	tag          string
+	team         bool
+	asyncCommit  bool
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -75,6 +78,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.rounds, "rounds", 2, "with -mlflow: rounds of scenarios a-d on each server, alternating")
 	fs.IntVar(&o.mlWorkers, "mlflow-workers", 2, "with -mlflow: MLflow's gunicorn workers")
 	fs.BoolVar(&o.client, "client", false, "with -mlflow: drive a-d with the real mlflow client against Forge, MLflow and a null server instead")
+	fs.BoolVar(&o.team, "team", false, "with -start: start a second server on PostgreSQL + S3 (both started here) and run a-d on both, alternating, -rounds times")
+	fs.BoolVar(&o.asyncCommit, "team-async-commit", false, "with -team: PostgreSQL with synchronous_commit=off (a commit does not wait for the WAL fsync)")
 	fs.StringVar(&o.clientScript, "client-script", "bench/tracking/mlflow_client.py", "with -client: the client's scenario script")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -106,6 +111,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if err := checkLoopback(o.server); err != nil {
 		return err
+	}
+	if o.team && (!o.start || o.mlflow != "" || o.db != "") {
+		return fmt.Errorf("-team needs -start, and neither -mlflow nor -db")
 	}
 	if o.client && o.mlflow == "" {
 		return fmt.Errorf("-client needs -mlflow PEER_DIR (the client and MLflow's server come from the peer)")
@@ -212,6 +220,10 @@ func bench(ctx context.Context, c, ml *client, o options, out io.Writer) error {
 	has := func(s string) bool { return slices.Contains(o.scenarios, s) }
 	abcd := has("a") || has("b") || has("c") || has("d")
 	switch {
+	case abcd && o.team:
+		if err := teamSideBySide(ctx, c, o, has, out); err != nil {
+			return err
+		}
 	case abcd && ml != nil:
 		if err := sideBySide(ctx, c, ml, o, tag, has, out); err != nil {
 			return err

@@ -22,7 +22,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -123,6 +122,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	b.trace = o.trace
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tround\tfigure\tgoal\t")
+	// What a tab of the UI costs before any data: the experiments page.
+	if err := b.navigate(base + "/#/"); err != nil {
+		return err
+	}
+	if err := b.eval(`new Promise(r => { const t = () => document.querySelector('#main h1') && !document.querySelector('#main').textContent.includes('Loading') ? r(true) : requestAnimationFrame(t); t(); })`, nil); err != nil {
+		return err
+	}
+	mem, err := b.tabMemory()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(tw, "baseline: experiments page, tab memory\t-\t%s\t\t\n", mem)
 	for round := 1; round <= o.rounds; round++ {
 		var scroll scrollStats
 		if want["runs"] {
@@ -169,7 +180,11 @@ func newBrowser(ctx context.Context) (*browser, error) {
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path),
 		chromedp.Flag("headless", "new"), chromedp.NoSandbox, chromedp.WindowSize(1280, 800),
-		chromedp.Flag("enable-precise-memory-info", true))
+		chromedp.Flag("enable-precise-memory-info", true),
+		// Without the back/forward cache a page left is dropped: with it,
+		// each scenario's page stayed alive in a renderer of its own (the
+		// 0.5-1.3 GB of renderers' RSS measured before).
+		chromedp.Flag("disable-features", "site-per-process,Translate,BlinkGenPropertyTrees,BackForwardCache"))
 	actx, c1 := chromedp.NewExecAllocator(ctx, opts...)
 	tctx, c2 := chromedp.NewContext(actx, chromedp.WithErrorf(func(string, ...any) {}))
 	// Every page keeps its long tasks (over 50 ms) from the start.
@@ -205,44 +220,24 @@ func (b *browser) navigate(url string) error {
 	return chromedp.Run(ctx, chromedp.Navigate(url))
 }
 
-// heapMB is the tab's JavaScript heap in use, from the DevTools protocol.
-func (b *browser) heapMB() (float64, error) {
+// heapMB is the tab's JavaScript heap in use and committed, from the
+// DevTools protocol.
+func (b *browser) heapMB() (used, total float64, err error) {
 	var ms []*performance.Metric
-	err := chromedp.Run(b.ctx, chromedp.ActionFunc(func(ctx context.Context) error {
+	err = chromedp.Run(b.ctx, chromedp.ActionFunc(func(ctx context.Context) error {
 		var err error
 		ms, err = performance.GetMetrics().Do(ctx)
 		return err
 	}))
 	for _, m := range ms {
-		if m.Name == "JSHeapUsedSize" {
-			return m.Value / 1e6, err
+		switch m.Name {
+		case "JSHeapUsedSize":
+			used = m.Value / 1e6
+		case "JSHeapTotalSize":
+			total = m.Value / 1e6
 		}
 	}
-	return 0, err
-}
-
-// rendererMB is the resident memory of Chromium's renderer processes (one
-// tab: one renderer), read from /proc.
-func rendererMB() float64 {
-	var total float64
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		if _, err := strconv.Atoi(d.Name()); err != nil {
-			continue
-		}
-		cmd, _ := os.ReadFile("/proc/" + d.Name() + "/cmdline")
-		if !bytes.Contains(cmd, []byte("--type=renderer")) {
-			continue
-		}
-		status, _ := os.ReadFile("/proc/" + d.Name() + "/status")
-		for _, line := range strings.Split(string(status), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-				kb, _ := strconv.ParseFloat(f[1], 64)
-				total += kb / 1000
-			}
-		}
-	}
-	return total
+	return used, total, err
 }
 
 var assetRef = regexp.MustCompile(`(?:src|href)="(/ui/[0-9a-f]{16}/[^"]+)"`)

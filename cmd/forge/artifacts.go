@@ -103,31 +103,52 @@ func artifactsGet(ctx context.Context, c *cli, args []string) error {
 	if dst == "" {
 		dst = path.Base(p)
 	}
-	n, bytes := 0, int64(0)
-	var get func(f api.FileInfo, dst string) error
-	get = func(f api.FileInfo, dst string) error {
+	// List everything first, so the progress has a total.
+	type file struct {
+		api.FileInfo
+		dst string
+	}
+	var files []file
+	var dirs []string
+	var total int64
+	var walk func(f api.FileInfo, dst string) error
+	walk = func(f api.FileInfo, dst string) error {
 		if !f.IsDir {
-			size, err := fetchArtifact(ctx, cl, list.RootURI, f.Path, dst)
-			n, bytes = n+1, bytes+size
-			return err
+			files = append(files, file{f, dst})
+			total += f.FileSize
+			return nil
 		}
+		dirs = append(dirs, dst)
 		sub, err := cl.ListArtifacts(ctx, run, f.Path)
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(dst, 0o755); err != nil {
-			return err
-		}
 		for _, g := range sub.Files {
-			if err := get(g, filepath.Join(dst, path.Base(g.Path))); err != nil {
+			if err := walk(g, filepath.Join(dst, path.Base(g.Path))); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	if err := get(*found, dst); err != nil {
+	if err := walk(*found, dst); err != nil {
 		return err
 	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	down := c.newBar(fmt.Sprintf("downloading %s (%d files)", p, len(files)), total)
+	defer down.close()
+	n, bytes := 0, int64(0)
+	for _, f := range files {
+		size, err := fetchArtifact(ctx, cl, list.RootURI, f.Path, f.dst, down)
+		n, bytes = n+1, bytes+size
+		if err != nil {
+			return err
+		}
+	}
+	down.close()
 	if cf.json() {
 		return printJSON(c.stdout, map[string]any{"run_id": run, "path": p, "out": dst, "files": n, "bytes": bytes})
 	}
@@ -136,7 +157,7 @@ func artifactsGet(ctx context.Context, c *cli, args []string) error {
 }
 
 // fetchArtifact writes one artifact to dst, whole or not at all.
-func fetchArtifact(ctx context.Context, cl *api.Client, root, p, dst string) (int64, error) {
+func fetchArtifact(ctx context.Context, cl *api.Client, root, p, dst string, down *bar) (int64, error) {
 	rc, err := cl.OpenArtifact(ctx, root, p)
 	if err != nil {
 		return 0, fmt.Errorf("download %s: %w", p, err)
@@ -153,7 +174,7 @@ func fetchArtifact(ctx context.Context, cl *api.Client, root, p, dst string) (in
 		return 0, err
 	}
 	defer os.Remove(tmp)
-	n, err := io.Copy(f, rc)
+	n, err := io.Copy(down.writer(f), rc)
 	err = errors.Join(err, f.Close())
 	if err != nil {
 		return n, fmt.Errorf("download %s: %w", p, err)

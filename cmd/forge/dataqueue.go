@@ -55,7 +55,13 @@ func dataIngest(ctx context.Context, c *cli, cf *clientFlags, qf *queueFlags, po
 		req.Schema = append(req.Schema, api.Column{Name: col.Name, Type: col.Type})
 	}
 	start := time.Now()
+	from := req.Source
+	if from == "" {
+		from = "the source of " + name
+	}
+	read := c.phase("the server is reading " + from)
 	res, err := cf.client().IngestDataset(ctx, name, req)
+	read.stop()
 	if err != nil {
 		return err
 	}
@@ -154,11 +160,7 @@ func dataFollows(ctx context.Context, c *cli, args []string) error {
 		}
 		var rows [][]string
 		for _, f := range fl {
-			last := "-"
-			if f.LastRunAt > 0 {
-				last = formatMillis(f.LastRunAt)
-			}
-			rows = append(rows, []string{f.Name, f.Source, strings.TrimPrefix(followEvery(f), "every "), last, orDash(f.LastError)})
+			rows = append(rows, []string{f.Name, f.Source, strings.TrimPrefix(followEvery(f), "every "), cf.when(f.LastRunAt), orDash(f.LastError)})
 		}
 		return table(c.stdout, []string{"DATASET", "SOURCE", "EVERY", "LAST RUN", "LAST ERROR"}, rows)
 	case len(pos) == 2 && pos[0] == "rm":

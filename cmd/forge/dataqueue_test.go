@@ -9,10 +9,11 @@ import (
 
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/queue/queuetest"
+	"github.com/forge-mlops/forge/internal/sqlstore/sqlstoretest"
 )
 
 func TestDataAddFromQueue(t *testing.T) {
-	srv := dataServer(t)
+	srv := dataServer(t, sqlstoretest.OpenSQLite(t))
 	addr := queuetest.Kafka(t, 1, "clicks")
 	p := queuetest.Producer(t, addr)
 	var vals [][]byte

@@ -46,7 +46,7 @@ func cmdDeploy(ctx context.Context, c *cli, args []string) error {
 	if cf.json() {
 		return printJSON(c.stdout, d)
 	}
-	if err := printDeployment(c, d); err != nil {
+	if err := printDeployment(c, cf, d); err != nil {
 		return err
 	}
 	if d.Status != nil && d.Status.Error != "" {
@@ -114,7 +114,7 @@ func deploymentsShow(ctx context.Context, c *cli, args []string) error {
 	if cf.json() {
 		return printJSON(c.stdout, d)
 	}
-	return printDeployment(c, d)
+	return printDeployment(c, cf, d)
 }
 
 func deploymentsRemove(ctx context.Context, c *cli, args []string) error {
@@ -134,7 +134,7 @@ func deploymentsRemove(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-func printDeployment(c *cli, d api.Deployment) error {
+func printDeployment(c *cli, cf *clientFlags, d api.Deployment) error {
 	w := c.stdout
 	fmt.Fprintf(w, "deployment:  %s\n", d.Name)
 	fmt.Fprintf(w, "spec:        %s\n", deploymentSpec(d.DeploymentSpec))
@@ -149,7 +149,7 @@ func printDeployment(c *cli, d api.Deployment) error {
 		fmt.Fprintf(w, "payloads:    %s of requests to dataset payloads.%s (reference %s; columns %s)\n",
 			fmtFloat(d.LogPayloads), d.Name, ref, strings.Join(d.PayloadColumns, ", "))
 	}
-	fmt.Fprintf(w, "updated:     %s\n", modelTime(d.UpdatedAt))
+	fmt.Fprintf(w, "updated:     %s\n", cf.whenLong(d.UpdatedAt))
 	st := d.Status
 	if st == nil {
 		fmt.Fprintln(w, "status:      not served by this server")

@@ -55,8 +55,9 @@ var docs = map[string]doc{
 	"data dead-letters": {"data dead-letters NAME[@VERSION]", "print the messages of a queue version that could not be rows, as JSON lines", []string{
 		"forge data dead-letters clicks@3",
 	}},
-	"data ls": {"data ls [-o json]", "list datasets and their latest versions", []string{
+	"data ls": {"data ls [NAME] [-o wide|json]", "list datasets and their latest versions, or a dataset's versions", []string{
 		"forge data ls",
+		"forge data ls cancer -o wide",
 		"forge data ls -o json",
 	}},
 	"data show": {"data show NAME[@VERSION] [-o json]", "show a dataset version: schema, size, lineage", []string{
@@ -183,8 +184,9 @@ var docs = map[string]doc{
 		"forge model register cancer-xgb --run RUN_ID --path model",
 		"forge model register ranker --file ./predictor/ --format other",
 	}},
-	"model ls": {"model ls [--filter EXPR] [-o json]", "list registered models", []string{
+	"model ls": {"model ls [NAME] [--filter EXPR] [-o wide|json]", "list registered models, or a model's versions", []string{
 		"forge model ls",
+		"forge model ls cancer-xgb",
 		"forge model ls --filter \"name LIKE 'cancer%'\" -o json",
 	}},
 	"model show": {"model show NAME[@VERSION|@ALIAS] [-o json]", "show a model version: format, signature, aliases and lineage", []string{

@@ -47,7 +47,7 @@ func jobsList(ctx context.Context, c *cli, args []string) error {
 		if j.ExitCode != nil {
 			exit = strconv.Itoa(*j.ExitCode)
 		}
-		rows = append(rows, []string{j.ID, j.Name, j.State, j.Executor, exit, j.Reason, strconv.Itoa(j.Attempt), ago(j.SubmittedAt)})
+		rows = append(rows, []string{j.ID, j.Name, j.State, j.Executor, exit, j.Reason, strconv.Itoa(j.Attempt), cf.when(j.SubmittedAt)})
 	}
 	return table(c.stdout, []string{"ID", "NAME", "STATE", "EXECUTOR", "EXIT", "REASON", "ATTEMPTS", "SUBMITTED"}, rows)
 }
@@ -91,7 +91,7 @@ func jobsShow(ctx context.Context, c *cli, args []string) error {
 	if j.RunID != "" {
 		fmt.Fprintf(w, "run:         %s (experiment %s)\n", j.RunID, j.ExperimentID)
 	}
-	fmt.Fprintf(w, "submitted:   %s\n", time.UnixMilli(j.SubmittedAt).Format(time.RFC3339))
+	fmt.Fprintf(w, "submitted:   %s\n", cf.whenLong(j.SubmittedAt))
 	var rows [][]string
 	for _, a := range j.Attempts {
 		exit, took := "", ""
@@ -101,7 +101,7 @@ func jobsShow(ctx context.Context, c *cli, args []string) error {
 		if a.FinishedAt != 0 {
 			took = (time.Duration(a.FinishedAt-a.StartedAt) * time.Millisecond).String()
 		}
-		rows = append(rows, []string{strconv.Itoa(a.Attempt), time.UnixMilli(a.StartedAt).Format(time.RFC3339), took, exit, a.Reason, a.Message})
+		rows = append(rows, []string{strconv.Itoa(a.Attempt), cf.when(a.StartedAt), took, exit, a.Reason, a.Message})
 	}
 	if len(rows) > 0 {
 		fmt.Fprintln(w)
@@ -182,11 +182,6 @@ func jobsCancel(ctx context.Context, c *cli, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "job %s: %s\n", j.ID, map[bool]string{true: "cancelled", false: "stopping"}[j.State == "cancelled"])
 	return nil
-}
-
-func ago(ms int64) string {
-	d := time.Since(time.UnixMilli(ms)).Round(time.Second)
-	return d.String() + " ago"
 }
 
 // logLine is one line of a job's log as -o json prints it: when it was

@@ -13,13 +13,28 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 )
 
-// cli is what every command gets: where to write, and how to read the
-// environment (through the config package's lookup only).
+// cli is what every command gets: where to write, how to read the
+// environment (through the config package's lookup only), the clock that
+// tables say "3m ago" by, and where progress is drawn (nil: nowhere, as
+// when stderr is not a terminal).
 type cli struct {
 	stdout, stderr io.Writer
 	env            func(string) (string, bool)
+	now            func() time.Time
+	progress       io.Writer
+}
+
+// newCLI is the cli of a real run: progress is drawn on stderr when it is a
+// terminal (and TERM is not "dumb").
+func newCLI(stdout, stderr io.Writer) *cli {
+	c := &cli{stdout: stdout, stderr: stderr, env: os.LookupEnv, now: time.Now}
+	if t, _ := c.env("TERM"); isTerminal(stderr) && t != "dumb" {
+		c.progress = stderr
+	}
+	return c
 }
 
 type command struct {
@@ -85,7 +100,11 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c := &cli{stdout: stdout, stderr: stderr, env: os.LookupEnv}
+	return newCLI(stdout, stderr).run(ctx, args)
+}
+
+func (c *cli) run(ctx context.Context, args []string) error {
+	stdout := c.stdout
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		usage(stdout)
 		return nil

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,7 +66,10 @@ func modelRegister(ctx context.Context, c *cli, args []string) error {
 	if *run != "" {
 		d, err = cf.client().RegisterModelFromRun(ctx, pos[0], api.RegisterFromRunRequest{RunID: *run, Path: *artPath, Format: *format, Description: *desc})
 	} else {
-		d, err = cf.client().UploadModelVersion(ctx, pos[0], files, api.UploadOptions{Format: *format, Description: *desc})
+		up := c.newBar("uploading the files of "+pos[0], -1)
+		up.then = "the server is checking the model"
+		d, err = cf.client().UploadModelVersion(ctx, pos[0], files, api.UploadOptions{Format: *format, Description: *desc, Progress: up.set})
+		up.close()
 	}
 	if err != nil {
 		return err
@@ -81,11 +86,18 @@ func modelList(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "model ls")
 	cf := addClientFlags(fs, c)
 	filter := fs.String("filter", "", "MLflow search filter, e.g. \"name LIKE 'iris%'\"")
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
 	if err := cf.check(); err != nil {
 		return err
+	}
+	switch {
+	case len(pos) == 1 && *filter == "":
+		return modelVersions(ctx, c, cf, pos[0])
+	case len(pos) > 0:
+		return usageError{"usage: forge model ls [--filter EXPR], or forge model ls NAME for its versions"}
 	}
 	models := []api.RegisteredModel{}
 	for tok := ""; ; {
@@ -113,9 +125,43 @@ func modelList(ctx context.Context, c *cli, args []string) error {
 		for _, a := range m.Aliases {
 			aliases = append(aliases, a.Alias+"="+a.Version)
 		}
-		rows = append(rows, []string{m.Name, latest, dashIfEmpty(strings.Join(aliases, ",")), modelTime(m.LastUpdatedTimestamp), m.Description})
+		rows = append(rows, []string{m.Name, latest, dashIfEmpty(strings.Join(aliases, ",")), cf.when(m.LastUpdatedTimestamp), m.Description})
 	}
 	return table(c.stdout, []string{"NAME", "LATEST", "ALIASES", "UPDATED", "DESCRIPTION"}, rows)
+}
+
+// modelVersions lists a registered model's versions, newest first.
+func modelVersions(ctx context.Context, c *cli, cf *clientFlags, name string) error {
+	cl := cf.client()
+	if _, err := cl.GetRegisteredModel(ctx, name); err != nil {
+		return err
+	}
+	filter := "name = '" + strings.ReplaceAll(name, "'", "''") + "'"
+	vs := []api.ModelVersion{}
+	for tok := ""; ; {
+		page, err := cl.SearchModelVersions(ctx, filter, 1000, tok)
+		if err != nil {
+			return err
+		}
+		vs = append(vs, page.ModelVersions...)
+		if tok = page.NextPageToken; tok == "" {
+			break
+		}
+	}
+	slices.SortFunc(vs, func(a, b api.ModelVersion) int {
+		x, _ := strconv.Atoi(a.Version)
+		y, _ := strconv.Atoi(b.Version)
+		return y - x
+	})
+	if cf.json() {
+		return printJSON(c.stdout, vs)
+	}
+	var rows [][]string
+	for _, v := range vs {
+		rows = append(rows, []string{v.Version, v.CurrentStage, dashIfEmpty(strings.Join(v.Aliases, ",")), v.Status,
+			cf.when(v.CreationTimestamp), dashIfEmpty(v.RunID), dashIfEmpty(v.Description)})
+	}
+	return table(c.stdout, []string{"VERSION", "STAGE", "ALIASES", "STATUS", "CREATED", "RUN", "DESCRIPTION"}, rows)
 }
 
 func modelShow(ctx context.Context, c *cli, args []string) error {
@@ -149,7 +195,7 @@ func modelShow(ctx context.Context, c *cli, args []string) error {
 	} else {
 		fmt.Fprintf(w, "format:      %s\n", d.Format)
 	}
-	fmt.Fprintf(w, "created:     %s\n", modelTime(mv.CreationTimestamp))
+	fmt.Fprintf(w, "created:     %s\n", cf.whenLong(mv.CreationTimestamp))
 	if mv.Description != "" {
 		fmt.Fprintf(w, "description: %s\n", mv.Description)
 	}
@@ -240,7 +286,9 @@ func modelDownload(ctx context.Context, c *cli, args []string) error {
 		return usageError{"usage: forge model download NAME[@VERSION|@ALIAS] --out DIR"}
 	}
 	name, ref := splitModelRef(pos[0])
-	d, err := cf.client().DownloadModel(ctx, name, ref, *dir)
+	down := c.newBar("downloading "+name+"@"+ref, -1)
+	d, err := cf.client().DownloadModelProgress(ctx, name, ref, *dir, down.set)
+	down.close()
 	if err != nil {
 		return err
 	}
@@ -260,13 +308,6 @@ func dashIfEmpty(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func modelTime(ms int64) string {
-	if ms == 0 {
-		return "-"
-	}
-	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
 }
 
 var _ flag.Value = (*modelFileFlags)(nil)
@@ -345,7 +386,7 @@ func modelWatch(ctx context.Context, c *cli, args []string) error {
 
 // eventLine is one event as `forge model watch` prints it.
 func eventLine(e api.ModelEvent) string {
-	at := time.UnixMilli(e.Timestamp).Format("2006-01-02 15:04:05")
+	at := absTime(e.Timestamp)
 	what := e.Name
 	if e.Version != "" {
 		what += "@" + e.Version

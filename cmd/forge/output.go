@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/config"
@@ -15,14 +17,15 @@ import (
 // clientFlags are the flags of every command that talks to a server.
 type clientFlags struct {
 	server, token, output string
+	now                   func() time.Time // what tables' times are relative to
 }
 
 func addClientFlags(fs *flag.FlagSet, c *cli) *clientFlags {
 	def := config.LoadClient(c.env)
-	f := &clientFlags{}
+	f := &clientFlags{now: c.now}
 	fs.StringVar(&f.server, "server", def.Server, "Forge server `URL` (env FORGE_SERVER)")
 	fs.StringVar(&f.token, "token", def.Token, "access `TOKEN` (env FORGE_TOKEN)")
-	fs.StringVar(&f.output, "o", "table", "output `FORMAT`: table or json")
+	fs.StringVar(&f.output, "o", "table", "output `FORMAT`: table, wide (times as RFC 3339, UTC) or json")
 	return f
 }
 
@@ -31,8 +34,8 @@ func (f *clientFlags) client() *api.Client { return api.NewClient(f.server, f.to
 func (f *clientFlags) json() bool { return f.output == "json" }
 
 func (f *clientFlags) check() error {
-	if f.output != "table" && f.output != "json" {
-		return usageError{fmt.Sprintf("-o %q: want table or json", f.output)}
+	if f.output != "table" && f.output != "wide" && f.output != "json" {
+		return usageError{fmt.Sprintf("-o %q: want table, wide or json", f.output)}
 	}
 	if err := api.CheckServerURL(f.server); err != nil {
 		return usageError{err.Error()}
@@ -71,10 +74,21 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// printJSON writes v as indented JSON, each millisecond time followed by
+// the same as KEY_rfc3339 (UTC).
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	out, err := addRFC3339(buf.Bytes())
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(out)
+	return err
 }
 
 // table prints rows aligned under a header.

@@ -132,16 +132,17 @@ func cmdRun(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintln(c.stdout, j.ID)
 		return nil
 	}
-	fmt.Fprintf(c.stderr, "job %s (%s) submitted\n", j.ID, j.Name)
-	return followToEnd(ctx, client, j.ID, c)
+	fmt.Fprintf(c.stderr, "job %s (%s) submitted: %s\n", j.ID, j.Name, stateLine(j))
+	return followToEnd(ctx, client, j, c)
 }
 
 // followToEnd streams the logs and returns the job's exit as the error,
 // then says which run the job made and where to see it. Interrupted
 // (Ctrl-C), it leaves the job running, says how to cancel it, and exits 130
 // as a shell does.
-func followToEnd(ctx context.Context, client *api.Client, id string, c *cli) error {
-	stop := watchState(ctx, client, id, c.stderr)
+func followToEnd(ctx context.Context, client *api.Client, submitted api.Job, c *cli) error {
+	id := submitted.ID
+	stop := watchState(ctx, client, submitted, c.stderr)
 	defer stop()
 	rc, err := client.JobLogs(ctx, id, 0, true)
 	if err == nil {
@@ -162,6 +163,9 @@ func followToEnd(ctx context.Context, client *api.Client, id string, c *cli) err
 			return err
 		}
 		if j.Final() {
+			if j.State == "succeeded" {
+				fmt.Fprintf(c.stderr, "job %s: %s\n", id, stateLine(j))
+			}
 			if j.RunID != "" {
 				fmt.Fprintf(c.stderr, "run %s: %s/#/runs/%s\n", j.RunID, client.Base(), j.RunID)
 			}
@@ -205,12 +209,14 @@ func merge(file, flags api.JobSpec, set map[string]bool) api.JobSpec {
 
 // watchState says on w when the job's state changes (queued, running, a
 // retry back in the queue) while its log streams, until stop is called.
-func watchState(ctx context.Context, client *api.Client, id string, w io.Writer) (stop func()) {
+// The end is left to the caller, which says it once the log is over.
+func watchState(ctx context.Context, client *api.Client, submitted api.Job, w io.Writer) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
+	id := submitted.ID
 	go func() {
 		defer close(done)
-		last := "queued" // as submitted
+		last := stateLine(submitted)
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -220,21 +226,52 @@ func watchState(ctx context.Context, client *api.Client, id string, w io.Writer)
 			case <-t.C:
 			}
 			j, err := client.Job(ctx, id)
-			if err != nil || j.State == last || j.Final() {
+			if err != nil || j.Final() {
 				continue
 			}
-			last = j.State
-			fmt.Fprintf(w, "job %s: %s (attempt %d)\n", id, j.State, max(1, len(j.Attempts)))
+			if s := stateLine(j); s != last {
+				last = s
+				fmt.Fprintf(w, "job %s: %s\n", id, s)
+			}
 		}
 	}()
 	return sync.OnceFunc(func() { cancel(); <-done })
+}
+
+// stateLine is a job's state as forge run --wait says it: "queued",
+// "running (attempt 1)", "queued for attempt 2 (attempt 1: failed, exit 3)",
+// "succeeded (attempt 1, took 4.1s)".
+func stateLine(j api.Job) string {
+	var prev *api.JobAttempt
+	if n := len(j.Attempts); n > 0 {
+		prev = &j.Attempts[n-1]
+	}
+	switch {
+	case j.State == "queued" && prev != nil && prev.FinishedAt != 0:
+		how := j.Reason
+		if prev.Reason != "" {
+			how = prev.Reason
+		}
+		if prev.ExitCode != nil {
+			how += fmt.Sprintf(", exit %d", *prev.ExitCode)
+		}
+		return fmt.Sprintf("queued for attempt %d (attempt %d: %s)", prev.Attempt+1, prev.Attempt, strings.TrimPrefix(how, ", "))
+	case j.State == "queued":
+		return "queued"
+	case j.Final() && prev != nil && prev.FinishedAt != 0:
+		took := (time.Duration(prev.FinishedAt-prev.StartedAt) * time.Millisecond).Round(100 * time.Millisecond)
+		return fmt.Sprintf("%s (attempt %d, took %s)", j.State, prev.Attempt, took)
+	}
+	return fmt.Sprintf("%s (attempt %d)", j.State, max(1, j.Attempt, len(j.Attempts)))
 }
 
 // uploadCode bundles dir and stores the bundle on the server unless it
 // has it, returning its digest.
 func uploadCode(ctx context.Context, c *cli, client *api.Client, dir string) (string, error) {
 	var buf bytes.Buffer
+	pack := c.phase("bundling the code in " + dir)
 	b, err := bundle.Build(dir, &buf, bundle.DefaultMaxBytes)
+	pack.stop()
 	if err != nil {
 		return "", err
 	}
@@ -247,7 +284,10 @@ func uploadCode(ctx context.Context, c *cli, client *api.Client, dir string) (st
 		return "", err
 	}
 	if !has {
-		if err := client.PutBundle(ctx, digest, buf.Bytes()); err != nil {
+		up := c.newBar("uploading code "+digest[:12], int64(buf.Len()))
+		err := client.UploadBundle(ctx, digest, &buf, up.set)
+		up.close()
+		if err != nil {
 			return "", fmt.Errorf("upload code: %w", err)
 		}
 		fmt.Fprintf(c.stderr, "uploaded code %s (%d KiB)\n", digest[:12], size>>10)

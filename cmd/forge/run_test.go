@@ -21,8 +21,8 @@ import (
 )
 
 // forgeServer runs a whole forge server in the test, local executor and
-// all, and returns its URL.
-func forgeServer(t *testing.T) string {
+// all, and returns its URL; tweak, if any, changes its config first.
+func forgeServer(t *testing.T, tweak ...func(*config.Server)) string {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -30,6 +30,9 @@ func forgeServer(t *testing.T) string {
 	// Jobs run as the test's own user: t.TempDir() is 0700, out of reach
 	// of the unprivileged user a root server would switch to.
 	cfg.RunAs = strconv.Itoa(os.Geteuid())
+	for _, f := range tweak {
+		f(&cfg)
+	}
 	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -94,8 +97,14 @@ func TestRunWaitArtifactsAndLogs(t *testing.T) {
 	golden(t, "artifacts_ls_model.txt", ls)
 
 	dir := t.TempDir()
-	if _, _, err := runCLI(t, "artifacts", "get", runID, "model", "--out", filepath.Join(dir, "m"), "--server", url); err != nil {
+	var screen bytes.Buffer // as if stderr were a terminal
+	c := &cli{stdout: io.Discard, stderr: io.Discard, env: os.LookupEnv, now: time.Now, progress: &screen}
+	if err := c.run(ctx, []string{"artifacts", "get", runID, "model", "--out", filepath.Join(dir, "m"), "--server", url}); err != nil {
 		t.Fatal(err)
+	}
+	// One bar for the folder's files, to their last byte (14 + 8 bytes).
+	if !strings.Contains(screen.String(), "downloading model (2 files)  [") || !strings.Contains(screen.String(), "100%  22 B / 22 B") {
+		t.Errorf("artifacts get drew:\n%q", screen.String())
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "m", "conf", "params.yaml")); string(b) != "lr: 0.1\n" {
 		t.Errorf("folder download: params.yaml = %q", b)
@@ -197,9 +206,19 @@ func TestRunLeavesOutDataDir(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	os.WriteFile(filepath.Join(code, "train.py"), []byte("print('hi')\n"), 0o644)
 	var out, errOut bytes.Buffer
-	err = run(context.Background(), []string{"run", "--wait", "-C", code, "--server", srv.URL(), "--", "sh", "-c", "ls -A"}, &out, &errOut)
+	var screen lockedWriter // as if stderr were a terminal
+	c := &cli{stdout: &out, stderr: &errOut, env: os.LookupEnv, now: time.Now, progress: &screen}
+	err = c.run(context.Background(), []string{"run", "--wait", "-C", code, "--server", srv.URL(), "--", "sh", "-c", "ls -A"})
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	// The bundle's upload is drawn to its last byte; the job's states are
+	// said from queued to succeeded.
+	if !regexp.MustCompile(`uploading code [0-9a-f]{12}  \[=+\]  100%  `).MatchString(screen.String()) {
+		t.Errorf("no upload progress:\n%q", screen.String())
+	}
+	if !regexp.MustCompile(`(?s)submitted: queued\n.*: succeeded \(attempt 1, took [0-9.]+m?s\)\n`).MatchString(errOut.String()) {
+		t.Errorf("stderr does not say the job's states:\n%s", errOut.String())
 	}
 	if !strings.Contains(errOut.String(), "left out forge-data/ from the code: it is a Forge data folder") {
 		t.Errorf("stderr does not say what was left out:\n%s", errOut.String())
@@ -248,5 +267,27 @@ func TestRunsCompareRepeatedNames(t *testing.T) {
 	header := strings.SplitN(out, "\n", 2)[0]
 	if !strings.Contains(header, "python3 ("+ids[0][:8]+")") || !strings.Contains(header, "python3 ("+ids[1][:8]+")") {
 		t.Errorf("compare header does not tell the runs apart:\n%s", out)
+	}
+}
+
+// TestStateLine: what forge run --wait says of each state a job goes
+// through, a retry included.
+func TestStateLine(t *testing.T) {
+	three := 3
+	failed := api.JobAttempt{Attempt: 1, StartedAt: 1000, FinishedAt: 5100, ExitCode: &three, Reason: "exited"}
+	for _, tc := range []struct {
+		job  api.Job
+		want string
+	}{
+		{api.Job{State: "queued"}, "queued"},
+		{api.Job{State: "running", Attempt: 1, Attempts: []api.JobAttempt{{Attempt: 1, StartedAt: 1000}}}, "running (attempt 1)"},
+		{api.Job{State: "queued", Attempt: 1, Attempts: []api.JobAttempt{failed}}, "queued for attempt 2 (attempt 1: exited, exit 3)"},
+		{api.Job{State: "running", Attempt: 2, Attempts: []api.JobAttempt{failed, {Attempt: 2, StartedAt: 6000}}}, "running (attempt 2)"},
+		{api.Job{State: "failed", Attempt: 1, Attempts: []api.JobAttempt{failed}}, "failed (attempt 1, took 4.1s)"},
+		{api.Job{State: "cancelled"}, "cancelled (attempt 1)"},
+	} {
+		if got := stateLine(tc.job); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.job.State, got, tc.want)
+		}
 	}
 }

@@ -111,7 +111,7 @@ func sweepsList(ctx context.Context, c *cli, args []string) error {
 	}
 	var rows [][]string
 	for _, s := range list {
-		rows = append(rows, []string{s.Name, s.State, s.Spec.Algorithm, strconv.Itoa(s.Spec.MaxTrials), s.Spec.Objective.Metric + " (" + s.Spec.Objective.Goal + ")", ago(s.CreatedAt)})
+		rows = append(rows, []string{s.Name, s.State, s.Spec.Algorithm, strconv.Itoa(s.Spec.MaxTrials), s.Spec.Objective.Metric + " (" + s.Spec.Objective.Goal + ")", cf.when(s.CreatedAt)})
 	}
 	return table(c.stdout, []string{"NAME", "STATE", "ALGORITHM", "TRIALS", "OBJECTIVE", "CREATED"}, rows)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/forge-mlops/forge/api"
 )
@@ -65,24 +64,23 @@ func tokenList(ctx context.Context, c *cli, args []string) error {
 		}
 		return printJSON(c.stdout, list)
 	}
-	stamp := func(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }
 	var rows [][]string
 	for _, t := range list {
 		state, expires := "active", "never"
 		if t.ExpiresAt != 0 {
-			expires = stamp(t.ExpiresAt)
-			if time.Now().UnixMilli() >= t.ExpiresAt {
+			expires = cf.when(t.ExpiresAt)
+			if cf.now().UnixMilli() >= t.ExpiresAt {
 				state = "expired"
 			}
 		}
 		if t.RevokedAt != 0 {
-			state = "revoked " + stamp(t.RevokedAt)
+			state = "revoked " + cf.when(t.RevokedAt)
 		}
 		role := t.Role
 		if t.RunID != "" {
 			role += " (run " + t.RunID + " only)" // a running job's token
 		}
-		rows = append(rows, []string{t.Name, role, stamp(t.CreatedAt), expires, state})
+		rows = append(rows, []string{t.Name, role, cf.when(t.CreatedAt), expires, state})
 	}
 	return table(c.stdout, []string{"NAME", "ROLE", "CREATED", "EXPIRES", "STATE"}, rows)
 }

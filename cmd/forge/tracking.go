@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/forge-mlops/forge/api"
 )
@@ -46,7 +45,7 @@ func experimentsList(ctx context.Context, c *cli, args []string) error {
 	}
 	var rows [][]string
 	for _, e := range exps {
-		rows = append(rows, []string{e.ExperimentID, e.Name, e.LifecycleStage, formatMillis(e.CreationTime)})
+		rows = append(rows, []string{e.ExperimentID, e.Name, e.LifecycleStage, cf.when(e.CreationTime)})
 	}
 	return table(c.stdout, []string{"ID", "NAME", "STAGE", "CREATED"}, rows)
 }
@@ -186,7 +185,7 @@ func runsList(ctx context.Context, c *cli, args []string) error {
 	}
 	var rows [][]string
 	for _, r := range res.Runs {
-		row := []string{r.Info.RunID, r.Info.RunName, r.Info.Status, formatMillis(r.Info.StartTime)}
+		row := []string{r.Info.RunID, r.Info.RunName, r.Info.Status, cf.when(r.Info.StartTime)}
 		for _, col := range cols {
 			row = append(row, columnValue(r, col))
 		}
@@ -233,13 +232,6 @@ func metricValue(r api.Run, key string) string {
 	return "-"
 }
 
-func formatMillis(ms int64) string {
-	if ms == 0 {
-		return "-"
-	}
-	return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05")
-}
-
 func runsShow(ctx context.Context, c *cli, args []string) error {
 	fs := newFlags(c, "runs show")
 	cf := addClientFlags(fs, c)
@@ -259,7 +251,7 @@ func runsShow(ctx context.Context, c *cli, args []string) error {
 	}
 	w := c.stdout
 	fmt.Fprintf(w, "Run:        %s (%s)\nExperiment: %s\nStatus:     %s\nStarted:    %s\nEnded:      %s\nArtifacts:  %s\n",
-		r.Info.RunID, r.Info.RunName, r.Info.ExperimentID, r.Info.Status, formatMillis(r.Info.StartTime), formatMillis(r.Info.EndTime), r.Info.ArtifactURI)
+		r.Info.RunID, r.Info.RunName, r.Info.ExperimentID, r.Info.Status, cf.whenLong(r.Info.StartTime), cf.whenLong(r.Info.EndTime), r.Info.ArtifactURI)
 	section := func(title string, kvs [][]string) {
 		if len(kvs) == 0 {
 			return

@@ -1,11 +1,8 @@
 package blob
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -66,10 +64,10 @@ func ParseS3URL(s string) (bucket, prefix string, err error) {
 
 // S3 stores blobs in an S3-compatible bucket, under the same layout as
 // Local (PREFIX/sha256/ab/cdef...). Small blobs go up in one request under
-// their digest; larger ones stream as a multipart upload to a temporary
-// key while they are hashed, then are copied server-side to their digest's
-// key. Reads are verified against the digest, and Path keeps verified
-// local copies in a bounded cache.
+// their digest; larger ones stream as a multipart upload to a data object
+// while they are hashed, and their digest's key points at it (s3put.go).
+// Reads are verified against the digest, and Path keeps verified local
+// copies in a bounded cache.
 type S3 struct {
 	c      *minio.Client
 	bucket string
@@ -80,10 +78,15 @@ type S3 struct {
 	// RemoveIfOlder in this process, as in Local. Only the server
 	// writes blobs, so one process's lock is enough.
 	mu sync.RWMutex
+	// fin orders, for one digest, the check of what its key holds, the
+	// writing of its pointer or content, and its removal (striped by
+	// digest: see finLock).
+	fin [64]sync.Mutex
 
-	// leftover are temporary keys whose upload or object could not be
-	// removed when a Put failed (the store was down): removed after the
-	// next Put that succeeds, or at the next start.
+	// leftover are the uploads (by id; true: their data object too)
+	// whose objects could not be removed when a Put failed (the store
+	// was down): removed after the next Put that succeeds, or at the
+	// next start.
 	lmu      sync.Mutex
 	leftover map[string]bool
 	retrying bool
@@ -164,26 +167,6 @@ func startError(o S3Options, c *minio.Client, err error) error {
 	return fmt.Errorf("blob s3://%s at %s: %s (check s3.endpoint, s3.region and the AWS_* credentials)", o.Bucket, c.EndpointURL(), describe(err))
 }
 
-// removeTemp removes the temporary objects and unfinished multipart
-// uploads a killed process left under PREFIX/tmp/ (one server writes a
-// prefix, so at its start none is in use). Best effort: what stays is
-// tried again at the next start.
-func (s *S3) removeTemp(ctx context.Context) {
-	tmp := s.prefix + "tmp/"
-	for u := range s.c.ListIncompleteUploads(ctx, s.bucket, tmp, true) {
-		if u.Err != nil {
-			break
-		}
-		s.c.RemoveIncompleteUpload(ctx, s.bucket, u.Key)
-	}
-	for o := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: tmp, Recursive: true}) {
-		if o.Err != nil {
-			break
-		}
-		s.c.RemoveObject(ctx, s.bucket, o.Key, minio.RemoveObjectOptions{})
-	}
-}
-
 // TempDir is the local folder of half-fetched cache copies (emptied at
 // start).
 func (s *S3) TempDir() string { return filepath.Join(s.cache.dir, "tmp") }
@@ -229,116 +212,6 @@ func isNetErr(err error) bool {
 	return errors.As(err, &ne) || errors.As(err, &ue) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-// Put implements forge.BlobStore.
-func (s *S3) Put(ctx context.Context, r io.Reader) (forge.BlobInfo, error) {
-	h := sha256.New()
-	// The first smallPut+1 bytes decide: one request from memory, or a
-	// multipart upload. The buffer is pooled: growing one per Put would
-	// leave twice its size as garbage each time.
-	bp := headPool.Get().(*[]byte)
-	defer headPool.Put(bp)
-	read, err := io.ReadFull(ctxReader{ctx, r}, *bp)
-	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
-	}
-	head := (*bp)[:read]
-	h.Write(head)
-	n := int64(read)
-	if n <= smallPut {
-		d := forge.Digest(hex.EncodeToString(h.Sum(nil)))
-		key, _ := s.key(d)
-		s.mu.RLock()
-		defer s.mu.RUnlock()
-		_, err := s.c.PutObject(ctx, s.bucket, key, bytes.NewReader(head), n, minio.PutObjectOptions{ContentType: "application/octet-stream"})
-		if err != nil {
-			return forge.BlobInfo{}, s.fail(err, d, "put")
-		}
-		s.retryLeftover()
-		return forge.BlobInfo{Digest: d, Size: n, ModTime: time.Now()}, nil
-	}
-	// Too large to hold: stream it up as a multipart upload while hashing
-	// it, then copy it to its digest's key inside the store.
-	tmp := s.prefix + "tmp/" + randomHex()
-	// h has hashed head already; it hashes the rest on its way up.
-	body := io.MultiReader(bytes.NewReader(head), io.TeeReader(ctxReader{ctx, r}, h))
-	up, err := s.c.PutObject(ctx, s.bucket, tmp, body, -1, minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: s.part,
-		// Parts go up 4 at a time: at most 4 parts in memory.
-		ConcurrentStreamParts: true, NumThreads: 4})
-	// Whatever happened, leave no upload or temporary object behind (with
-	// a fresh context: ctx may be why it failed).
-	defer s.cleanup(tmp)
-	if err != nil {
-		return forge.BlobInfo{}, s.fail(err, "", "upload")
-	}
-	d := forge.Digest(hex.EncodeToString(h.Sum(nil)))
-	key, _ := s.key(d)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	_, err = s.c.ComposeObject(ctx, minio.CopyDestOptions{Bucket: s.bucket, Object: key},
-		minio.CopySrcOptions{Bucket: s.bucket, Object: tmp})
-	if err != nil {
-		return forge.BlobInfo{}, s.fail(err, d, "store")
-	}
-	s.retryLeftover()
-	return forge.BlobInfo{Digest: d, Size: up.Size, ModTime: time.Now()}, nil
-}
-
-func randomHex() string {
-	b := make([]byte, 12)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func (s *S3) cleanup(tmp string) {
-	if !s.removeTmp(tmp) {
-		s.lmu.Lock()
-		if s.leftover == nil {
-			s.leftover = map[string]bool{}
-		}
-		s.leftover[tmp] = true
-		s.lmu.Unlock()
-	}
-}
-
-// removeTmp removes a temporary key's unfinished upload and object, and
-// says whether both are gone.
-func (s *S3) removeTmp(tmp string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := s.c.RemoveIncompleteUpload(ctx, s.bucket, tmp)
-	if err2 := s.c.RemoveObject(ctx, s.bucket, tmp, minio.RemoveObjectOptions{}); err == nil {
-		err = err2
-	}
-	return err == nil
-}
-
-// retryLeftover removes, in the background, what failed Puts could not
-// (called once a Put succeeds: the store is back).
-func (s *S3) retryLeftover() {
-	s.lmu.Lock()
-	defer s.lmu.Unlock()
-	if len(s.leftover) == 0 || s.retrying {
-		return
-	}
-	s.retrying = true
-	keys := make([]string, 0, len(s.leftover))
-	for k := range s.leftover {
-		keys = append(keys, k)
-	}
-	go func() {
-		for _, k := range keys {
-			if s.removeTmp(k) {
-				s.lmu.Lock()
-				delete(s.leftover, k)
-				s.lmu.Unlock()
-			}
-		}
-		s.lmu.Lock()
-		s.retrying = false
-		s.lmu.Unlock()
-	}()
-}
-
 // PutFile stores a file already hashed to d (not checked again) with one
 // upload of known size, and keeps the file as the blob's local copy: a
 // dataset just uploaded is queried next.
@@ -357,8 +230,20 @@ func (s *S3) PutFile(ctx context.Context, path string, d forge.Digest) (forge.Bl
 		return forge.BlobInfo{}, fmt.Errorf("put blob: %w", err)
 	}
 	s.mu.RLock()
-	_, err = s.c.PutObject(ctx, s.bucket, key, f, st.Size(), minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: s.part})
-	s.mu.RUnlock()
+	defer s.mu.RUnlock()
+	fin := s.finLock(d)
+	fin.Lock()
+	defer fin.Unlock()
+	// A large Put of the same content may have stored it as a pointer:
+	// make that new rather than replace it (its data object would stay
+	// behind, named by nothing).
+	p, err := s.livePointer(ctx, key)
+	if err == nil && p.key != "" {
+		err = s.putPointer(ctx, key, p)
+	} else if err == nil {
+		// Unsigned, as a large Put's parts: d is checked on every read.
+		_, err = s.c.PutObject(ctx, s.bucket, key, f, st.Size(), minio.PutObjectOptions{ContentType: "application/octet-stream", PartSize: s.part, DisableContentSha256: true})
+	}
 	if err != nil {
 		return forge.BlobInfo{}, s.fail(err, d, "put")
 	}
@@ -369,22 +254,27 @@ func (s *S3) PutFile(ctx context.Context, path string, d forge.Digest) (forge.Bl
 	return forge.BlobInfo{Digest: d, Size: st.Size(), ModTime: time.Now()}, nil
 }
 
+// finLock is the lock of d's stripe of fin.
+func (s *S3) finLock(d forge.Digest) *sync.Mutex {
+	b, _ := strconv.ParseUint(string(d[:2]), 16, 8)
+	return &s.fin[b%uint64(len(s.fin))]
+}
+
 // Open implements forge.BlobStore.
 func (s *S3) Open(ctx context.Context, d forge.Digest) (io.ReadCloser, error) {
 	key, err := s.key(d)
 	if err != nil {
 		return nil, err
 	}
-	obj, err := s.c.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
+	obj, st, err := s.get(ctx, key, minio.GetObjectOptions{})
 	if err != nil {
 		return nil, s.fail(err, d, "open")
 	}
-	// GetObject is lazy: Stat makes the request, so a missing blob is
-	// NotFound here and not at the first Read.
-	st, err := obj.Stat()
-	if err != nil {
+	if p, ok := s.pointerOf(st); ok {
 		obj.Close()
-		return nil, s.fail(err, d, "open")
+		if obj, st, err = s.get(ctx, p.key, minio.GetObjectOptions{}); err != nil {
+			return nil, s.fail(err, d, "open")
+		}
 	}
 	var src io.ReadCloser = errReader{obj, s, d}
 	if st.Size > 2*prefetchChunk {
@@ -409,15 +299,34 @@ func (s *S3) OpenRange(ctx context.Context, d forge.Digest, off, n int64) (io.Re
 	if err := o.SetRange(off, off+n-1); err != nil {
 		return nil, forge.Errorf(forge.Invalid, "range of blob %s: %v", d, err)
 	}
-	obj, err := s.c.GetObject(ctx, s.bucket, key, o)
+	obj, _, err := s.get(ctx, key, o)
+	if r := minio.ToErrorResponse(err); r.Code == "InvalidRange" || r.StatusCode == 416 {
+		// No range of a pointer (an empty object) is there: follow it.
+		if st, serr := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); serr == nil {
+			if p, ok := s.pointerOf(st); ok {
+				obj, _, err = s.get(ctx, p.key, o)
+			}
+		}
+	}
 	if err != nil {
 		return nil, s.fail(err, d, "open")
 	}
-	if _, err := obj.Stat(); err != nil {
-		obj.Close()
-		return nil, s.fail(err, d, "open")
-	}
 	return errReader{obj, s, d}, nil
+}
+
+// get starts a GET of key. GetObject is lazy: Stat makes the request, so
+// a missing blob is NotFound here and not at the first Read.
+func (s *S3) get(ctx context.Context, key string, o minio.GetObjectOptions) (*minio.Object, minio.ObjectInfo, error) {
+	obj, err := s.c.GetObject(ctx, s.bucket, key, o)
+	if err != nil {
+		return nil, minio.ObjectInfo{}, err
+	}
+	st, err := obj.Stat()
+	if err != nil {
+		obj.Close()
+		return nil, minio.ObjectInfo{}, err
+	}
+	return obj, st, nil
 }
 
 // errReader classifies the errors of a read in progress.
@@ -447,7 +356,11 @@ func (s *S3) Stat(ctx context.Context, d forge.Digest) (forge.BlobInfo, error) {
 	if err != nil {
 		return forge.BlobInfo{}, s.fail(err, d, "stat")
 	}
-	return forge.BlobInfo{Digest: d, Size: st.Size, ModTime: st.LastModified}, nil
+	size := st.Size
+	if p, ok := s.pointerOf(st); ok {
+		size = p.size
+	}
+	return forge.BlobInfo{Digest: d, Size: size, ModTime: st.LastModified}, nil
 }
 
 // Delete implements forge.BlobStore.
@@ -456,8 +369,32 @@ func (s *S3) Delete(ctx context.Context, d forge.Digest) error {
 	if err != nil {
 		return err
 	}
+	fin := s.finLock(d)
+	fin.Lock()
+	defer fin.Unlock()
 	s.cache.drop(d)
-	return s.fail(s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}), d, "delete")
+	st, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return s.fail(err, d, "delete")
+	}
+	return s.fail(s.remove(ctx, key, st), d, "delete")
+}
+
+// remove removes the object under a digest's key and, when it is a
+// pointer, its data object: after it, so that the blob is gone at once; a
+// data object that cannot be removed now is removed later, as a failed
+// Put's.
+func (s *S3) remove(ctx context.Context, key string, st minio.ObjectInfo) error {
+	if err := s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		return err
+	}
+	if p, ok := s.pointerOf(st); ok {
+		s.discard(strings.TrimPrefix(p.key, s.prefix+"data/"), true)
+	}
+	return nil
 }
 
 // List implements forge.BlobStore.
@@ -470,6 +407,7 @@ func (s *S3) List(ctx context.Context, prefix string) ([]forge.BlobInfo, error) 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var out []forge.BlobInfo
+	var empty []int // empty objects: pointers, whose size is in their metadata
 	for o := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: kp, Recursive: true}) {
 		if o.Err != nil {
 			return nil, s.fail(o.Err, "", "list")
@@ -478,13 +416,48 @@ func (s *S3) List(ctx context.Context, prefix string) ([]forge.BlobInfo, error) 
 		if !ValidDigest(d) || !strings.HasPrefix(d, prefix) {
 			continue
 		}
+		if o.Size == 0 && d != emptyDigest {
+			empty = append(empty, len(out))
+		}
 		out = append(out, forge.BlobInfo{Digest: forge.Digest(d), Size: o.Size, ModTime: o.LastModified})
+	}
+	if err := s.pointerSizes(ctx, out, empty); err != nil {
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Digest < out[j].Digest })
 	return out, nil
 }
 
-// Touch makes a stored blob new (a copy onto itself), as Local.Touch.
+// pointerSizes sets the sizes of the blobs at out[i] for i in idx from
+// their pointers, 8 requests at a time. A blob removed meanwhile keeps
+// size 0.
+func (s *S3) pointerSizes(ctx context.Context, out []forge.BlobInfo, idx []int) error {
+	sem := make(chan struct{}, 8)
+	errs := make(chan error, len(idx))
+	var wg sync.WaitGroup
+	for _, i := range idx {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			key, _ := s.key(out[i].Digest)
+			st, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+			if err != nil && !isNotFound(err) {
+				errs <- s.fail(err, out[i].Digest, "list")
+				return
+			}
+			if p, ok := s.pointerOf(st); ok && err == nil {
+				out[i].Size = p.size
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// Touch makes a stored blob new, as Local.Touch: a pointer is written
+// again, a blob held by its own key is copied onto itself.
 func (s *S3) Touch(d forge.Digest) error {
 	key, err := s.key(d)
 	if err != nil {
@@ -494,8 +467,15 @@ func (s *S3) Touch(d forge.Digest) error {
 	defer cancel()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if _, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err != nil {
+	fin := s.finLock(d)
+	fin.Lock()
+	defer fin.Unlock()
+	st, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	if err != nil {
 		return s.fail(err, d, "touch")
+	}
+	if p, ok := s.pointerOf(st); ok {
+		return s.fail(s.putPointer(ctx, key, p), d, "touch")
 	}
 	_, err = s.c.ComposeObject(ctx, minio.CopyDestOptions{Bucket: s.bucket, Object: key, ReplaceMetadata: true,
 		UserMetadata: map[string]string{"Forge-Touched": time.Now().UTC().Format(time.RFC3339Nano)}},
@@ -524,11 +504,15 @@ func (s *S3) RemoveIfOlder(d forge.Digest, t time.Time) (bool, int64, error) {
 	if !st.LastModified.Before(t) {
 		return false, 0, nil
 	}
-	if err := s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
+	size := st.Size
+	if p, ok := s.pointerOf(st); ok {
+		size = p.size
+	}
+	if err := s.remove(ctx, key, st); err != nil {
 		return false, 0, s.fail(err, d, "remove")
 	}
 	s.cache.drop(d)
-	return true, st.Size, nil
+	return true, size, nil
 }
 
 // Path returns a verified local copy of the blob, fetched into the cache

@@ -66,8 +66,11 @@ func TestS3Corruption(t *testing.T) {
 	}
 }
 
-// A blob larger than one request streams up as a multipart upload, lands
-// under its digest, and leaves no temporary object or upload behind.
+// A blob larger than one request streams up as a multipart upload to a
+// data object that its digest's key points at, leaving no marker or upload
+// behind; the blob reads, stats and lists with its own size, a second Put
+// of it keeps one data object, a corrupted data object reads as an error,
+// and garbage collection removes both objects.
 func TestS3LargeMultipart(t *testing.T) {
 	ctx := context.Background()
 	srv := s3test.Start(t, "forge")
@@ -84,19 +87,54 @@ func TestS3LargeMultipart(t *testing.T) {
 	if info.Digest != forge.Digest(hex.EncodeToString(h[:])) || info.Size != int64(len(data)) {
 		t.Fatalf("put: %+v", info)
 	}
-	var keys []string
-	for o := range s.Client().ListObjects(ctx, "forge", minio.ListObjectsOptions{Recursive: true}) {
-		if o.Err != nil {
-			t.Fatal(o.Err)
-		}
-		keys = append(keys, o.Key)
-	}
 	want := "sha256/" + string(info.Digest[:2]) + "/" + string(info.Digest[2:])
-	if len(keys) != 1 || keys[0] != want {
-		t.Fatalf("objects in the bucket: %v, want only %s", keys, want)
+	layout := func() (ptr int64, datas []string) {
+		t.Helper()
+		ptr = -1
+		for o := range s.Client().ListObjects(ctx, "forge", minio.ListObjectsOptions{Recursive: true}) {
+			switch {
+			case o.Err != nil:
+				t.Fatal(o.Err)
+			case o.Key == want:
+				ptr = o.Size
+			case strings.HasPrefix(o.Key, "data/") && o.Size == int64(len(data)):
+				datas = append(datas, o.Key)
+			default:
+				t.Fatalf("unexpected object %s (%d bytes)", o.Key, o.Size)
+			}
+		}
+		for u := range s.Client().ListIncompleteUploads(ctx, "forge", "", true) {
+			t.Fatalf("incomplete upload left behind: %+v", u)
+		}
+		return ptr, datas
 	}
-	for u := range s.Client().ListIncompleteUploads(ctx, "forge", "", true) {
-		t.Fatalf("incomplete upload left behind: %+v", u)
+	if ptr, datas := layout(); ptr != 0 || len(datas) != 1 {
+		t.Fatalf("bucket: pointer of %d bytes, data objects %v; want an empty pointer and one data object", ptr, datas)
+	}
+	if again, err := s.Put(ctx, bytes.NewReader(data)); err != nil || again != (forge.BlobInfo{Digest: info.Digest, Size: info.Size, ModTime: again.ModTime}) {
+		t.Fatalf("second put: %+v %v", again, err)
+	}
+	_, datas := layout()
+	if len(datas) != 1 {
+		t.Fatalf("data objects after a second put: %v, want 1", datas)
+	}
+	if st, err := s.Stat(ctx, info.Digest); err != nil || st.Size != info.Size {
+		t.Fatalf("stat: %+v %v", st, err)
+	}
+	if all, err := s.List(ctx, ""); err != nil || len(all) != 1 || all[0].Size != info.Size {
+		t.Fatalf("list: %+v %v", all, err)
+	}
+	rc, err := s.OpenRange(ctx, info.Digest, 20<<20, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(part, data[20<<20:20<<20+100]) {
+		t.Fatal("range of a large blob differs")
+	}
+	if err := s.Touch(info.Digest); err != nil {
+		t.Fatal(err)
 	}
 	p, err := s.Path(info.Digest)
 	if err != nil {
@@ -105,6 +143,83 @@ func TestS3LargeMultipart(t *testing.T) {
 	got, _ := os.ReadFile(p)
 	if !bytes.Equal(got, data) {
 		t.Fatal("cached copy differs")
+	}
+
+	// The data object's bytes changed in the bucket: an error, not data.
+	bad := bytes.Clone(data)
+	bad[12345] ^= 1
+	if _, err := s.Client().PutObject(ctx, "forge", datas[0], bytes.NewReader(bad), int64(len(bad)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rc, err = s.Open(ctx, info.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.Copy(io.Discard, rc)
+	rc.Close()
+	if !errors.Is(err, blob.ErrCorrupt) {
+		t.Fatalf("read of a corrupted data object: %v", err)
+	}
+
+	removed, size, err := s.RemoveIfOlder(info.Digest, time.Now().Add(time.Hour))
+	if !removed || size != info.Size || err != nil {
+		t.Fatalf("RemoveIfOlder = %v %d %v", removed, size, err)
+	}
+	for o := range s.Client().ListObjects(ctx, "forge", minio.ListObjectsOptions{Recursive: true}) {
+		t.Fatalf("object left after the blob was removed: %s", o.Key)
+	}
+}
+
+// A killed server leaves markers of its uploads under tmp/: the next
+// start removes them, with the data objects no pointer names, and keeps
+// the ones a pointer names.
+func TestS3StartRemovesOrphans(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, "forge")
+	s := openS3(t, srv, "p", 1<<30)
+	data := bytes.Repeat([]byte("large "), 2<<20)
+	info, err := s.Put(ctx, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Client()
+	var kept string
+	for o := range c.ListObjects(ctx, "forge", minio.ListObjectsOptions{Prefix: "p/data/", Recursive: true}) {
+		kept = o.Key
+	}
+	put := func(key string, size int, meta map[string]string) {
+		t.Helper()
+		if _, err := c.PutObject(ctx, "forge", key, bytes.NewReader(make([]byte, size)), int64(size), minio.PutObjectOptions{UserMetadata: meta}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id := strings.TrimPrefix(kept, "p/data/")
+	// Killed after the pointer was written, before the marker went.
+	put("p/tmp/"+id, 0, map[string]string{"Forge-Digest": string(info.Digest)})
+	// Killed after the upload, before the digest was known.
+	put("p/tmp/aaaaaaaaaaaaaaaaaaaaaaaa", 0, nil)
+	put("p/data/aaaaaaaaaaaaaaaaaaaaaaaa", 1000, nil)
+	// Killed after the digest was known, before the pointer was written.
+	put("p/tmp/bbbbbbbbbbbbbbbbbbbbbbbb", 0, map[string]string{"Forge-Digest": string(info.Digest)})
+	put("p/data/bbbbbbbbbbbbbbbbbbbbbbbb", 1000, nil)
+
+	s = openS3(t, srv, "p", 1<<30)
+	var left []string
+	for o := range c.ListObjects(ctx, "forge", minio.ListObjectsOptions{Prefix: "p/", Recursive: true}) {
+		left = append(left, o.Key)
+	}
+	want := []string{kept, "p/sha256/" + string(info.Digest[:2]) + "/" + string(info.Digest[2:])}
+	if fmt.Sprint(left) != fmt.Sprint(want) {
+		t.Fatalf("objects after the start: %v, want %v", left, want)
+	}
+	rc, err := s.Open(ctx, info.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("blob after the start: %d bytes, %v", len(got), err)
 	}
 }
 
@@ -292,15 +407,23 @@ func TestS3RestartMidUpload(t *testing.T) {
 	if _, err := s.Put(ctx, strings.NewReader("the store is back")); err != nil {
 		t.Fatal(err)
 	}
+	// The failed upload's marker goes last, once its upload and data
+	// object are gone.
+	temp := func() []string {
+		var keys []string
+		for _, dir := range []string{"p/tmp/", "p/data/"} {
+			for o := range s.Client().ListObjects(ctx, "forge", minio.ListObjectsOptions{Prefix: dir, Recursive: true}) {
+				keys = append(keys, o.Key)
+			}
+		}
+		return keys
+	}
 	deadline := time.Now().Add(30 * time.Second)
-	for len(uploads()) > 0 {
+	for len(uploads()) > 0 || len(temp()) > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("unfinished uploads still there once the store is back: %v", uploads())
+			t.Fatalf("unfinished uploads %v or temporary objects %v still there once the store is back", uploads(), temp())
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-	for o := range s.Client().ListObjects(ctx, "forge", minio.ListObjectsOptions{Prefix: "p/tmp/", Recursive: true}) {
-		t.Fatalf("temporary object left: %+v", o)
 	}
 	for i, d := range acked {
 		rc, err := s.Open(ctx, d)

@@ -43,6 +43,7 @@ func newEnv(t *testing.T, db *sqlstore.DB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { eng.Close() })
 	svc := datasets.New(db, blobs, eng, datasets.Options{TempDir: t.TempDir(), MaxRows: 1000}, nil)
 	return &env{svc: svc, db: db, blobs: blobs, eng: eng, dir: t.TempDir()}
 }
@@ -325,6 +326,39 @@ func TestQuery(t *testing.T) {
 			}
 			if !forge.IsKind(err, kind) {
 				t.Errorf("%q: %v, want %v", q, err, kind)
+			}
+		}
+	})
+}
+
+// Queries back to back run on instances the engine made ahead: each gets
+// its own sandbox, so one that names only regions cannot read the sales
+// blob the query before it read, and each answers with its own tables.
+func TestQueriesBackToBackKeepTheirSandbox(t *testing.T) {
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		e := newEnv(t, db)
+		p1, _ := e.parquet(t, "v1", salesV1)
+		v, _ := e.add(t, "sales", p1)
+		pr, _ := e.parquet(t, "regions", "region,manager\nnorth,ann\nsouth,bob\neast,cid\n")
+		e.add(t, "regions", pr)
+		blobPath, err := e.blobs.Path(forge.Digest(v.Digest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			if rows, _ := queryAll(t, e.svc, `SELECT count(*) FROM sales`, 0); fmt.Sprint(rows) != "[[3]]" {
+				t.Errorf("round %d: sales: %v, want 3 rows", i, rows)
+			}
+			r, err := e.svc.Query(ctx, `SELECT count(*) FROM regions, read_parquet('`+blobPath+`')`, 0)
+			if err == nil {
+				err = r.ForEach(func([]any) error { return nil })
+			}
+			if !forge.IsKind(err, forge.Invalid) {
+				t.Errorf("round %d: a query on regions read the sales blob: %v, want Invalid", i, err)
+			}
+			if rows, _ := queryAll(t, e.svc, `SELECT count(*) FROM regions`, 0); fmt.Sprint(rows) != "[[3]]" {
+				t.Errorf("round %d: regions: %v, want 3 rows", i, rows)
 			}
 		}
 	})

@@ -277,25 +277,29 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 	var n int64
 	last := time.Now()
 	row := make([]any, len(types))
-	err = rows.ForEach(func(vals []any) error {
-		for i, v := range vals {
+	// Next, not ForEach, which would close the instance (a millisecond or
+	// two) before the trailer: the client has its answer with the trailer,
+	// and the deferred Close runs after it.
+	for err == nil && rows.Next() {
+		for i, v := range rows.Values() {
 			row[i] = wireValue(v, types[i])
 		}
-		if err := enc.Encode(row); err != nil {
-			return err
+		if err = enc.Encode(row); err != nil {
+			break
 		}
 		n++
 		// Rows reach the client at least every 100ms, and in 64 KiB
 		// chunks in between.
 		if time.Since(last) > 100*time.Millisecond {
 			last = time.Now()
-			if err := bw.Flush(); err != nil {
-				return err
+			if err = bw.Flush(); err == nil {
+				err = rc.Flush()
 			}
-			return rc.Flush()
 		}
-		return nil
-	})
+	}
+	if err == nil {
+		err = rows.Err()
+	}
 	trailer := map[string]any{"rows": n, "truncated": rows.Truncated()}
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -310,6 +314,7 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 	}
 	enc.Encode(trailer)
 	bw.Flush()
+	rc.Flush()
 }
 
 func queryError(ctx context.Context, err error) error {

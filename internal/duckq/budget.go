@@ -19,6 +19,12 @@ import (
 // together; a slot is taken before an instance opens and given back when it
 // closes, and callers past the slots wait in a queue of bounded length.
 //
+// Threads are shared more loosely, as an excess costs time, not memory: an
+// instance gets the threads no other holds, and at least its equal share.
+// A lone query runs on all of them; a second one beside it on its share,
+// so that together they use at most the budget plus the shares of the
+// others.
+//
 // One shared instance would let a lone query use the whole limit, but
 // allowed_paths and lock_configuration are instance-wide in DuckDB, so it
 // could not give each query a sandbox that sees only its own datasets.
@@ -27,7 +33,17 @@ type budget struct {
 	queued   atomic.Int64
 	maxQueue int64
 	memory   string // each instance's share, in DuckDB syntax; "" for DuckDB's default
-	threads  int    // each instance's share; 0 for DuckDB's default
+	threads  int    // each instance's least share; 0 for DuckDB's default
+	total    int    // all the threads; 0 for DuckDB's default
+
+	mu   sync.Mutex
+	held int // threads of the instances open now
+}
+
+// slot is one instance's place in the budget.
+type slot struct {
+	threads int // 0: DuckDB's default
+	release func()
 }
 
 func newBudget(opts EngineOptions) (*budget, error) {
@@ -45,6 +61,7 @@ func newBudget(opts EngineOptions) (*budget, error) {
 	}
 	if opts.Threads > 0 {
 		b.threads = max(1, opts.Threads/n)
+		b.total = max(opts.Threads, b.threads)
 	}
 	return b, nil
 }
@@ -56,26 +73,41 @@ func (b *budget) errBusy() error {
 		cap(b.slots), b.maxQueue)
 }
 
-// acquire takes a slot, waiting in the queue while ctx allows. The returned
-// function gives the slot back; it is safe to call more than once.
-func (b *budget) acquire(ctx context.Context) (func(), error) {
+// acquire takes a slot, waiting in the queue while ctx allows, with its
+// threads. The slot's release gives it back; it is safe to call more than
+// once.
+func (b *budget) acquire(ctx context.Context) (slot, error) {
 	select {
 	case b.slots <- struct{}{}:
 	default:
 		if b.queued.Add(1) > b.maxQueue && b.maxQueue > 0 {
 			b.queued.Add(-1)
-			return nil, b.errBusy()
+			return slot{}, b.errBusy()
 		}
 		select {
 		case b.slots <- struct{}{}:
 			b.queued.Add(-1)
 		case <-ctx.Done():
 			b.queued.Add(-1)
-			return nil, fmt.Errorf("wait for the query engine: %w", ctx.Err())
+			return slot{}, fmt.Errorf("wait for the query engine: %w", ctx.Err())
 		}
 	}
+	threads := 0
+	if b.total > 0 {
+		b.mu.Lock()
+		threads = max(b.threads, b.total-b.held)
+		b.held += threads
+		b.mu.Unlock()
+	}
 	var once sync.Once
-	return func() { once.Do(func() { <-b.slots }) }, nil
+	return slot{threads: threads, release: func() {
+		once.Do(func() {
+			b.mu.Lock()
+			b.held -= threads
+			b.mu.Unlock()
+			<-b.slots
+		})
+	}}, nil
 }
 
 // slotConnector gives an instance's slot back when database/sql closes the

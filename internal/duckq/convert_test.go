@@ -23,6 +23,7 @@ func newTestEngine(t testing.TB, opts EngineOptions) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { e.Close() })
 	return e
 }
 

@@ -3,7 +3,6 @@ package duckq
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -35,13 +34,21 @@ type EngineOptions struct {
 	// refused with forge.Unavailable (0: no limit).
 	MaxConcurrent int
 	MaxQueued     int
+	// Isolate runs users' queries (Query) in worker processes, each held
+	// by the operating system to its share of MemoryLimit plus a margin
+	// and killed at its deadline (see worker.go). Forge's own work (Open:
+	// imports, profiles, diffs) stays in this process.
+	Isolate bool
 }
 
-// Engine runs dataset work on DuckDB. It holds no open database, so it is
-// cheap to keep for the life of the process and safe for concurrent use.
+// Engine runs dataset work on DuckDB. It holds no open database, only a
+// spare instance made ahead (see spare.go), so it is cheap to keep for the
+// life of the process and safe for concurrent use. Close frees the spare.
 type Engine struct {
-	opts   EngineOptions
-	budget *budget
+	opts    EngineOptions
+	budget  *budget
+	spares  spares
+	workers *workerPool // nil unless opts.Isolate
 }
 
 // NewEngine checks opts by opening and closing one instance with them.
@@ -53,10 +60,26 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 	e := &Engine{opts: opts, budget: b}
 	db, err := e.open(context.Background(), nil)
 	if err != nil {
+		e.Close()
 		return nil, fmt.Errorf("check duckdb options: %w", err)
 	}
 	db.Close()
+	if opts.Isolate {
+		if e.workers, err = newWorkerPool(b, opts.TempDir); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
+}
+
+// Close frees the spare instance, waits for one being made, and stops the
+// idle worker processes. Work in progress is not affected (a query keeps
+// its worker until it ends); an open after Close fails.
+func (e *Engine) Close() error {
+	if e.workers != nil {
+		e.workers.close()
+	}
+	return e.spares.close()
 }
 
 // sandbox describes the locked-down instance a user query runs in.
@@ -73,12 +96,16 @@ type sandbox struct {
 // It waits for a slot of the engine's budget; closing the database gives
 // the slot back.
 func (e *Engine) open(ctx context.Context, sb *sandbox) (*sql.DB, error) {
+	slot, err := e.budget.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var setup []string
 	if e.budget.memory != "" {
 		setup = append(setup, "SET memory_limit = "+quoteString(e.budget.memory))
 	}
-	if e.budget.threads > 0 {
-		setup = append(setup, fmt.Sprintf("SET threads = %d", e.budget.threads))
+	if slot.threads > 0 {
+		setup = append(setup, fmt.Sprintf("SET threads = %d", slot.threads))
 	}
 	if e.opts.TempDir != "" {
 		setup = append(setup, "SET temp_directory = "+quoteString(e.opts.TempDir))
@@ -104,23 +131,13 @@ func (e *Engine) open(ctx context.Context, sb *sandbox) (*sql.DB, error) {
 			"SET lock_configuration = true",
 		)
 	}
-	release, err := e.budget.acquire(ctx)
+	in, err := e.spares.take()
 	if err != nil {
-		return nil, err
-	}
-	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
-		for _, stmt := range setup {
-			if _, err := execer.ExecContext(ctx, stmt, nil); err != nil {
-				return fmt.Errorf("%s: %w", stmt, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		release()
+		slot.release()
 		return nil, fmt.Errorf("open duckdb: %w", err)
 	}
-	db := sql.OpenDB(&slotConnector{Connector: connector, release: release})
+	in.ctx, in.setup = ctx, setup
+	db := sql.OpenDB(&slotConnector{Connector: in.connector, release: slot.release})
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)

@@ -30,6 +30,7 @@ type Rows struct {
 	vals      []any
 	truncated bool
 	err       error
+	remote    *remoteRows // set when the query runs in a worker process
 }
 
 // Query runs one read-only SELECT over the given datasets and returns at most
@@ -66,6 +67,9 @@ func (e *Engine) Query(ctx context.Context, query string, tables map[string]stri
 		ctx, cancel = context.WithTimeout(ctx, e.opts.QueryTimeout)
 	} else {
 		ctx, cancel = context.WithCancel(ctx)
+	}
+	if e.workers != nil {
+		return e.queryIsolated(ctx, cancel, query, sb.views, limit)
 	}
 	r := &Rows{cancel: cancel, ctxErr: ctx.Err, limit: limit}
 	// DuckDB looks for an interrupt between chunks of work, and one chunk
@@ -160,6 +164,9 @@ func checkSelect(ctx context.Context, db *sql.DB, query string) error {
 // Next advances to the next row; it returns false at the end, at the limit,
 // or on an error (see Err).
 func (r *Rows) Next() bool {
+	if r.remote != nil {
+		return r.err == nil && r.nextRemote()
+	}
 	if r.err != nil || r.rows == nil {
 		return false
 	}
@@ -204,6 +211,9 @@ func (r *Rows) Err() error { return r.err }
 
 // Close releases the query's DuckDB instance. It is safe to call twice.
 func (r *Rows) Close() error {
+	if r.remote != nil {
+		r.closeRemote()
+	}
 	if r.rows != nil {
 		r.rows.Close()
 		r.rows = nil

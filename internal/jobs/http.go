@@ -49,7 +49,20 @@ func (s *Service) Routes(log *slog.Logger) []httpapi.Route {
 		return map[string]any{"jobs": list}, err
 	}))
 	add("GET /api/forge/v1/jobs/{id}", httpapi.Read, httpapi.BodyAPI, httpapi.JSON(log, func(r *http.Request) (any, error) {
-		return s.Get(r.Context(), r.PathValue("id"))
+		j, err := s.Get(r.Context(), r.PathValue("id"))
+		if err != nil {
+			return nil, err
+		}
+		// A job and, where its executor reports them, its latest
+		// attempt's processes (rank, node, PID, exit).
+		procs, err := s.Processes(r.Context(), j)
+		if err != nil {
+			log.Debug("job processes", "job", j.ID, "err", err)
+		}
+		return struct {
+			Job
+			Processes []Process `json:"processes,omitempty"`
+		}{j, procs}, nil
 	}))
 	add("POST /api/forge/v1/jobs/{id}/cancel", httpapi.Write, httpapi.BodyAPI, httpapi.JSON(log, func(r *http.Request) (any, error) {
 		return s.Cancel(r.Context(), r.PathValue("id"))

@@ -429,24 +429,28 @@ func TestSystemMetrics(t *testing.T) {
 	})
 }
 
+// A two-process PyTorch job trains with DDP over gloo, on each dialect of
+// the job store.
 func TestPyTorchDDP(t *testing.T) {
-	e := start(t, opts{})
-	out := t.TempDir()
-	script, _ := filepath.Abs("testdata/ddp_train.py")
-	j := e.submit(t, Spec{Command: []string{"/usr/bin/python3", script}, ProcsPerNode: 2, Env: map[string]string{"OUT_DIR": out}})
-	j = e.final(t, j.ID)
-	logs := e.logs(t, j.ID)
-	if j.State != Succeeded {
-		t.Fatalf("job = %+v\n%s", j, logs)
-	}
-	w0, err0 := os.ReadFile(filepath.Join(out, "weights.0"))
-	w1, err1 := os.ReadFile(filepath.Join(out, "weights.1"))
-	if err0 != nil || err1 != nil || len(w0) == 0 || string(w0) != string(w1) {
-		t.Fatalf("weights differ or missing: %q vs %q (%v %v)\n%s", w0, w1, err0, err1, logs)
-	}
-	if !strings.Contains(logs, "rank 1 mean loss") {
-		t.Fatalf("log = %s", logs)
-	}
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		e := start(t, opts{db: db})
+		out := t.TempDir()
+		script, _ := filepath.Abs("testdata/ddp_train.py")
+		j := e.submit(t, Spec{Command: []string{"/usr/bin/python3", script}, ProcsPerNode: 2, Env: map[string]string{"OUT_DIR": out}})
+		j = e.final(t, j.ID)
+		logs := e.logs(t, j.ID)
+		if j.State != Succeeded {
+			t.Fatalf("job = %+v\n%s", j, logs)
+		}
+		w0, err0 := os.ReadFile(filepath.Join(out, "weights.0"))
+		w1, err1 := os.ReadFile(filepath.Join(out, "weights.1"))
+		if err0 != nil || err1 != nil || len(w0) == 0 || string(w0) != string(w1) {
+			t.Fatalf("weights differ or missing: %q vs %q (%v %v)\n%s", w0, w1, err0, err1, logs)
+		}
+		if !strings.Contains(logs, "rank 1 mean loss") {
+			t.Fatalf("log = %s", logs)
+		}
+	})
 }
 
 func TestHTTP(t *testing.T) {

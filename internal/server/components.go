@@ -76,10 +76,11 @@ func (s *Server) mount(ctx context.Context) error {
 	// Datasets, explored with DuckDB.
 	eng, err := duckq.NewEngine(duckq.EngineOptions{MemoryLimit: s.cfg.DuckDB.MemoryLimit, Threads: s.cfg.DuckDB.Threads,
 		TempDir: filepath.Join(tmp, "duckdb"), QueryTimeout: s.cfg.DuckDB.QueryTimeout,
-		MaxConcurrent: s.cfg.DuckDB.MaxConcurrent, MaxQueued: s.cfg.DuckDB.MaxQueued})
+		MaxConcurrent: s.cfg.DuckDB.MaxConcurrent, MaxQueued: s.cfg.DuckDB.MaxQueued, Isolate: true})
 	if err != nil {
 		return err
 	}
+	s.closers = append(s.closers, eng)
 	data := datasets.New(s.db, s.blobs, eng, datasets.Options{TempDir: tmp}, s.log.With("sys", "datasets"))
 	s.routes = append(s.routes, datasets.NewAPI(data, s.log.With("sys", "datasets")).Routes()...)
 	// Follows of message queues: each cuts versions on its schedule.
@@ -205,6 +206,7 @@ func (s *Server) executors(ctx context.Context) (map[string]forge.Executor, jobs
 			if err != nil {
 				return nil, jcfg, fmt.Errorf("executor %s: %w", ec.Name, err)
 			}
+			s.closers = append(s.closers, ex)
 			execs[ec.Name] = ex
 		case config.KindSlurm:
 			c := ec.Slurm

@@ -150,6 +150,27 @@ func TestS3Kill9MidArtifactUploads(t *testing.T) {
 	for o := range s3c.ListObjects(ctx, "forge", minio.ListObjectsOptions{Prefix: "team/tmp/", Recursive: true}) {
 		t.Errorf("temporary object left after the restart: %s (%v)", o.Key, o.Err)
 	}
+	// Every large blob's data object is named by its digest's pointer:
+	// none of the uploads the kill cut is left behind.
+	named := map[string]bool{}
+	for o := range s3c.ListObjects(ctx, "forge", minio.ListObjectsOptions{Prefix: "team/sha256/", Recursive: true}) {
+		if o.Err != nil || o.Size != 0 {
+			continue
+		}
+		st, err := s3c.StatObject(ctx, "forge", o.Key, minio.StatObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		named["team/"+st.UserMetadata["Forge-Object"]] = true
+	}
+	for o := range s3c.ListObjects(ctx, "forge", minio.ListObjectsOptions{Prefix: "team/data/", Recursive: true}) {
+		if !named[o.Key] {
+			t.Errorf("data object no pointer names left after the restart: %s (%v)", o.Key, o.Err)
+		}
+	}
+	if largeAcked.Load() > 0 && len(named) == 0 {
+		t.Error("no large artifact is stored as a pointer to a data object")
+	}
 }
 
 // A job on a server whose blobs are in S3: its code bundle is stored in

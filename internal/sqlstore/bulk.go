@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -70,19 +71,43 @@ func (db *DB) PrepareBulk(ctx context.Context, table string, fixed []string, col
 // for text, []float64 for float8 (NaN is stored as NULL), []bool for
 // boolean, []int64 for bigint.
 func (tx *Tx) ExecBulk(ctx context.Context, b *Bulk, fixed []any, cols ...any) error {
-	if len(cols) != len(b.types) {
-		return fmt.Errorf("bulk insert: %d columns, want %d", len(cols), len(b.types))
+	rows, err := tx.bulk(ctx, b, false, fixed, cols)
+	if rows != nil {
+		rows.Close()
 	}
-	if tx.db.dialect == Postgres {
-		_, err := tx.Exec(ctx, b.pg, append(fixed, cols...)...)
-		return err
-	}
-	rows, err := rowsJSON(cols)
-	if err != nil {
-		return err
-	}
-	_, err = tx.ExecStmt(ctx, b.st, append(fixed, rows)...)
 	return err
+}
+
+// QueryBulk is ExecBulk for a statement whose suffix ends in RETURNING:
+// its rows are those the statement inserted (ON CONFLICT DO NOTHING
+// returns none for a row already stored), on both dialects.
+func (tx *Tx) QueryBulk(ctx context.Context, b *Bulk, fixed []any, cols ...any) (*sql.Rows, error) {
+	return tx.bulk(ctx, b, true, fixed, cols)
+}
+
+func (tx *Tx) bulk(ctx context.Context, b *Bulk, query bool, fixed []any, cols []any) (*sql.Rows, error) {
+	if len(cols) != len(b.types) {
+		return nil, fmt.Errorf("bulk insert: %d columns, want %d", len(cols), len(b.types))
+	}
+	args := append(append([]any{}, fixed...), cols...)
+	if tx.db.dialect != Postgres {
+		rows, err := rowsJSON(cols)
+		if err != nil {
+			return nil, err
+		}
+		args = append(append([]any{}, fixed...), rows)
+	}
+	switch {
+	case query && tx.db.dialect == Postgres:
+		return tx.Query(ctx, b.pg, args...)
+	case query:
+		return tx.QueryStmt(ctx, b.st, args...)
+	case tx.db.dialect == Postgres:
+		_, err := tx.Exec(ctx, b.pg, args...)
+		return nil, err
+	}
+	_, err := tx.ExecStmt(ctx, b.st, args...)
+	return nil, err
 }
 
 // rowsJSON writes columns as a JSON5 array of rows (JSON5 so that

@@ -318,6 +318,12 @@ func (tx *Tx) ExecStmt(ctx context.Context, st *Stmt, args ...any) (sql.Result, 
 	return tx.tx.StmtContext(ctx, st.s).ExecContext(ctx, args...)
 }
 
+// QueryStmt runs a prepared query in the transaction (an INSERT with
+// RETURNING).
+func (tx *Tx) QueryStmt(ctx context.Context, st *Stmt, args ...any) (*sql.Rows, error) {
+	return tx.tx.StmtContext(ctx, st.s).QueryContext(ctx, args...)
+}
+
 // QueryRowStmt runs a prepared single-row query in the transaction.
 func (tx *Tx) QueryRowStmt(ctx context.Context, st *Stmt, args ...any) *sql.Row {
 	if tx.c != nil || st.s == nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -45,24 +46,35 @@ func TestMetricBuckets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(h.Buckets) != 100 || h.Points != steps {
-			t.Fatalf("%d buckets over %d points, want 100 over %d", len(h.Buckets), h.Points, steps)
+		// 100 steps a bucket are read from cells of 64: a bucket holds one
+		// or two, all of its points.
+		if len(h.Buckets) < 90 || len(h.Buckets) > 100 || h.Points != steps {
+			t.Fatalf("%d buckets over %d points, want 90-100 over %d", len(h.Buckets), h.Points, steps)
 		}
 		var count int64
 		spike := false
 		for i, b := range h.Buckets {
 			count += b.Count
-			if b.Step != int64(i*100) || b.StepMax != int64(i*100+99) || b.Count != 100 {
-				t.Fatalf("bucket %d: %+v, want steps %d..%d", i, b, i*100, i*100+99)
+			if b.Count != b.StepMax-b.Step+1 || (i > 0 && b.Step != h.Buckets[i-1].StepMax+1) || b.TimeMin != 1000+b.Step || b.TimeMax != 1000+b.StepMax {
+				t.Fatalf("bucket %d: %+v, not the steps after bucket %d", i, b, i-1)
+			}
+			var sum float64
+			for st := b.Step; st <= b.StepMax; st++ {
+				sum += float64(st % 10)
 			}
 			if b.Step <= 4321 && 4321 <= b.StepMax {
 				spike = b.Max == 1e6 && b.Min == 0
-			} else if b.Max != 9 || b.Mean != 4.5 {
-				t.Fatalf("bucket %d: max %v mean %v, want 9 and 4.5", i, b.Max, b.Mean)
+			} else if b.Max != 9 || b.Min != 0 || math.Abs(b.Mean-sum/float64(b.Count)) > 1e-12 {
+				t.Fatalf("bucket %d: %+v, want max 9, min 0, mean %v", i, b, sum/float64(b.Count))
 			}
 		}
 		if count != steps || !spike {
 			t.Errorf("counts add to %d (want %d); spike kept: %v", count, steps, spike)
+		}
+		// Narrow buckets are read from the points, of equal width.
+		p, err := s.MetricBuckets(ctx, r.ID, "loss", 2000, tracking.StepRange{})
+		if err != nil || len(p.Buckets) != 2000 || p.Buckets[1].Step != 5 || p.Buckets[1].Count != 5 {
+			t.Fatalf("2000 buckets: %d, %v", len(p.Buckets), err)
 		}
 		// A step window, and fewer points than buckets: one bucket a point.
 		from, to := int64(4316), int64(4325)
@@ -158,3 +170,98 @@ func TestMetricBucketsHTTP(t *testing.T) {
 		}
 	})
 }
+
+// Buckets read from the rollups hold exactly the points of their step
+// ranges, however the points came: out of order, in several batches, the
+// same point logged twice (stored, and counted, once), NaN ones (not
+// counted), negative steps, and with a step window that cuts cells.
+func TestMetricBucketsRollups(t *testing.T) {
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		s := tracking.New(db)
+		r, err := s.CreateRun(ctx, tracking.CreateRunOptions{ExperimentID: "0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(7, 7))
+		type point struct {
+			ts int64
+			v  float64
+		}
+		stored := map[int64][]point{}
+		var pts []tracking.Metric
+		for _, st := range rng.Perm(3000) {
+			step := int64(st) - 1000
+			m := tracking.Metric{Key: "loss", Value: math.Round(rng.NormFloat64()*1000) / 8, Timestamp: 5000 + rng.Int64N(100), Step: step}
+			if st%97 == 0 {
+				m.Value = math.NaN()
+			} else {
+				stored[step] = append(stored[step], point{m.Timestamp, m.Value})
+			}
+			pts = append(pts, m)
+			if st%5 == 0 { // a second point at the step, and the same point again
+				m2 := m
+				m2.Timestamp++
+				pts = append(pts, m2, m)
+				if !math.IsNaN(m.Value) {
+					stored[step] = append(stored[step], point{m2.Timestamp, m2.Value})
+				}
+			}
+		}
+		// Batches of 700 (one statement) and of 5 (a statement a point).
+		for i, size := 0, 700; i < len(pts); i, size = i+size, 705-size {
+			if err := s.LogBatch(ctx, r.ID, pts[i:min(i+size, len(pts))], nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < 1000; i += 500 { // logged again, both ways
+			if err := s.LogBatch(ctx, r.ID, pts[i:i+500], nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.LogBatch(ctx, r.ID, pts[i+500-5:i+500], nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range []struct {
+			n        int
+			from, to *int64
+		}{{100, nil, nil}, {30, nil, nil}, {7, nil, nil}, {50, ptr(-995), ptr(1234)}, {20, ptr(3), ptr(1999)}} {
+			h, err := s.MetricBuckets(ctx, r.ID, "loss", c.n, tracking.StepRange{From: c.from, To: c.to})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lo, hi := int64(-1000), int64(1999)
+			if c.from != nil {
+				lo, hi = *c.from, *c.to
+			}
+			var want, got int64
+			for st := lo; st <= hi; st++ {
+				want += int64(len(stored[st]))
+			}
+			if len(h.Buckets) > c.n || len(h.Buckets) < c.n*8/10 {
+				t.Errorf("%d buckets asked: %d", c.n, len(h.Buckets))
+			}
+			for i, b := range h.Buckets {
+				var n int64
+				mn, mx, sum := math.Inf(1), math.Inf(-1), 0.0
+				tmin, tmax := int64(math.MaxInt64), int64(0)
+				for st := b.Step; st <= b.StepMax; st++ {
+					for _, p := range stored[st] {
+						n++
+						mn, mx, sum = math.Min(mn, p.v), math.Max(mx, p.v), sum+p.v
+						tmin, tmax = min(tmin, p.ts), max(tmax, p.ts)
+					}
+				}
+				if b.Step < lo || b.StepMax > hi || b.Count != n || b.Min != mn || b.Max != mx || b.TimeMin != tmin || b.TimeMax != tmax ||
+					math.Abs(b.Mean-sum/float64(n)) > 1e-9 || (i > 0 && b.Step <= h.Buckets[i-1].StepMax) {
+					t.Fatalf("n=%d bucket %d: %+v, want count %d min %v max %v mean %v times %d-%d", c.n, i, b, n, mn, mx, sum/float64(n), tmin, tmax)
+				}
+				got += b.Count
+			}
+			if got != want || h.Points != want {
+				t.Errorf("n=%d %v..%v: %d points in buckets (%d said), want %d", c.n, lo, hi, got, h.Points, want)
+			}
+		}
+	})
+}
+
+func ptr(v int64) *int64 { return &v }

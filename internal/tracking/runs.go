@@ -164,7 +164,7 @@ const bulkMetrics = 8
 
 type statements struct {
 	runStage, insMetric, upsertLatest *sqlstore.Stmt
-	insMetrics                        *sqlstore.Bulk
+	insMetrics, upsertRollups         *sqlstore.Bulk
 }
 
 // metricsColumns are a batch's metricColumns.
@@ -193,7 +193,10 @@ func (s *Store) statements(ctx context.Context) *statements {
 		if st.upsertLatest, err = s.db.PrepareWrite(ctx, qUpsertLatest); err != nil {
 			return
 		}
-		if st.insMetrics, err = s.db.PrepareBulk(ctx, "metrics", []string{"run_uuid"}, metricColumns, "ON CONFLICT DO NOTHING"); err != nil {
+		if st.insMetrics, err = s.db.PrepareBulk(ctx, "metrics", []string{"run_uuid"}, metricColumns, "ON CONFLICT DO NOTHING RETURNING key, is_nan, timestamp, step, value"); err != nil {
+			return
+		}
+		if st.upsertRollups, err = s.db.PrepareBulk(ctx, "metric_rollups", []string{"run_uuid"}, rollupColumns, rollupUpsert(s.db.Dialect())); err != nil {
 			return
 		}
 		s.prep = &st
@@ -333,19 +336,22 @@ func insertMetrics(ctx context.Context, tx *sqlstore.Tx, st *statements, runID s
 	if len(metrics) == 0 {
 		return nil
 	}
+	var res sql.Result
 	exec := func(q string, stmt func(*statements) *sqlstore.Stmt, args ...any) error {
 		var err error
 		if st != nil {
-			_, err = tx.ExecStmt(ctx, stmt(st), args...)
+			res, err = tx.ExecStmt(ctx, stmt(st), args...)
 		} else {
-			_, err = tx.Exec(ctx, q, args...)
+			res, err = tx.Exec(ctx, q, args...)
 		}
 		return err
 	}
+	// The points stored (not those already there) go to the rollups.
+	var cells rollup
 	bulk := len(metrics) >= bulkMetrics && st != nil
 	if bulk {
-		if err := tx.ExecBulk(ctx, st.insMetrics, []any{runID}, metricsColumns(metrics)...); err != nil {
-			return fmt.Errorf("log metrics: %w", err)
+		if err := insertBulk(ctx, tx, st, runID, metrics, &cells); err != nil {
+			return err
 		}
 	}
 	// Only the newest point per key can change latest_metrics; find it first
@@ -358,6 +364,11 @@ func insertMetrics(ctx context.Context, tx *sqlstore.Tx, st *statements, runID s
 			if err := exec(qInsMetric, func(st *statements) *sqlstore.Stmt { return st.insMetric }, runID, m.Key, v, isNaN, m.Timestamp, m.Step); err != nil {
 				return fmt.Errorf("log metric: %w", err)
 			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("log metric: %w", err)
+			} else if n == 1 && !isNaN {
+				cells.add(m.Key, m.Step, m.Timestamp, v)
+			}
 		}
 		cur, ok := latest[m.Key]
 		if !ok {
@@ -366,6 +377,9 @@ func insertMetrics(ctx context.Context, tx *sqlstore.Tx, st *statements, runID s
 		if !ok || newer(m, cur) {
 			latest[m.Key] = m
 		}
+	}
+	if err := cells.write(ctx, tx, st, runID); err != nil {
+		return err
 	}
 	for _, k := range keys {
 		m := latest[k]

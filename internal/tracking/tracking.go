@@ -102,6 +102,8 @@ type Store struct {
 
 	prepOnce sync.Once
 	prep     *statements // nil if preparing failed: plain statements then
+
+	pointsOnly bool // buckets from the points, never the rollups: a benchmark's baseline
 }
 
 // New returns the tracking store.

@@ -6,8 +6,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -365,18 +367,38 @@ func TestBrowserPages(t *testing.T) {
 	})
 
 	t.Run("a multi-process job's processes", func(t *testing.T) {
-		j, err := c.SubmitJob(bg, api.JobSpec{Name: "ddp", Nodes: 1, ProcsPerNode: 2, Command: []string{"sh", "-c",
-			`echo "hello from $RANK of $WORLD_SIZE"; echo "rank $RANK done"`}})
+		// Two nodes of two: rank 3 fails, forge stops the others.
+		j, err := c.SubmitJob(bg, api.JobSpec{Name: "ddp", Nodes: 2, ProcsPerNode: 2, Command: []string{"sh", "-c",
+			`echo "hello from $RANK of $WORLD_SIZE"; echo "rank $RANK done"; if [ "$RANK" = 3 ]; then sleep 0.5; exit 3; fi; exec sleep 60`}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var rows []string
 		run(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(base+"/#/jobs/"+j.ID),
-			chromedp.Poll(`!!document.getElementById('job-state') && document.getElementById('job-state').textContent === 'succeeded' && document.querySelectorAll('#processes tbody tr').length === 2 &&
-				[...document.querySelectorAll('#processes tbody tr')].every(r => r.cells[3].textContent === '2')`, nil),
+			chromedp.Poll(`!!document.getElementById('job-state') && document.getElementById('job-state').textContent === 'failed' && document.querySelectorAll('#processes tbody tr').length === 4 &&
+				[...document.querySelectorAll('#processes tbody tr')].every(r => r.cells[4].textContent === '2' && r.cells[5].textContent !== '')`, nil),
 			chromedp.Evaluate(`[...document.querySelectorAll('#processes tbody tr')].map(r => [...r.cells].map(c => c.textContent).join('|'))`, &rows))
-		want := []string{"0|0|0|2|0|rank 0 done", "1|0|1|2|0|rank 1 done"}
-		if strings.Join(rows, "\n") != strings.Join(want, "\n") {
+		got, err := c.Job(bg, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for r := range 4 {
+			exit := "signal 15"
+			if r == 3 {
+				exit = "3"
+			}
+			want = append(want, fmt.Sprintf("%d|%d|%d|PID|2|%s|rank %d done", r, r/2, r%2, exit, r))
+		}
+		for i := range rows {
+			if f := strings.Split(rows[i], "|"); len(f) == 7 {
+				if pid, err := strconv.Atoi(f[3]); err == nil && pid > 0 {
+					f[3] = "PID"
+				}
+				rows[i] = strings.Join(f, "|")
+			}
+		}
+		if strings.Join(rows, "\n") != strings.Join(want, "\n") || got.State != "failed" {
 			t.Errorf("processes table:\n%s\nwant\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
 		}
 		screenshot(t, ctx, "processes")
@@ -390,7 +412,9 @@ func TestBrowserPages(t *testing.T) {
 		var command string
 		run(t, ctx, chromedp.Navigate(base+"/#/jobs/"+j.ID), chromedp.WaitVisible(`#cancel-job`),
 			chromedp.Text(`#job-command`, &command), chromedp.Click(`#cancel-job`),
-			chromedp.Poll(`document.getElementById('job-state').textContent === 'cancelled' && !document.getElementById('cancel-job')`, nil))
+			chromedp.Poll(`document.getElementById('job-state').textContent === 'cancelled' && !document.getElementById('cancel-job')`, nil),
+			// It wrote nothing, and has ended.
+			chromedp.Poll(`document.getElementById('job-log').textContent === '(no output)'`, nil))
 		if command != "sleep 600" {
 			t.Errorf("job command shown as %q", command)
 		}
@@ -425,9 +449,11 @@ func TestBrowserReadRole(t *testing.T) {
 	}
 	screenshot(t, ctx, "reader")
 	run(t, ctx, chromedp.Click(`#signout`), chromedp.WaitVisible(`#signin #token`))
-	var still bool
-	run(t, ctx, chromedp.Evaluate(`document.getElementById('signout') !== null`, &still))
-	if still {
-		t.Error("after sign out the page still shows a sign-out button")
+	// The header is redrawn once whoami answers, which may be after the
+	// sign-in form shows: wait for it (bounded), do not sample once.
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Run(wctx, chromedp.Poll(`document.getElementById('signout') === null`, nil)); err != nil {
+		t.Errorf("after sign out the page still shows a sign-out button (%v)", err)
 	}
 }

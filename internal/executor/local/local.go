@@ -36,6 +36,7 @@ var (
 	_ forge.CapacityReporter = (*Executor)(nil)
 	_ forge.Attacher         = (*Executor)(nil)
 	_ forge.Sampler          = (*Executor)(nil)
+	_ forge.ProcessReporter  = (*Executor)(nil)
 )
 
 // Config configures the local executor. Zero fields take the machine's values.
@@ -71,6 +72,8 @@ type Executor struct {
 	user    *jobUser
 	userErr error
 
+	spares spareShims
+
 	mu       sync.Mutex
 	attempts map[string]*handle // by folder: attempts started or adopted, not yet ended
 }
@@ -79,7 +82,8 @@ type Executor struct {
 type handle struct {
 	Dir   string          `json:"dir"`
 	Procs []procRef       `json:"procs"`
-	Res   forge.Resources `json:"res"` // reserved for the whole attempt
+	Res   forge.Resources `json:"res"`           // reserved for the whole attempt
+	PPN   int             `json:"ppn,omitempty"` // processes a node (0 in handles made before it was kept)
 	GPUs  []int           `json:"gpus,omitempty"`
 }
 
@@ -139,7 +143,16 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if e.user == nil && e.userErr == nil && os.Geteuid() == 0 {
 		e.log.Warn("local jobs run as root, as the server does: they can read its data dir (set run_as)")
 	}
+	e.spares.shim, e.spares.env = cfg.Shim, procenv.Base()
+	e.spares.refill()
 	return e, nil
+}
+
+// Close ends the spare shim (jobs that run are not affected); a Start after
+// it starts its shim itself.
+func (e *Executor) Close() error {
+	e.spares.close()
+	return nil
 }
 
 // Capacity implements forge.CapacityReporter.
@@ -189,7 +202,7 @@ func (e *Executor) Start(ctx context.Context, l *forge.Launch) (forge.Handle, er
 		return "", forge.Errorf(forge.Unavailable, "not enough free resources for job %s", l.JobID)
 	}
 	gpus := e.freeGPUsLocked()[:res.GPUs]
-	h := &handle{Dir: dir, Res: res, GPUs: gpus}
+	h := &handle{Dir: dir, Res: res, GPUs: gpus, PPN: ppn}
 	e.attempts[dir] = h // reserve now; released if the start fails
 	e.mu.Unlock()
 
@@ -263,19 +276,24 @@ func (e *Executor) start(l *forge.Launch, h *handle, nodes, ppn, world int) ([]p
 			}
 			env = append(env, "CUDA_VISIBLE_DEVICES="+joinInts(devs))
 		}
-		argv := append(append([]string(nil), e.cfg.Shim...), runAs...)
+		args := append([]string(nil), runAs...)
 		if l.Resources.MemoryBytes > 0 {
 			// Each process gets its share of the job's memory per node.
-			argv = append(argv, "--memory-max", strconv.FormatInt(l.Resources.MemoryBytes/int64(ppn), 10))
+			args = append(args, "--memory-max", strconv.FormatInt(l.Resources.MemoryBytes/int64(ppn), 10))
 		}
-		argv = append(argv, logPath, exitPath(h.Dir, rank), "["+strconv.Itoa(rank)+"]", "--")
-		argv = append(argv, l.Command...)
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Dir = l.Dir
-		cmd.Env = env
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
+		args = append(args, logPath, exitPath(h.Dir, rank), "["+strconv.Itoa(rank)+"]", "--")
+		args = append(args, l.Command...)
+		cmd, err := e.spares.hand(warmSpec{Args: args, Env: env, Dir: l.Dir, Log: logPath})
+		if errors.Is(err, errNoSpare) {
+			argv := append(append([]string(nil), e.cfg.Shim...), args...)
+			cmd = exec.Command(argv[0], argv[1:]...)
+			cmd.Dir = l.Dir
+			cmd.Env = env
+			cmd.Stdout, cmd.Stderr = logf, logf
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			err = cmd.Start()
+		}
+		if err != nil {
 			return started, fmt.Errorf("start process %d of job %s: %w", rank, l.JobID, err)
 		}
 		st, _ := startTime(cmd.Process.Pid)

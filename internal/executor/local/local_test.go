@@ -342,34 +342,48 @@ func TestRunAs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := launch(t, 1, `echo uid=$(id -u) groups=$(id -G) home=$HOME; cat `+secret+` || echo SECRET-REFUSED; ls `+data+` || echo DATA-REFUSED; sh train.sh; echo out > sub/out.txt && echo WROTE`)
-	l.Dir = code
-	h, err := e.Start(context.Background(), l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ex := wait(t, e, h); ex.Code != 0 {
-		t.Fatalf("exit %+v\n%s", ex, logs(t, e, h))
-	}
-	out := logs(t, e, h)
-	want := []string{
-		"uid=" + strconv.Itoa(int(ju.uid)) + " groups=" + strconv.Itoa(int(ju.gid)), "home=" + code,
-		"Permission denied", "SECRET-REFUSED", "DATA-REFUSED", "trained", "WROTE",
-	}
-	for _, w := range want {
-		if !strings.Contains(out, w) {
-			t.Errorf("log lacks %q:\n%s", w, out)
+	// Once on the spare shim started ahead, once (after Close) on a shim
+	// started for the job: both switch the job's process to the user.
+	for _, warm := range []bool{true, false} {
+		os.Remove(code + "/sub/out.txt") // each run writes its own
+		spare := 0
+		if warm {
+			spare = waitSpare(t, e)
+		} else {
+			e.Close()
 		}
-	}
-	if strings.Contains(out, "token hashes") {
-		t.Errorf("the job read the server's database:\n%s", out)
-	}
-	fi, err := os.Stat(code + "/sub/out.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st := fi.Sys().(*syscall.Stat_t); st.Uid != ju.uid {
-		t.Errorf("the job's file is owned by uid %d, want %d", st.Uid, ju.uid)
+		l := launch(t, 1, `echo uid=$(id -u) groups=$(id -G) home=$HOME; cat `+secret+` || echo SECRET-REFUSED; ls `+data+` || echo DATA-REFUSED; sh train.sh; echo out > sub/out.txt && echo WROTE`)
+		l.Dir = code
+		h, err := e.Start(context.Background(), l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pids := handlePIDs(t, h); warm && pids[0] != spare || !warm && pids[0] == spare {
+			t.Errorf("warm %v: the job's shim is %v, the spare was %d", warm, pids, spare)
+		}
+		if ex := wait(t, e, h); ex.Code != 0 {
+			t.Fatalf("exit %+v\n%s", ex, logs(t, e, h))
+		}
+		out := logs(t, e, h)
+		want := []string{
+			"uid=" + strconv.Itoa(int(ju.uid)) + " groups=" + strconv.Itoa(int(ju.gid)), "home=" + code,
+			"Permission denied", "SECRET-REFUSED", "DATA-REFUSED", "trained", "WROTE",
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("log lacks %q:\n%s", w, out)
+			}
+		}
+		if strings.Contains(out, "token hashes") {
+			t.Errorf("the job read the server's database:\n%s", out)
+		}
+		fi, err := os.Stat(code + "/sub/out.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != ju.uid {
+			t.Errorf("the job's file is owned by uid %d, want %d", st.Uid, ju.uid)
+		}
 	}
 }
 

@@ -32,13 +32,17 @@ type exitRecord struct {
 // Shim runs one job process: it leads the process group, writes the
 // process's output with timestamps to the log, and its exit to a file. The
 // server may die and restart meanwhile: nothing here depends on it. args are
-// [--memory-max BYTES] [--run-as UID:GID[:GROUPS]] LOG EXITFILE PREFIX -- CMD ARGS...; it returns the
+// [--memory-max BYTES] [--run-as UID:GID[:GROUPS]] LOG EXITFILE PREFIX -- CMD ARGS...,
+// or --warm alone for a shim that waits for them (warm.go); it returns the
 // shim's exit status. With --run-as, the process runs as that user and
 // groups while the shim keeps the server's (to write the log, the exit file
 // and the cgroup). With --memory-max, the process runs in a cgroup v2
 // group of its own with that limit, where the machine has cgroup v2: over
 // it, the kernel kills the process and the exit records an OOM.
 func Shim(args []string) int {
+	if len(args) == 1 && args[0] == warmFlag {
+		return warmShim()
+	}
 	var memMax int64
 	var cred *syscall.Credential
 	for len(args) > 1 && strings.HasPrefix(args[0], "--") && args[0] != "--" {

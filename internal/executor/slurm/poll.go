@@ -234,6 +234,7 @@ func splitExitCode(s string) (code, sig int) {
 type rankExit struct {
 	rank, code int
 	at         float64 // unix seconds
+	node       string  // the node's name (exit files before it was written: "")
 }
 
 // rankExits reads the exit files the tasks wrote, the failed first.
@@ -250,12 +251,16 @@ func rankExits(dir string) []rankExit {
 			continue
 		}
 		f := strings.Fields(string(b))
-		if len(f) != 2 {
+		if len(f) < 2 {
 			continue
 		}
 		code, _ := strconv.Atoi(f[0])
 		at, _ := strconv.ParseFloat(f[1], 64)
-		rs = append(rs, rankExit{rank, code, at})
+		r := rankExit{rank: rank, code: code, at: at}
+		if len(f) > 2 {
+			r.node = f[2]
+		}
+		rs = append(rs, r)
 	}
 	sort.Slice(rs, func(i, j int) bool {
 		a, b := rs[i], rs[j]

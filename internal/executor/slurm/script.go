@@ -131,7 +131,8 @@ func batchScript(s script) string {
 	}
 	w("%s </dev/null 2>&1 | forge_stamp \"[$RANK]\"", strings.Join(args, " "))
 	w("code=${PIPESTATUS[0]}")
-	w("echo \"$code $EPOCHREALTIME\" >\"$forge_dir/exit.$RANK.tmp\" && mv \"$forge_dir/exit.$RANK.tmp\" \"$forge_dir/exit.$RANK\"")
+	// The exit file: code, time, and the node the task ran on.
+	w("echo \"$code $EPOCHREALTIME ${SLURMD_NODENAME:-$(hostname)}\" >\"$forge_dir/exit.$RANK.tmp\" && mv \"$forge_dir/exit.$RANK.tmp\" \"$forge_dir/exit.$RANK\"")
 	w("exit \"$code\"")
 	return b.String()
 }

@@ -33,6 +33,8 @@ import (
 var (
 	_ forge.Executor = (*Executor)(nil)
 	_ forge.Attacher = (*Executor)(nil)
+
+	_ forge.ProcessReporter = (*Executor)(nil)
 )
 
 // Runner runs a Slurm command and returns its standard output; an error

@@ -403,6 +403,16 @@ func TestDDP(t *testing.T) {
 	if ex := wait(t, e, h, 2*time.Minute); ex.Failed() {
 		t.Fatalf("exit = %+v\n%s", ex, logs(t, e, h))
 	}
+	// Each task's exit and node, from the exit files.
+	ps, err := e.Processes(context.Background(), h)
+	if err != nil || len(ps) != 2 {
+		t.Fatalf("processes: %+v %v", ps, err)
+	}
+	for i, p := range ps {
+		if p.Rank != i || p.State != "exited" || p.Code != 0 || p.Node == "" {
+			t.Errorf("process %d: %+v, want exited 0 on a named node", i, p)
+		}
+	}
 	log := logs(t, e, h)
 	for _, want := range []string{"[0] rank 0 mean loss", "[1] rank 1 mean loss"} {
 		if !strings.Contains(log, want) {

@@ -85,12 +85,13 @@ export async function jobPage(id) {
   const tail = [];
   let partial = '';
   let shown = false;
+  let ended = false; // the log stream ended: so did the job
   const show = () => {
     if (shown) return;
     shown = true;
     requestAnimationFrame(() => {
       shown = false;
-      log.textContent = [...tail, partial].join('\n').replace(/\n$/, '') || '(no output yet)';
+      log.textContent = [...tail, partial].join('\n').replace(/\n$/, '') || (ended || final(job.state) ? '(no output)' : '(no output yet)');
       if (procs) procs.replaceChildren(processesTable(job, world, perRank));
     });
   };
@@ -103,7 +104,7 @@ export async function jobPage(id) {
       show();
       for (;;) {
         const { value, done } = await reader.read();
-        if (done) break;
+        if (done) { ended = true; show(); break; }
         const lines = (partial + dec.decode(value, { stream: true })).split('\n');
         partial = lines.pop();
         tail.push(...lines);
@@ -134,7 +135,7 @@ export async function jobPage(id) {
       if (procs) procs.replaceChildren(processesTable(job, world, perRank));
       const at = page.querySelector('#attempts');
       if (at) at.replaceWith(attemptsTable(j));
-      if (final(j.state)) { const b = page.querySelector('#cancel-job'); if (b) b.remove(); }
+      if (final(j.state)) { const b = page.querySelector('#cancel-job'); if (b) b.remove(); show(); }
       else setTimeout(tick, 2000);
     } catch (err) {
       setTimeout(tick, 5000);
@@ -145,16 +146,25 @@ export async function jobPage(id) {
   return page;
 }
 
-// processesTable: rank, node and local rank of each process (as the
-// executor numbers them: rank = node x procs_per_node + local rank), the
-// lines it wrote and its last one. The API reports how the attempt ended
-// (the first process to fail), not each process's exit: every process
-// exited 0 when it succeeded; when it failed, the rank named in its
-// message is the one, if it names one.
+// processesTable: each process of the latest attempt. Where the executor
+// reports them (the local executor: job.processes, with node, PID and the
+// exit each process's shim recorded), those; otherwise rank, node and
+// local rank as the executor numbers them (rank = node x procs_per_node +
+// local rank) and how the attempt ended (the first process to fail): every
+// process exited 0 when it succeeded; when it failed, the rank named in
+// its message is the one, if it names one. Lines and the last line are
+// read from the log's [rank] prefixes.
 function processesTable(job, world, perRank) {
   const ppn = Math.max(1, (job.spec && job.spec.procs_per_node) || 1);
+  const known = new Map((job.processes || []).map(p => [p.rank, p]));
   const named = /rank (\d+)/.exec(job.message || '');
   const exit = (rank) => {
+    const p = known.get(rank);
+    if (p) {
+      if (p.state === 'running') return 'running';
+      if (p.state === 'lost') return 'lost';
+      return p.signal ? `signal ${p.signal}` : String(p.exit_code);
+    }
     if (job.state === 'succeeded') return '0';
     if (!final(job.state)) return '';
     return named && Number(named[1]) === rank && job.exit_code != null ? String(job.exit_code) : '';
@@ -162,14 +172,19 @@ function processesTable(job, world, perRank) {
   const rows = [];
   for (let r = 0; r < Math.min(world, 1024); r++) {
     const p = perRank.get(String(r)) || { lines: 0, last: '' };
-    rows.push(el('tr', { 'data-rank': String(r) }, el('td', { class: 'num' }, String(r)), el('td', { class: 'num' }, String(Math.floor(r / ppn))),
-      el('td', { class: 'num' }, String(r % ppn)), el('td', { class: 'num' }, String(p.lines)), el('td', { class: 'num' }, exit(r)),
+    const k = known.get(r);
+    rows.push(el('tr', { 'data-rank': String(r) }, el('td', { class: 'num' }, String(r)),
+      el('td', { class: 'num' }, k && k.node ? k.node : String(Math.floor(r / ppn))),
+      el('td', { class: 'num' }, String(r % ppn)), el('td', { class: 'num' }, k && k.pid ? String(k.pid) : ''),
+      el('td', { class: 'num' }, String(p.lines)), el('td', { class: 'num', title: k && k.message ? k.message : '' }, exit(r)),
       el('td', { class: 'last-line' }, el('code', {}, p.last))));
   }
+  const ended = final(job.state) && job.state !== 'succeeded';
   return el('div', {}, el('table', { class: 'grid' },
-    el('thead', {}, el('tr', {}, ['Rank', 'Node', 'Local rank', 'Lines', 'Exit', 'Last line'].map(h => el('th', {}, h)))),
+    el('thead', {}, el('tr', {}, ['Rank', 'Node', 'Local rank', 'PID', 'Lines', 'Exit', 'Last line'].map(h => el('th', {}, h)))),
     el('tbody', {}, rows)),
-  final(job.state) && job.state !== 'succeeded' ? el('p', { class: 'muted' }, `The attempt ended with ${job.exit_code == null ? 'no exit code' : 'exit ' + job.exit_code}${job.message ? ' (' + job.message + ')' : ''}: the first process to fail. The API does not report each process's exit.`) : null);
+  ended && !known.size ? el('p', { class: 'muted' }, `The attempt ended with ${job.exit_code == null ? 'no exit code' : 'exit ' + job.exit_code}${job.message ? ' (' + job.message + ')' : ''}: the first process to fail. Executor ${job.executor || ''} does not report each process's exit.`) : null,
+  ended && known.size ? el('p', { class: 'muted' }, `The attempt ended with ${job.exit_code == null ? 'no exit code' : 'exit ' + job.exit_code}${job.message ? ' (' + job.message + ')' : ''}; each process's exit as executor ${job.executor || ''} recorded it.`) : null);
 }
 
 // attemptsTable: each try at the job, its executor, times, exit and why.
