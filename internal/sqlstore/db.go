@@ -321,6 +321,10 @@ func (tx *Tx) ExecStmt(ctx context.Context, st *Stmt, args ...any) (sql.Result, 
 // QueryStmt runs a prepared query in the transaction (an INSERT with
 // RETURNING).
 func (tx *Tx) QueryStmt(ctx context.Context, st *Stmt, args ...any) (*sql.Rows, error) {
+	if tx.c != nil || st.s == nil {
+		r, ctx := tx.run(ctx)
+		return r.QueryContext(ctx, st.q, args...)
+	}
 	return tx.tx.StmtContext(ctx, st.s).QueryContext(ctx, args...)
 }
 
