@@ -185,6 +185,9 @@ func sideBySide(ctx context.Context, forge, ml *client, o options, tag string, h
 			if err != nil {
 				return err
 			}
+			for _, r := range rows {
+				fmt.Fprintf(out, "   %s) %.4f s\n", r.id, r.d.Seconds())
+			}
 			if c == forge {
 				fr = append(fr, rows)
 			} else {

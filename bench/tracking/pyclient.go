@@ -40,7 +40,7 @@ func clientSideBySide(ctx context.Context, o options, forgeURL, mlflowURL string
 		return err
 	}
 	defer null.stop()
-	targets := []struct{ name, url string }{{"forge", forgeURL}, {"mlflow", mlflowURL}, {"null", null.URL}}
+	targets := []struct{ name, url string }{{"forge", forgeURL}, {"null", null.URL}, {"mlflow", mlflowURL}}
 	got := map[string][]map[string]float64{}
 	for round := range o.rounds {
 		for i := range targets {
@@ -50,6 +50,7 @@ func clientSideBySide(ctx context.Context, o options, forgeURL, mlflowURL string
 			if err != nil {
 				return err
 			}
+			fmt.Fprintf(out, "   a %.2f s, b %.2f s, c %.2f s, d %.2f s\n", r["a"], r["b"], r["c"], r["d"])
 			got[tg.name] = append(got[tg.name], r)
 		}
 	}

@@ -228,77 +228,167 @@ func (db *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 	return db.w.ExecContext(ctx, db.Rebind(q), args...)
 }
 
-// Tx is a write transaction.
+// Tx is a write transaction: a *sql.Tx on PostgreSQL, the writer
+// connection itself on SQLite (see DB.Tx).
 type Tx struct {
 	tx *sql.Tx
+	// c is SQLite's writer connection, in a transaction begun by hand.
+	c  *sql.Conn
 	db *DB
+}
+
+// runner is what *sql.Tx and *sql.Conn both do.
+type runner interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, q string) (*sql.Stmt, error)
+}
+
+func (tx *Tx) run(ctx context.Context) (runner, context.Context) {
+	if tx.c != nil {
+		// A statement, once the transaction has begun, runs to its end: a
+		// context without Done keeps go-sqlite3 on its synchronous path,
+		// where a cancellable one costs a goroutine and a channel
+		// handoff per statement (two thread wake-ups on a busy machine).
+		return tx.c, context.WithoutCancel(ctx)
+	}
+	return tx.tx, ctx
 }
 
 // Dialect says which database this is.
 func (tx *Tx) Dialect() Dialect { return tx.db.dialect }
 
 func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return tx.tx.ExecContext(ctx, tx.db.Rebind(q), args...)
+	r, ctx := tx.run(ctx)
+	return r.ExecContext(ctx, tx.db.Rebind(q), args...)
 }
 
 func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return tx.tx.QueryContext(ctx, tx.db.Rebind(q), args...)
+	r, ctx := tx.run(ctx)
+	return r.QueryContext(ctx, tx.db.Rebind(q), args...)
 }
 
 func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return tx.tx.QueryRowContext(ctx, tx.db.Rebind(q), args...)
+	r, ctx := tx.run(ctx)
+	return r.QueryRowContext(ctx, tx.db.Rebind(q), args...)
 }
 
 // Prepare prepares a statement for repeated use inside the transaction.
 func (tx *Tx) Prepare(ctx context.Context, q string) (*sql.Stmt, error) {
-	return tx.tx.PrepareContext(ctx, tx.db.Rebind(q))
+	r, ctx := tx.run(ctx)
+	return r.PrepareContext(ctx, tx.db.Rebind(q))
 }
 
 // Stmt is a write statement prepared once, for the hot paths: SQLite
 // otherwise parses the SQL again on every call.
-type Stmt struct{ s *sql.Stmt }
+type Stmt struct {
+	s *sql.Stmt
+	q string // rebound
+}
 
 // PrepareWrite prepares q on the writer. Call it at start-up, never inside
 // a transaction: on SQLite the writer is one connection, which the
 // transaction holds.
 func (db *DB) PrepareWrite(ctx context.Context, q string) (*Stmt, error) {
-	s, err := db.w.PrepareContext(ctx, db.Rebind(q))
+	q = db.Rebind(q)
+	if db.dialect == SQLite {
+		// The writer connection keeps its prepared statements itself
+		// (_stmt_cache_size); check that q parses now, as Prepare did.
+		s, err := db.w.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("prepare %q: %w", q, err)
+		}
+		s.Close()
+		return &Stmt{q: q}, nil
+	}
+	s, err := db.w.PrepareContext(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("prepare %q: %w", q, err)
 	}
-	return &Stmt{s}, nil
+	return &Stmt{s: s, q: q}, nil
 }
 
 // ExecStmt runs a prepared statement in the transaction.
 func (tx *Tx) ExecStmt(ctx context.Context, st *Stmt, args ...any) (sql.Result, error) {
+	if tx.c != nil || st.s == nil {
+		r, ctx := tx.run(ctx)
+		return r.ExecContext(ctx, st.q, args...)
+	}
 	return tx.tx.StmtContext(ctx, st.s).ExecContext(ctx, args...)
 }
 
 // QueryStmt runs a prepared query in the transaction (an INSERT with
 // RETURNING).
 func (tx *Tx) QueryStmt(ctx context.Context, st *Stmt, args ...any) (*sql.Rows, error) {
+	if tx.c != nil || st.s == nil {
+		r, ctx := tx.run(ctx)
+		return r.QueryContext(ctx, st.q, args...)
+	}
 	return tx.tx.StmtContext(ctx, st.s).QueryContext(ctx, args...)
 }
 
 // QueryRowStmt runs a prepared single-row query in the transaction.
 func (tx *Tx) QueryRowStmt(ctx context.Context, st *Stmt, args ...any) *sql.Row {
+	if tx.c != nil || st.s == nil {
+		r, ctx := tx.run(ctx)
+		return r.QueryRowContext(ctx, st.q, args...)
+	}
 	return tx.tx.StmtContext(ctx, st.s).QueryRowContext(ctx, args...)
 }
 
 // Tx runs fn in a write transaction, committing if fn returns nil. On SQLite
 // the transaction starts IMMEDIATE, so it never fails half-way on a lock.
 func (db *DB) Tx(ctx context.Context, fn func(*Tx) error) error {
+	if db.dialect == SQLite {
+		return db.sqliteTx(ctx, fn)
+	}
 	stx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
+	// After a commit this is a no-op; after a panic in fn it frees the
+	// connection and its locks.
+	defer stx.Rollback()
 	if err := fn(&Tx{tx: stx, db: db}); err != nil {
-		stx.Rollback()
 		return err
 	}
 	if err := stx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	return nil
+}
+
+// sqliteTx runs fn in a transaction begun by hand on the writer connection.
+// database/sql's BeginTx starts a goroutine per transaction to watch the
+// context, and go-sqlite3 one per statement: on a log-metric that was most
+// of the server's thread wake-ups. Waiting for the writer still honours
+// ctx; once begun, the transaction runs to commit or rollback.
+func (db *DB) sqliteTx(ctx context.Context, fn func(*Tx) error) error {
+	c, err := db.w.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer c.Close()
+	bg := context.WithoutCancel(ctx)
+	if _, err := c.ExecContext(bg, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	open := true
+	defer func() {
+		// fn failed, panicked or the commit failed: never hand the
+		// connection back inside a transaction.
+		if open {
+			c.ExecContext(bg, "ROLLBACK")
+		}
+	}()
+	if err := fn(&Tx{c: c, db: db}); err != nil {
+		return err
+	}
+	if _, err := c.ExecContext(bg, "COMMIT"); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	open = false
 	return nil
 }
 
