@@ -156,8 +156,33 @@ func start(t testing.TB, o opts) *env {
 	done := make(chan struct{})
 	go func() { e.svc.Run(ctx); close(done) }()
 	e.stop = func() { cancel(); <-done }
+	// Cleanups run last first: the service stops, then the processes it
+	// started (a cancelled job's shim still writing its exit file) end,
+	// then the temp folder goes.
+	t.Cleanup(func() { waitProcessesGone(t, o.root) })
 	t.Cleanup(e.stop)
 	return e
+}
+
+// waitProcessesGone waits for every process working in a folder under root
+// to end.
+func waitProcessesGone(t testing.TB, root string) {
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		left := 0
+		procs, _ := os.ReadDir("/proc")
+		for _, p := range procs {
+			if cwd, err := os.Readlink("/proc/" + p.Name() + "/cwd"); err == nil && strings.HasPrefix(cwd, root+"/") {
+				left++
+			}
+		}
+		if left == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Logf("%d processes still work under %s", left, root)
+			return
+		}
+	}
 }
 
 func (e *env) submit(t testing.TB, spec Spec) Job {

@@ -375,13 +375,22 @@ func TestPendingReasonSurfaced(t *testing.T) {
 	if !strings.Contains(desc, "Insufficient nvidia.com/gpu") {
 		t.Errorf("describe: %q", desc)
 	}
-	r, err := e.Logs(context.Background(), h, 0)
-	if err != nil {
-		t.Fatal(err)
+	// The note reaches the log from the pod watch, which may trail the
+	// GET that Describe makes.
+	want := "[forge] pending: pod " + p.Name + " Unschedulable"
+	var b []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r, err := e.Logs(context.Background(), h, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = io.ReadAll(r)
+		r.Close()
+		if strings.Contains(string(b), want) || time.Now().After(deadline) {
+			break
+		}
 	}
-	b, _ := io.ReadAll(r)
-	r.Close()
-	if !strings.Contains(string(b), "[forge] pending: pod "+p.Name+" Unschedulable") {
+	if !strings.Contains(string(b), want) {
 		t.Errorf("log does not say why the pod is pending:\n%s", b)
 	}
 	expectBlocked(t, ch)

@@ -3,6 +3,8 @@ package local
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,9 +90,12 @@ func TestKilledSparePassedOver(t *testing.T) {
 	t.Cleanup(func() { e.Close() })
 	spare := waitSpare(t, e)
 	syscall.Kill(spare, syscall.SIGKILL)
-	// Our child: it stays a zombie until the executor collects it.
+	// Our child: it stays a zombie until the executor collects it. Its
+	// leader turns zombie while its other threads are still exiting, with
+	// its files (the pipe's read end) still open: wait for them all to go.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if f, ok := statFields(spare); ok && f[0] == "Z" {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", spare))
+		if f, ok := statFields(spare); ok && f[0] == "Z" && len(tasks) <= 1 {
 			break
 		}
 		if time.Now().After(deadline) {
