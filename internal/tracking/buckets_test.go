@@ -3,11 +3,15 @@ package tracking_test
 import (
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/forge-mlops/forge"
@@ -265,3 +269,93 @@ func TestMetricBucketsRollups(t *testing.T) {
 }
 
 func ptr(v int64) *int64 { return &v }
+
+// The cells migration 0014 makes for points stored before it are the cells
+// LogBatch keeps: an upgraded database charts its old runs as a new one.
+func TestMetricRollupsBackfill(t *testing.T) {
+	sqlstoretest.ForEach(t, func(t *testing.T, db *sqlstore.DB) {
+		s := tracking.New(db)
+		r, err := s.CreateRun(ctx, tracking.CreateRunOptions{ExperimentID: "0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(3, 3))
+		var pts []tracking.Metric
+		for _, st := range rng.Perm(500) {
+			m := tracking.Metric{Key: "loss", Value: rng.NormFloat64(), Timestamp: 100 + rng.Int64N(50), Step: int64(st) - 100}
+			if st%31 == 0 {
+				m.Value = math.NaN()
+			}
+			pts = append(pts, m, tracking.Metric{Key: "acc", Value: float64(st), Timestamp: m.Timestamp, Step: m.Step})
+			if st%7 == 0 {
+				pts = append(pts, m) // logged twice
+			}
+		}
+		for i := 0; i < len(pts); i += 300 {
+			if err := s.LogBatch(ctx, r.ID, pts[i:min(i+300, len(pts))], nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const cells = `SELECT key, shift, cell, step_min, step_max, time_min, time_max, vmin, vmax, vsum, n
+			FROM metric_rollups ORDER BY key, shift, cell`
+		kept := rollupRows(t, db, cells)
+		sqlFile, err := os.ReadFile(filepath.Join("..", "sqlstore", "migrations", db.Dialect().String(), "0014_metric_rollups.sql"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, backfill, ok := strings.Cut(string(sqlFile), "INSERT INTO metric_rollups")
+		if !ok {
+			t.Fatal("no backfill in migration 0014")
+		}
+		if _, err := db.Exec(ctx, "DELETE FROM metric_rollups"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(ctx, "INSERT INTO metric_rollups"+backfill); err != nil {
+			t.Fatal(err)
+		}
+		made := rollupRows(t, db, cells)
+		if len(kept) == 0 || len(made) != len(kept) {
+			t.Fatalf("backfill made %d cells, LogBatch kept %d", len(made), len(kept))
+		}
+		for i := range kept {
+			if made[i] != kept[i] {
+				t.Fatalf("cell %d: backfill %s, LogBatch %s", i, made[i], kept[i])
+			}
+		}
+	})
+}
+
+// rollupRows reads each row of q as one line of text.
+func rollupRows(t *testing.T, db *sqlstore.DB, q string) []string {
+	t.Helper()
+	rows, err := db.Query(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for _, v := range vals {
+			if f, ok := v.(float64); ok {
+				fmt.Fprintf(&b, "%.9g|", f) // sums may differ in the last bits with the order of adding
+				continue
+			}
+			fmt.Fprintf(&b, "%v|", v)
+		}
+		out = append(out, b.String())
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
