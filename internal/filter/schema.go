@@ -183,3 +183,26 @@ var ModelVersions = &Schema{
 		"last_updated_timestamp": "last_updated_timestamp",
 	},
 }
+
+// LoggedModels is the schema of MLflow 3's logged-models/search. Times are
+// accepted under MLflow's names and Forge's column names.
+var LoggedModels = &Schema{
+	Name:     "logged models",
+	Entities: []Entity{Metric, Param, Tag},
+	Attrs: map[string]Attr{
+		"name":                   {Key: "name", Type: String},
+		"model_id":               {Key: "model_id", Type: String, List: true},
+		"model_type":             {Key: "model_type", Type: String},
+		"status":                 {Key: "status", Type: String, List: true},
+		"source_run_id":          {Key: "source_run_id", Type: String, List: true},
+		"creation_time":          {Key: "creation_time", Type: Numeric},
+		"creation_timestamp":     {Key: "creation_time", Type: Numeric},
+		"last_updated_time":      {Key: "last_updated_time", Type: Numeric},
+		"last_updated_timestamp": {Key: "last_updated_time", Type: Numeric},
+	},
+	OrderAttrs: map[string]string{
+		"name": "name", "model_id": "model_id", "model_type": "model_type", "status": "status",
+		"source_run_id": "source_run_id", "creation_time": "creation_time", "creation_timestamp": "creation_time",
+		"last_updated_time": "last_updated_time", "last_updated_timestamp": "last_updated_time",
+	},
+}

@@ -237,57 +237,6 @@ func (s *Store) DeleteLoggedModel(ctx context.Context, id string) error {
 	})
 }
 
-// SearchLoggedModels lists the models of experiments, newest first, a page
-// at a time. Only an empty filter is taken for now.
-func (s *Store) SearchLoggedModels(ctx context.Context, experimentIDs []string, filterText string, maxResults int, token string) ([]LoggedModel, string, error) {
-	if strings.TrimSpace(filterText) != "" {
-		return nil, "", forge.Errorf(forge.Invalid, "logged-models/search: this server does not take a filter yet (got %q)", filterText)
-	}
-	if len(experimentIDs) == 0 {
-		return nil, "", forge.Errorf(forge.Invalid, "experiment_ids must name at least one experiment")
-	}
-	ids := make([]any, len(experimentIDs))
-	for i, id := range experimentIDs {
-		n, err := parseExperimentID(id)
-		if err != nil {
-			n = -1 // matches nothing, as for runs
-		}
-		ids[i] = n
-	}
-	limit, offset, err := Query{MaxResults: maxResults, PageToken: token}.page()
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := s.db.Query(ctx, "SELECT "+loggedModelCols+" FROM logged_models WHERE experiment_id IN ("+sqlstore.Placeholders(len(ids))+
-		") ORDER BY creation_time DESC, model_id LIMIT ? OFFSET ?", append(ids, limit+1, offset)...)
-	if err != nil {
-		return nil, "", fmt.Errorf("search logged models: %w", err)
-	}
-	var out []LoggedModel
-	for rows.Next() {
-		m, err := scanLoggedModel(rows)
-		if err != nil {
-			rows.Close()
-			return nil, "", err
-		}
-		out = append(out, m)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	next := ""
-	if len(out) > limit {
-		out, next = out[:limit], pageToken(offset+limit)
-	}
-	for i := range out {
-		if err := s.loadModelKVs(ctx, &out[i]); err != nil {
-			return nil, "", err
-		}
-	}
-	return out, next, nil
-}
-
 // LogOutputs records the models a run produced.
 func (s *Store) LogOutputs(ctx context.Context, runID string, models []string, steps []int64) error {
 	if _, err := s.runExists(ctx, runID); err != nil {

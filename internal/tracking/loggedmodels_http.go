@@ -1,8 +1,10 @@
 package tracking
 
 import (
+	"encoding/json"
 	"net/http"
 
+	"github.com/forge-mlops/forge"
 	"github.com/forge-mlops/forge/api"
 	"github.com/forge-mlops/forge/internal/httpapi"
 )
@@ -136,15 +138,26 @@ func (a *API) logLoggedModelParams(r *http.Request) (any, error) {
 
 func (a *API) searchLoggedModels(r *http.Request) (any, error) {
 	var req struct {
-		ExperimentIDs []string  `json:"experiment_ids"`
-		Filter        string    `json:"filter"`
-		MaxResults    api.Int64 `json:"max_results"`
-		PageToken     string    `json:"page_token"`
+		ExperimentIDs []string           `json:"experiment_ids"`
+		Filter        string             `json:"filter"`
+		Datasets      []json.RawMessage  `json:"datasets"`
+		MaxResults    api.Int64          `json:"max_results"`
+		OrderBy       []loggedModelOrder `json:"order_by"`
+		PageToken     string             `json:"page_token"`
 	}
-	if err := httpapi.BindChecked(r, &req, array("experiment_ids"), str("filter"), num("max_results"), str("page_token")); err != nil {
+	if err := httpapi.BindChecked(r, &req, array("experiment_ids"), str("filter"), array("datasets"), num("max_results"),
+		array("order_by"), str("page_token")); err != nil {
 		return nil, err
 	}
-	ms, next, err := a.store.SearchLoggedModels(r.Context(), req.ExperimentIDs, req.Filter, int(req.MaxResults), req.PageToken)
+	if len(req.Datasets) > 0 {
+		return nil, forge.Errorf(forge.Invalid, "invalid datasets: datasets select logged models by their metrics' datasets, and %s", noModelMetrics)
+	}
+	order, err := orderClauses(req.OrderBy)
+	if err != nil {
+		return nil, err
+	}
+	ms, next, err := a.store.SearchLoggedModels(r.Context(), Query{ExperimentIDs: req.ExperimentIDs, Filter: req.Filter,
+		OrderBy: order, MaxResults: int(req.MaxResults), PageToken: req.PageToken})
 	if err != nil {
 		return nil, err
 	}

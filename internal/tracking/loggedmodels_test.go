@@ -147,7 +147,7 @@ func TestLoggedModelsAPI(t *testing.T) {
 			{"GET", "logged-models/m-nope", "", 404, "Logged model with ID 'm-nope' not found."},
 			{"PATCH", "logged-models/" + id, `{"status":"BOGUS"}`, 400, ""},
 			{"GET", "logged-models/" + id + "/artifacts/files?artifact_file_path=../../x", "", 400, "Invalid path"},
-			{"POST", "logged-models/search", `{"experiment_ids":["0"],"filter":"name = 'clf'"}`, 400, ""},
+			{"POST", "logged-models/search", `{"experiment_ids":["0"],"filter":"metrics.acc > 0.9"}`, 400, "no logged-model metrics"},
 		} {
 			status, body := do(c.method, p+c.path, c.body, nil)
 			if status != c.status || !strings.Contains(body, c.message) {
