@@ -156,9 +156,10 @@ func newBench(ctx context.Context, dir string, threads int) (*bench, error) {
 	}
 	// 4GB for each of 4 instances at once, as DuckDB direct has; the
 	// machine's threads, which a lone instance (each benchmark's) gets all
-	// of, as DuckDB direct does.
+	// of, as DuckDB direct does. Queries run in worker processes, as
+	// forge server runs them.
 	opts := duckq.EngineOptions{Threads: threads, MemoryLimit: "16GB", MaxConcurrent: 4,
-		TempDir: filepath.Join(dir, "duckdb-tmp")}
+		TempDir: filepath.Join(dir, "duckdb-tmp"), Isolate: true}
 	eng, err := duckq.NewEngine(opts)
 	if err != nil {
 		return nil, err
