@@ -418,7 +418,11 @@ func (e *Executor) verdict(h *handle, done map[int]exitRecord) forge.Exit {
 		exit.Message = "stopped by forge (" + string(reason) + ")"
 	}
 	if len(h.Procs) > 1 {
-		exit.Message = fmt.Sprintf("rank %d: %s", ranks[0], exit.Message)
+		if exit.Message == "" {
+			exit.Message = fmt.Sprintf("rank %d", ranks[0])
+		} else {
+			exit.Message = fmt.Sprintf("rank %d: %s", ranks[0], exit.Message)
+		}
 	}
 	return exit
 }
