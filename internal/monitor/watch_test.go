@@ -30,7 +30,13 @@ func TestRunTicksAndStops(t *testing.T) {
 	for range 3 { // the first send returns once Run is in its loop
 		ticks <- time.Now()
 	}
-	// Sync's pass comes after the third tick's, which Run took before it.
+	// Once the third tick's pass is over, Sync's pass is a fourth: a Sync
+	// while the third has not yet begun would be met by it, rightly.
+	for deadline := time.Now().Add(10 * time.Second); m.passes() < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d passes after 3 ticks", m.passes())
+		}
+	}
 	if err := m.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
